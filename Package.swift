@@ -1,0 +1,83 @@
+// swift-tools-version: 6.0
+//
+// Sandhi: an embedded distributed-transaction coordinator.
+// Layers (dependencies point down only), see ../shared/DESIGN.md:
+//
+//   sandhi (executable)      command line; the only place that wires layers together
+//   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
+//   SandhiParticipants       participant resources: embedded SQLite banks
+//   SandhiEngine             pure protocol state machines; no I/O, no project imports
+//   CSQLite                  system library: the SQLite C API
+import PackageDescription
+
+let package = Package(
+    name: "Sandhi",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sandhi", targets: ["sandhi"]),
+        .library(name: "SandhiEngine", targets: ["SandhiEngine"]),
+        .library(name: "SandhiParticipants", targets: ["SandhiParticipants"]),
+        .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "SandhiEngine",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "SandhiParticipants",
+            dependencies: [
+                "SandhiEngine",
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SandhiRuntime",
+            dependencies: [
+                "SandhiEngine",
+                "SandhiParticipants",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "sandhi",
+            dependencies: [
+                "SandhiEngine",
+                "SandhiParticipants",
+                "SandhiRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .target(
+            name: "SandhiTestSupport",
+            dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime"],
+            path: "Tests/SandhiTestSupport"
+        ),
+        .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
+        .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,467 @@
+// The coordinator side of two-phase commit with presumed abort, as a pure state machine.
+//
+// One `CoordinatorTransaction` per transaction in flight; `Coordinator` routes inputs to them,
+// enforces the in-flight limit and forgets a transaction once every participant has
+// acknowledged. No I/O happens here: every input returns effects (send, append to the log,
+// set a timer, emit an event) that a driver performs, the real-time driver with files and
+// threads, the simulator with virtual time and a seeded fault model.
+//
+//                      begin
+//                        |
+//                        v                 requestAbort
+//                   +---------+------------------------------------+
+//                   | active  |                                    |
+//                   +---------+                                    |
+//                        | requestCommit: PREPARE to every branch  |
+//                        v                                         v
+//                   +-----------+  NO vote / deadline / abort  +----------+  all acks   +---------+
+//                   | preparing |----------------------------->| aborting |------------>| aborted |
+//                   +-----------+                              +----------+             +---------+
+//      all READ-ONLY /   | every vote YES or READ-ONLY,            ^  recoverInDoubt
+//   (no log, no phase 2) | at least one YES: force COMMIT record   |
+//          v             v
+//   +-----------+   +-----------+  decisionDurable  +------------+  all acks  +-----------+
+//   | committed |<--| prepared  |------------------>| committing |----------->| committed |
+//   +-----------+   +-----------+                   +------------+            +-----------+
+//                                                        ^  recoverCommitted
+//
+// Transitions and their effects:
+//   active     --requestCommit-->    preparing   send PREPARE x n, set prepareDeadline timer
+//   active     --requestAbort-->     aborted     (nothing was sent; nothing to undo)
+//   preparing  --voted NO-->         aborting    ROLLBACK to every branch that may hold state
+//   preparing  --deadline-->         aborting    same; the silent participants are named
+//   preparing  --requestAbort-->     aborting    same
+//   preparing  --last vote, all RO-> committed   nothing to log, nothing to send
+//   preparing  --last vote-->        prepared    append COMMIT record (forced)
+//   prepared   --decisionDurable-->  committing  COMMIT to every YES voter, set resend timer
+//   prepared   --decisionFailed-->   prepared    fatal: the driver must stop; recovery decides
+//   committing --acknowledged(last)->committed   append END (not forced), forget
+//   aborting   --acknowledged(last)->aborted     forget (presumed abort: nothing to log)
+//   committing/aborting --resend-->  same        resend to the silent, back off exponentially
+//
+// Safety rules this file exists to keep:
+//   * COMMIT is never sent before the COMMIT record is durable.
+//   * Nothing is ever logged for an abort; a missing record means abort.
+//   * Once decided, the outcome never changes; late and duplicate messages only re-send the
+//     decided outcome (a YES vote for a forgotten transaction is answered with ROLLBACK).
+
+/// The protocol state of one transaction at the coordinator.
+public enum TransactionState: String, Hashable, Sendable, CaseIterable {
+    case active, preparing, prepared, committing, committed, aborting, aborted
+
+    public var isFinal: Bool { self == .committed || self == .aborted }
+}
+
+public struct Coordinator: Sendable {
+    public struct Configuration: Sendable {
+        /// How long phase one may take before the transaction is aborted.
+        public var prepareTimeoutMs: UInt64 = 5_000
+        /// First delay before re-sending an unacknowledged COMMIT/ROLLBACK; doubles per attempt.
+        public var resendInitialMs: UInt64 = 50
+        public var resendMaxMs: UInt64 = 5_000
+        /// Transactions tracked at once; `begin` beyond this is rejected (a bound on every queue).
+        public var maxInFlight: Int = 65_536
+        /// Seed of the jitter added to resend delays.
+        public var seed: UInt64 = 0x5A4D_4849
+
+        public init() {}
+    }
+
+    /// A participant's progress within one transaction.
+    public enum BranchStatus: Hashable, Sendable {
+        /// PREPARE not sent yet (transaction still active).
+        case idle
+        case awaitingVote(sentAtUs: UInt64)
+        case voted(Vote)
+        /// COMMIT or ROLLBACK sent, no acknowledgement yet.
+        case awaitingAck(sentAtUs: UInt64)
+        case acknowledged
+    }
+
+    public struct BranchProgress: Hashable, Sendable {
+        public var branch: Branch
+        public var status: BranchStatus
+    }
+
+    public struct CoordinatorTransaction: Hashable, Sendable {
+        public let id: TransactionID
+        public fileprivate(set) var state: TransactionState
+        public fileprivate(set) var branches: [BranchProgress]
+        public let beganAtUs: UInt64
+        public fileprivate(set) var decisionPosition: LogPosition?
+        public fileprivate(set) var abortReason: String?
+        fileprivate var timer: TimerID?
+        fileprivate var resendAttempt: UInt32 = 0
+        fileprivate var decisionRequestedAtUs: UInt64 = 0
+
+        fileprivate func index(of participant: ParticipantID) -> Int? {
+            branches.firstIndex { $0.branch.participant == participant }
+        }
+    }
+
+    public let configuration: Configuration
+    public private(set) var transactions: [TransactionID: CoordinatorTransaction] = [:]
+    private var random: SplitMix64
+    private var nextTimerGeneration: UInt32 = 1
+
+    public init(configuration: Configuration = Configuration()) {
+        precondition(configuration.prepareTimeoutMs > 0, "prepare timeout must be positive")
+        precondition(configuration.resendInitialMs > 0 && configuration.resendInitialMs <= configuration.resendMaxMs)
+        precondition(configuration.maxInFlight > 0)
+        self.configuration = configuration
+        self.random = SplitMix64(seed: configuration.seed)
+    }
+
+    public var inFlightCount: Int { transactions.count }
+
+    public func state(of transaction: TransactionID) -> TransactionState? { transactions[transaction]?.state }
+
+    /// Feeds one input; returns the effects the driver must perform, in order.
+    public mutating func handle(_ input: CoordinatorInput, nowUs: UInt64) -> [CoordinatorEffect] {
+        var effects: [CoordinatorEffect] = []
+        handle(input, nowUs: nowUs, into: &effects)
+        return effects
+    }
+
+    public mutating func handle(_ input: CoordinatorInput, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        switch input {
+        case .begin(let id, let branches):
+            begin(id, branches: branches, nowUs: nowUs, into: &effects)
+        case .requestCommit(let id):
+            requestCommit(id, nowUs: nowUs, into: &effects)
+        case .requestAbort(let id, let reason):
+            guard var tx = transactions[id] else { return }
+            switch tx.state {
+            case .active, .preparing:
+                abort(&tx, reason: reason, nowUs: nowUs, into: &effects)
+                store(tx)
+            case .prepared, .committing, .committed, .aborting, .aborted:
+                return // decided already: an abort request cannot change the outcome
+            }
+        case .voted(let id, let participant, let vote):
+            voted(id, participant: participant, vote: vote, nowUs: nowUs, into: &effects)
+        case .decisionDurable(let id, let position):
+            decisionDurable(id, position: position, nowUs: nowUs, into: &effects)
+        case .decisionFailed(let id, let reason):
+            guard let tx = transactions[id] else { return }
+            assert(tx.state == .prepared, "a decision can only fail while it is being logged")
+            let message = "COMMIT record for \(id) failed to reach disk (\(reason)); its durability is unknown"
+            effects.append(.emit(EngineEvent(atUs: nowUs, .fatal(reason: message))))
+            effects.append(.fatal(message))
+        case .acknowledged(let id, let participant):
+            acknowledged(id, participant: participant, nowUs: nowUs, into: &effects)
+        case .timerFired(let timer):
+            timerFired(timer, nowUs: nowUs, into: &effects)
+        case .recoverCommitted(let id, let participants):
+            recover(id, participants: participants, commit: true, nowUs: nowUs, into: &effects)
+        case .recoverInDoubt(let id, let participants):
+            recover(id, participants: participants, commit: false, nowUs: nowUs, into: &effects)
+        }
+    }
+
+    // MARK: - Phase one
+
+    private mutating func begin(_ id: TransactionID, branches: [Branch], nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        precondition(transactions[id] == nil, "transaction \(id) began twice")
+        if let problem = Self.validate(branches) {
+            reject(id, reason: problem, nowUs: nowUs, into: &effects)
+            return
+        }
+        guard transactions.count < configuration.maxInFlight else {
+            reject(id, reason: "coordinator at capacity (\(configuration.maxInFlight) transactions in flight)", nowUs: nowUs, into: &effects)
+            return
+        }
+        let tx = CoordinatorTransaction(
+            id: id, state: .active,
+            branches: branches.map { BranchProgress(branch: $0, status: .idle) },
+            beganAtUs: nowUs)
+        transactions[id] = tx
+        effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant)))))
+    }
+
+    /// Why a set of branches cannot form a transaction, or nil.
+    public static func validate(_ branches: [Branch]) -> String? {
+        if branches.isEmpty { return "a transaction needs at least one participant" }
+        if branches.count > DecisionRecord.maxParticipants { return "more than \(DecisionRecord.maxParticipants) participants" }
+        var seen = Set<ParticipantID>()
+        for branch in branches {
+            if !seen.insert(branch.participant).inserted { return "participant \(branch.participant) appears twice" }
+            if branch.operations.isEmpty { return "participant \(branch.participant) has no operations" }
+            if branch.operations.count > OperationCodec.maxOperations { return "participant \(branch.participant) has too many operations" }
+        }
+        return nil
+    }
+
+    private func reject(_ id: TransactionID, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        effects.append(.emit(EngineEvent(atUs: nowUs, .rejected(id, reason: reason))))
+        effects.append(.decided(id, .aborted(reason: reason)))
+        effects.append(.finished(id, .aborted(reason: reason)))
+    }
+
+    private mutating func requestCommit(_ id: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        guard var tx = transactions[id], tx.state == .active else { return }
+        transition(&tx, to: .preparing, nowUs: nowUs, into: &effects)
+        let writers = tx.branches.filter { !$0.branch.isReadOnly }.map(\.branch.participant)
+        for index in tx.branches.indices {
+            let branch = tx.branches[index].branch
+            tx.branches[index].status = .awaitingVote(sentAtUs: nowUs)
+            effects.append(.send(branch.participant, .prepare(id, operations: branch.operations, writers: writers)))
+            effects.append(.emit(EngineEvent(atUs: nowUs, .prepareSent(id, participant: branch.participant))))
+        }
+        setTimer(&tx, kind: .prepareDeadline, afterUs: configuration.prepareTimeoutMs * 1_000, into: &effects)
+        store(tx)
+    }
+
+    private mutating func voted(_ id: TransactionID, participant: ParticipantID, vote: Vote, nowUs: UInt64,
+                                into effects: inout [CoordinatorEffect]) {
+        guard var tx = transactions[id], let index = tx.index(of: participant) else {
+            // Forgotten (finished) or never known. Presumed abort: whoever is prepared for a
+            // transaction we hold no decision for must roll back. A participant that already
+            // committed a forgotten transaction treats this ROLLBACK as a no-op.
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) for an unknown transaction"))))
+            if vote == .yes { effects.append(.send(participant, .rollback(id))) }
+            return
+        }
+        switch (tx.state, tx.branches[index].status) {
+        case (.preparing, .awaitingVote(let sentAtUs)):
+            tx.branches[index].status = .voted(vote)
+            effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
+            if case .no(let reason) = vote {
+                abort(&tx, reason: "\(participant) voted NO: \(reason)", nowUs: nowUs, into: &effects)
+            } else if tx.branches.allSatisfy({ if case .voted = $0.status { return true } else { return false } }) {
+                decide(&tx, nowUs: nowUs, into: &effects)
+            }
+            store(tx)
+        case (.aborting, .awaitingAck(let sentAtUs)):
+            // The vote crossed our ROLLBACK. A YES means the participant holds state until the
+            // ROLLBACK (already on its way) lands; NO or READ-ONLY means it holds nothing.
+            effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
+            if vote != .yes {
+                tx.branches[index].status = .acknowledged
+                finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
+            }
+            store(tx)
+        default:
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) while \(tx.state)"))))
+        }
+    }
+
+    /// Every branch voted YES or READ-ONLY.
+    private mutating func decide(_ tx: inout CoordinatorTransaction, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        assert(tx.state == .preparing)
+        cancelTimer(&tx, into: &effects)
+        let yesVoters = tx.branches.filter { $0.status == .voted(.yes) }.map(\.branch.participant)
+        if yesVoters.isEmpty {
+            // Read-only optimisation: nobody holds anything, so there is nothing to log or send.
+            for index in tx.branches.indices { tx.branches[index].status = .acknowledged }
+            transition(&tx, to: .committed, nowUs: nowUs, into: &effects)
+            effects.append(.decided(tx.id, .committed))
+            finish(&tx, outcome: .committed, nowUs: nowUs, into: &effects)
+            return
+        }
+        transition(&tx, to: .prepared, nowUs: nowUs, into: &effects)
+        tx.decisionRequestedAtUs = nowUs
+        effects.append(.appendDecision(.commit(transaction: tx.id, participants: yesVoters), forced: true))
+        effects.append(.emit(EngineEvent(atUs: nowUs, .decisionLogging(tx.id))))
+    }
+
+    // MARK: - Phase two
+
+    private mutating func decisionDurable(_ id: TransactionID, position: LogPosition, nowUs: UInt64,
+                                          into effects: inout [CoordinatorEffect]) {
+        guard var tx = transactions[id] else { return }
+        guard tx.state == .prepared else {
+            assertionFailure("decision durable for \(id) in state \(tx.state)")
+            return
+        }
+        tx.decisionPosition = position
+        effects.append(.emit(EngineEvent(atUs: nowUs, .decisionDurable(id, position: position, latencyUs: nowUs &- tx.decisionRequestedAtUs))))
+        transition(&tx, to: .committing, nowUs: nowUs, into: &effects)
+        effects.append(.decided(id, .committed))
+        for index in tx.branches.indices {
+            if tx.branches[index].status == .voted(.yes) {
+                tx.branches[index].status = .awaitingAck(sentAtUs: nowUs)
+                sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects)
+            } else {
+                tx.branches[index].status = .acknowledged // READ-ONLY voters are done
+            }
+        }
+        setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
+        store(tx)
+    }
+
+    private mutating func abort(_ tx: inout CoordinatorTransaction, reason: String, nowUs: UInt64,
+                                into effects: inout [CoordinatorEffect]) {
+        assert(tx.state == .active || tx.state == .preparing)
+        cancelTimer(&tx, into: &effects)
+        tx.abortReason = reason
+        transition(&tx, to: .aborting, nowUs: nowUs, into: &effects)
+        effects.append(.decided(tx.id, .aborted(reason: reason)))
+        for index in tx.branches.indices {
+            switch tx.branches[index].status {
+            case .awaitingVote, .voted(.yes):
+                // May hold prepared state (or will, once a PREPARE in flight lands).
+                tx.branches[index].status = .awaitingAck(sentAtUs: nowUs)
+                sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects)
+            case .idle, .voted, .awaitingAck, .acknowledged:
+                tx.branches[index].status = .acknowledged
+            }
+        }
+        if !finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects) {
+            setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
+        }
+    }
+
+    private mutating func acknowledged(_ id: TransactionID, participant: ParticipantID, nowUs: UInt64,
+                                       into effects: inout [CoordinatorEffect]) {
+        guard var tx = transactions[id], let index = tx.index(of: participant),
+              case .awaitingAck(let sentAtUs) = tx.branches[index].status,
+              tx.state == .committing || tx.state == .aborting else {
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "duplicate or unexpected acknowledgement"))))
+            return
+        }
+        tx.branches[index].status = .acknowledged
+        effects.append(.emit(EngineEvent(atUs: nowUs, .acknowledged(id, participant: participant, latencyUs: nowUs &- sentAtUs))))
+        finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
+        store(tx)
+    }
+
+    @discardableResult
+    private mutating func finishIfAcknowledged(_ tx: inout CoordinatorTransaction, nowUs: UInt64,
+                                               into effects: inout [CoordinatorEffect]) -> Bool {
+        guard tx.state == .committing || tx.state == .aborting,
+              tx.branches.allSatisfy({ $0.status == .acknowledged }) else { return false }
+        cancelTimer(&tx, into: &effects)
+        if tx.state == .committing {
+            effects.append(.appendDecision(.end(transaction: tx.id), forced: false))
+            transition(&tx, to: .committed, nowUs: nowUs, into: &effects)
+            finish(&tx, outcome: .committed, nowUs: nowUs, into: &effects)
+        } else {
+            transition(&tx, to: .aborted, nowUs: nowUs, into: &effects)
+            finish(&tx, outcome: .aborted(reason: tx.abortReason ?? "aborted"), nowUs: nowUs, into: &effects)
+        }
+        return true
+    }
+
+    private func finish(_ tx: inout CoordinatorTransaction, outcome: Outcome, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        assert(tx.state.isFinal)
+        effects.append(.emit(EngineEvent(atUs: nowUs, .finished(tx.id, outcome: outcome, durationUs: nowUs &- tx.beganAtUs))))
+        effects.append(.finished(tx.id, outcome))
+    }
+
+    private func sendPhaseTwo(_ tx: CoordinatorTransaction, index: Int, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        let participant = tx.branches[index].branch.participant
+        let commit = tx.state == .committing
+        effects.append(.send(participant, commit ? .commit(tx.id) : .rollback(tx.id)))
+        effects.append(.emit(EngineEvent(atUs: nowUs, .phaseTwoSent(tx.id, participant: participant, commit: commit, attempt: tx.resendAttempt))))
+    }
+
+    // MARK: - Timers
+
+    private mutating func timerFired(_ timer: TimerID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        guard var tx = transactions[timer.transaction], tx.timer == timer else { return } // stale: state moved on
+        tx.timer = nil
+        switch (timer.kind, tx.state) {
+        case (.prepareDeadline, .preparing):
+            let silent = tx.branches.filter { if case .awaitingVote = $0.status { return true } else { return false } }
+                .map(\.branch.participant)
+            effects.append(.emit(EngineEvent(atUs: nowUs, .prepareTimedOut(tx.id, silent: silent))))
+            abort(&tx, reason: "prepare timed out after \(configuration.prepareTimeoutMs)ms waiting for "
+                  + silent.map(\.name).joined(separator: ", "), nowUs: nowUs, into: &effects)
+        case (.resend, .committing), (.resend, .aborting):
+            tx.resendAttempt += 1
+            var silent: [ParticipantID] = []
+            for index in tx.branches.indices {
+                if case .awaitingAck = tx.branches[index].status {
+                    silent.append(tx.branches[index].branch.participant)
+                    sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects)
+                }
+            }
+            assert(!silent.isEmpty, "a resend timer outlived its last acknowledgement")
+            let delayUs = resendDelayUs(attempt: tx.resendAttempt)
+            effects.append(.emit(EngineEvent(atUs: nowUs, .retryScheduled(tx.id, participants: silent, attempt: tx.resendAttempt, delayUs: delayUs))))
+            setTimer(&tx, kind: .resend, afterUs: delayUs, into: &effects)
+        default:
+            assertionFailure("timer \(timer) fired in state \(tx.state)")
+        }
+        store(tx)
+    }
+
+    /// Exponential backoff with up to 25% jitter, capped, so that many transactions stuck on
+    /// one dead participant do not retry in lockstep.
+    private mutating func resendDelayUs(attempt: UInt32) -> UInt64 {
+        let baseMs = min(configuration.resendMaxMs, configuration.resendInitialMs << UInt64(min(attempt, 20)))
+        let baseUs = baseMs * 1_000
+        return baseUs + random.next() % (baseUs / 4 + 1)
+    }
+
+    private mutating func setTimer(_ tx: inout CoordinatorTransaction, kind: TimerID.Kind, afterUs: UInt64,
+                                   into effects: inout [CoordinatorEffect]) {
+        cancelTimer(&tx, into: &effects)
+        let timer = TimerID(transaction: tx.id, kind: kind, generation: nextTimerGeneration)
+        nextTimerGeneration &+= 1
+        tx.timer = timer
+        effects.append(.setTimer(timer, afterUs: afterUs))
+    }
+
+    private func cancelTimer(_ tx: inout CoordinatorTransaction, into effects: inout [CoordinatorEffect]) {
+        if let timer = tx.timer {
+            effects.append(.cancelTimer(timer))
+            tx.timer = nil
+        }
+    }
+
+    // MARK: - Recovery
+
+    private mutating func recover(_ id: TransactionID, participants: [ParticipantID], commit: Bool, nowUs: UInt64,
+                                  into effects: inout [CoordinatorEffect]) {
+        precondition(!participants.isEmpty, "recovery of \(id) names no participant")
+        guard transactions[id] == nil else { return } // already being driven
+        var tx = CoordinatorTransaction(
+            id: id, state: commit ? .committing : .aborting,
+            branches: participants.map { BranchProgress(branch: Branch(participant: $0, operations: []), status: .awaitingAck(sentAtUs: nowUs)) },
+            beganAtUs: nowUs)
+        if !commit { tx.abortReason = "in doubt at recovery: no COMMIT record (presumed abort)" }
+        let outcome: Outcome = commit ? .committed : .aborted(reason: tx.abortReason!)
+        effects.append(.emit(EngineEvent(atUs: nowUs, .recovered(id, decision: outcome, participants: participants))))
+        effects.append(.decided(id, outcome))
+        for index in tx.branches.indices { sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects) }
+        setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
+        store(tx)
+    }
+
+    // MARK: - Bookkeeping
+
+    private func transition(_ tx: inout CoordinatorTransaction, to next: TransactionState, nowUs: UInt64,
+                            into effects: inout [CoordinatorEffect]) {
+        assert(Self.allowed(from: tx.state, to: next), "illegal transition \(tx.state) -> \(next)")
+        effects.append(.emit(EngineEvent(atUs: nowUs, .stateChanged(tx.id, from: tx.state, to: next))))
+        tx.state = next
+    }
+
+    /// The edges of the diagram at the top of this file.
+    public static func allowed(from: TransactionState, to: TransactionState) -> Bool {
+        switch (from, to) {
+        case (.active, .preparing), (.active, .aborting),
+             (.preparing, .prepared), (.preparing, .aborting), (.preparing, .committed),
+             (.prepared, .committing),
+             (.committing, .committed), (.aborting, .aborted):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Keeps a live transaction, or forgets a finished one.
+    private mutating func store(_ tx: CoordinatorTransaction) {
+        if tx.state.isFinal {
+            transactions[tx.id] = nil
+        } else {
+            assert(tx.state != .committing || tx.decisionPosition != nil || tx.branches.allSatisfy { $0.branch.operations.isEmpty },
+                   "committing without a durable decision")
+            assert([.preparing, .committing, .aborting].contains(tx.state) == (tx.timer != nil),
+                   "timer bookkeeping out of step in \(tx.state)")
+            transactions[tx.id] = tx
+        }
+    }
+}

@@ -1,0 +1,81 @@
+/// What the coordinator sends to a participant.
+public enum ParticipantMessage: Hashable, Sendable {
+    /// Validate and durably prepare `operations`; `writers` are every participant of the
+    /// transaction that has something to commit (stored with the prepare, for audits).
+    case prepare(TransactionID, operations: [Operation], writers: [ParticipantID])
+    /// Apply the prepared write-set. Idempotent: an unknown transaction is "already done".
+    case commit(TransactionID)
+    /// Discard the prepared write-set (or nothing, if never prepared). Idempotent.
+    case rollback(TransactionID)
+
+    public var transaction: TransactionID {
+        switch self {
+        case .prepare(let transaction, _, _), .commit(let transaction), .rollback(let transaction): return transaction
+        }
+    }
+}
+
+/// A timer the coordinator asked its driver for. `generation` lets the coordinator ignore a
+/// timer that fires after the state it guarded has moved on (timers are never reliably
+/// cancellable across threads, so a stale fire must be harmless).
+public struct TimerID: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: UInt8, Sendable {
+        /// Votes are overdue: abort.
+        case prepareDeadline
+        /// Phase-two messages are unacknowledged: send them again.
+        case resend
+    }
+
+    public var transaction: TransactionID
+    public var kind: Kind
+    public var generation: UInt32
+
+    public init(transaction: TransactionID, kind: Kind, generation: UInt32) {
+        self.transaction = transaction
+        self.kind = kind
+        self.generation = generation
+    }
+
+    public var description: String { "\(transaction)/\(kind)#\(generation)" }
+}
+
+/// Everything that can happen to the coordinator.
+public enum CoordinatorInput: Sendable {
+    /// A client opened a transaction with this work per participant.
+    case begin(TransactionID, branches: [Branch])
+    /// The client asks to commit: start phase one.
+    case requestCommit(TransactionID)
+    /// The client or an operator asks to abort (only before the decision).
+    case requestAbort(TransactionID, reason: String)
+    /// A participant answered PREPARE.
+    case voted(TransactionID, participant: ParticipantID, vote: Vote)
+    /// The COMMIT record reached stable storage.
+    case decisionDurable(TransactionID, position: LogPosition)
+    /// The COMMIT record's write or fsync failed: its durability is unknown.
+    case decisionFailed(TransactionID, reason: String)
+    /// A participant acknowledged COMMIT or ROLLBACK.
+    case acknowledged(TransactionID, participant: ParticipantID)
+    /// A timer set earlier fired.
+    case timerFired(TimerID)
+    /// Recovery: the log holds a COMMIT for this transaction without an END.
+    case recoverCommitted(TransactionID, participants: [ParticipantID])
+    /// Recovery: participants hold this transaction prepared and the log has no COMMIT.
+    case recoverInDoubt(TransactionID, participants: [ParticipantID])
+}
+
+/// What the coordinator asks its driver to do. The driver performs effects in order.
+public enum CoordinatorEffect: Sendable {
+    case send(ParticipantID, ParticipantMessage)
+    /// Append to the decision log; when `forced`, report `decisionDurable` after the fsync.
+    case appendDecision(DecisionRecord, forced: Bool)
+    case setTimer(TimerID, afterUs: UInt64)
+    case cancelTimer(TimerID)
+    case emit(EngineEvent)
+    /// The outcome is decided (COMMIT durable, or abort chosen): a client may be told now.
+    case decided(TransactionID, Outcome)
+    /// Every participant has acknowledged; the transaction is forgotten.
+    case finished(TransactionID, Outcome)
+    /// The coordinator cannot continue safely (a decision's durability is unknown). The driver
+    /// must stop this coordinator; recovery from the log decides on restart.
+    case fatal(String)
+}

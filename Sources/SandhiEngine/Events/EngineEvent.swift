@@ -1,0 +1,98 @@
+/// One state change anywhere in the engine. The console, the audit record, metrics and tests
+/// all read the same stream; nobody reaches into engine internals.
+public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
+    /// Driver time (monotonic microseconds) at which the change happened.
+    public var atUs: UInt64
+    public var kind: Kind
+
+    public init(atUs: UInt64, _ kind: Kind) {
+        self.atUs = atUs
+        self.kind = kind
+    }
+
+    public enum Kind: Hashable, Sendable {
+        case began(TransactionID, participants: [ParticipantID])
+        case rejected(TransactionID, reason: String)
+        case stateChanged(TransactionID, from: TransactionState, to: TransactionState)
+        case prepareSent(TransactionID, participant: ParticipantID)
+        case voteReceived(TransactionID, participant: ParticipantID, vote: Vote, latencyUs: UInt64)
+        case prepareTimedOut(TransactionID, silent: [ParticipantID])
+        case decisionLogging(TransactionID)
+        case decisionDurable(TransactionID, position: LogPosition, latencyUs: UInt64)
+        case phaseTwoSent(TransactionID, participant: ParticipantID, commit: Bool, attempt: UInt32)
+        case acknowledged(TransactionID, participant: ParticipantID, latencyUs: UInt64)
+        case retryScheduled(TransactionID, participants: [ParticipantID], attempt: UInt32, delayUs: UInt64)
+        case finished(TransactionID, outcome: Outcome, durationUs: UInt64)
+        /// A message that no longer fits the transaction's state (duplicate, or after the fact).
+        case lateMessage(TransactionID, participant: ParticipantID, what: String)
+        case recovered(TransactionID, decision: Outcome, participants: [ParticipantID])
+        case fatal(reason: String)
+    }
+
+    public var transaction: TransactionID? {
+        switch kind {
+        case .began(let tx, _), .rejected(let tx, _), .stateChanged(let tx, _, _), .prepareSent(let tx, _),
+             .voteReceived(let tx, _, _, _), .prepareTimedOut(let tx, _), .decisionLogging(let tx),
+             .decisionDurable(let tx, _, _), .phaseTwoSent(let tx, _, _, _), .acknowledged(let tx, _, _),
+             .retryScheduled(let tx, _, _, _), .finished(let tx, _, _), .lateMessage(let tx, _, _),
+             .recovered(let tx, _, _):
+            return tx
+        case .fatal:
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch kind {
+        case .began(let tx, let participants): return "\(tx) began with \(participants.map(\.name).joined(separator: ", "))"
+        case .rejected(let tx, let reason): return "\(tx) rejected: \(reason)"
+        case .stateChanged(let tx, let from, let to): return "\(tx) \(from) -> \(to)"
+        case .prepareSent(let tx, let participant): return "\(tx) PREPARE -> \(participant)"
+        case .voteReceived(let tx, let participant, let vote, let latencyUs):
+            return "\(tx) \(participant) voted \(vote.label) in \(formatMicros(latencyUs))"
+        case .prepareTimedOut(let tx, let silent): return "\(tx) prepare timed out waiting for \(silent.map(\.name).joined(separator: ", "))"
+        case .decisionLogging(let tx): return "\(tx) forcing COMMIT decision to the log"
+        case .decisionDurable(let tx, let position, let latencyUs): return "\(tx) COMMIT durable at \(position) in \(formatMicros(latencyUs))"
+        case .phaseTwoSent(let tx, let participant, let commit, let attempt):
+            return "\(tx) \(commit ? "COMMIT" : "ROLLBACK") -> \(participant)" + (attempt > 0 ? " (retry \(attempt))" : "")
+        case .acknowledged(let tx, let participant, let latencyUs): return "\(tx) \(participant) acknowledged in \(formatMicros(latencyUs))"
+        case .retryScheduled(let tx, let participants, let attempt, let delayUs):
+            return "\(tx) retry \(attempt) to \(participants.map(\.name).joined(separator: ", ")) in \(formatMicros(delayUs))"
+        case .finished(let tx, let outcome, let durationUs): return "\(tx) \(outcome.label) after \(formatMicros(durationUs))"
+        case .lateMessage(let tx, let participant, let what): return "\(tx) late message from \(participant): \(what)"
+        case .recovered(let tx, let decision, let participants):
+            return "\(tx) recovered: \(decision.label) at \(participants.map(\.name).joined(separator: ", "))"
+        case .fatal(let reason): return "coordinator halted: \(reason)"
+        }
+    }
+}
+
+extension Vote {
+    public var label: String {
+        switch self {
+        case .yes: return "YES"
+        case .readOnly: return "READ-ONLY"
+        case .no(let reason): return "NO (\(reason))"
+        }
+    }
+}
+
+extension Outcome {
+    public var label: String {
+        switch self {
+        case .committed: return "committed"
+        case .aborted(let reason): return "aborted (\(reason))"
+        }
+    }
+}
+
+/// `850µs`, `1.2ms`, `3.40s`: durations for people.
+public func formatMicros(_ micros: UInt64) -> String {
+    if micros < 1_000 { return "\(micros)µs" }
+    if micros < 1_000_000 {
+        let tenths = (micros + 50) / 100
+        return "\(tenths / 10).\(tenths % 10)ms"
+    }
+    let hundredths = (micros + 5_000) / 10_000
+    return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)s"
+}

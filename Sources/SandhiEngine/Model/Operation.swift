@@ -1,0 +1,62 @@
+/// One step of a transaction's work at one participant.
+public enum Operation: Hashable, Sendable {
+    /// Take `amount` out of `account`; the participant votes NO if the balance would go negative.
+    case debit(account: AccountID, amount: Paise)
+    /// Put `amount` into `account`.
+    case credit(account: AccountID, amount: Paise)
+    /// Read `account`'s committed balance (a read-only branch votes READ-ONLY and skips phase two).
+    case read(account: AccountID)
+    /// Append a row to the participant's report ledger (the regulator's large-transaction report),
+    /// atomically with the money it describes.
+    case fileReport(Report)
+
+    public var account: AccountID? {
+        switch self {
+        case .debit(let account, _), .credit(let account, _), .read(let account): return account
+        case .fileReport: return nil
+        }
+    }
+
+    public var isWrite: Bool {
+        if case .read = self { return false }
+        return true
+    }
+
+    /// Signed effect on the participant's total: debits negative, credits positive.
+    public var delta: Paise {
+        switch self {
+        case .debit(_, let amount): return Paise(-amount.value)
+        case .credit(_, let amount): return amount
+        case .read, .fileReport: return .zero
+        }
+    }
+}
+
+/// A row of the regulator's report ledger.
+public struct Report: Hashable, Sendable {
+    public static let maxTextBytes = 256
+
+    public var kind: String
+    public var amount: Paise
+    public var reference: String
+
+    public init(kind: String, amount: Paise, reference: String) {
+        self.kind = kind
+        self.amount = amount
+        self.reference = reference
+    }
+}
+
+/// The work one transaction asks of one participant.
+public struct Branch: Hashable, Sendable {
+    public var participant: ParticipantID
+    public var operations: [Operation]
+
+    public init(participant: ParticipantID, operations: [Operation]) {
+        self.participant = participant
+        self.operations = operations
+    }
+
+    public var isReadOnly: Bool { !operations.contains { $0.isWrite } }
+    public var netDelta: Paise { operations.reduce(.zero) { $0 + $1.delta } }
+}

@@ -1,0 +1,77 @@
+/// A participant (a bank, the tax ledger, the regulator's report ledger), named in `sandhi.toml`.
+///
+/// Names are lower-case ASCII letters, digits, `-` and `_`, at most 32 bytes: they become file
+/// names (`banks/NAME.sqlite`) and parts of PostgreSQL global transaction ids.
+public struct ParticipantID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let name: String
+
+    public static let maxLengthBytes = 32
+
+    public init?(_ name: String) {
+        guard Self.isValid(name) else { return nil }
+        self.name = name
+    }
+
+    public init(validated name: String) {
+        precondition(Self.isValid(name), "invalid participant name \(name)")
+        self.name = name
+    }
+
+    public static func isValid(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= maxLengthBytes else { return false }
+        return name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
+    }
+
+    public var description: String { name }
+    public static func < (lhs: ParticipantID, rhs: ParticipantID) -> Bool { lhs.name < rhs.name }
+}
+
+/// An account inside one participant. ASCII letters, digits, `-`, `_` and `.`, at most 64 bytes.
+public struct AccountID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let name: String
+
+    public static let maxLengthBytes = 64
+
+    public init?(_ name: String) {
+        guard Self.isValid(name) else { return nil }
+        self.name = name
+    }
+
+    public init(validated name: String) {
+        precondition(Self.isValid(name), "invalid account name \(name)")
+        self.name = name
+    }
+
+    public static func isValid(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= maxLengthBytes else { return false }
+        return name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        }
+    }
+
+    public var description: String { name }
+    public static func < (lhs: AccountID, rhs: AccountID) -> Bool { lhs.name < rhs.name }
+}
+
+/// A resource that can be locked: one account of one participant.
+public struct ResourceID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let participant: ParticipantID
+    public let account: AccountID
+
+    public init(participant: ParticipantID, account: AccountID) {
+        self.participant = participant
+        self.account = account
+    }
+
+    public var description: String { "\(participant)/\(account)" }
+    public static func < (lhs: ResourceID, rhs: ResourceID) -> Bool {
+        (lhs.participant, lhs.account) < (rhs.participant, rhs.account)
+    }
+}

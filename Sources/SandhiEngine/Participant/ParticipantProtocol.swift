@@ -1,0 +1,199 @@
+// The participant side of two-phase commit, as a pure state machine: the lifecycle of each
+// transaction's branch and the exclusive locks its write-set holds. The storage that holds the
+// balances (a SQLite file, a PostgreSQL database, simulated memory) performs the effects and
+// reports back; this machine decides what every message means, including duplicates and
+// messages that arrive after the fact.
+//
+//                 prepare                   staged(ok)
+//   (absent) -----------------> staging ----------------> prepared
+//      ^                           |                        |   |
+//      |        staged(no: reason) |           commit       |   | rollback
+//      +---------------------------+------------------------+---+
+//                                        (locks released)
+//
+// Transitions and their effects:
+//   absent   --prepare-->        staging    lock every written account (NO at once if taken),
+//                                           stage: validate + persist the write-set
+//   absent   --prepare, RO-->    absent     validate reads; reply READ-ONLY (no state kept)
+//   staging  --staged(ok)-->     prepared   reply YES (the driver sends it once durable)
+//   staging  --staged(no)-->     absent     release locks; reply NO with the reason
+//   prepared --prepare-->        prepared   duplicate: reply YES again
+//   prepared --commit-->         absent     apply the write-set; release locks; acknowledge
+//   prepared --rollback-->       absent     discard the write-set; release locks; acknowledge
+//   staging  --rollback-->       staging    remembered; discarded and acknowledged when staged
+//   absent   --commit/rollback-> absent     already done (or never prepared): acknowledge
+//   restart  --restored(tx)-->   prepared   re-take locks from the persisted write-set
+//
+// The participant never decides on its own here; a prepared branch waits for the coordinator
+// for as long as it takes (heuristic decisions are a separate, explicit feature).
+
+/// A participant's reply to the coordinator.
+public enum ParticipantReply: Hashable, Sendable {
+    case vote(TransactionID, Vote)
+    case acknowledged(TransactionID)
+
+    public var transaction: TransactionID {
+        switch self {
+        case .vote(let tx, _), .acknowledged(let tx): return tx
+        }
+    }
+}
+
+public struct ParticipantProtocol: Sendable {
+    public enum Input: Sendable {
+        case message(ParticipantMessage)
+        /// Storage finished staging a prepare: `nil` means validated and persisted, a string is
+        /// the reason to vote NO (nothing was persisted).
+        case staged(TransactionID, failure: String?)
+        /// After a restart: storage holds this prepared branch.
+        case restored(TransactionID, operations: [Operation], writers: [ParticipantID])
+    }
+
+    public enum Effect: Hashable, Sendable {
+        /// Validate the operations against storage and persist them as a prepared write-set,
+        /// then feed back `.staged`.
+        case stage(TransactionID, operations: [Operation], writers: [ParticipantID])
+        /// Validate the reads of a read-only branch (accounts exist); answered by `.staged`.
+        case validateReads(TransactionID, operations: [Operation])
+        /// Apply the prepared write-set to the balances and delete it.
+        case apply(TransactionID, operations: [Operation], writers: [ParticipantID])
+        /// Delete the prepared write-set.
+        case discard(TransactionID)
+        /// Send to the coordinator once everything before it is durable.
+        case reply(ParticipantReply)
+    }
+
+    public enum BranchState: Hashable, Sendable {
+        /// `rollbackRequested`: a ROLLBACK overtook the vote; discard as soon as staging ends.
+        case staging(operations: [Operation], writers: [ParticipantID], readOnly: Bool, rollbackRequested: Bool)
+        case prepared(operations: [Operation], writers: [ParticipantID])
+    }
+
+    public let participant: ParticipantID
+    /// Branches by transaction; bounded by `maxBranches` (a bound on every queue).
+    public private(set) var branches: [TransactionID: BranchState] = [:]
+    /// Exclusive lock on each account a prepared (or staging) branch writes.
+    public private(set) var lockOwners: [AccountID: TransactionID] = [:]
+    public let maxBranches: Int
+
+    public init(participant: ParticipantID, maxBranches: Int = 65_536) {
+        precondition(maxBranches > 0)
+        self.participant = participant
+        self.maxBranches = maxBranches
+    }
+
+    public var preparedCount: Int {
+        branches.values.reduce(0) { count, state in
+            if case .prepared = state { return count + 1 }
+            return count
+        }
+    }
+
+    public mutating func handle(_ input: Input) -> [Effect] {
+        var effects: [Effect] = []
+        handle(input, into: &effects)
+        return effects
+    }
+
+    public mutating func handle(_ input: Input, into effects: inout [Effect]) {
+        switch input {
+        case .message(.prepare(let tx, let operations, let writers)):
+            prepare(tx, operations: operations, writers: writers, into: &effects)
+        case .message(.commit(let tx)):
+            finish(tx, commit: true, into: &effects)
+        case .message(.rollback(let tx)):
+            finish(tx, commit: false, into: &effects)
+        case .staged(let tx, let failure):
+            guard case .staging(let operations, let writers, let readOnly, let rollbackRequested) = branches[tx] else {
+                preconditionFailure("staged \(tx) that was not staging")
+            }
+            if rollbackRequested {
+                if failure == nil && !readOnly { effects.append(.discard(tx)) }
+                release(tx, operations: operations)
+                branches[tx] = nil
+                effects.append(.reply(.vote(tx, failure.map { .no(reason: $0) } ?? (readOnly ? .readOnly : .yes))))
+                effects.append(.reply(.acknowledged(tx)))
+            } else if let failure {
+                release(tx, operations: operations)
+                branches[tx] = nil
+                effects.append(.reply(.vote(tx, .no(reason: failure))))
+            } else if readOnly {
+                branches[tx] = nil
+                effects.append(.reply(.vote(tx, .readOnly)))
+            } else {
+                branches[tx] = .prepared(operations: operations, writers: writers)
+                effects.append(.reply(.vote(tx, .yes)))
+            }
+        case .restored(let tx, let operations, let writers):
+            precondition(branches[tx] == nil, "restored \(tx) twice")
+            for account in Self.writtenAccounts(operations) {
+                // Two prepared branches can never have locked the same account; if storage says
+                // otherwise it is damaged, and guessing would risk applying both.
+                precondition(lockOwners[account] == nil, "restored \(tx) conflicts with \(lockOwners[account]!) on \(account)")
+                lockOwners[account] = tx
+            }
+            branches[tx] = .prepared(operations: operations, writers: writers)
+        }
+    }
+
+    private mutating func prepare(_ tx: TransactionID, operations: [Operation], writers: [ParticipantID],
+                                  into effects: inout [Effect]) {
+        switch branches[tx] {
+        case .prepared:
+            effects.append(.reply(.vote(tx, .yes))) // duplicate PREPARE: same answer
+            return
+        case .staging:
+            return // the vote is on its way
+        case nil:
+            break
+        }
+        guard branches.count < maxBranches else {
+            effects.append(.reply(.vote(tx, .no(reason: "\(participant) has \(maxBranches) branches in flight"))))
+            return
+        }
+        let readOnly = !operations.contains { $0.isWrite }
+        let written = Self.writtenAccounts(operations)
+        for operation in operations {
+            if let account = operation.account, let owner = lockOwners[account], owner != tx {
+                // No waiting yet: a conflicting request is refused at once, and the client retries.
+                effects.append(.reply(.vote(tx, .no(reason: "\(participant)/\(account) is locked by \(owner)"))))
+                return
+            }
+        }
+        for account in written { lockOwners[account] = tx }
+        branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: false)
+        effects.append(readOnly ? .validateReads(tx, operations: operations) : .stage(tx, operations: operations, writers: writers))
+    }
+
+    private mutating func finish(_ tx: TransactionID, commit: Bool, into effects: inout [Effect]) {
+        switch branches[tx] {
+        case .prepared(let operations, let writers):
+            effects.append(commit ? .apply(tx, operations: operations, writers: writers) : .discard(tx))
+            release(tx, operations: operations)
+            branches[tx] = nil
+            effects.append(.reply(.acknowledged(tx)))
+        case .staging(let operations, let writers, let readOnly, _):
+            // Only ROLLBACK can overtake a vote; COMMIT never precedes every YES.
+            precondition(!commit, "COMMIT for \(tx) before it was prepared")
+            // Acknowledging now would be a lie (staging may still persist the write-set), so the
+            // rollback waits for staging to end.
+            branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: true)
+        case nil:
+            effects.append(.reply(.acknowledged(tx))) // already done, or never prepared
+        }
+    }
+
+    private mutating func release(_ tx: TransactionID, operations: [Operation]) {
+        for account in Self.writtenAccounts(operations) where lockOwners[account] == tx {
+            lockOwners[account] = nil
+        }
+    }
+
+    static func writtenAccounts(_ operations: [Operation]) -> [AccountID] {
+        var accounts: [AccountID] = []
+        for operation in operations where operation.isWrite {
+            if let account = operation.account, !accounts.contains(account) { accounts.append(account) }
+        }
+        return accounts
+    }
+}

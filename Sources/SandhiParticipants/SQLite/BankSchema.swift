@@ -1,0 +1,36 @@
+/// The layout of an embedded bank's SQLite file. `format` in `meta` marks the file as Sandhi's,
+/// so a command pointed at some other database refuses it instead of writing into it.
+enum BankSchema {
+    static let format = "sandhi-bank-1"
+
+    static let create = """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE accounts(
+            id TEXT PRIMARY KEY,
+            balance INTEGER NOT NULL CHECK (balance >= 0)
+        ) WITHOUT ROWID;
+        -- A prepared branch: its write-set, persisted before the YES vote, so that it survives a
+        -- crash of the process and re-takes its locks on restart.
+        CREATE TABLE prepared(
+            tx INTEGER PRIMARY KEY,
+            operations BLOB NOT NULL,
+            writers TEXT NOT NULL,
+            prepared_at_ms INTEGER NOT NULL
+        );
+        -- Every committed branch, with the other writers of its transaction: `sandhi check` uses
+        -- it to prove that no transaction was applied at one participant and not at another.
+        CREATE TABLE committed(
+            tx INTEGER PRIMARY KEY,
+            writers TEXT NOT NULL,
+            net_paise INTEGER NOT NULL
+        );
+        -- The regulator's large-transaction report, written atomically with the money.
+        CREATE TABLE reports(
+            id INTEGER PRIMARY KEY,
+            tx INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            amount_paise INTEGER NOT NULL,
+            reference TEXT NOT NULL
+        );
+        """
+}

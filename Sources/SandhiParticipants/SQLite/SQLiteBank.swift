@@ -1,0 +1,314 @@
+import CSQLite
+import Glibc
+import Logging
+import SandhiEngine
+
+/// An embedded bank: one SQLite file (WAL, `synchronous=FULL`) holding accounts in integer
+/// paise, prepared write-sets, the committed-branch history and report rows.
+///
+/// The protocol logic (what a duplicate PREPARE or a late ROLLBACK means, which accounts are
+/// locked) lives in the engine's `ParticipantProtocol`; this class performs its effects against
+/// SQLite. `process` runs a whole batch of messages inside one SQLite transaction and commits
+/// once, so many transactions' prepares share one fsync.
+public final class SQLiteBank: ParticipantResource {
+    public enum OpenError: Error, CustomStringConvertible, Equatable {
+        case missing(path: String)
+        case notSandhi(path: String, detail: String)
+        case wrongParticipant(path: String, found: String, expected: String)
+
+        public var description: String {
+            switch self {
+            case .missing(let path): return "bank file \(path) does not exist"
+            case .notSandhi(let path, let detail): return "\(path) is not a Sandhi bank (\(detail))"
+            case .wrongParticipant(let path, let found, let expected): return "\(path) belongs to participant \(found), not \(expected)"
+            }
+        }
+    }
+
+    public let id: ParticipantID
+    public let path: String
+    private let database: SQLiteDatabase
+    private let logger: Logger
+    private var machine: ParticipantProtocol
+    private let clock: @Sendable () -> Int64
+
+    // MARK: - Creating and opening
+
+    /// Creates a new bank file with these opening balances. Refuses to overwrite a file.
+    public static func create(path: String, participant: ParticipantID, accounts: [(AccountID, Paise)], logger: Logger) throws {
+        guard access(path, F_OK) != 0 else {
+            throw SQLiteError(code: SQLITE_CANTOPEN, message: "file exists", context: "creating bank \(path)")
+        }
+        let database = try SQLiteDatabase(path: path, create: true)
+        defer { database.close() }
+        try configure(database)
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            try database.execute(BankSchema.create)
+            var minted: Int64 = 0
+            for (account, balance) in accounts {
+                precondition(balance.value >= 0, "opening balance must not be negative")
+                try database.statement("INSERT INTO accounts(id, balance) VALUES (?, ?)").bind(1, account.name).bind(2, balance.value).run()
+                minted += balance.value
+            }
+            for (key, value) in [("format", BankSchema.format), ("participant", participant.name), ("minted_paise", String(minted))] {
+                try database.statement("INSERT INTO meta(key, value) VALUES (?, ?)").bind(1, key).bind(2, value).run()
+            }
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+        logger.info("created bank", metadata: ["participant": "\(participant)", "path": "\(path)", "accounts": "\(accounts.count)"])
+    }
+
+    /// Opens an existing bank and re-takes the locks of every prepared branch.
+    public init(path: String, participant: ParticipantID, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) * 1_000 }) throws {
+        guard access(path, F_OK) == 0 else { throw OpenError.missing(path: path) }
+        self.id = participant
+        self.path = path
+        self.logger = logger
+        self.clock = clock
+        self.database = try SQLiteDatabase(path: path, create: false)
+        self.machine = ParticipantProtocol(participant: participant)
+        let format: String
+        do {
+            format = try Self.meta(database, "format") ?? "no format marker"
+        } catch {
+            throw OpenError.notSandhi(path: path, detail: "\(error)")
+        }
+        guard format == BankSchema.format else { throw OpenError.notSandhi(path: path, detail: "format \(format)") }
+        let owner = try Self.meta(database, "participant") ?? ""
+        guard owner == participant.name else { throw OpenError.wrongParticipant(path: path, found: owner, expected: participant.name) }
+        try Self.configure(database)
+        try restore()
+    }
+
+    private static func configure(_ database: SQLiteDatabase) throws {
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384")
+    }
+
+    private static func meta(_ database: SQLiteDatabase, _ key: String) throws -> String? {
+        let statement = try database.statement("SELECT value FROM meta WHERE key = ?").bind(1, key)
+        return try statement.step() ? statement.text(0) : nil
+    }
+
+    /// Rebuilds the protocol state from storage: every prepared row re-takes its locks.
+    private func restore() throws {
+        machine = ParticipantProtocol(participant: id)
+        let statement = try database.statement("SELECT tx, operations, writers FROM prepared ORDER BY tx")
+        while try statement.step() {
+            let tx = TransactionID(rawValue: UInt64(bitPattern: statement.int64(0)))
+            let operations: [Operation]
+            do {
+                operations = try OperationCodec.decode(statement.blob(1))
+            } catch {
+                throw OpenError.notSandhi(path: path, detail: "prepared write-set of \(tx) is damaged: \(error)")
+            }
+            let writers = Self.decodeWriters(statement.text(2))
+            _ = machine.handle(.restored(tx, operations: operations, writers: writers))
+        }
+        if machine.preparedCount > 0 {
+            logger.info("restored prepared branches", metadata: ["participant": "\(id)", "count": "\(machine.preparedCount)"])
+        }
+    }
+
+    public func close() { database.close() }
+
+    // MARK: - The batch
+
+    public func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
+        var replies: [ParticipantReply] = []
+        replies.reserveCapacity(messages.count)
+        var effects: [ParticipantProtocol.Effect] = []
+        do {
+            try database.statement("BEGIN IMMEDIATE").run()
+            for message in messages {
+                effects.removeAll(keepingCapacity: true)
+                machine.handle(.message(message), into: &effects)
+                try perform(effects, replies: &replies)
+            }
+            try database.statement("COMMIT").run() // WAL + synchronous=FULL: fsync before return
+        } catch {
+            try? database.execute("ROLLBACK")
+            logger.error("batch failed; reloading from storage", metadata: ["participant": "\(id)", "error": "\(error)"])
+            try restore()
+            throw error
+        }
+        return replies
+    }
+
+    private func perform(_ effects: [ParticipantProtocol.Effect], replies: inout [ParticipantReply]) throws {
+        var index = 0
+        var pending = effects
+        while index < pending.count {
+            switch pending[index] {
+            case .stage(let tx, let operations, let writers):
+                let failure = try validate(operations)
+                if failure == nil {
+                    try database.statement("INSERT INTO prepared(tx, operations, writers, prepared_at_ms) VALUES (?, ?, ?, ?)")
+                        .bind(1, Int64(bitPattern: tx.rawValue)).bind(2, OperationCodec.encode(operations))
+                        .bind(3, Self.encodeWriters(writers)).bind(4, clock()).run()
+                }
+                pending.append(contentsOf: machine.handle(.staged(tx, failure: failure)))
+            case .validateReads(let tx, let operations):
+                pending.append(contentsOf: machine.handle(.staged(tx, failure: try validate(operations))))
+            case .apply(let tx, let operations, let writers):
+                try apply(tx, operations: operations, writers: writers)
+            case .discard(let tx):
+                try database.statement("DELETE FROM prepared WHERE tx = ?").bind(1, Int64(bitPattern: tx.rawValue)).run()
+            case .reply(let reply):
+                replies.append(reply)
+            }
+            index += 1
+        }
+    }
+
+    /// Why these operations cannot commit here, or nil. Reads only; changes nothing.
+    private func validate(_ operations: [Operation]) throws -> String? {
+        var balances: [(AccountID, Int64)] = []
+        for operation in operations {
+            switch operation {
+            case .debit(let account, let amount), .credit(let account, let amount):
+                guard amount.value > 0 else { return "amount for \(id)/\(account) must be positive, got \(amount.value) paise" }
+                guard var balance = try balance(of: account, cached: balances) else { return "unknown account \(id)/\(account)" }
+                if case .debit = operation {
+                    guard balance >= amount.value else {
+                        return "insufficient funds in \(id)/\(account): balance \(Paise(balance)), debit \(amount)"
+                    }
+                    balance -= amount.value
+                } else {
+                    let (sum, overflow) = balance.addingReportingOverflow(amount.value)
+                    guard !overflow else { return "credit to \(id)/\(account) would overflow" }
+                    balance = sum
+                }
+                if let slot = balances.firstIndex(where: { $0.0 == account }) { balances[slot].1 = balance } else { balances.append((account, balance)) }
+            case .read(let account):
+                guard try balance(of: account, cached: balances) != nil else { return "unknown account \(id)/\(account)" }
+            case .fileReport(let report):
+                guard report.amount.value > 0 else { return "report amount must be positive" }
+                guard report.kind.utf8.count <= Report.maxTextBytes, report.reference.utf8.count <= Report.maxTextBytes,
+                      !report.kind.isEmpty else { return "report text too long or empty" }
+            }
+        }
+        return nil
+    }
+
+    private func balance(of account: AccountID, cached: [(AccountID, Int64)]) throws -> Int64? {
+        if let entry = cached.first(where: { $0.0 == account }) { return entry.1 }
+        let statement = try database.statement("SELECT balance FROM accounts WHERE id = ?").bind(1, account.name)
+        return try statement.step() ? statement.int64(0) : nil
+    }
+
+    private func apply(_ tx: TransactionID, operations: [Operation], writers: [ParticipantID]) throws {
+        let rawTx = Int64(bitPattern: tx.rawValue)
+        var net: Int64 = 0
+        for operation in operations {
+            switch operation {
+            case .debit(let account, let amount), .credit(let account, let amount):
+                let delta = operation.delta.value
+                try database.statement("UPDATE accounts SET balance = balance + ? WHERE id = ?").bind(1, delta).bind(2, account.name).run()
+                // The account was validated and has been locked ever since, so it must exist.
+                precondition(database.changes == 1, "prepared account \(account) vanished from \(id)")
+                net += delta
+                _ = amount
+            case .fileReport(let report):
+                try database.statement("INSERT INTO reports(tx, kind, amount_paise, reference) VALUES (?, ?, ?, ?)")
+                    .bind(1, rawTx).bind(2, report.kind).bind(3, report.amount.value).bind(4, report.reference).run()
+            case .read:
+                break
+            }
+        }
+        try database.statement("DELETE FROM prepared WHERE tx = ?").bind(1, rawTx).run()
+        try database.statement("INSERT INTO committed(tx, writers, net_paise) VALUES (?, ?, ?)")
+            .bind(1, rawTx).bind(2, Self.encodeWriters(writers)).bind(3, net).run()
+    }
+
+    // MARK: - Inspection (for recovery, `sandhi check` and the console)
+
+    public func inDoubt() -> [TransactionID: [ParticipantID]] {
+        var result: [TransactionID: [ParticipantID]] = [:]
+        for (tx, state) in machine.branches {
+            if case .prepared(_, let writers) = state { result[tx] = writers }
+        }
+        return result
+    }
+
+    /// Accounts whose exclusive lock a prepared branch holds.
+    public var heldLocks: [AccountID: TransactionID] { machine.lockOwners }
+
+    public func balances() throws -> [(account: AccountID, balance: Paise)] {
+        var result: [(AccountID, Paise)] = []
+        let statement = try database.statement("SELECT id, balance FROM accounts ORDER BY id")
+        while try statement.step() {
+            result.append((AccountID(validated: statement.text(0)), Paise(statement.int64(1))))
+        }
+        return result
+    }
+
+    public func balance(of account: AccountID) throws -> Paise? {
+        let statement = try database.statement("SELECT balance FROM accounts WHERE id = ?").bind(1, account.name)
+        return try statement.step() ? Paise(statement.int64(0)) : nil
+    }
+
+    public func total() throws -> Paise {
+        let statement = try database.statement("SELECT COALESCE(SUM(balance), 0) FROM accounts")
+        _ = try statement.step()
+        return Paise(statement.int64(0))
+    }
+
+    /// Sum of the opening balances this bank was created with.
+    public func minted() throws -> Paise {
+        Paise(Int64(try Self.meta(database, "minted_paise") ?? "0") ?? 0)
+    }
+
+    /// Every committed branch: transaction -> (writers, net change here).
+    public func committedBranches() throws -> [TransactionID: (writers: [ParticipantID], netPaise: Int64)] {
+        var result: [TransactionID: ([ParticipantID], Int64)] = [:]
+        let statement = try database.statement("SELECT tx, writers, net_paise FROM committed")
+        while try statement.step() {
+            result[TransactionID(rawValue: UInt64(bitPattern: statement.int64(0)))] = (Self.decodeWriters(statement.text(1)), statement.int64(2))
+        }
+        return result
+    }
+
+    public struct ReportRow: Sendable, Equatable {
+        public var transaction: TransactionID
+        public var report: Report
+    }
+
+    public func reports() throws -> [ReportRow] {
+        var result: [ReportRow] = []
+        let statement = try database.statement("SELECT tx, kind, amount_paise, reference FROM reports ORDER BY id")
+        while try statement.step() {
+            result.append(ReportRow(transaction: TransactionID(rawValue: UInt64(bitPattern: statement.int64(0))),
+                                    report: Report(kind: statement.text(1), amount: Paise(statement.int64(2)), reference: statement.text(3))))
+        }
+        return result
+    }
+
+    /// Adds accounts to an existing bank (used by `sandhi init` and the demo), minting their
+    /// opening balances. Refuses accounts that exist.
+    public func addAccounts(_ accounts: [(AccountID, Paise)]) throws {
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            var minted = try self.minted().value
+            for (account, balance) in accounts {
+                try database.statement("INSERT INTO accounts(id, balance) VALUES (?, ?)").bind(1, account.name).bind(2, balance.value).run()
+                minted += balance.value
+            }
+            try database.statement("UPDATE meta SET value = ? WHERE key = 'minted_paise'").bind(1, String(minted)).run()
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    static func encodeWriters(_ writers: [ParticipantID]) -> String { writers.map(\.name).joined(separator: ",") }
+
+    static func decodeWriters(_ text: String) -> [ParticipantID] {
+        text.split(separator: ",").compactMap { ParticipantID(String($0)) }
+    }
+}

@@ -1,0 +1,83 @@
+import Logging
+import SandhiEngine
+import SandhiParticipants
+
+/// `sandhi check`: the invariants of DESIGN.md, read straight from storage while no
+/// coordinator runs (the caller holds the directory lock).
+///
+/// - Conservation: the sum of balances over all participants (TDS collected included) equals
+///   the sum of every opening balance ever minted.
+/// - Atomicity: a transaction committed at one participant is committed at every participant
+///   its prepare named as a writer.
+/// - No orphans: no participant holds a prepared branch (and hence a lock), and the decision
+///   log holds no COMMIT whose participants have not all acknowledged.
+public struct InvariantAudit: Sendable {
+    public struct BankSummary: Sendable {
+        public var participant: ParticipantID
+        public var accounts: Int
+        public var total: Paise
+        public var minted: Paise
+        public var prepared: [TransactionID]
+        public var lockedAccounts: [AccountID: TransactionID]
+        public var committedBranches: Int
+        public var reports: Int
+    }
+
+    public var banks: [BankSummary] = []
+    public var total: Paise = .zero
+    public var minted: Paise = .zero
+    public var unfinishedCommits: [TransactionID: [ParticipantID]] = [:]
+    public var logSegments = 0
+    public var violations: [String] = []
+
+    public var passed: Bool { violations.isEmpty }
+
+    public static func run(directory: DataDirectory, configuration: SandhiConfiguration, logger: Logger) throws -> InvariantAudit {
+        var audit = InvariantAudit()
+        let log = try DecisionLogStore.read(directory: directory.coordinatorPath)
+        audit.unfinishedCommits = log.unfinishedCommits
+        audit.logSegments = Set(log.records.map(\.position.segment)).count
+        var committed: [ParticipantID: [TransactionID: (writers: [ParticipantID], netPaise: Int64)]] = [:]
+        for participant in configuration.participants {
+            let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
+            defer { bank.close() }
+            let branches = try bank.committedBranches()
+            committed[participant.id] = branches
+            let summary = BankSummary(
+                participant: participant.id, accounts: try bank.balances().count, total: try bank.total(),
+                minted: try bank.minted(), prepared: bank.inDoubt().keys.sorted(), lockedAccounts: bank.heldLocks,
+                committedBranches: branches.count, reports: try bank.reports().count)
+            audit.banks.append(summary)
+            audit.total = audit.total + summary.total
+            audit.minted = audit.minted + summary.minted
+            if !summary.prepared.isEmpty {
+                let list = summary.prepared.prefix(5).map(\.description).joined(separator: ", ")
+                audit.violations.append("\(participant.id) holds \(summary.prepared.count) prepared transaction(s) and \(summary.lockedAccounts.count) lock(s): \(list) (run `sandhi recover`)")
+            }
+        }
+        if audit.total != audit.minted {
+            audit.violations.append("conservation: balances total \(audit.total.value) paise, but \(audit.minted.value) paise were minted (difference \((audit.total - audit.minted).value))")
+        }
+        var halfApplied = 0
+        for (participant, branches) in committed {
+            for (tx, entry) in branches {
+                for writer in entry.writers where writer != participant {
+                    guard let other = committed[writer] else {
+                        audit.violations.append("atomicity: \(tx) names \(writer), which is not a configured participant")
+                        continue
+                    }
+                    if other[tx] == nil {
+                        halfApplied += 1
+                        if halfApplied <= 5 { audit.violations.append("atomicity: \(tx) committed at \(participant) but not at \(writer)") }
+                    }
+                }
+            }
+        }
+        if halfApplied > 5 { audit.violations.append("atomicity: \(halfApplied - 5) more half-applied branches") }
+        if !audit.unfinishedCommits.isEmpty {
+            let list = audit.unfinishedCommits.keys.sorted().prefix(5).map(\.description).joined(separator: ", ")
+            audit.violations.append("decision log: \(audit.unfinishedCommits.count) committed transaction(s) not yet acknowledged everywhere: \(list) (run `sandhi recover`)")
+        }
+        return audit
+    }
+}

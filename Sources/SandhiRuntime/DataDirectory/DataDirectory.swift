@@ -1,0 +1,124 @@
+import Foundation
+import Glibc
+import SandhiEngine
+
+/// Problems with a data directory, each one line for the operator.
+public enum DataDirectoryError: Error, CustomStringConvertible, Equatable {
+    case missing(String)
+    case notSandhi(String)
+    case alreadyExists(String)
+    case locked(path: String, holder: String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let path): return "data directory \(path) does not exist (create it with `sandhi init --data \(path)`)"
+        case .notSandhi(let path): return "\(path) is not a Sandhi data directory (no sandhi.toml)"
+        case .alreadyExists(let path): return "\(path) already holds a Sandhi data directory"
+        case .locked(let path, let holder): return "another sandhi process (\(holder)) is using \(path)"
+        case .io(let what): return what
+        }
+    }
+}
+
+/// The on-disk home of one Sandhi coordinator and its embedded banks:
+///
+///     DIR/sandhi.toml              participants, tuning, compliance rules
+///     DIR/sandhi.lock              held (flock) by the one process using DIR
+///     DIR/coordinator/             decision-log segments
+///     DIR/banks/NAME.sqlite        one embedded bank per participant
+public struct DataDirectory: Sendable {
+    public let path: String
+
+    public var configurationPath: String { path + "/sandhi.toml" }
+    public var lockPath: String { path + "/sandhi.lock" }
+    public var coordinatorPath: String { path + "/coordinator" }
+    public var banksPath: String { path + "/banks" }
+    public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
+
+    public init(path: String) {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.path = trimmed
+    }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Checks that `path` is a Sandhi data directory and reads its configuration.
+    public func loadConfiguration() throws -> SandhiConfiguration {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataDirectoryError.missing(path)
+        }
+        guard let data = FileManager.default.contents(atPath: configurationPath) else {
+            throw DataDirectoryError.notSandhi(path)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SandhiConfiguration.ParseError(description: "sandhi.toml is not UTF-8")
+        }
+        return try SandhiConfiguration(toml: text)
+    }
+
+    /// Creates the directory layout and writes the configuration. Refuses an existing Sandhi
+    /// directory; an existing empty directory is fine.
+    public func create(_ configuration: SandhiConfiguration) throws {
+        if Self.exists(configurationPath) { throw DataDirectoryError.alreadyExists(path) }
+        do {
+            try FileManager.default.createDirectory(atPath: coordinatorPath, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: banksPath, withIntermediateDirectories: true)
+        } catch {
+            throw DataDirectoryError.io("cannot create \(path): \(error.localizedDescription)")
+        }
+        try writeConfiguration(configuration)
+    }
+
+    /// Replaces sandhi.toml atomically (write a temporary file, fsync, rename).
+    public func writeConfiguration(_ configuration: SandhiConfiguration) throws {
+        let temporary = configurationPath + ".tmp"
+        let bytes = Array(configuration.toml.utf8)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DataDirectoryError.io("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0, rename(temporary, configurationPath) == 0 else {
+            throw DataDirectoryError.io("cannot write \(configurationPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Takes the directory's lock for the life of the returned object, so two processes never
+    /// drive the same banks and log. The holder's pid is written into the file for the message
+    /// the loser prints.
+    public func lock() throws -> DirectoryLock {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DataDirectoryError.io("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = read(fd, &buffer, buffer.count)
+            close(fd)
+            let pid = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "unknown pid"
+            throw DataDirectoryError.locked(path: path, holder: "pid \(pid)")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return DirectoryLock(fd: fd)
+    }
+}
+
+/// Holds the data directory's flock until `release` (or process exit, including SIGKILL).
+public final class DirectoryLock: @unchecked Sendable {
+    private var fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    public func release() {
+        if fd >= 0 {
+            flock(fd, LOCK_UN)
+            close(fd)
+            fd = -1
+        }
+    }
+
+    deinit { release() }
+}

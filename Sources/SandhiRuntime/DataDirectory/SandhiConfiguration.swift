@@ -1,0 +1,132 @@
+import SandhiEngine
+import TOMLKit
+
+/// The contents of `sandhi.toml`: participants, coordinator tuning and compliance rules.
+public struct SandhiConfiguration: Sendable, Equatable {
+    public static let formatVersion = 1
+
+    public enum ParticipantKind: String, Sendable, Equatable {
+        case sqlite
+    }
+
+    public struct Participant: Sendable, Equatable {
+        public var id: ParticipantID
+        public var kind: ParticipantKind
+        public init(id: ParticipantID, kind: ParticipantKind = .sqlite) {
+            self.id = id
+            self.kind = kind
+        }
+    }
+
+    public var participants: [Participant]
+    public var prepareTimeoutMs: UInt64 = 5_000
+    public var resendInitialMs: UInt64 = 50
+    public var segmentMaxBytes: Int = 64 << 20
+    /// Tax deducted at source, in basis points of the gross amount (100 = 1%).
+    public var tdsBasisPoints: Int64 = 100
+    /// Transfers at or above this gross amount are filed in the report ledger.
+    public var reportThreshold: Paise = .rupees(10_00_000)
+    /// The participant that collects TDS (an account named `tds`), if any.
+    public var taxLedger: ParticipantID?
+    /// The participant that keeps the regulator's large-transaction report, if any.
+    public var reportLedger: ParticipantID?
+
+    public init(participants: [Participant]) {
+        self.participants = participants
+    }
+
+    public func participant(_ id: ParticipantID) -> Participant? { participants.first { $0.id == id } }
+
+    // MARK: - TOML
+
+    public struct ParseError: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    public init(toml text: String) throws {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ParseError(description: "sandhi.toml: \(error.description) at line \(error.source.begin.line)")
+        }
+        guard let sandhi = table["sandhi"]?.table, let format = sandhi["format"]?.int else {
+            throw ParseError(description: "sandhi.toml: missing [sandhi] format; not a Sandhi configuration")
+        }
+        guard format == Self.formatVersion else {
+            throw ParseError(description: "sandhi.toml: format \(format) is not supported (expected \(Self.formatVersion))")
+        }
+        var participants: [Participant] = []
+        for (index, entry) in (table["participants"]?.array ?? TOMLArray()).enumerated() {
+            guard let entry = entry.table, let name = entry["name"]?.string else {
+                throw ParseError(description: "sandhi.toml: participants[\(index)] needs a name")
+            }
+            guard let id = ParticipantID(name) else {
+                throw ParseError(description: "sandhi.toml: participant name \"\(name)\" must be lower-case letters, digits, - or _")
+            }
+            let kindName = entry["kind"]?.string ?? "sqlite"
+            guard let kind = ParticipantKind(rawValue: kindName) else {
+                throw ParseError(description: "sandhi.toml: participant \(name) has unknown kind \"\(kindName)\"")
+            }
+            guard !participants.contains(where: { $0.id == id }) else {
+                throw ParseError(description: "sandhi.toml: participant \(name) is listed twice")
+            }
+            participants.append(Participant(id: id, kind: kind))
+        }
+        self.init(participants: participants)
+        if let coordinator = table["coordinator"]?.table {
+            prepareTimeoutMs = try Self.positive(coordinator, "prepare_timeout_ms", default: prepareTimeoutMs)
+            resendInitialMs = try Self.positive(coordinator, "resend_initial_ms", default: resendInitialMs)
+            segmentMaxBytes = Int(try Self.positive(coordinator, "segment_max_bytes", default: UInt64(segmentMaxBytes)))
+        }
+        if let compliance = table["compliance"]?.table {
+            if let bp = compliance["tds_basis_points"]?.int {
+                guard (0...10_000).contains(bp) else { throw ParseError(description: "sandhi.toml: tds_basis_points must be 0...10000") }
+                tdsBasisPoints = Int64(bp)
+            }
+            if let threshold = compliance["report_threshold_paise"]?.int {
+                guard threshold > 0 else { throw ParseError(description: "sandhi.toml: report_threshold_paise must be positive") }
+                reportThreshold = Paise(Int64(threshold))
+            }
+            taxLedger = try Self.participantReference(compliance, "tax_ledger", in: participants)
+            reportLedger = try Self.participantReference(compliance, "report_ledger", in: participants)
+        }
+    }
+
+    private static func positive(_ table: TOMLTable, _ key: String, default value: UInt64) throws -> UInt64 {
+        guard let raw = table[key] else { return value }
+        guard let number = raw.int, number > 0 else { throw ParseError(description: "sandhi.toml: \(key) must be a positive integer") }
+        return UInt64(number)
+    }
+
+    private static func participantReference(_ table: TOMLTable, _ key: String, in participants: [Participant]) throws -> ParticipantID? {
+        guard let name = table[key]?.string else { return nil }
+        guard let id = ParticipantID(name), participants.contains(where: { $0.id == id }) else {
+            throw ParseError(description: "sandhi.toml: \(key) names \"\(name)\", which is not a listed participant")
+        }
+        return id
+    }
+
+    public var toml: String {
+        var lines = [
+            "# Sandhi data directory: participants, coordinator tuning, compliance rules.",
+            "[sandhi]",
+            "format = \(Self.formatVersion)",
+            "",
+            "[coordinator]",
+            "prepare_timeout_ms = \(prepareTimeoutMs)",
+            "resend_initial_ms = \(resendInitialMs)",
+            "segment_max_bytes = \(segmentMaxBytes)",
+            "",
+            "[compliance]",
+            "tds_basis_points = \(tdsBasisPoints)            # tax deducted at source; 100 = 1%",
+            "report_threshold_paise = \(reportThreshold.value)  # \(reportThreshold.formatted(showPaise: false))",
+        ]
+        if let taxLedger { lines.append("tax_ledger = \"\(taxLedger)\"") }
+        if let reportLedger { lines.append("report_ledger = \"\(reportLedger)\"") }
+        for participant in participants {
+            lines += ["", "[[participants]]", "name = \"\(participant.id)\"", "kind = \"\(participant.kind.rawValue)\""]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why the decision log refused to open, append or sync.
+///
+/// `description` is always exactly one line, because it is what an operator reads on stderr and
+/// what the console shows in a status bar; a path or reason carrying a newline is escaped.
+public enum DecisionLogError: Error, CustomStringConvertible, Equatable {
+    /// Bytes on disk that are not a torn tail of the last segment: refuse to guess what they meant.
+    case corrupt(file: String, offset: Int, reason: String)
+    /// A system call failed. The payload reads `<what> (<strerror>)`.
+    case io(String)
+    /// The store or writer was closed (or shut down) before the call.
+    case closed
+
+    public var description: String {
+        let text: String
+        switch self {
+        case .corrupt(let file, let offset, let reason):
+            text = "decision log corrupt: \(file) at byte \(offset): \(reason)"
+        case .io(let what):
+            text = "decision log I/O error: \(what)"
+        case .closed:
+            text = "decision log is closed"
+        }
+        return Self.oneLine(text)
+    }
+
+    /// `.io("<what> (<strerror(code)>)")`.
+    static func io(_ what: String, errno code: Int32) -> DecisionLogError {
+        .io("\(what) (\(String(cString: strerror(code))))")
+    }
+
+    private static func oneLine(_ text: String) -> String {
+        guard text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        for character in text {
+            switch character {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\r\n": out += "\\r\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

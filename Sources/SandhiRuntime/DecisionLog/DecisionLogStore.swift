@@ -1,0 +1,380 @@
+import Logging
+import SandhiEngine
+
+/// Append-only segment files `segment-%08d.log` in one directory. Not thread-safe by itself;
+/// GroupCommitWriter owns it on one thread.
+///
+/// Durability contract: `append` only hands bytes to the kernel; a record is durable once a later
+/// `sync` returns. Any failed write or sync is sticky: the store refuses every later append and
+/// sync with the same error, because after a failed write(2) or fsync(2) nobody knows what
+/// reached the disk, and retrying an fsync can report success for data the kernel already
+/// dropped (fsyncgate). The process must restart and recover from what the disk actually holds.
+public final class DecisionLogStore {
+    public let directory: String
+    public let segmentMaxBytes: Int
+    private let logger: Logger
+
+    /// Segment files on disk, ascending by number. The last one is active (appends go there) and
+    /// is never reclaimed.
+    private var segments: [SegmentState]
+    private var activeFD: Int32
+    /// Bytes of the active segment already handed to write(2).
+    private var activeBytes: Int
+    /// A segment file was created or unlinked since the directory was last fsynced.
+    private var directoryNeedsSync = false
+    private var failure: DecisionLogError?
+    private var closed = false
+    private var failNextSyncInjected = false
+    private var outstanding = OutstandingCommits()
+    /// Reused across appends so the hot path does not allocate a frame buffer per call.
+    private var buffer: [UInt8] = []
+
+    private struct SegmentState {
+        var number: UInt64
+        /// Highest epoch in the segment (its header or an epochStarted record).
+        var maxEpoch: UInt32
+    }
+
+    /// Smallest segmentMaxBytes accepted: a header frame plus a few records, so tests can force
+    /// frequent rolls without making every record its own segment by accident.
+    public static let segmentMinBytes = 64
+
+    /// Epoch written into new segment headers; set by the runtime after it logs .epochStarted.
+    /// Never decreases: a lower epoch could hand out transaction ids a second time.
+    public var epoch: UInt32 {
+        didSet {
+            precondition(epoch >= oldValue, "decision log epoch went back from \(oldValue) to \(epoch)")
+            precondition(epoch <= TransactionID.maxEpoch, "epoch \(epoch) exceeds TransactionID.maxEpoch")
+        }
+    }
+
+    private init(directory: String, segmentMaxBytes: Int, logger: Logger, segments: [SegmentState],
+                 activeFD: Int32, activeBytes: Int, epoch: UInt32) {
+        precondition(!segments.isEmpty && activeFD >= 0 && activeBytes > 0)
+        self.directory = directory
+        self.segmentMaxBytes = segmentMaxBytes
+        self.logger = logger
+        self.segments = segments
+        self.activeFD = activeFD
+        self.activeBytes = activeBytes
+        self.epoch = epoch
+        buffer.reserveCapacity(64 * 1024)
+    }
+
+    deinit {
+        close()
+    }
+
+    // MARK: Opening and reading
+
+    /// Opens (creating the directory's first segment if none). Scans every segment in order:
+    /// a torn tail of the LAST segment is truncated (ftruncate + fsync) to the last whole record
+    /// and noted (logger.warning + notes); a torn tail in a non-last segment, or any `.corrupt`,
+    /// throws DecisionLogError.corrupt naming the file and byte offset. Records that fail
+    /// `DecisionRecord(decoding:)` are also .corrupt. Every segment begins with
+    /// `.segmentHeader(segment:epoch:)`; a segment whose header is missing/wrong is corrupt.
+    /// Reclaims segments whose commits are all ended.
+    ///
+    /// Nothing on disk changes unless every segment validated first.
+    public static func open(
+        directory: String, segmentMaxBytes: Int = 64 << 20, logger: Logger
+    ) throws -> (DecisionLogStore, RecoveredDecisionLog) {
+        precondition(segmentMaxBytes >= segmentMinBytes, "segmentMaxBytes \(segmentMaxBytes) below \(segmentMinBytes)")
+        try PosixFile.makeDirectories(directory)
+        let scanned = try SegmentScanner.scan(directory: directory)
+        var recovered = scanned.recovered
+        for note in recovered.notes {
+            logger.warning("\(note)", metadata: ["directory": "\(directory)"])
+        }
+
+        let store: DecisionLogStore
+        if let last = scanned.segments.last {
+            var validEnd = last.validEnd
+            let name = SegmentName.fileName(last.number)
+            if let torn = last.tornTail {
+                assert(torn.offset == last.validEnd && last.validEnd < last.fileBytes)
+                try PosixFile.truncate(last.path, toBytes: last.validEnd)
+                let note = "truncated torn tail of \(name) at byte \(torn.offset) (\(torn.reason))"
+                logger.warning("\(note)", metadata: ["directory": "\(directory)"])
+                recovered.notes.append(note)
+            }
+            let fd = try PosixFile.openForAppend(last.path)
+            var segments = scanned.segments.map { SegmentState(number: $0.number, maxEpoch: $0.maxEpoch) }
+            if last.recordCount == 0 {
+                // The crash came between creating the file and its header reaching disk. The
+                // segment holds nothing, so it is safe to give it its header now.
+                assert(validEnd == 0)
+                var header: [UInt8] = []
+                appendHeaderFrame(segment: last.number, epoch: recovered.maxEpoch, into: &header)
+                do {
+                    try PosixFile.writeAll(fd, header, path: last.path)
+                    try PosixFile.dataSync(fd, path: last.path)
+                } catch {
+                    PosixFile.close(fd)
+                    throw error
+                }
+                validEnd = header.count
+                segments[segments.count - 1].maxEpoch = recovered.maxEpoch
+                let note = "\(name) held no whole record (crash right after it was created); wrote its header"
+                logger.warning("\(note)", metadata: ["directory": "\(directory)"])
+                recovered.notes.append(note)
+            }
+            store = DecisionLogStore(
+                directory: directory, segmentMaxBytes: segmentMaxBytes, logger: logger, segments: segments,
+                activeFD: fd, activeBytes: validEnd, epoch: recovered.maxEpoch)
+            for (position, record) in recovered.records {
+                store.track(record, segment: position.segment)
+            }
+        } else {
+            let number = SegmentName.firstNumber
+            let path = SegmentName.path(directory: directory, number: number)
+            let fd = try PosixFile.createForAppend(path)
+            var header: [UInt8] = []
+            appendHeaderFrame(segment: number, epoch: 0, into: &header)
+            do {
+                try PosixFile.writeAll(fd, header, path: path)
+                try PosixFile.dataSync(fd, path: path)
+                try PosixFile.syncDirectory(directory)
+            } catch {
+                PosixFile.close(fd)
+                throw error
+            }
+            logger.info("created decision log", metadata: ["directory": "\(directory)", "segment": "\(path)"])
+            store = DecisionLogStore(
+                directory: directory, segmentMaxBytes: segmentMaxBytes, logger: logger,
+                segments: [SegmentState(number: number, maxEpoch: 0)],
+                activeFD: fd, activeBytes: header.count, epoch: 0)
+        }
+
+        do {
+            try store.reclaim()
+            if store.directoryNeedsSync {
+                try PosixFile.syncDirectory(directory)
+                store.directoryNeedsSync = false
+            }
+        } catch {
+            store.close()
+            throw error
+        }
+        return (store, recovered)
+    }
+
+    /// Read-only scan for `sandhi log dump`: same validation, but never truncates or deletes
+    /// (a torn tail is reported in notes, not cut).
+    public static func read(directory: String) throws -> RecoveredDecisionLog {
+        let scanned = try SegmentScanner.scan(directory: directory)
+        var recovered = scanned.recovered
+        if scanned.segments.isEmpty {
+            recovered.notes.append("no segment files in \(directory)")
+        }
+        if let last = scanned.segments.last {
+            let name = SegmentName.fileName(last.number)
+            if let torn = last.tornTail {
+                recovered.notes.append(
+                    "torn tail of \(name) at byte \(torn.offset) (\(torn.reason)); "
+                        + "\(last.fileBytes - torn.offset) bytes would be truncated on open")
+            }
+            if last.recordCount == 0 {
+                recovered.notes.append("\(name) holds no whole record (crash right after it was created)")
+            }
+        }
+        return recovered
+    }
+
+    // MARK: Appending
+
+    /// Appends records (buffered write(2) of all frames at once, no fsync). Returns each record's
+    /// position. Rolls to a new segment first when the active one would exceed segmentMaxBytes
+    /// (new segment starts with a segmentHeader record carrying `epoch`). On a write error throws
+    /// .io and the store refuses further appends (sticky error), because what reached disk is
+    /// unknown.
+    public func append(_ records: [DecisionRecord]) throws -> [LogPosition] {
+        try checkUsable()
+        var positions: [LogPosition] = []
+        positions.reserveCapacity(records.count)
+        do {
+            try appendUnchecked(records, positions: &positions)
+        } catch {
+            fail(error)
+            throw error
+        }
+        assert(positions.count == records.count)
+        return positions
+    }
+
+    private func appendUnchecked(_ records: [DecisionRecord], positions: inout [LogPosition]) throws(DecisionLogError) {
+        assert(buffer.isEmpty)
+        defer { buffer.removeAll(keepingCapacity: true) }
+        for record in records {
+            if case .segmentHeader = record {
+                preconditionFailure("segment headers are written by the store, not appended")
+            }
+            let payload = record.encoded()
+            let frameBytes = RecordFraming.headerBytes + payload.count
+            // Roll only if the active segment holds more than its header: a record bigger than
+            // segmentMaxBytes then gets a segment of its own instead of rolling forever.
+            let pendingEnd = activeBytes + buffer.count
+            if pendingEnd + frameBytes > segmentMaxBytes && pendingEnd > Self.headerFrameBytes {
+                try flushBuffer()
+                try roll()
+            }
+            positions.append(LogPosition(segment: activeNumber, offset: UInt64(activeBytes + buffer.count)))
+            RecordFraming.frame(payload, into: &buffer)
+            track(record, segment: activeNumber)
+        }
+        try flushBuffer()
+    }
+
+    /// fdatasync of the active segment (and the directory fsync after creating a segment file).
+    /// Sticky error on failure.
+    public func sync() throws {
+        try checkUsable()
+        do {
+            try syncUnchecked()
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    private func syncUnchecked() throws(DecisionLogError) {
+        let path = activePath
+        if failNextSyncInjected {
+            failNextSyncInjected = false
+            throw .io("fdatasync \(path) [injected fault]", errno: PosixFile.injectedFaultErrno)
+        }
+        try PosixFile.dataSync(activeFD, path: path)
+        if directoryNeedsSync {
+            try PosixFile.syncDirectory(directory)
+            directoryNeedsSync = false
+        }
+    }
+
+    /// Test/fault hook: the next `sync` fails with an .io error, as a failed fsync would (and, as
+    /// after any failed sync, the store refuses everything after it).
+    public func failNextSync() {
+        failNextSyncInjected = true
+    }
+
+    /// Number of segment files currently on disk, and their numbers (for tests / `sandhi check`).
+    public var segmentNumbers: [UInt64] { segments.map(\.number) }
+
+    /// Releases the file descriptor. Does not sync: call `sync` first for anything that must last.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        if activeFD >= 0 {
+            PosixFile.close(activeFD)
+            activeFD = -1
+        }
+    }
+
+    // MARK: Internals
+
+    private var activeNumber: UInt64 { segments[segments.count - 1].number }
+    private var activePath: String { SegmentName.path(directory: directory, number: activeNumber) }
+
+    private func checkUsable() throws(DecisionLogError) {
+        if closed { throw .closed }
+        if let failure { throw failure }
+        assert(activeFD >= 0)
+    }
+
+    private func fail(_ error: Error) {
+        let logError = error as? DecisionLogError ?? .io("\(error)")
+        if failure == nil {
+            logger.error("decision log failed; refusing further appends", metadata: ["error": "\(logError)"])
+            failure = logError
+        }
+    }
+
+    private func flushBuffer() throws(DecisionLogError) {
+        guard !buffer.isEmpty else { return }
+        try PosixFile.writeAll(activeFD, buffer, path: activePath)
+        activeBytes += buffer.count
+        buffer.removeAll(keepingCapacity: true)
+        assert(activeBytes > 0)
+    }
+
+    /// Starts the next segment. Its header goes into `buffer`, so it reaches the file in the same
+    /// write(2) as the records that follow it.
+    private func roll() throws(DecisionLogError) {
+        precondition(buffer.isEmpty, "roll with unwritten frames")
+        // The old segment's tail must be durable before anything lands in the next one: recovery
+        // only forgives a torn tail in the last segment.
+        try PosixFile.dataSync(activeFD, path: activePath)
+        PosixFile.close(activeFD)
+        activeFD = -1
+
+        let number = activeNumber + 1
+        let path = SegmentName.path(directory: directory, number: number)
+        activeFD = try PosixFile.createForAppend(path)
+        directoryNeedsSync = true
+        segments.append(SegmentState(number: number, maxEpoch: epoch))
+        activeBytes = 0
+        Self.appendHeaderFrame(segment: number, epoch: epoch, into: &buffer)
+        logger.debug("rolled decision log segment", metadata: ["segment": "\(path)", "epoch": "\(epoch)"])
+        try reclaim()
+    }
+
+    /// Deletes every non-active segment that recovery no longer needs: all its commits ended, and
+    /// no epoch in it above the active segment's (so the highest epoch always stays on disk).
+    /// Commits are independent, so any such segment may go, not only a prefix.
+    private func reclaim() throws(DecisionLogError) {
+        let activeMaxEpoch = segments[segments.count - 1].maxEpoch
+        var kept: [SegmentState] = []
+        kept.reserveCapacity(segments.count)
+        var reclaimed: [UInt64] = []
+        for (index, segment) in segments.enumerated() {
+            let isActive = index == segments.count - 1
+            guard !isActive, outstanding.openCount(segment: segment.number) == 0,
+                  segment.maxEpoch <= activeMaxEpoch
+            else {
+                kept.append(segment)
+                continue
+            }
+            let path = SegmentName.path(directory: directory, number: segment.number)
+            do {
+                try PosixFile.unlink(path)
+                reclaimed.append(segment.number)
+            } catch {
+                // Harmless to keep: the segment is retried at the next roll.
+                logger.warning("could not reclaim decision log segment", metadata: ["error": "\(error)"])
+                kept.append(segment)
+            }
+        }
+        segments = kept
+        guard !reclaimed.isEmpty else { return }
+        try PosixFile.syncDirectory(directory)
+        logger.info("reclaimed decision log segments", metadata: [
+            "directory": "\(directory)",
+            "segments": "\(reclaimed.map(SegmentName.fileName).joined(separator: ", "))",
+        ])
+    }
+
+    private func track(_ record: DecisionRecord, segment: UInt64) {
+        switch record {
+        case .commit(let transaction, _):
+            outstanding.committed(transaction, segment: segment)
+        case .end(let transaction):
+            outstanding.ended(transaction)
+        case .epochStarted(let started):
+            // Later segment headers must carry this epoch even if the runtime has not set
+            // `epoch` yet, or reclaiming this segment could lose it.
+            if started > epoch { epoch = started }
+            if let index = segments.lastIndex(where: { $0.number == segment }) {
+                segments[index].maxEpoch = max(segments[index].maxEpoch, started)
+            }
+        case .segmentHeader:
+            break
+        }
+    }
+
+    /// Size of a segment header frame (fixed: the header has fixed-width fields).
+    private static let headerFrameBytes =
+        RecordFraming.headerBytes + DecisionRecord.segmentHeader(segment: 0, epoch: 0).encoded().count
+
+    private static func appendHeaderFrame(segment: UInt64, epoch: UInt32, into out: inout [UInt8]) {
+        RecordFraming.frame(DecisionRecord.segmentHeader(segment: segment, epoch: epoch).encoded(), into: &out)
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import Logging
+import SandhiEngine
+import Synchronization
+
+/// One dedicated thread owns the store. Appenders enqueue; the thread drains EVERYTHING queued,
+/// writes it in one append() and, if any queued record is forced, one sync(); then runs
+/// completions (off its lock) with each record's position. This is the group commit: many
+/// concurrent decisions, one fsync.
+///
+/// While the thread is in fdatasync, new records pile up in the queue; the next round takes them
+/// all at once, so the number of syncs adapts to the disk's latency instead of to the offered load.
+///
+/// `@unchecked Sendable`: the queue and flags are guarded by `condition`; `store`, `batch` and
+/// `batchRecords` are touched only by the writer thread; the stats are atomics.
+public final class GroupCommitWriter: @unchecked Sendable {
+    public typealias Completion = @Sendable (Result<LogPosition, DecisionLogError>) -> Void
+
+    private struct Pending {
+        var record: DecisionRecord
+        var forced: Bool
+        var completion: Completion
+    }
+
+    public let maxQueued: Int
+    private let logger: Logger
+
+    // Guarded by `condition`. One condition variable serves both waits (the writer for work,
+    // appenders for room): they never wait at the same time, since the writer only waits on an
+    // empty queue and appenders only on a full one.
+    private let condition = NSCondition()
+    private var queue: [Pending] = []
+    private var stopping = false
+    private var finished = false
+    private var writerWaiting = false
+    private var appendersWaiting = 0
+    private var failNextSyncRequested = false
+    private var writerThreadID: pthread_t?
+
+    // Writer thread only.
+    private let store: DecisionLogStore
+    private var batch: [Pending] = []
+    private var batchRecords: [DecisionRecord] = []
+    private var unsyncedWrites = false
+
+    private let syncCount = Atomic<Int>(0)
+    private let recordCount = Atomic<Int>(0)
+
+    public init(store: DecisionLogStore, maxQueued: Int = 65_536, logger: Logger) {
+        precondition(maxQueued >= 1, "maxQueued \(maxQueued)")
+        self.store = store
+        self.maxQueued = maxQueued
+        self.logger = logger
+        queue.reserveCapacity(min(maxQueued, 4096))
+        batch.reserveCapacity(min(maxQueued, 4096))
+        batchRecords.reserveCapacity(min(maxQueued, 4096))
+        let thread = Thread { [self] in run() }
+        thread.name = "sandhi-decision-log"
+        thread.start()
+    }
+
+    /// Enqueue; completion runs on the writer thread after the record is written (and synced if
+    /// forced). If the queue holds maxQueued records, the caller blocks until there is room
+    /// (back-pressure, a bound on the queue).
+    ///
+    /// After `shutdown` has begun, the completion runs at once on the caller's thread with
+    /// `.closed`. A completion that appends (on the writer thread) is never blocked, since only
+    /// that thread could make room; the queue then briefly exceeds maxQueued by what one round of
+    /// completions appends.
+    public func append(_ record: DecisionRecord, forced: Bool, completion: @escaping Completion) {
+        condition.lock()
+        while queue.count >= maxQueued && !stopping && !isWriterThread() {
+            appendersWaiting += 1
+            condition.wait()
+            appendersWaiting -= 1
+        }
+        if stopping {
+            condition.unlock()
+            completion(.failure(.closed))
+            return
+        }
+        queue.append(Pending(record: record, forced: forced, completion: completion))
+        if writerWaiting { condition.broadcast() }
+        condition.unlock()
+    }
+
+    /// Fsync count and records written, for benchmarks and tests.
+    public var stats: (syncs: Int, records: Int) {
+        (syncCount.load(ordering: .relaxed), recordCount.load(ordering: .relaxed))
+    }
+
+    /// Drains what is queued, syncs, stops the thread, closes the store. Idempotent; must not be
+    /// called from a completion (the writer thread would wait for itself).
+    public func shutdown() {
+        condition.lock()
+        precondition(!isWriterThread(), "GroupCommitWriter.shutdown called from its own completion")
+        if !stopping {
+            stopping = true
+            condition.broadcast()
+        }
+        while !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Test/fault hook: make the next sync fail with an .io error (simulates a failed fsync;
+    /// sticky after that).
+    public func failNextSync() {
+        condition.lock()
+        failNextSyncRequested = true
+        condition.unlock()
+    }
+
+    // MARK: Writer thread
+
+    private func run() {
+        condition.lock()
+        writerThreadID = pthread_self()
+        condition.unlock()
+
+        while takeBatch() {
+            writeBatch()
+        }
+
+        if unsyncedWrites {
+            do {
+                try store.sync()
+            } catch {
+                logger.error("final decision log sync failed", metadata: ["error": "\(error)"])
+            }
+        }
+        store.close()
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits for work and moves everything queued into `batch`. False once stopping with nothing left.
+    private func takeBatch() -> Bool {
+        assert(batch.isEmpty)
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !stopping {
+            writerWaiting = true
+            condition.wait()
+            writerWaiting = false
+        }
+        if queue.isEmpty {
+            assert(stopping)
+            return false
+        }
+        // Swap rather than copy: both arrays keep their capacity, so a steady state allocates nothing.
+        swap(&queue, &batch)
+        if appendersWaiting > 0 { condition.broadcast() }
+        if failNextSyncRequested {
+            failNextSyncRequested = false
+            store.failNextSync()
+        }
+        return true
+    }
+
+    private func writeBatch() {
+        assert(!batch.isEmpty && batchRecords.isEmpty)
+        var forced = false
+        for pending in batch {
+            batchRecords.append(pending.record)
+            forced = forced || pending.forced
+        }
+        let result: Result<[LogPosition], DecisionLogError>
+        do {
+            let positions = try store.append(batchRecords)
+            unsyncedWrites = true
+            if forced {
+                try store.sync()
+                unsyncedWrites = false
+                syncCount.add(1, ordering: .relaxed)
+            }
+            recordCount.add(positions.count, ordering: .relaxed)
+            result = .success(positions)
+        } catch {
+            result = .failure(error as? DecisionLogError ?? .io("\(error)"))
+        }
+        batchRecords.removeAll(keepingCapacity: true)
+
+        switch result {
+        case .success(let positions):
+            precondition(positions.count == batch.count, "\(positions.count) positions for \(batch.count) records")
+            for index in batch.indices {
+                batch[index].completion(.success(positions[index]))
+            }
+        case .failure(let error):
+            for pending in batch {
+                pending.completion(.failure(error))
+            }
+        }
+        // Releases the completions (and whatever they captured) before the next wait.
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    /// Caller holds `condition`.
+    private func isWriterThread() -> Bool {
+        guard let writerThreadID else { return false }
+        return pthread_equal(writerThreadID, pthread_self()) != 0
+    }
+}

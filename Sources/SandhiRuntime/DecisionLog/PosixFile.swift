@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The handful of system calls the decision log needs, each turning failure into
+/// `DecisionLogError.io("<what> <path> (<strerror>)")` with the errno captured right after the call.
+///
+/// Plain POSIX rather than FileHandle: we need O_APPEND, fdatasync, ftruncate and directory fsync,
+/// and we must know exactly which call failed (fsyncgate: a failed sync is never retried).
+enum PosixFile {
+    static let segmentMode: mode_t = 0o644
+    /// The errno a simulated failed fsync reports.
+    static let injectedFaultErrno = EIO
+
+    /// Opens an existing segment for appending.
+    static func openForAppend(_ path: String) throws(DecisionLogError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
+        return fd
+    }
+
+    /// Creates a new segment for appending. O_EXCL because a segment number is never reused: an
+    /// existing file of that name means something else wrote into our directory.
+    static func createForAppend(_ path: String) throws(DecisionLogError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, segmentMode)
+        guard fd >= 0 else { throw .io("create \(path)", errno: errno) }
+        return fd
+    }
+
+    static func close(_ fd: Int32) {
+        precondition(fd >= 0, "closing fd \(fd)")
+        // Linux always releases the descriptor, even when close reports an error; retrying could
+        // close an unrelated descriptor reused by another thread. Durability comes from sync().
+        _ = systemClose(fd)
+    }
+
+    /// write(2) until every byte is written (short writes and EINTR are continued).
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(DecisionLogError) {
+        let count = bytes.count
+        var written = 0
+        while written < count {
+            let (result, code) = bytes.withUnsafeBytes { raw -> (Int, Int32) in
+                let result = write(fd, raw.baseAddress! + written, count - written)
+                return (result, errno)
+            }
+            if result < 0 {
+                if code == EINTR { continue }
+                throw .io("write \(path)", errno: code)
+            }
+            // write(2) of a non-empty buffer to a regular file never returns 0 unless something is
+            // badly wrong; treat it as an I/O error rather than spinning.
+            guard result > 0 else { throw .io("write \(path) made no progress", errno: EIO) }
+            written += result
+        }
+        assert(written == count)
+    }
+
+    /// fdatasync(2): the data and the file size, not the timestamps.
+    static func dataSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+        #if canImport(Glibc)
+        let result = fdatasync(fd)
+        #else
+        let result = fcntl(fd, F_FULLFSYNC)
+        #endif
+        guard result == 0 else { throw .io("fdatasync \(path)", errno: errno) }
+    }
+
+    /// fsync of a directory, which makes created and unlinked names in it durable.
+    static func syncDirectory(_ path: String) throws(DecisionLogError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("open directory \(path)", errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .io("fsync directory \(path)", errno: errno) }
+    }
+
+    /// Cuts a file to `length` bytes and makes the cut durable before returning.
+    static func truncate(_ path: String, toBytes length: Int) throws(DecisionLogError) {
+        precondition(length >= 0)
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(length)) == 0 else { throw .io("ftruncate \(path) to \(length) bytes", errno: errno) }
+        guard fsync(fd) == 0 else { throw .io("fsync \(path)", errno: errno) }
+    }
+
+    static func unlink(_ path: String) throws(DecisionLogError) {
+        guard systemUnlink(path) == 0 else { throw .io("unlink \(path)", errno: errno) }
+    }
+
+    /// The whole file. Segments are bounded by segmentMaxBytes, so reading one at once is fine.
+    static func readAll(_ path: String) throws(DecisionLogError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .io("fstat \(path)", errno: errno) }
+        let size = Int(info.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var filled = 0
+        while filled < size {
+            let (result, code) = bytes.withUnsafeMutableBytes { raw -> (Int, Int32) in
+                let result = read(fd, raw.baseAddress! + filled, size - filled)
+                return (result, errno)
+            }
+            if result < 0 {
+                if code == EINTR { continue }
+                throw .io("read \(path)", errno: code)
+            }
+            if result == 0 { break }  // The file shrank under us: scan what we have.
+            filled += result
+        }
+        if filled < size { bytes.removeLast(size - filled) }
+        return bytes
+    }
+
+    /// Names in a directory, excluding `.` and `..`. Throws with ENOENT when it does not exist.
+    static func listDirectory(_ path: String) throws(DecisionLogError) -> [String] {
+        guard let directory = opendir(path) else { throw .io("open directory \(path)", errno: errno) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(directory) else {
+                let code = errno
+                if code != 0 { throw .io("read directory \(path)", errno: code) }
+                break
+            }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: entry.pointee.d_name)) {
+                    String(cString: $0)
+                }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func directoryExists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// mkdir -p, fsyncing each parent whose entry we created so the directory survives a crash.
+    static func makeDirectories(_ path: String) throws(DecisionLogError) {
+        if directoryExists(path) { return }
+        let parent = parentDirectory(of: path)
+        if parent != path { try makeDirectories(parent) }
+        if mkdir(path, 0o755) != 0 {
+            let code = errno
+            if code == EEXIST && directoryExists(path) { return }
+            throw .io("mkdir \(path)", errno: code)
+        }
+        try syncDirectory(parent)
+    }
+
+    static func parentDirectory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
+    }
+}
+
+// Module-qualified aliases, because `PosixFile.close`/`unlink` shadow the C functions inside the enum.
+#if canImport(Glibc)
+private func systemClose(_ fd: Int32) -> Int32 { Glibc.close(fd) }
+private func systemUnlink(_ path: String) -> Int32 { Glibc.unlink(path) }
+#else
+private func systemClose(_ fd: Int32) -> Int32 { Darwin.close(fd) }
+private func systemUnlink(_ path: String) -> Int32 { Darwin.unlink(path) }
+#endif

@@ -1,0 +1,129 @@
+import SandhiEngine
+
+/// Reads and validates every segment of a decision-log directory without changing anything, so
+/// that `open` can refuse a corrupt log before it truncates or deletes a single byte, and
+/// `sandhi log dump` can share exactly the same rules.
+///
+/// Rules: every segment is framed per `RecordFraming`; every record decodes; the first record of
+/// a segment is its own `.segmentHeader` and no other record is a header. Only the LAST segment
+/// may end in a torn tail (an append that a crash cut short); a torn record anywhere else would
+/// mean records after it were lost, so it is corruption. The last segment may also hold no whole
+/// record at all: the crash came between creating the file and its first write reaching disk.
+enum SegmentScanner {
+    struct Segment {
+        var number: UInt64
+        var path: String
+        var fileBytes: Int
+        /// End of the last whole record: where the next append goes once a torn tail is cut.
+        var validEnd: Int
+        /// Only ever set on the last segment.
+        var tornTail: (offset: Int, reason: String)?
+        /// Highest epoch in this segment's header and epochStarted records (0 if it has none).
+        var maxEpoch: UInt32
+        var recordCount: Int
+    }
+
+    struct Result {
+        /// Ascending by number; the last one is the segment appends continue in.
+        var segments: [Segment]
+        var recovered: RecoveredDecisionLog
+    }
+
+    static func scan(directory: String) throws(DecisionLogError) -> Result {
+        var numbers: [UInt64] = []
+        var notes: [String] = []
+        for name in try PosixFile.listDirectory(directory) {
+            if let number = SegmentName.number(fromFileName: name) {
+                numbers.append(number)
+            } else if name.hasPrefix(SegmentName.prefix) {
+                notes.append("ignored \(name): not a canonical segment file name")
+            }
+        }
+        numbers.sort()
+
+        var result = Result(segments: [], recovered: RecoveredDecisionLog(notes: notes))
+        for (index, number) in numbers.enumerated() {
+            let segment = try scanSegment(
+                directory: directory, number: number, isLast: index == numbers.count - 1,
+                into: &result.recovered)
+            result.segments.append(segment)
+        }
+        assert(result.segments.map(\.number) == numbers)
+        return result
+    }
+
+    private static func scanSegment(
+        directory: String, number: UInt64, isLast: Bool, into recovered: inout RecoveredDecisionLog
+    ) throws(DecisionLogError) -> Segment {
+        let path = SegmentName.path(directory: directory, number: number)
+        let bytes = try PosixFile.readAll(path)
+        let scan = RecordFraming.scan(bytes)
+
+        // Decode every whole record before judging the tail, so the error names the earliest
+        // damaged byte.
+        var maxEpoch: UInt32 = 0
+        var decoded: [(position: LogPosition, record: DecisionRecord)] = []
+        decoded.reserveCapacity(scan.records.count)
+        for (index, frame) in scan.records.enumerated() {
+            let record: DecisionRecord
+            do {
+                record = try DecisionRecord(decoding: frame.payload)
+            } catch {
+                throw .corrupt(file: path, offset: frame.offset, reason: "undecodable record: \(error)")
+            }
+            if index == 0 {
+                guard case .segmentHeader = record else {
+                    throw .corrupt(file: path, offset: frame.offset, reason: "first record is not a segment header")
+                }
+            }
+            switch record {
+            case .segmentHeader(let headerSegment, let epoch):
+                guard index == 0 else {
+                    throw .corrupt(file: path, offset: frame.offset, reason: "segment header in the middle of a segment")
+                }
+                guard headerSegment == number else {
+                    throw .corrupt(file: path, offset: frame.offset,
+                                   reason: "segment header names segment \(headerSegment), file is segment \(number)")
+                }
+                maxEpoch = max(maxEpoch, epoch)
+            case .epochStarted(let epoch):
+                maxEpoch = max(maxEpoch, epoch)
+            case .commit, .end:
+                break
+            }
+            decoded.append((LogPosition(segment: number, offset: UInt64(frame.offset)), record))
+        }
+
+        var tornTail: (offset: Int, reason: String)?
+        switch scan.tail {
+        case .clean:
+            break
+        case .corrupt(let offset, let reason):
+            throw .corrupt(file: path, offset: offset, reason: reason)
+        case .torn(let offset, let reason):
+            guard isLast else {
+                throw .corrupt(file: path, offset: offset, reason: "torn record in a segment that is not the last (\(reason))")
+            }
+            tornTail = (offset, reason)
+        }
+        if decoded.isEmpty && !isLast {
+            throw .corrupt(file: path, offset: 0, reason: "segment has no header record")
+        }
+
+        for (position, record) in decoded {
+            switch record {
+            case .commit(let transaction, let participants):
+                recovered.unfinishedCommits[transaction] = participants
+            case .end(let transaction):
+                recovered.unfinishedCommits.removeValue(forKey: transaction)
+            case .segmentHeader, .epochStarted:
+                break
+            }
+            recovered.records.append((position, record))
+        }
+        recovered.maxEpoch = max(recovered.maxEpoch, maxEpoch)
+        assert(scan.validEnd <= bytes.count)
+        return Segment(number: number, path: path, fileBytes: bytes.count, validEnd: scan.validEnd,
+                       tornTail: tornTail, maxEpoch: maxEpoch, recordCount: decoded.count)
+    }
+}

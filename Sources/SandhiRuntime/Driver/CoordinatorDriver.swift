@@ -1,0 +1,286 @@
+import Logging
+import SandhiEngine
+import SandhiParticipants
+import Synchronization
+
+/// Why a transfer could not be driven to an outcome.
+public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
+    /// The coordinator stopped (a decision's durability became unknown, or shutdown). The
+    /// transaction's outcome is whatever recovery finds in the log.
+    case halted(String)
+
+    public var description: String {
+        switch self {
+        case .halted(let reason): return "coordinator halted: \(reason)"
+        }
+    }
+}
+
+/// What a client learns about its transfer.
+public struct TransferResult: Sendable, Equatable {
+    public var transaction: TransactionID
+    public var outcome: Outcome
+    /// From submission to the moment the client was answered.
+    public var latencyUs: UInt64
+}
+
+/// The real-time driver: runs the engine's `Coordinator` on real threads, real files and real
+/// time. It performs the coordinator's effects: messages go to per-participant workers (each a
+/// thread batching its storage commits), decisions go to the group-commit log writer, timers to
+/// the timer thread, events to the subscriber.
+///
+/// Every input is handled under one lock, and the effects that order matters for (sends, log
+/// appends, timers, events) are performed before the lock is released, so two inputs can never
+/// reorder their messages to one participant. None of those effects block: the worker and log
+/// queues are sized above the coordinator's in-flight limit.
+public final class CoordinatorDriver: Sendable {
+    public enum AnswerWhen: Sendable {
+        /// As soon as the outcome is decided: COMMIT durable in the log (phase two continues in
+        /// the background; recovery finishes it after any crash), or abort chosen.
+        case decided
+        /// Once every participant has acknowledged the outcome.
+        case finished
+    }
+
+    public struct Configuration: Sendable {
+        public var coordinator = Coordinator.Configuration()
+        public init() {}
+    }
+
+    private struct Waiter {
+        var continuation: CheckedContinuation<TransferResult, Error>
+        var answerWhen: AnswerWhen
+        var submittedAtUs: UInt64
+    }
+
+    private struct State: ~Copyable {
+        var coordinator: Coordinator
+        var nextSequence: UInt64 = 1
+        var waiters: [TransactionID: Waiter] = [:]
+        var halted: String?
+        var effects: [CoordinatorEffect] = []
+    }
+
+    public let epoch: UInt32
+    private let state: Mutex<State>
+    private let workers: [ParticipantID: ParticipantWorker]
+    private let log: GroupCommitWriter
+    private let timers: Mutex<TimerService?>
+    private let logger: Logger
+    private let onEvent: (@Sendable (EngineEvent) -> Void)?
+
+    /// - Parameters:
+    ///   - epoch: this coordinator process's epoch, already durable in the log.
+    ///   - onEvent: called under the driver's lock for every event, in order; it must be quick
+    ///     and must not call back into the driver.
+    public init(epoch: UInt32, log: GroupCommitWriter, resources: [ParticipantResource],
+                configuration: Configuration = Configuration(), logger: Logger,
+                onEvent: (@Sendable (EngineEvent) -> Void)? = nil) {
+        self.epoch = epoch
+        self.log = log
+        self.logger = logger
+        self.onEvent = onEvent
+        self.state = Mutex(State(coordinator: Coordinator(configuration: configuration.coordinator)))
+        self.timers = Mutex(nil)
+        // Each transaction has at most a few messages queued per participant at a time
+        // (PREPARE, then one COMMIT or ROLLBACK, plus rare resends), so this never blocks the
+        // coordinator's lock.
+        let capacity = configuration.coordinator.maxInFlight * 4
+        var workers: [ParticipantID: ParticipantWorker] = [:]
+        let deliverBox = DeliverBox()
+        for resource in resources {
+            workers[resource.id] = ParticipantWorker(resource: resource, capacity: capacity, logger: logger) { replies in
+                deliverBox.driver?.deliver(replies)
+            }
+        }
+        self.workers = workers
+        self.deliverBox = deliverBox
+        deliverBox.driver = self
+        let service = TimerService { [weak deliverBox] timer in
+            deliverBox?.driver?.input(.timerFired(timer))
+        }
+        timers.withLock { $0 = service }
+    }
+
+    /// Breaks the reference cycle workers -> driver without making `init` two-phase for callers.
+    private final class DeliverBox: @unchecked Sendable {
+        weak var driver: CoordinatorDriver?
+    }
+    private let deliverBox: DeliverBox
+
+    public var participants: [ParticipantID] { workers.keys.sorted() }
+
+    // MARK: - Client API
+
+    /// Runs one distributed transaction: every branch prepared, then committed everywhere or
+    /// nowhere.
+    public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished) async throws -> TransferResult {
+        try await withCheckedThrowingContinuation { continuation in
+            var resume: [(Waiter, Result<TransferResult, Error>)] = []
+            state.withLock { state in
+                if let reason = state.halted {
+                    continuation.resume(throwing: CoordinatorError.halted(reason))
+                    return
+                }
+                let unknown = branches.map(\.participant).filter { workers[$0] == nil }
+                if let first = unknown.first {
+                    continuation.resume(throwing: CoordinatorError.halted("unknown participant \(first)"))
+                    return
+                }
+                let id = TransactionID(epoch: epoch, sequence: state.nextSequence)
+                state.nextSequence += 1
+                let now = MonotonicClock.nowUs()
+                state.waiters[id] = Waiter(continuation: continuation, answerWhen: answerWhen, submittedAtUs: now)
+                handle(.begin(id, branches: branches), nowUs: now, state: &state, resume: &resume)
+                handle(.requestCommit(id), nowUs: now, state: &state, resume: &resume)
+            }
+            finish(resume)
+        }
+    }
+
+    /// Drives recovery: COMMIT records without END are committed again everywhere they name;
+    /// branches prepared without a COMMIT record are rolled back (presumed abort). Returns when
+    /// every participant has acknowledged.
+    public func recover(committed: [TransactionID: [ParticipantID]],
+                        inDoubt: [TransactionID: [ParticipantID]]) async throws -> [RecoveredTransaction] {
+        try await withThrowingTaskGroup(of: RecoveredTransaction.self) { group in
+            for (tx, participants) in committed.sorted(by: { $0.key < $1.key }) {
+                group.addTask { try await self.recoverOne(tx, participants: participants, commit: true) }
+            }
+            for (tx, participants) in inDoubt.sorted(by: { $0.key < $1.key }) where committed[tx] == nil {
+                group.addTask { try await self.recoverOne(tx, participants: participants, commit: false) }
+            }
+            var results: [RecoveredTransaction] = []
+            for try await result in group { results.append(result) }
+            return results.sorted { $0.transaction < $1.transaction }
+        }
+    }
+
+    public struct RecoveredTransaction: Sendable, Equatable {
+        public var transaction: TransactionID
+        public var outcome: Outcome
+        public var participants: [ParticipantID]
+    }
+
+    private func recoverOne(_ tx: TransactionID, participants: [ParticipantID], commit: Bool) async throws -> RecoveredTransaction {
+        let known = participants.filter { workers[$0] != nil }
+        if known.count != participants.count {
+            let missing = participants.filter { workers[$0] == nil }.map(\.name).joined(separator: ", ")
+            throw CoordinatorError.halted("\(tx) names participants not in the configuration: \(missing)")
+        }
+        let result: TransferResult = try await withCheckedThrowingContinuation { continuation in
+            var resume: [(Waiter, Result<TransferResult, Error>)] = []
+            state.withLock { state in
+                let now = MonotonicClock.nowUs()
+                state.waiters[tx] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
+                handle(commit ? .recoverCommitted(tx, participants: known) : .recoverInDoubt(tx, participants: known),
+                       nowUs: now, state: &state, resume: &resume)
+            }
+            finish(resume)
+        }
+        return RecoveredTransaction(transaction: tx, outcome: result.outcome, participants: participants)
+    }
+
+    /// Stops the workers, the timers and the log writer after they drain. In-flight transfers
+    /// are answered with `halted`; recovery settles them on the next start.
+    public func shutdown() {
+        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        state.withLock { state in
+            if state.halted == nil { state.halted = "shut down" }
+            for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
+            state.waiters.removeAll()
+        }
+        finish(resume)
+        timers.withLock { $0?.stop(); $0 = nil }
+        for worker in workers.values { worker.stop() }
+        log.shutdown()
+    }
+
+    public var inFlightCount: Int { state.withLock { $0.coordinator.inFlightCount } }
+
+    public var haltReason: String? { state.withLock { $0.halted } }
+
+    /// Batches and messages each participant processed (the batch size is the group-commit factor).
+    public var participantStats: [(participant: ParticipantID, batches: Int, messages: Int)] {
+        workers.values.sorted { $0.id < $1.id }.map { ($0.id, $0.batches, $0.messages) }
+    }
+
+    // MARK: - Inputs from workers, the log and timers
+
+    func deliver(_ replies: [(ParticipantID, ParticipantReply)]) {
+        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        state.withLock { state in
+            let now = MonotonicClock.nowUs()
+            for (participant, reply) in replies {
+                switch reply {
+                case .vote(let tx, let vote):
+                    handle(.voted(tx, participant: participant, vote: vote), nowUs: now, state: &state, resume: &resume)
+                case .acknowledged(let tx):
+                    handle(.acknowledged(tx, participant: participant), nowUs: now, state: &state, resume: &resume)
+                }
+            }
+        }
+        finish(resume)
+    }
+
+    func input(_ input: CoordinatorInput) {
+        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        state.withLock { state in
+            handle(input, nowUs: MonotonicClock.nowUs(), state: &state, resume: &resume)
+        }
+        finish(resume)
+    }
+
+    // MARK: - Effects
+
+    private func handle(_ input: CoordinatorInput, nowUs: UInt64, state: inout State,
+                        resume: inout [(Waiter, Result<TransferResult, Error>)]) {
+        guard state.halted == nil else { return }
+        var effects = state.effects
+        effects.removeAll(keepingCapacity: true)
+        state.coordinator.handle(input, nowUs: nowUs, into: &effects)
+        for effect in effects {
+            switch effect {
+            case .send(let participant, let message):
+                guard let worker = workers[participant] else {
+                    preconditionFailure("coordinator addressed unknown participant \(participant)")
+                }
+                worker.send(message)
+            case .appendDecision(let record, let forced):
+                let tx = record.transaction
+                log.append(record, forced: forced) { [weak deliverBox] result in
+                    guard forced, let tx, let driver = deliverBox?.driver else { return }
+                    switch result {
+                    case .success(let position): driver.input(.decisionDurable(tx, position: position))
+                    case .failure(let error): driver.input(.decisionFailed(tx, reason: "\(error)"))
+                    }
+                }
+            case .setTimer(let timer, let afterUs):
+                timers.withLock { $0?.schedule(timer, afterUs: afterUs) }
+            case .cancelTimer(let timer):
+                timers.withLock { $0?.cancel(timer) }
+            case .emit(let event):
+                onEvent?(event)
+            case .decided(let tx, let outcome):
+                if let waiter = state.waiters[tx], waiter.answerWhen == .decided {
+                    state.waiters[tx] = nil
+                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs))))
+                }
+            case .finished(let tx, let outcome):
+                if let waiter = state.waiters.removeValue(forKey: tx) {
+                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs))))
+                }
+            case .fatal(let reason):
+                logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
+                state.halted = reason
+                for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(reason)))) }
+                state.waiters.removeAll()
+            }
+        }
+        state.effects = effects
+    }
+
+    private func finish(_ resume: [(Waiter, Result<TransferResult, Error>)]) {
+        for (waiter, result) in resume { waiter.continuation.resume(with: result) }
+    }
+}

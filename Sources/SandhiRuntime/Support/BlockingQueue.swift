@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+
+/// A bounded multi-producer queue drained in batches by one consumer thread.
+///
+/// `push` blocks while the queue is full (back-pressure instead of unbounded memory);
+/// `drain` blocks while it is empty and then takes everything, which is what turns many
+/// concurrent requests into one batch and one fsync.
+public final class BlockingQueue<Element>: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var notEmpty = pthread_cond_t()
+    private var notFull = pthread_cond_t()
+    private var items: [Element] = []
+    private var closed = false
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&notEmpty, nil)
+        pthread_cond_init(&notFull, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&notEmpty)
+        pthread_cond_destroy(&notFull)
+    }
+
+    /// Appends; false if the queue is closed (the element is dropped).
+    @discardableResult
+    public func push(_ element: Element) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while items.count >= capacity && !closed { pthread_cond_wait(&notFull, &mutex) }
+        guard !closed else { return false }
+        items.append(element)
+        if items.count == 1 { pthread_cond_signal(&notEmpty) }
+        return true
+    }
+
+    /// Takes everything queued, waiting for at least one element; empty only once closed and drained.
+    public func drain(into batch: inout [Element]) {
+        batch.removeAll(keepingCapacity: true)
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while items.isEmpty && !closed { pthread_cond_wait(&notEmpty, &mutex) }
+        swap(&batch, &items)
+        pthread_cond_broadcast(&notFull)
+    }
+
+    public var count: Int {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return items.count
+    }
+
+    /// Wakes the consumer; later pushes are refused. Queued elements can still be drained.
+    public func close() {
+        pthread_mutex_lock(&mutex)
+        closed = true
+        pthread_cond_broadcast(&notEmpty)
+        pthread_cond_broadcast(&notFull)
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+/// Starts a named OS thread (workers block in fsync; they must not sit on Swift's cooperative pool).
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    let thread = Thread(block: body)
+    thread.name = name
+    thread.start()
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import SandhiEngine
+import SandhiRuntime
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the invariants over every participant; prints `total: <paise>`; exit 1 on a violation.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let directory = common.directory
+            let configuration = try directory.loadConfiguration()
+            let lock = try directory.lock()
+            defer { lock.release() }
+            let audit = try InvariantAudit.run(directory: directory, configuration: configuration, logger: common.makeLogger())
+            if json {
+                struct Bank: Encodable { var name: String; var accounts: Int; var total: Int64; var minted: Int64; var prepared: Int; var locks: Int; var committed: Int; var reports: Int }
+                struct Output: Encodable { var banks: [Bank]; var total: Int64; var minted: Int64; var unfinished_commits: Int; var violations: [String]; var ok: Bool }
+                print(jsonLine(Output(
+                    banks: audit.banks.map { Bank(name: $0.participant.name, accounts: $0.accounts, total: $0.total.value, minted: $0.minted.value,
+                                                  prepared: $0.prepared.count, locks: $0.lockedAccounts.count, committed: $0.committedBranches, reports: $0.reports) },
+                    total: audit.total.value, minted: audit.minted.value, unfinished_commits: audit.unfinishedCommits.count,
+                    violations: audit.violations, ok: audit.passed)))
+            } else {
+                print(pad("participant", 12) + pad("accounts", 10, right: true) + pad("total", 22, right: true)
+                      + pad("prepared", 10, right: true) + pad("locks", 7, right: true) + pad("committed", 11, right: true) + pad("reports", 9, right: true))
+                for bank in audit.banks {
+                    print(pad(bank.participant.name, 12) + pad(String(bank.accounts), 10, right: true) + pad(bank.total.description, 22, right: true)
+                          + pad(String(bank.prepared.count), 10, right: true) + pad(String(bank.lockedAccounts.count), 7, right: true)
+                          + pad(String(bank.committedBranches), 11, right: true) + pad(String(bank.reports), 9, right: true))
+                }
+                print("minted: \(audit.minted.value)")
+                print("total: \(audit.total.value)")
+                print("decision log: \(audit.logSegments) segment(s), \(audit.unfinishedCommits.count) unfinished commit(s)")
+                if audit.passed {
+                    print("invariants: ok (conservation, atomicity, no prepared leftovers, no held locks)")
+                } else {
+                    for violation in audit.violations { print("VIOLATION: \(violation)") }
+                }
+            }
+            return audit.passed ? 0 : 1
+        }
+    }
+}
