@@ -196,6 +196,12 @@ public final class CoordinatorDriver: Sendable {
         log.shutdown()
     }
 
+    /// Live fault: the decision log's next fsync fails. The coordinator then halts (a decision
+    /// whose durability is unknown must not be acted on) and recovery settles it on restart.
+    public func failNextLogSync() {
+        log.failNextSync()
+    }
+
     public var inFlightCount: Int { state.withLock { $0.coordinator.inFlightCount } }
 
     public var haltReason: String? { state.withLock { $0.halted } }

@@ -1,0 +1,131 @@
+import Logging
+import SandhiEngine
+import SandhiParticipants
+import SandhiTestSupport
+import Testing
+
+@Suite struct SQLiteBankTests {
+    let hdfc = ParticipantID(validated: "hdfc")
+    let alice = AccountID(validated: "alice"), bob = AccountID(validated: "bob")
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    func tx(_ sequence: UInt64) -> TransactionID { TransactionID(epoch: 1, sequence: sequence) }
+
+    func makeBank(_ directory: TemporaryDirectory) throws -> SQLiteBank {
+        let path = directory.appending("hdfc.sqlite")
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(alice, .rupees(1_000)), (bob, .rupees(500))], logger: logger)
+        return try SQLiteBank(path: path, participant: hdfc, logger: logger)
+    }
+
+    func prepare(_ id: TransactionID, _ operations: [SandhiEngine.Operation]) -> ParticipantMessage {
+        .prepare(id, operations: operations, writers: [hdfc])
+    }
+
+    @Test func prepareThenCommitMovesMoneyAndRecordsTheBranch() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        let replies = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(300)), .credit(account: bob, amount: .rupees(300))])])
+        #expect(replies == [.vote(tx(1), .yes)])
+        // Prepared, not applied: balances unchanged, accounts locked, write-set persisted.
+        #expect(try bank.balance(of: alice) == .rupees(1_000))
+        #expect(bank.heldLocks == [alice: tx(1), bob: tx(1)])
+        #expect(bank.inDoubt() == [tx(1): [hdfc]])
+        #expect(try bank.process([.commit(tx(1))]) == [.acknowledged(tx(1))])
+        #expect(try bank.balance(of: alice) == .rupees(700))
+        #expect(try bank.balance(of: bob) == .rupees(800))
+        #expect(bank.heldLocks.isEmpty)
+        #expect(try bank.committedBranches()[tx(1)]?.netPaise == 0)
+        #expect(try bank.total() == bank.minted())
+    }
+
+    @Test func insufficientFundsAndUnknownAccountVoteNoAndChangeNothing() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        let replies = try bank.process([
+            prepare(tx(1), [.debit(account: bob, amount: .rupees(501))]),
+            prepare(tx(2), [.credit(account: AccountID(validated: "carol"), amount: .rupees(1))]),
+            prepare(tx(3), [.debit(account: alice, amount: Paise(0))]),
+        ])
+        #expect(replies.count == 3)
+        guard case .vote(_, .no(let insufficient)) = replies[0], case .vote(_, .no(let unknown)) = replies[1],
+              case .vote(_, .no(let zero)) = replies[2] else {
+            Issue.record("expected three NO votes, got \(replies)")
+            return
+        }
+        #expect(insufficient.contains("insufficient funds in hdfc/bob"))
+        #expect(unknown.contains("unknown account hdfc/carol"))
+        #expect(zero.contains("must be positive"))
+        #expect(bank.inDoubt().isEmpty)
+        #expect(bank.heldLocks.isEmpty)
+        #expect(try bank.total() == .rupees(1_500))
+    }
+
+    @Test func aConflictingPrepareIsRefusedWhileTheAccountIsLocked() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        _ = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(1))])])
+        let replies = try bank.process([prepare(tx(2), [.credit(account: alice, amount: .rupees(1))])])
+        #expect(replies == [.vote(tx(2), .no(reason: "hdfc/alice is locked by \(tx(1))"))])
+        _ = try bank.process([.rollback(tx(1))])
+        #expect(try bank.process([prepare(tx(3), [.credit(account: alice, amount: .rupees(1))])]) == [.vote(tx(3), .yes)])
+    }
+
+    @Test func aPreparedBranchSurvivesReopeningAndRetakesItsLocks() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        var bank = try makeBank(directory)
+        _ = try bank.process([prepare(tx(7), [.debit(account: alice, amount: .rupees(100)), .fileReport(Report(kind: "large", amount: .rupees(100), reference: "r"))])])
+        bank.close()
+        bank = try SQLiteBank(path: directory.appending("hdfc.sqlite"), participant: hdfc, logger: logger)
+        #expect(bank.inDoubt() == [tx(7): [hdfc]])
+        #expect(bank.heldLocks == [alice: tx(7)])
+        #expect(try bank.process([prepare(tx(8), [.debit(account: alice, amount: .rupees(1))])]) == [.vote(tx(8), .no(reason: "hdfc/alice is locked by \(tx(7))"))])
+        #expect(try bank.process([.commit(tx(7))]) == [.acknowledged(tx(7))])
+        #expect(try bank.balance(of: alice) == .rupees(900))
+        #expect(try bank.reports().map(\.transaction) == [tx(7)])
+    }
+
+    @Test func commitAndRollbackAreIdempotent() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        _ = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(10))])])
+        #expect(try bank.process([.commit(tx(1)), .commit(tx(1)), .rollback(tx(1))]) == [.acknowledged(tx(1)), .acknowledged(tx(1)), .acknowledged(tx(1))])
+        #expect(try bank.balance(of: alice) == .rupees(990)) // applied once, never undone
+        #expect(try bank.process([.rollback(tx(99))]) == [.acknowledged(tx(99))])
+    }
+
+    @Test func oneBatchCarriesManyTransactions() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let path = directory.appending("hdfc.sqlite")
+        let accounts = (0..<100).map { (AccountID(validated: "a\($0)"), Paise.rupees(10)) }
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: accounts, logger: logger)
+        let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        let prepares = (0..<100).map { prepare(tx(UInt64($0 + 1)), [.debit(account: accounts[$0].0, amount: .rupees(1))]) }
+        #expect(try bank.process(prepares).allSatisfy { if case .vote(_, .yes) = $0 { return true } else { return false } })
+        let commits = (0..<100).map { ParticipantMessage.commit(tx(UInt64($0 + 1))) }
+        #expect(try bank.process(commits).count == 100)
+        #expect(try bank.total() == .rupees(900))
+    }
+
+    @Test func aReadOnlyBranchVotesReadOnlyAndHoldsNothing() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        #expect(try bank.process([prepare(tx(1), [.read(account: alice)])]) == [.vote(tx(1), .readOnly)])
+        #expect(bank.inDoubt().isEmpty && bank.heldLocks.isEmpty)
+    }
+
+    @Test func refusesFilesThatAreNotThisBank() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        _ = try makeBank(directory)
+        #expect(throws: SQLiteBank.OpenError.wrongParticipant(path: directory.appending("hdfc.sqlite"), found: "hdfc", expected: "sbi")) {
+            try SQLiteBank(path: directory.appending("hdfc.sqlite"), participant: ParticipantID(validated: "sbi"), logger: logger)
+        }
+        #expect(throws: SQLiteBank.OpenError.missing(path: directory.appending("nope.sqlite"))) {
+            try SQLiteBank(path: directory.appending("nope.sqlite"), participant: hdfc, logger: logger)
+        }
+        let other = directory.appending("other.sqlite")
+        let database = try SQLiteDatabase(path: other, create: true)
+        try database.execute("CREATE TABLE t(x)")
+        database.close()
+        #expect(throws: SQLiteBank.OpenError.self) { try SQLiteBank(path: other, participant: hdfc, logger: logger) }
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import SandhiEngine
+import SandhiRuntime
+import Testing
+
+/// Segments whose commits have all ended are deleted at each roll and at open; the newest epoch
+/// survives because every segment header carries it.
+@Suite struct DecisionLogReclamationTests {
+    typealias Fixture = DecisionLogFixture
+    static let segmentMaxBytes = 256
+
+    private func onDisk(_ directory: String) throws -> [UInt64] {
+        try Fixture.fileNames(directory).compactMap { name in
+            name.hasPrefix("segment-") ? UInt64(name.dropFirst(8).dropLast(4)) : nil
+        }
+    }
+
+    @Test func finishedSegmentsAreDeletedAfterRoll() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let (store, _) = try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger)
+            var highestSegment: UInt64 = 0
+            for sequence in 1...60 as ClosedRange<UInt64> {
+                let positions = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+                highestSegment = max(highestSegment, positions[1].segment)
+                #expect(try onDisk(directory) == store.segmentNumbers)
+            }
+            try store.sync()
+            #expect(highestSegment >= 10)
+            // Only the active segment and, at most, the one whose last COMMIT's END crossed the roll.
+            #expect(store.segmentNumbers.count <= 2)
+            #expect(store.segmentNumbers.last == highestSegment)
+            #expect(!store.segmentNumbers.contains(1))
+            store.close()
+
+            let (reopened, recovered) = try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger)
+            reopened.close()
+            #expect(recovered.unfinishedCommits.isEmpty)
+            #expect(reopened.segmentNumbers == [highestSegment])  // Open reclaims the rest.
+            #expect(try onDisk(directory) == [highestSegment])
+        }
+    }
+
+    @Test func commitWithoutEndKeepsItsSegmentAcrossReopen() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let open = { try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger) }
+            let (store, _) = try open()
+            _ = try store.append([Fixture.commit(1), Fixture.end(1)])
+            let pending = DecisionRecord.commit(transaction: Fixture.transaction(1000), participants: Fixture.participants("axis"))
+            let pendingSegment = try store.append([pending])[0].segment
+            for sequence in 2...40 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+            }
+            try store.sync()
+            let active = store.segmentNumbers.last!
+            #expect(active > pendingSegment + 2)
+            #expect(store.segmentNumbers.contains(pendingSegment))
+            store.close()
+
+            let (reopened, recovered) = try open()
+            #expect(recovered.unfinishedCommits == [Fixture.transaction(1000): Fixture.participants("axis")])
+            #expect(reopened.segmentNumbers == [pendingSegment, active])
+            #expect(try onDisk(directory) == [pendingSegment, active])
+            #expect(recovered.records.contains { $0.record == pending && $0.position.segment == pendingSegment })
+
+            // The END arrives after the restart; the next roll reclaims the old segment.
+            _ = try reopened.append([.end(transaction: Fixture.transaction(1000))])
+            #expect(reopened.segmentNumbers.contains(pendingSegment))  // No roll yet.
+            for sequence in 41...50 as ClosedRange<UInt64> {
+                _ = try reopened.append([Fixture.commit(sequence), Fixture.end(sequence)])
+            }
+            try reopened.sync()
+            #expect(!reopened.segmentNumbers.contains(pendingSegment))
+            reopened.close()
+
+            let final = try DecisionLogStore.read(directory: directory)
+            #expect(final.unfinishedCommits.isEmpty)
+            #expect(!final.records.contains { $0.record == pending })
+        }
+    }
+
+    @Test func maxEpochSurvivesReclamationOfItsSegment() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let (store, _) = try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger)
+            store.epoch = 7
+            let epochSegment = try store.append([.epochStarted(epoch: 7)])[0].segment
+            for sequence in 1...30 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+            }
+            // The runtime forgot to set `epoch` this time: the store still carries it forward.
+            _ = try store.append([.epochStarted(epoch: 9)])
+            for sequence in 31...60 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+            }
+            try store.sync()
+            #expect(store.epoch == 9)
+            #expect(!store.segmentNumbers.contains(epochSegment))
+            store.close()
+
+            let recovered = try DecisionLogStore.read(directory: directory)
+            #expect(!recovered.records.contains { if case .epochStarted = $0.record { true } else { false } })
+            #expect(recovered.maxEpoch == 9)
+            let (reopened, reopenedLog) = try DecisionLogStore.open(directory: directory, logger: Fixture.logger)
+            reopened.close()
+            #expect(reopenedLog.maxEpoch == 9)
+            #expect(reopened.epoch == 9)
+        }
+    }
+
+    @Test func endInALaterSegmentReleasesTheEarlierOne() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let (store, _) = try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger)
+            defer { store.close() }
+            // Commits fill several segments; their ENDs come only afterwards.
+            var commitSegments = Set<UInt64>()
+            for sequence in 1...20 as ClosedRange<UInt64> {
+                commitSegments.insert(try store.append([Fixture.commit(sequence)])[0].segment)
+            }
+            #expect(commitSegments.count >= 4)
+            #expect(Set(store.segmentNumbers).isSuperset(of: commitSegments))
+            for sequence in 1...20 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.end(sequence)])
+            }
+            // One more roll triggers reclamation of every finished segment, not only a prefix.
+            for sequence in 21...30 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+            }
+            try store.sync()
+            #expect(Set(store.segmentNumbers).isDisjoint(with: commitSegments))
+            #expect(try onDisk(directory) == store.segmentNumbers)
+        }
+    }
+}
