@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Sandhi: AsyncParsableCommand {
@@ -10,4 +11,29 @@ struct Sandhi: AsyncParsableCommand {
             LogCommand.self, BenchCommand.self, DemoCommand.self,
         ]
     )
+
+    /// Like ArgumentParser's own entry point, except that a usage error is ONE line on stderr
+    /// (the operator's terminal and scripts both get the problem, not a page of usage).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error)) // --help, --version
+                Foundation.exit(0)
+            }
+            let message = message(for: error)
+            if !message.isEmpty {
+                let first = message.split(separator: "\n").first.map(String.init) ?? message
+                printError(first.hasPrefix("sandhi:") ? first : "sandhi: \(first) (see --help)")
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
