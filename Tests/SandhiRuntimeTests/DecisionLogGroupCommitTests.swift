@@ -91,7 +91,7 @@ import Testing
 
     @Test func boundedQueueBlocksAppendersUntilThereIsRoom() throws {
         try Fixture.withTemporaryDirectory { directory in
-            let (store, _) = try DecisionLogStore.open(directory: directory, segmentMaxBytes: 4096, logger: Fixture.logger)
+            let (store, _) = try DecisionLogStore.open(directory: directory, logger: Fixture.logger)
             let writer = GroupCommitWriter(store: store, maxQueued: 4, logger: Fixture.logger)
             let results = Results()
             let appenders = 8, perAppender = 200

@@ -110,6 +110,57 @@ import Testing
         }
     }
 
+    /// A finished transaction whose COMMIT sits in a pinned segment and whose END sits in a
+    /// reclaimable one: the END is carried forward, so recovery never reports it unfinished.
+    @Test func endsOfCommitsInPinnedSegmentsAreCarriedForward() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let open = { try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger) }
+            let pending = Fixture.commit(1000)
+            let (store, _) = try open()
+            let pinned = try store.append([pending, Fixture.commit(500)])[0].segment
+            var sequence: UInt64 = 1
+            // Fill until the log rolls, then end 500 in the new segment.
+            while store.segmentNumbers.last == pinned {
+                _ = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+                sequence += 1
+            }
+            let endSegment = try store.append([Fixture.end(500)])[0].segment
+            #expect(endSegment > pinned)
+            func rollSeveralTimes(_ log: DecisionLogStore) throws {
+                let target = log.segmentNumbers.last! + 4
+                while log.segmentNumbers.last! < target {
+                    _ = try log.append([Fixture.commit(sequence), Fixture.end(sequence)])
+                    sequence += 1
+                }
+                try log.sync()
+            }
+            try rollSeveralTimes(store)
+            #expect(!store.segmentNumbers.contains(endSegment))
+            #expect(store.segmentNumbers.first == pinned)
+            #expect(try DecisionLogStore.read(directory: directory).unfinishedCommits.keys.sorted()
+                == [Fixture.transaction(1000)])
+            store.close()
+
+            // Across a reopen the carried END keeps being carried.
+            let (reopened, recovered) = try open()
+            #expect(recovered.unfinishedCommits.keys.sorted() == [Fixture.transaction(1000)])
+            try rollSeveralTimes(reopened)
+            reopened.close()
+            let (again, recoveredAgain) = try open()
+            #expect(recoveredAgain.unfinishedCommits.keys.sorted() == [Fixture.transaction(1000)])
+            #expect(again.segmentNumbers.count == 2)
+
+            // Once the pending one ends, everything but the active segment goes.
+            _ = try again.append([Fixture.end(1000)])
+            try rollSeveralTimes(again)
+            #expect(again.segmentNumbers.count <= 2)
+            #expect(!again.segmentNumbers.contains(pinned))
+            again.close()
+            #expect(try DecisionLogStore.read(directory: directory).unfinishedCommits.isEmpty)
+        }
+    }
+
     @Test func endInALaterSegmentReleasesTheEarlierOne() throws {
         try Fixture.withTemporaryDirectory { directory in
             let (store, _) = try DecisionLogStore.open(

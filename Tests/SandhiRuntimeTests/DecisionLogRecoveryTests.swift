@@ -148,6 +148,18 @@ import Testing
         }
     }
 
+    @Test func epochBeyondTwentyFourBitsIsCorruption() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let path = Fixture.segmentPath(directory, 1)
+            var bytes: [UInt8] = []
+            RecordFraming.frame(DecisionRecord.segmentHeader(segment: 1, epoch: 1).encoded(), into: &bytes)
+            let badOffset = bytes.count
+            RecordFraming.frame(DecisionRecord.epochStarted(epoch: TransactionID.maxEpoch + 1).encoded(), into: &bytes)
+            try Fixture.writeFile(path, bytes)
+            try expectCorrupt(directory: directory, file: path, offset: badOffset, unchanged: bytes)
+        }
+    }
+
     @Test func emptyLastSegmentGetsItsHeader() throws {
         try Fixture.withTemporaryDirectory { directory in
             let (store, _) = try DecisionLogStore.open(directory: directory, logger: Fixture.logger)

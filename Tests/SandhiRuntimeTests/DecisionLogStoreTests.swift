@@ -133,15 +133,16 @@ import Testing
     @Test func recordLargerThanSegmentGetsItsOwnSegment() throws {
         try Fixture.withTemporaryDirectory { directory in
             let (store, _) = try DecisionLogStore.open(directory: directory, segmentMaxBytes: 64, logger: Fixture.logger)
-            let big = DecisionRecord.commit(
-                transaction: Fixture.transaction(1),
-                participants: (0..<20).map { ParticipantID(validated: "participant-\($0)") })
-            let positions = try store.append([big, big, Fixture.end(1)])
+            let many = (0..<20).map { ParticipantID(validated: "participant-\($0)") }
+            let big1 = DecisionRecord.commit(transaction: Fixture.transaction(1), participants: many)
+            let big2 = DecisionRecord.commit(transaction: Fixture.transaction(2), participants: many)
+            let positions = try store.append([big1, big2, Fixture.end(3)])
             try store.sync()
             store.close()
             #expect(positions.map(\.segment) == [1, 2, 3])
+            #expect(positions.allSatisfy { $0.offset == 25 })  // Right after each segment's header.
             let recovered = try DecisionLogStore.read(directory: directory)
-            #expect(recovered.records.filter { $0.record == big }.map(\.position) == Array(positions.prefix(2)))
+            #expect(recovered.records.filter { $0.record.transaction != nil }.map(\.position) == positions)
         }
     }
 

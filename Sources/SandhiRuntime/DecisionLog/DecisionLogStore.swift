@@ -18,6 +18,8 @@ public final class DecisionLogStore {
     /// is never reclaimed.
     private var segments: [SegmentState]
     private var activeFD: Int32
+    /// Cached so the hot path does not build a path string per write.
+    private var activePath: String
     /// Bytes of the active segment already handed to write(2).
     private var activeBytes: Int
     /// A segment file was created or unlinked since the directory was last fsynced.
@@ -25,7 +27,7 @@ public final class DecisionLogStore {
     private var failure: DecisionLogError?
     private var closed = false
     private var failNextSyncInjected = false
-    private var outstanding = OutstandingCommits()
+    private var liveness = SegmentLiveness()
     /// Reused across appends so the hot path does not allocate a frame buffer per call.
     private var buffer: [UInt8] = []
 
@@ -56,6 +58,7 @@ public final class DecisionLogStore {
         self.logger = logger
         self.segments = segments
         self.activeFD = activeFD
+        self.activePath = SegmentName.path(directory: directory, number: segments[segments.count - 1].number)
         self.activeBytes = activeBytes
         self.epoch = epoch
         buffer.reserveCapacity(64 * 1024)
@@ -272,7 +275,6 @@ public final class DecisionLogStore {
     // MARK: Internals
 
     private var activeNumber: UInt64 { segments[segments.count - 1].number }
-    private var activePath: String { SegmentName.path(directory: directory, number: activeNumber) }
 
     private func checkUsable() throws(DecisionLogError) {
         if closed { throw .closed }
@@ -309,6 +311,7 @@ public final class DecisionLogStore {
         let number = activeNumber + 1
         let path = SegmentName.path(directory: directory, number: number)
         activeFD = try PosixFile.createForAppend(path)
+        activePath = path
         directoryNeedsSync = true
         segments.append(SegmentState(number: number, maxEpoch: epoch))
         activeBytes = 0
@@ -317,47 +320,77 @@ public final class DecisionLogStore {
         try reclaim()
     }
 
-    /// Deletes every non-active segment that recovery no longer needs: all its commits ended, and
-    /// no epoch in it above the active segment's (so the highest epoch always stays on disk).
-    /// Commits are independent, so any such segment may go, not only a prefix.
+    /// Deletes every non-active segment that recovery no longer needs: all its COMMITs have their
+    /// END, and no epoch in it is above the active segment's (so the highest epoch always stays
+    /// on disk). Commits are independent, so any such segment may go, not only a prefix; ENDs in
+    /// it whose COMMITs stay on disk are first copied into the active segment and synced (see
+    /// `SegmentLiveness`), so a crash can never leave a finished COMMIT without its END.
     private func reclaim() throws(DecisionLogError) {
-        let activeMaxEpoch = segments[segments.count - 1].maxEpoch
-        var kept: [SegmentState] = []
-        kept.reserveCapacity(segments.count)
-        var reclaimed: [UInt64] = []
-        for (index, segment) in segments.enumerated() {
-            let isActive = index == segments.count - 1
-            guard !isActive, outstanding.openCount(segment: segment.number) == 0,
-                  segment.maxEpoch <= activeMaxEpoch
-            else {
-                kept.append(segment)
+        let active = segments[segments.count - 1]
+        var remaining = Set(segments.map(\.number))
+        var doomed: [UInt64] = []
+        var carried: [(transaction: TransactionID, commitSegments: [UInt64])] = []
+        // Ascending, so every segment an END refers to (always an earlier one) is already decided.
+        for segment in segments.dropLast() {
+            guard liveness.openCommitCount(segment: segment.number) == 0, segment.maxEpoch <= active.maxEpoch else {
                 continue
             }
-            let path = SegmentName.path(directory: directory, number: segment.number)
-            do {
-                try PosixFile.unlink(path)
-                reclaimed.append(segment.number)
-            } catch {
-                // Harmless to keep: the segment is retried at the next roll.
-                logger.warning("could not reclaim decision log segment", metadata: ["error": "\(error)"])
-                kept.append(segment)
+            doomed.append(segment.number)
+            remaining.remove(segment.number)
+            for (transaction, commitSegments) in liveness.crossEnds(segment: segment.number) {
+                let surviving = commitSegments.filter(remaining.contains)
+                if !surviving.isEmpty { carried.append((transaction, surviving)) }
             }
         }
-        segments = kept
+        guard !doomed.isEmpty else { return }
+
+        if !carried.isEmpty {
+            carried.sort { $0.transaction < $1.transaction }  // Deterministic file contents.
+            for item in carried {
+                RecordFraming.frame(DecisionRecord.end(transaction: item.transaction).encoded(), into: &buffer)
+            }
+            try flushBuffer()
+            try PosixFile.dataSync(activeFD, path: activePath)
+            if directoryNeedsSync {
+                try PosixFile.syncDirectory(directory)
+                directoryNeedsSync = false
+            }
+            for item in carried {
+                liveness.carried(item.transaction, commitSegments: item.commitSegments, into: active.number)
+            }
+        }
+
+        var reclaimed: [UInt64] = []
+        for number in doomed {
+            do {
+                try PosixFile.unlink(SegmentName.path(directory: directory, number: number))
+            } catch {
+                // Keep this one and every later one (they may hold ENDs for its COMMITs); the next
+                // roll tries again.
+                logger.warning("could not reclaim decision log segment", metadata: ["error": "\(error)"])
+                break
+            }
+            liveness.forget(segment: number)
+            reclaimed.append(number)
+        }
+        let reclaimedSet = Set(reclaimed)
+        segments.removeAll { reclaimedSet.contains($0.number) }
+        assert(segments.last?.number == active.number)
         guard !reclaimed.isEmpty else { return }
         try PosixFile.syncDirectory(directory)
         logger.info("reclaimed decision log segments", metadata: [
             "directory": "\(directory)",
             "segments": "\(reclaimed.map(SegmentName.fileName).joined(separator: ", "))",
+            "carriedEnds": "\(carried.count)",
         ])
     }
 
     private func track(_ record: DecisionRecord, segment: UInt64) {
         switch record {
         case .commit(let transaction, _):
-            outstanding.committed(transaction, segment: segment)
+            liveness.committed(transaction, segment: segment)
         case .end(let transaction):
-            outstanding.ended(transaction)
+            liveness.ended(transaction, segment: segment)
         case .epochStarted(let started):
             // Later segment headers must carry this epoch even if the runtime has not set
             // `epoch` yet, or reclaiming this segment could lose it.

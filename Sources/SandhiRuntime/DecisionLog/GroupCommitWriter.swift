@@ -11,8 +11,11 @@ import Synchronization
 /// While the thread is in fdatasync, new records pile up in the queue; the next round takes them
 /// all at once, so the number of syncs adapts to the disk's latency instead of to the offered load.
 ///
+/// The thread keeps the writer alive until `shutdown`, which every owner must call.
+///
 /// `@unchecked Sendable`: the queue and flags are guarded by `condition`; `store`, `batch` and
-/// `batchRecords` are touched only by the writer thread; the stats are atomics.
+/// `batchRecords` are touched only by the writer thread (the caller hands the store over at
+/// `init` and must not use it again); the stats are atomics.
 public final class GroupCommitWriter: @unchecked Sendable {
     public typealias Completion = @Sendable (Result<LogPosition, DecisionLogError>) -> Void
 

@@ -76,6 +76,10 @@ enum SegmentScanner {
                     throw .corrupt(file: path, offset: frame.offset, reason: "first record is not a segment header")
                 }
             }
+            if let epoch = record.epoch, epoch > TransactionID.maxEpoch {
+                throw .corrupt(file: path, offset: frame.offset,
+                               reason: "epoch \(epoch) exceeds the largest epoch \(TransactionID.maxEpoch)")
+            }
             switch record {
             case .segmentHeader(let headerSegment, let epoch):
                 guard index == 0 else {
@@ -125,5 +129,15 @@ enum SegmentScanner {
         assert(scan.validEnd <= bytes.count)
         return Segment(number: number, path: path, fileBytes: bytes.count, validEnd: scan.validEnd,
                        tornTail: tornTail, maxEpoch: maxEpoch, recordCount: decoded.count)
+    }
+}
+
+extension DecisionRecord {
+    /// The epoch a header or epochStarted record carries.
+    fileprivate var epoch: UInt32? {
+        switch self {
+        case .segmentHeader(_, let epoch), .epochStarted(let epoch): return epoch
+        case .commit, .end: return nil
+        }
     }
 }
