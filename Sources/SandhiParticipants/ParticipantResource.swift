@@ -16,4 +16,7 @@ public protocol ParticipantResource: AnyObject {
 
     /// Branches prepared in storage and not yet resolved: transaction -> its writer participants.
     func inDoubt() -> [TransactionID: [ParticipantID]]
+
+    /// Releases the storage (files, connections). Called once, by the worker, after its last batch.
+    func close()
 }

@@ -129,3 +129,20 @@ import Testing
         #expect(throws: SQLiteBank.OpenError.self) { try SQLiteBank(path: other, participant: hdfc, logger: logger) }
     }
 }
+
+@Suite struct SQLiteBankReopenTests {
+    @Test func aBankCanBeReopenedInTheSameProcess() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let hdfc = ParticipantID(validated: "hdfc")
+        let path = directory.appending("hdfc.sqlite")
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(AccountID(validated: "a"), .rupees(1))], logger: logger)
+        let sbi = ParticipantID(validated: "sbi")
+        try SQLiteBank.create(path: directory.appending("sbi.sqlite"), participant: sbi, accounts: [(AccountID(validated: "a"), .rupees(1))], logger: logger)
+        for _ in 0..<3 {
+            let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+            #expect(try bank.total() == .rupees(1))
+            bank.close()
+        }
+    }
+}

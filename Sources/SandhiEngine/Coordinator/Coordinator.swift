@@ -241,6 +241,16 @@ public struct Coordinator: Sendable {
                 finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
             }
             store(tx)
+        case (.aborting, .acknowledged) where vote == .yes:
+            // Our ROLLBACK overtook the PREPARE: the participant acknowledged it as "never
+            // prepared", then prepared anyway. It holds locks now, so it must hear ROLLBACK again.
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "YES after its ROLLBACK was acknowledged; rolling back again"))))
+            tx.branches[index].status = .awaitingAck(sentAtUs: nowUs)
+            sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects)
+            if tx.timer == nil {
+                setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
+            }
+            store(tx)
         default:
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) while \(tx.state)"))))
         }

@@ -13,11 +13,13 @@
 /// record after it). The scan's rules, in order, at each record start:
 ///
 /// 1. fewer than 12 bytes left            -> torn tail (a write cut short); truncate here
-/// 2. header checksum wrong                -> corruption at this offset
-/// 3. length 0 or above `maxPayloadBytes`  -> corruption at this offset
-/// 4. payload runs past the end of file    -> torn tail; truncate here
-/// 5. payload checksum wrong, and this is the last record of the file -> torn tail
-/// 6. payload checksum wrong, more records follow -> corruption at this offset
+/// 2. only zero bytes left                 -> torn tail (some filesystems extend a file with
+///                                            zeros before the data of a cut write lands)
+/// 3. header checksum wrong                -> corruption at this offset
+/// 4. length 0 or above `maxPayloadBytes`  -> corruption at this offset
+/// 5. payload runs past the end of file    -> torn tail; truncate here
+/// 6. payload checksum wrong, and this is the last record of the file -> torn tail
+/// 7. payload checksum wrong, more records follow -> corruption at this offset
 public enum RecordFraming {
     public static let headerBytes = 12
     public static let maxPayloadBytes = 64 * 1024
@@ -73,6 +75,9 @@ public enum RecordFraming {
             let headerCRC = readUInt32(bytes, offset + 8)
             let expectedHeaderCRC = bytes.withUnsafeBytes { raw in
                 CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 8]))
+            }
+            if bytes[offset...].allSatisfy({ $0 == 0 }) {
+                return Scan(records: records, validEnd: offset, tail: .torn(offset: offset, reason: "\(left) zero bytes after the last record"))
             }
             guard headerCRC == expectedHeaderCRC else {
                 return Scan(records: records, validEnd: offset, tail: .corrupt(offset: offset, reason: "header checksum mismatch"))

@@ -89,8 +89,8 @@ extension Outcome {
 /// `850µs`, `1.2ms`, `3.40s`: durations for people.
 public func formatMicros(_ micros: UInt64) -> String {
     if micros < 1_000 { return "\(micros)µs" }
-    if micros < 1_000_000 {
-        let tenths = (micros + 50) / 100
+    let tenths = (micros + 50) / 100
+    if tenths < 10_000 {
         return "\(tenths / 10).\(tenths % 10)ms"
     }
     let hundredths = (micros + 5_000) / 10_000

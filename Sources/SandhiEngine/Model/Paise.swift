@@ -58,7 +58,9 @@ public struct Paise: Hashable, Comparable, Sendable, CustomStringConvertible, Ad
     public init?(parsing text: String) {
         let body = String(text.filter { $0 != "," && $0 != "₹" }).trimmingWhitespace()
         if body.hasSuffix("p") {
-            guard let paise = Int64(body.dropLast()), paise >= 0 else { return nil }
+            let digits = body.dropLast()
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  let paise = Int64(digits) else { return nil }
             self.init(paise)
             return
         }

@@ -1,3 +1,5 @@
+import DequeModule
+
 // The participant side of two-phase commit, as a pure state machine: the lifecycle of each
 // transaction's branch and the exclusive locks its write-set holds. The storage that holds the
 // balances (a SQLite file, a PostgreSQL database, simulated memory) performs the effects and
@@ -22,7 +24,13 @@
 //   prepared --rollback-->       absent     discard the write-set; release locks; acknowledge
 //   staging  --rollback-->       staging    remembered; discarded and acknowledged when staged
 //   absent   --commit/rollback-> absent     already done (or never prepared): acknowledge
+//   finished --prepare-->        finished   a PREPARE duplicated or overtaken by the network:
+//                                           committed -> ignored; rolled back -> NO, never staged
 //   restart  --restored(tx)-->   prepared   re-take locks from the persisted write-set
+//
+// Finished branches are remembered (a bounded, volatile window of `maxRemembered`
+// transactions) so that a PREPARE that arrives after its own COMMIT or ROLLBACK can neither
+// apply a transfer twice nor leave a branch prepared that nobody will ever resolve.
 //
 // The participant never decides on its own here; a prepared branch waits for the coordinator
 // for as long as it takes (heuristic decisions are a separate, explicit feature).
@@ -63,6 +71,11 @@ public struct ParticipantProtocol: Sendable {
         case reply(ParticipantReply)
     }
 
+    /// How a branch ended, remembered for late duplicates.
+    public enum Finished: Hashable, Sendable {
+        case committed, rolledBack
+    }
+
     public enum BranchState: Hashable, Sendable {
         /// `rollbackRequested`: a ROLLBACK overtook the vote; discard as soon as staging ends.
         case staging(operations: [Operation], writers: [ParticipantID], readOnly: Bool, rollbackRequested: Bool)
@@ -75,11 +88,26 @@ public struct ParticipantProtocol: Sendable {
     /// Exclusive lock on each account a prepared (or staging) branch writes.
     public private(set) var lockOwners: [AccountID: TransactionID] = [:]
     public let maxBranches: Int
+    /// Recently finished branches, oldest first in `finishedOrder`.
+    public private(set) var finished: [TransactionID: Finished] = [:]
+    private var finishedOrder = Deque<TransactionID>()
+    public let maxRemembered: Int
 
-    public init(participant: ParticipantID, maxBranches: Int = 65_536) {
-        precondition(maxBranches > 0)
+    public init(participant: ParticipantID, maxBranches: Int = 65_536, maxRemembered: Int = 65_536) {
+        precondition(maxBranches > 0 && maxRemembered > 0)
         self.participant = participant
         self.maxBranches = maxBranches
+        self.maxRemembered = maxRemembered
+    }
+
+    private mutating func remember(_ tx: TransactionID, _ outcome: Finished) {
+        if finished.updateValue(outcome, forKey: tx) == nil {
+            finishedOrder.append(tx)
+            if finishedOrder.count > maxRemembered {
+                finished[finishedOrder.removeFirst()] = nil
+            }
+        }
+        assert(finished.count == finishedOrder.count)
     }
 
     public var preparedCount: Int {
@@ -111,11 +139,13 @@ public struct ParticipantProtocol: Sendable {
                 if failure == nil && !readOnly { effects.append(.discard(tx)) }
                 release(tx, operations: operations)
                 branches[tx] = nil
+                remember(tx, .rolledBack)
                 effects.append(.reply(.vote(tx, failure.map { .no(reason: $0) } ?? (readOnly ? .readOnly : .yes))))
                 effects.append(.reply(.acknowledged(tx)))
             } else if let failure {
                 release(tx, operations: operations)
                 branches[tx] = nil
+                remember(tx, .rolledBack)
                 effects.append(.reply(.vote(tx, .no(reason: failure))))
             } else if readOnly {
                 branches[tx] = nil
@@ -147,6 +177,15 @@ public struct ParticipantProtocol: Sendable {
         case nil:
             break
         }
+        switch finished[tx] {
+        case .committed:
+            return // a duplicate of a PREPARE whose transaction already committed here
+        case .rolledBack:
+            effects.append(.reply(.vote(tx, .no(reason: "\(participant) already rolled back \(tx)"))))
+            return
+        case nil:
+            break
+        }
         guard branches.count < maxBranches else {
             effects.append(.reply(.vote(tx, .no(reason: "\(participant) has \(maxBranches) branches in flight"))))
             return
@@ -171,6 +210,7 @@ public struct ParticipantProtocol: Sendable {
             effects.append(commit ? .apply(tx, operations: operations, writers: writers) : .discard(tx))
             release(tx, operations: operations)
             branches[tx] = nil
+            remember(tx, commit ? .committed : .rolledBack)
             effects.append(.reply(.acknowledged(tx)))
         case .staging(let operations, let writers, let readOnly, _):
             // Only ROLLBACK can overtake a vote; COMMIT never precedes every YES.
@@ -179,7 +219,11 @@ public struct ParticipantProtocol: Sendable {
             // rollback waits for staging to end.
             branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: true)
         case nil:
-            effects.append(.reply(.acknowledged(tx))) // already done, or never prepared
+            // Already done, or never prepared. A ROLLBACK that finds nothing may have overtaken
+            // its PREPARE: remember it, so the late PREPARE is refused instead of staged.
+            precondition(!(commit && finished[tx] == .rolledBack), "COMMIT for \(tx), which \(participant) rolled back")
+            if !commit && finished[tx] == nil { remember(tx, .rolledBack) }
+            effects.append(.reply(.acknowledged(tx)))
         }
     }
 

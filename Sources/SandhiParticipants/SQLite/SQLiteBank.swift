@@ -31,6 +31,24 @@ public final class SQLiteBank: ParticipantResource {
     private let logger: Logger
     private var machine: ParticipantProtocol
     private let clock: @Sendable () -> Int64
+    private var hot: HotStatements!
+
+    /// The statements every batch runs, prepared once and held: looking them up by SQL text
+    /// would hash a long string per call on the hottest path.
+    private struct HotStatements {
+        let begin, commit, selectBalance, insertPrepared, deletePrepared, updateBalance, insertCommitted, insertReport: SQLiteStatement
+
+        init(_ database: SQLiteDatabase) throws {
+            begin = try database.statement("BEGIN IMMEDIATE")
+            commit = try database.statement("COMMIT")
+            selectBalance = try database.statement("SELECT balance FROM accounts WHERE id = ?")
+            insertPrepared = try database.statement("INSERT INTO prepared(tx, operations, writers, prepared_at_ms) VALUES (?, ?, ?, ?)")
+            deletePrepared = try database.statement("DELETE FROM prepared WHERE tx = ?")
+            updateBalance = try database.statement("UPDATE accounts SET balance = balance + ? WHERE id = ?")
+            insertCommitted = try database.statement("INSERT INTO committed(tx, writers, net_paise) VALUES (?, ?, ?)")
+            insertReport = try database.statement("INSERT INTO reports(tx, kind, amount_paise, reference) VALUES (?, ?, ?, ?)")
+        }
+    }
 
     // MARK: - Creating and opening
 
@@ -72,6 +90,10 @@ public final class SQLiteBank: ParticipantResource {
         self.clock = clock
         self.database = try SQLiteDatabase(path: path, create: false)
         self.machine = ParticipantProtocol(participant: participant)
+        // Before the first read: a WAL database first read in normal mode sets up a shared-memory
+        // index that later exclusive-mode connections in this process then trip over. This
+        // pragma changes nothing on disk, so it is safe before we know the file is ours.
+        try database.execute("PRAGMA locking_mode=EXCLUSIVE")
         let format: String
         do {
             format = try Self.meta(database, "format") ?? "no format marker"
@@ -82,11 +104,16 @@ public final class SQLiteBank: ParticipantResource {
         let owner = try Self.meta(database, "participant") ?? ""
         guard owner == participant.name else { throw OpenError.wrongParticipant(path: path, found: owner, expected: participant.name) }
         try Self.configure(database)
+        hot = try HotStatements(database)
         try restore()
     }
 
+    /// WAL with `synchronous=FULL`: every commit fsyncs the WAL, so a YES vote or an
+    /// acknowledgement is never sent for work that is not on disk. `locking_mode=EXCLUSIVE`: one
+    /// process owns a bank at a time anyway (the data directory's lock), so SQLite may skip the
+    /// shared-memory index and the file-lock system calls on every transaction.
     private static func configure(_ database: SQLiteDatabase) throws {
-        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384")
+        try database.execute("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384")
     }
 
     private static func meta(_ database: SQLiteDatabase, _ key: String) throws -> String? {
@@ -123,13 +150,13 @@ public final class SQLiteBank: ParticipantResource {
         replies.reserveCapacity(messages.count)
         var effects: [ParticipantProtocol.Effect] = []
         do {
-            try database.statement("BEGIN IMMEDIATE").run()
+            try hot.begin.reused().run()
             for message in messages {
                 effects.removeAll(keepingCapacity: true)
                 machine.handle(.message(message), into: &effects)
                 try perform(effects, replies: &replies)
             }
-            try database.statement("COMMIT").run() // WAL + synchronous=FULL: fsync before return
+            try hot.commit.reused().run() // WAL + synchronous=FULL: fsync before return
         } catch {
             try? database.execute("ROLLBACK")
             logger.error("batch failed; reloading from storage", metadata: ["participant": "\(id)", "error": "\(error)"])
@@ -147,7 +174,7 @@ public final class SQLiteBank: ParticipantResource {
             case .stage(let tx, let operations, let writers):
                 let failure = try validate(operations)
                 if failure == nil {
-                    try database.statement("INSERT INTO prepared(tx, operations, writers, prepared_at_ms) VALUES (?, ?, ?, ?)")
+                    try hot.insertPrepared.reused()
                         .bind(1, Int64(bitPattern: tx.rawValue)).bind(2, OperationCodec.encode(operations))
                         .bind(3, Self.encodeWriters(writers)).bind(4, clock()).run()
                 }
@@ -157,7 +184,7 @@ public final class SQLiteBank: ParticipantResource {
             case .apply(let tx, let operations, let writers):
                 try apply(tx, operations: operations, writers: writers)
             case .discard(let tx):
-                try database.statement("DELETE FROM prepared WHERE tx = ?").bind(1, Int64(bitPattern: tx.rawValue)).run()
+                try hot.deletePrepared.reused().bind(1, Int64(bitPattern: tx.rawValue)).run()
             case .reply(let reply):
                 replies.append(reply)
             }
@@ -197,7 +224,7 @@ public final class SQLiteBank: ParticipantResource {
 
     private func balance(of account: AccountID, cached: [(AccountID, Int64)]) throws -> Int64? {
         if let entry = cached.first(where: { $0.0 == account }) { return entry.1 }
-        let statement = try database.statement("SELECT balance FROM accounts WHERE id = ?").bind(1, account.name)
+        let statement = hot.selectBalance.reused().bind(1, account.name)
         return try statement.step() ? statement.int64(0) : nil
     }
 
@@ -206,22 +233,21 @@ public final class SQLiteBank: ParticipantResource {
         var net: Int64 = 0
         for operation in operations {
             switch operation {
-            case .debit(let account, let amount), .credit(let account, let amount):
+            case .debit(let account, _), .credit(let account, _):
                 let delta = operation.delta.value
-                try database.statement("UPDATE accounts SET balance = balance + ? WHERE id = ?").bind(1, delta).bind(2, account.name).run()
+                try hot.updateBalance.reused().bind(1, delta).bind(2, account.name).run()
                 // The account was validated and has been locked ever since, so it must exist.
                 precondition(database.changes == 1, "prepared account \(account) vanished from \(id)")
                 net += delta
-                _ = amount
             case .fileReport(let report):
-                try database.statement("INSERT INTO reports(tx, kind, amount_paise, reference) VALUES (?, ?, ?, ?)")
+                try hot.insertReport.reused()
                     .bind(1, rawTx).bind(2, report.kind).bind(3, report.amount.value).bind(4, report.reference).run()
             case .read:
                 break
             }
         }
-        try database.statement("DELETE FROM prepared WHERE tx = ?").bind(1, rawTx).run()
-        try database.statement("INSERT INTO committed(tx, writers, net_paise) VALUES (?, ?, ?)")
+        try hot.deletePrepared.reused().bind(1, rawTx).run()
+        try hot.insertCommitted.reused()
             .bind(1, rawTx).bind(2, Self.encodeWriters(writers)).bind(3, net).run()
     }
 

@@ -92,6 +92,13 @@ public final class SQLiteStatement {
         sqlite3_clear_bindings(raw)
     }
 
+    /// This statement, reset for another use (for callers that hold on to a hot statement
+    /// instead of looking it up by its SQL text each time).
+    public func reused() -> SQLiteStatement {
+        reset()
+        return self
+    }
+
     @discardableResult
     public func bind(_ index: Int32, _ value: Int64) -> SQLiteStatement {
         sqlite3_bind_int64(raw, index, value)

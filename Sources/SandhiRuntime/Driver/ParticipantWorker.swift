@@ -57,6 +57,7 @@ final class ParticipantWorker: @unchecked Sendable {
                 logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
             }
         }
+        resource.close()
         stoppedSignal.push(true)
     }
 }

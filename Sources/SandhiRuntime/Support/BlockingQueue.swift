@@ -50,6 +50,16 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         pthread_cond_broadcast(&notFull)
     }
 
+    /// Appends whatever is queued right now to `batch`, without waiting.
+    public func takeAvailable(appendingTo batch: inout [Element]) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard !items.isEmpty else { return }
+        batch.append(contentsOf: items)
+        items.removeAll(keepingCapacity: true)
+        pthread_cond_broadcast(&notFull)
+    }
+
     public var count: Int {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }

@@ -33,6 +33,8 @@ public enum TransferBench {
         public var participantBatches: Int
         public var participantMessages: Int
         public var haltedReason: String?
+        /// Per-phase latencies, when the caller observed the event stream.
+        public var phases: PhaseLatencies.Summary?
 
         /// Messages per storage commit at the participants: the group-commit factor.
         public var meanBatchSize: Double { participantBatches == 0 ? 0 : Double(participantMessages) / Double(participantBatches) }

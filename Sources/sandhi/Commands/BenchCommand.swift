@@ -64,9 +64,11 @@ struct BenchCommand: AsyncParsableCommand {
             guard accountMap.values.filter({ !$0.isEmpty }).count >= 2 else {
                 throw UsageFailure("\(directory.path) needs at least two banks with accounts to benchmark")
             }
-            let node = try await SandhiNode.start(directory: directory, logger: logger)
-            let report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
+            let phases = PhaseLatencies()
+            let node = try await SandhiNode.start(directory: directory, logger: logger) { phases.observe($0) }
+            var report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
             node.stop()
+            report.phases = phases.summary
             if json {
                 print(jsonLine(report))
             } else {
@@ -78,6 +80,11 @@ struct BenchCommand: AsyncParsableCommand {
                 print("latency       p50 \(formatMicros(report.latencyP50Us))  p99 \(formatMicros(report.latencyP99Us))  "
                       + "p99.9 \(formatMicros(report.latencyP999Us))  max \(formatMicros(report.latencyMaxUs))")
                 print("group commit  \(String(format: "%.1f", report.meanBatchSize)) messages per bank commit (\(report.participantBatches) bank commits)")
+                if let phases = report.phases {
+                    print("phases        vote p50 \(formatMicros(phases.voteP50Us)) p99 \(formatMicros(phases.voteP99Us)) · "
+                          + "decision durable p50 \(formatMicros(phases.decisionP50Us)) p99 \(formatMicros(phases.decisionP99Us)) · "
+                          + "acknowledged p50 \(formatMicros(phases.acknowledgeP50Us)) p99 \(formatMicros(phases.acknowledgeP99Us))")
+                }
                 if let halted = report.haltedReason { print("halted        \(halted)") }
             }
             return report.haltedReason == nil ? 0 : 1

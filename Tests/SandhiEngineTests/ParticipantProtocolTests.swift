@@ -1,0 +1,316 @@
+// The participant side of 2PC: branch lifecycle, exclusive locks, duplicates and overtaking.
+import Testing
+import SandhiEngine
+
+@Suite("Participant protocol")
+struct ParticipantProtocolTests {
+    let me = Fixture.hdfc
+    let t1 = Fixture.tx(1), t2 = Fixture.tx(2), t3 = Fixture.tx(3)
+    let savings = Fixture.account("savings"), current = Fixture.account("current"), audit = Fixture.account("audit")
+    let writers = [Fixture.hdfc, Fixture.sbi]
+
+    var transfer: [Operation] {
+        [.debit(account: savings, amount: Paise(5_000)), .credit(account: current, amount: Paise(5_000)), .read(account: audit)]
+    }
+
+    func prepared(_ tx: TransactionID, _ operations: [Operation], into participant: inout ParticipantProtocol) {
+        _ = participant.handle(.message(.prepare(tx, operations: operations, writers: writers)))
+        #expect(participant.handle(.staged(tx, failure: nil)) == [.reply(.vote(tx, .yes))])
+    }
+
+    // MARK: prepare
+
+    @Test func prepareLocksWrittenAccountsAndStages() {
+        var p = ParticipantProtocol(participant: me)
+        let effects = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+
+        #expect(effects == [.stage(t1, operations: transfer, writers: writers)], "no vote before storage has staged")
+        #expect(p.lockOwners == [savings: t1, current: t1], "written accounts are locked; the read is not")
+        #expect(p.branches[t1] == .staging(operations: transfer, writers: writers, readOnly: false, rollbackRequested: false))
+        #expect(p.preparedCount == 0)
+    }
+
+    @Test func stagedOkVotesYesAndKeepsTheLocks() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        let effects = p.handle(.staged(t1, failure: nil))
+
+        #expect(effects == [.reply(.vote(t1, .yes))])
+        #expect(p.branches[t1] == .prepared(operations: transfer, writers: writers))
+        #expect(p.preparedCount == 1)
+        #expect(p.lockOwners == [savings: t1, current: t1])
+    }
+
+    @Test func stagedFailureVotesNoAndReleasesTheLocks() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        let effects = p.handle(.staged(t1, failure: "insufficient funds in savings"))
+
+        #expect(effects == [.reply(.vote(t1, .no(reason: "insufficient funds in savings")))])
+        #expect(p.branches.isEmpty)
+        #expect(p.lockOwners.isEmpty)
+        // the accounts are free for the next transaction
+        #expect(p.handle(.message(.prepare(t2, operations: transfer, writers: writers))) == [.stage(t2, operations: transfer, writers: writers)])
+    }
+
+    @Test(arguments: [
+        [Operation.debit(account: Fixture.account("savings"), amount: Paise(1))],
+        [Operation.credit(account: Fixture.account("savings"), amount: Paise(1))],
+        [Operation.read(account: Fixture.account("savings"))],
+        [Operation.read(account: Fixture.account("other")), .credit(account: Fixture.account("current"), amount: Paise(1))],
+    ])
+    func conflictingPrepareVotesNoNamingTheOwner(_ conflicting: [Operation]) throws {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        let before = p
+
+        let effects = p.handle(.message(.prepare(t2, operations: conflicting, writers: writers)))
+        #expect(effects.count == 1)
+        guard case .reply(.vote(t2, .no(let reason)))? = effects.first else {
+            Issue.record("expected an immediate NO, got \(effects)")
+            return
+        }
+        #expect(reason.contains(t1.description), "names the lock owner: \(reason)")
+        #expect(reason.contains("hdfc"))
+        #expect(p.branches == before.branches, "a refused prepare keeps no state")
+        #expect(p.lockOwners == before.lockOwners, "and takes no lock")
+    }
+
+    @Test func conflictWhileTheOwnerIsStillStaging() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        let effects = p.handle(.message(.prepare(t2, operations: [.debit(account: current, amount: Paise(1))], writers: [me])))
+        #expect(effects.count == 1)
+        #expect(effects.first.map { if case .reply(.vote(t2, .no)) = $0 { true } else { false } } == true)
+        #expect(p.lockOwners[current] == t1)
+    }
+
+    @Test func disjointTransactionsPrepareSideBySide() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, [.debit(account: savings, amount: Paise(1))], into: &p)
+        prepared(t2, [.credit(account: current, amount: Paise(1))], into: &p)
+        #expect(p.preparedCount == 2)
+        #expect(p.lockOwners == [savings: t1, current: t2])
+    }
+
+    @Test func reportOnlyBranchIsAWriteThatLocksNothing() {
+        var p = ParticipantProtocol(participant: Fixture.regulator)
+        let report: [Operation] = [.fileReport(Report(kind: "LTR", amount: .rupees(18_00_000), reference: "T-1.1"))]
+        #expect(p.handle(.message(.prepare(t1, operations: report, writers: writers))) == [.stage(t1, operations: report, writers: writers)])
+        #expect(p.lockOwners.isEmpty)
+        #expect(p.handle(.staged(t1, failure: nil)) == [.reply(.vote(t1, .yes))])
+    }
+
+    @Test func debitAndCreditOfTheSameAccountLockItOnce() {
+        var p = ParticipantProtocol(participant: me)
+        let ops: [Operation] = [.debit(account: savings, amount: Paise(3)), .credit(account: savings, amount: Paise(1))]
+        prepared(t1, ops, into: &p)
+        #expect(p.lockOwners == [savings: t1])
+        _ = p.handle(.message(.commit(t1)))
+        #expect(p.lockOwners.isEmpty)
+    }
+
+    // MARK: read-only branches
+
+    @Test func readOnlyBranchValidatesReadsThenVotesReadOnlyAndKeepsNothing() {
+        var p = ParticipantProtocol(participant: me)
+        let reads: [Operation] = [.read(account: savings), .read(account: current)]
+        let effects = p.handle(.message(.prepare(t1, operations: reads, writers: writers)))
+        #expect(effects == [.validateReads(t1, operations: reads)])
+        #expect(p.lockOwners.isEmpty)
+
+        #expect(p.handle(.staged(t1, failure: nil)) == [.reply(.vote(t1, .readOnly))])
+        #expect(p.branches.isEmpty, "no state kept: there is no phase two")
+        #expect(p.lockOwners.isEmpty)
+        // a stray phase-two message is simply acknowledged
+        #expect(p.handle(.message(.commit(t1))) == [.reply(.acknowledged(t1))])
+    }
+
+    @Test func readOnlyBranchWithAMissingAccountVotesNo() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: [.read(account: savings)], writers: [])))
+        #expect(p.handle(.staged(t1, failure: "no account savings")) == [.reply(.vote(t1, .no(reason: "no account savings")))])
+        #expect(p.branches.isEmpty)
+    }
+
+    // MARK: duplicates
+
+    @Test func duplicatePrepareOfAPreparedBranchVotesYesAgain() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        let before = p
+        #expect(p.handle(.message(.prepare(t1, operations: transfer, writers: writers))) == [.reply(.vote(t1, .yes))])
+        #expect(p.branches == before.branches)
+        #expect(p.lockOwners == before.lockOwners)
+    }
+
+    @Test func duplicatePrepareWhileStagingWaitsForTheVoteOnItsWay() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        #expect(p.handle(.message(.prepare(t1, operations: transfer, writers: writers))).isEmpty, "no second stage, no early vote")
+        #expect(p.handle(.staged(t1, failure: nil)) == [.reply(.vote(t1, .yes))])
+    }
+
+    // MARK: phase two
+
+    @Test func commitAppliesAcknowledgesAndReleases() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        let effects = p.handle(.message(.commit(t1)))
+        #expect(effects == [.apply(t1, operations: transfer, writers: writers), .reply(.acknowledged(t1))],
+                "apply before acknowledging")
+        #expect(p.branches.isEmpty)
+        #expect(p.lockOwners.isEmpty)
+        #expect(p.preparedCount == 0)
+    }
+
+    @Test func rollbackDiscardsAcknowledgesAndReleases() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        let effects = p.handle(.message(.rollback(t1)))
+        #expect(effects == [.discard(t1), .reply(.acknowledged(t1))])
+        #expect(p.branches.isEmpty)
+        #expect(p.lockOwners.isEmpty)
+    }
+
+    @Test(arguments: [true, false])
+    func phaseTwoForAnUnknownTransactionIsOnlyAcknowledged(commit: Bool) {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t2, transfer, into: &p)
+        let before = p
+        let message: ParticipantMessage = commit ? .commit(t1) : .rollback(t1)
+        #expect(p.handle(.message(message)) == [.reply(.acknowledged(t1))])
+        #expect(p.branches == before.branches)
+        #expect(p.lockOwners == before.lockOwners)
+    }
+
+    @Test func duplicateCommitIsAcknowledgedWithoutApplyingTwice() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        _ = p.handle(.message(.commit(t1)))
+        #expect(p.handle(.message(.commit(t1))) == [.reply(.acknowledged(t1))])
+    }
+
+    @Test func locksFreedByCommitCanBeTakenAgain() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        #expect(p.handle(.message(.prepare(t2, operations: transfer, writers: writers))).first.map {
+            if case .reply(.vote(_, .no)) = $0 { true } else { false }
+        } == true)
+        _ = p.handle(.message(.commit(t1)))
+        #expect(p.handle(.message(.prepare(t2, operations: transfer, writers: writers))) == [.stage(t2, operations: transfer, writers: writers)])
+        #expect(p.lockOwners == [savings: t2, current: t2])
+    }
+
+    // MARK: ROLLBACK overtaking the vote
+
+    @Test func rollbackWhileStagingIsDeferredUntilStaged() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        let early = p.handle(.message(.rollback(t1)))
+        #expect(early.isEmpty, "acknowledging now would be a lie: staging may still persist the write-set")
+        #expect(p.branches[t1] == .staging(operations: transfer, writers: writers, readOnly: false, rollbackRequested: true))
+        #expect(p.lockOwners == [savings: t1, current: t1], "locks held until staging ends")
+        #expect(p.handle(.message(.rollback(t1))).isEmpty, "a resent ROLLBACK is deferred as well")
+
+        let effects = p.handle(.staged(t1, failure: nil))
+        #expect(effects == [.discard(t1), .reply(.vote(t1, .yes)), .reply(.acknowledged(t1))])
+        #expect(p.branches.isEmpty)
+        #expect(p.lockOwners.isEmpty)
+    }
+
+    @Test func rollbackWhileStagingThatThenFailsHasNothingToDiscard() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        _ = p.handle(.message(.rollback(t1)))
+        let effects = p.handle(.staged(t1, failure: "frozen"))
+        #expect(effects == [.reply(.vote(t1, .no(reason: "frozen"))), .reply(.acknowledged(t1))])
+        #expect(p.branches.isEmpty)
+        #expect(p.lockOwners.isEmpty)
+    }
+
+    @Test func rollbackWhileValidatingReads() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: [.read(account: savings)], writers: [])))
+        #expect(p.handle(.message(.rollback(t1))).isEmpty)
+        #expect(p.handle(.staged(t1, failure: nil)) == [.reply(.vote(t1, .readOnly)), .reply(.acknowledged(t1))])
+        #expect(p.branches.isEmpty)
+    }
+
+    // MARK: restart
+
+    @Test func restoredBranchRetakesItsLocksAndCanBeCommitted() {
+        var p = ParticipantProtocol(participant: me)
+        let effects = p.handle(.restored(t1, operations: transfer, writers: writers))
+        #expect(effects.isEmpty)
+        #expect(p.branches[t1] == .prepared(operations: transfer, writers: writers))
+        #expect(p.lockOwners == [savings: t1, current: t1])
+        #expect(p.preparedCount == 1)
+
+        // a newcomer conflicts with the restored branch
+        let conflict = p.handle(.message(.prepare(t2, operations: [.debit(account: savings, amount: Paise(1))], writers: [me])))
+        #expect(conflict.count == 1)
+        if case .reply(.vote(t2, .no(let reason)))? = conflict.first {
+            #expect(reason.contains(t1.description))
+        } else {
+            Issue.record("expected NO, got \(conflict)")
+        }
+        // the coordinator re-sends PREPARE or the outcome; both work on the restored branch
+        #expect(p.handle(.message(.prepare(t1, operations: transfer, writers: writers))) == [.reply(.vote(t1, .yes))])
+        #expect(p.handle(.message(.commit(t1))) == [.apply(t1, operations: transfer, writers: writers), .reply(.acknowledged(t1))])
+        #expect(p.lockOwners.isEmpty)
+    }
+
+    @Test func restoredBranchCanBeRolledBack() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.restored(t1, operations: transfer, writers: writers))
+        _ = p.handle(.restored(t2, operations: [.debit(account: audit, amount: Paise(1))], writers: writers))
+        #expect(p.lockOwners == [savings: t1, current: t1, audit: t2])
+        #expect(p.handle(.message(.rollback(t1))) == [.discard(t1), .reply(.acknowledged(t1))])
+        #expect(p.lockOwners == [audit: t2])
+    }
+
+    // MARK: bounds
+
+    @Test func maxBranchesBoundsBranchesInFlight() {
+        var p = ParticipantProtocol(participant: me, maxBranches: 2)
+        #expect(p.maxBranches == 2)
+        _ = p.handle(.message(.prepare(t1, operations: [.debit(account: savings, amount: Paise(1))], writers: [me])))
+        prepared(t2, [.debit(account: current, amount: Paise(1))], into: &p)
+
+        let refused = p.handle(.message(.prepare(t3, operations: [.debit(account: audit, amount: Paise(1))], writers: [me])))
+        #expect(refused.count == 1)
+        if case .reply(.vote(t3, .no(let reason)))? = refused.first {
+            #expect(reason.contains("2 branches"))
+        } else {
+            Issue.record("expected NO, got \(refused)")
+        }
+        #expect(p.branches.count == 2)
+        #expect(p.lockOwners[audit] == nil)
+
+        // duplicates of branches already held are still answered at the limit
+        #expect(p.handle(.message(.prepare(t2, operations: [.debit(account: current, amount: Paise(1))], writers: [me]))) == [.reply(.vote(t2, .yes))])
+        // room again once one finishes
+        _ = p.handle(.message(.commit(t2)))
+        #expect(p.handle(.message(.prepare(t3, operations: [.debit(account: audit, amount: Paise(1))], writers: [me])))
+            == [.stage(t3, operations: [.debit(account: audit, amount: Paise(1))], writers: [me])])
+    }
+
+    @Test func readOnlyBranchesCountTowardsTheBoundWhileValidating() {
+        var p = ParticipantProtocol(participant: me, maxBranches: 1)
+        _ = p.handle(.message(.prepare(t1, operations: [.read(account: savings)], writers: [])))
+        #expect(p.handle(.message(.prepare(t2, operations: [.read(account: current)], writers: []))).first.map {
+            if case .reply(.vote(t2, .no)) = $0 { true } else { false }
+        } == true)
+        _ = p.handle(.staged(t1, failure: nil))
+        #expect(p.handle(.message(.prepare(t2, operations: [.read(account: current)], writers: []))) == [.validateReads(t2, operations: [.read(account: current)])])
+    }
+
+    @Test func participantReplyNamesItsTransaction() {
+        #expect(ParticipantReply.vote(t1, .yes).transaction == t1)
+        #expect(ParticipantReply.acknowledged(t2).transaction == t2)
+        #expect(ParticipantMessage.prepare(t3, operations: [], writers: []).transaction == t3)
+        #expect(ParticipantMessage.commit(t1).transaction == t1)
+        #expect(ParticipantMessage.rollback(t2).transaction == t2)
+    }
+}

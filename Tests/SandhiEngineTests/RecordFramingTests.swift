@@ -1,0 +1,206 @@
+// Decision-log framing: a torn tail is truncated to the last whole record; damage in the
+// middle is corruption that names its offset.
+import Testing
+import SandhiEngine
+
+@Suite("Record framing")
+struct RecordFramingTests {
+    static let payloads: [[UInt8]] = [
+        DecisionRecord.segmentHeader(segment: 1, epoch: 3).encoded(),
+        DecisionRecord.commit(transaction: Fixture.tx(1, epoch: 3), participants: [Fixture.hdfc, Fixture.sbi]).encoded(),
+        [0x42],
+        DecisionRecord.end(transaction: Fixture.tx(1, epoch: 3)).encoded(),
+        (0..<300).map { UInt8(truncatingIfNeeded: $0 * 31) },
+        DecisionRecord.commit(transaction: Fixture.tx(2, epoch: 3), participants: [Fixture.axis]).encoded(),
+    ]
+
+    /// The framed log and each record's offset.
+    static func log(_ payloads: [[UInt8]] = payloads) -> (bytes: [UInt8], offsets: [Int]) {
+        var bytes: [UInt8] = []
+        var offsets: [Int] = []
+        for payload in payloads {
+            offsets.append(bytes.count)
+            RecordFraming.frame(payload, into: &bytes)
+        }
+        return (bytes, offsets)
+    }
+
+    @Test func frameLayout() {
+        let payload: [UInt8] = Array("123456789".utf8)
+        let framed = RecordFraming.frame(payload)
+        #expect(framed.count == RecordFraming.headerBytes + payload.count)
+        #expect(Array(framed[0..<4]) == [9, 0, 0, 0], "length, little-endian")
+        #expect(Array(framed[4..<8]) == [0x83, 0x92, 0x06, 0xE3], "CRC32C of the payload")
+        let headerCRC = CRC32C.checksum(framed[0..<8])
+        #expect(Array(framed[8..<12]) == [UInt8(headerCRC & 0xFF), UInt8(headerCRC >> 8 & 0xFF),
+                                         UInt8(headerCRC >> 16 & 0xFF), UInt8(headerCRC >> 24)])
+        #expect(Array(framed[12...]) == payload)
+    }
+
+    @Test func frameIntoAppends() {
+        var out: [UInt8] = [1, 2, 3]
+        RecordFraming.frame([7], into: &out)
+        #expect(Array(out[..<3]) == [1, 2, 3])
+        #expect(Array(out[3...]) == RecordFraming.frame([7]))
+    }
+
+    @Test func frameThenScanRoundTrips() {
+        let (bytes, offsets) = Self.log()
+        let scan = RecordFraming.scan(bytes)
+        #expect(scan.tail == .clean)
+        #expect(scan.validEnd == bytes.count)
+        #expect(scan.records.map(\.payload) == Self.payloads)
+        #expect(scan.records.map(\.offset) == offsets)
+    }
+
+    @Test func scanOfNothingIsClean() {
+        let scan = RecordFraming.scan([])
+        #expect(scan.records.isEmpty)
+        #expect(scan.validEnd == 0)
+        #expect(scan.tail == .clean)
+    }
+
+    @Test func scanFromAStartOffsetReportsAbsoluteOffsets() {
+        let (bytes, offsets) = Self.log()
+        let scan = RecordFraming.scan(bytes, from: offsets[2])
+        #expect(scan.tail == .clean)
+        #expect(scan.records.map(\.offset) == Array(offsets[2...]))
+        #expect(scan.records.map(\.payload) == Array(Self.payloads[2...]))
+        #expect(scan.validEnd == bytes.count)
+    }
+
+    @Test func maximumPayloadRoundTrips() {
+        let payload = [UInt8](repeating: 0xA5, count: RecordFraming.maxPayloadBytes)
+        let scan = RecordFraming.scan(RecordFraming.frame(payload))
+        #expect(scan.tail == .clean)
+        #expect(scan.records.first?.payload == payload)
+    }
+
+    // MARK: torn tails
+
+    @Test func everyTruncationOfTheLastRecordIsTorn() {
+        let (bytes, offsets) = Self.log()
+        let last = offsets.last!
+        for cut in (last + 1)..<bytes.count {
+            let scan = RecordFraming.scan(Array(bytes[..<cut]))
+            guard case .torn(let offset, _) = scan.tail else {
+                Issue.record("cut at \(cut): expected torn, got \(scan.tail)")
+                continue
+            }
+            #expect(offset == last, "cut at \(cut)")
+            #expect(scan.validEnd == last, "cut at \(cut)")
+            #expect(scan.records.map(\.payload) == Array(Self.payloads.dropLast()), "cut at \(cut)")
+        }
+        // cut exactly between records: simply a shorter, clean log
+        let scan = RecordFraming.scan(Array(bytes[..<last]))
+        #expect(scan.tail == .clean)
+        #expect(scan.validEnd == last)
+    }
+
+    @Test func everyTruncationOfASingleRecordLogIsTorn() {
+        let bytes = RecordFraming.frame(Self.payloads[1])
+        for cut in 1..<bytes.count {
+            let scan = RecordFraming.scan(Array(bytes[..<cut]))
+            #expect(scan.validEnd == 0)
+            #expect(scan.records.isEmpty)
+            #expect({ if case .torn(0, _) = scan.tail { true } else { false } }(), "cut at \(cut): \(scan.tail)")
+        }
+    }
+
+    @Test func damagedPayloadOfTheLastRecordIsATornTail() {
+        var (bytes, offsets) = Self.log()
+        bytes[bytes.count - 1] ^= 0x01
+        let scan = RecordFraming.scan(bytes)
+        #expect({ if case .torn(offsets.last!, _) = scan.tail { true } else { false } }(), "\(scan.tail)")
+        #expect(scan.validEnd == offsets.last!)
+        #expect(scan.records.count == Self.payloads.count - 1)
+    }
+
+    // MARK: corruption in the middle
+
+    @Test(arguments: 0..<(payloads.count - 1))
+    func flippedBitInAMiddlePayloadIsCorruptAtThatRecord(index: Int) {
+        let (bytes, offsets) = Self.log()
+        let payloadStart = offsets[index] + RecordFraming.headerBytes
+        for byte in [payloadStart, payloadStart + Self.payloads[index].count / 2, payloadStart + Self.payloads[index].count - 1] {
+            for bit in [0, 3, 7] as [UInt8] {
+                var damaged = bytes
+                damaged[byte] ^= 1 << bit
+                let scan = RecordFraming.scan(damaged)
+                #expect({ if case .corrupt(offsets[index], _) = scan.tail { true } else { false } }(),
+                        "record \(index), byte \(byte), bit \(bit): \(scan.tail)")
+                #expect(scan.validEnd == offsets[index])
+                #expect(scan.records.map(\.payload) == Array(Self.payloads[..<index]), "records before the damage survive")
+            }
+        }
+    }
+
+    @Test(arguments: [0, 2, 4])
+    func everyFlippedHeaderBitOfAMiddleRecordIsCorruptAtThatRecord(index: Int) {
+        let (bytes, offsets) = Self.log()
+        for bit in 0..<(RecordFraming.headerBytes * 8) {
+            var damaged = bytes
+            damaged[offsets[index] + bit / 8] ^= 1 << UInt8(bit % 8)
+            let scan = RecordFraming.scan(damaged)
+            // A damaged length must not pass for a torn tail: that would silently drop every
+            // record after it.
+            #expect({ if case .corrupt(offsets[index], _) = scan.tail { true } else { false } }(),
+                    "record \(index), header bit \(bit): \(scan.tail)")
+            #expect(scan.validEnd == offsets[index])
+            #expect(scan.records.count == index)
+        }
+    }
+
+    @Test func flippedHeaderBitOfTheLastRecordIsCorruptNotTorn() {
+        var (bytes, offsets) = Self.log()
+        bytes[offsets.last! + 1] ^= 0x10
+        let scan = RecordFraming.scan(bytes)
+        #expect({ if case .corrupt(offsets.last!, "header checksum mismatch") = scan.tail { true } else { false } }(), "\(scan.tail)")
+    }
+
+    // MARK: lengths out of range behind a valid header checksum
+
+    static func header(length: UInt32) -> [UInt8] {
+        var writer = BinaryWriter()
+        writer.write(length)
+        writer.write(UInt32(0))
+        writer.write(CRC32C.checksum(writer.bytes))
+        return writer.bytes
+    }
+
+    @Test(arguments: [UInt32(0), UInt32(RecordFraming.maxPayloadBytes + 1), .max])
+    func lengthOutOfRangeIsCorrupt(length: UInt32) {
+        let good = RecordFraming.frame([1, 2, 3])
+        let bytes = good + Self.header(length: length) + [UInt8](repeating: 0, count: 64)
+        let scan = RecordFraming.scan(bytes)
+        #expect({ if case .corrupt(good.count, _) = scan.tail { true } else { false } }(), "\(scan.tail)")
+        #expect(scan.validEnd == good.count)
+        #expect(scan.records.count == 1)
+    }
+
+    @Test(arguments: 1..<RecordFraming.headerBytes)
+    func partialHeaderIsTorn(length: Int) {
+        let good = RecordFraming.frame([1, 2, 3])
+        let scan = RecordFraming.scan(good + [UInt8](repeating: 0xEE, count: length))
+        #expect({ if case .torn(good.count, _) = scan.tail { true } else { false } }(), "\(scan.tail)")
+        #expect(scan.validEnd == good.count)
+    }
+
+    @Test func randomDamageNeverLosesARecordSilently() {
+        // Whatever single byte is damaged, the scan either stops at the damaged record (and says
+        // why) or, if the damage is in the last record, calls it torn there. It never returns a
+        // record whose bytes were changed, and never reports clean.
+        let (bytes, offsets) = Self.log()
+        var random = SplitMix64(seed: 99)
+        for _ in 0..<500 {
+            var damaged = bytes
+            let position = Int(random.next() % UInt64(bytes.count))
+            damaged[position] ^= UInt8(truncatingIfNeeded: random.next() % 255 + 1)
+            let record = offsets.lastIndex { $0 <= position }!
+            let scan = RecordFraming.scan(damaged)
+            #expect(scan.tail != .clean, "damage at \(position)")
+            #expect(scan.validEnd == offsets[record], "damage at \(position)")
+            #expect(scan.records.map(\.payload) == Array(Self.payloads[..<record]))
+        }
+    }
+}
