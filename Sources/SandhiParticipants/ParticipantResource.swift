@@ -1,18 +1,25 @@
 import SandhiEngine
 
-/// A participant's storage as the drivers see it: it takes a batch of coordinator messages,
-/// makes all of their effects durable with one commit, and only then returns the replies.
-/// Batching is the participant half of group commit: one fsync carries many transactions'
-/// prepares and commits.
+/// A participant's storage as the drivers see it: it takes a batch of coordinator messages and
+/// applies all of their effects with one storage commit; a later `makeDurable` puts every
+/// commit so far on stable storage. Only then may the replies be sent. Batching is the
+/// participant half of group commit (one fsync carries many transactions' prepares and
+/// commits), and separating the commit from the fsync lets a driver pipeline them: the next
+/// batch runs while the previous one is being synced.
 ///
-/// Implementations are used from one thread at a time (their driver's worker).
+/// `process` is called from one thread at a time; `makeDurable` may run concurrently with it
+/// on another thread.
 public protocol ParticipantResource: AnyObject {
     var id: ParticipantID { get }
 
-    /// Processes `messages` in order and returns the replies to send, all durable.
-    /// On an error nothing of the batch is durable and no reply may be sent; the resource has
+    /// Processes `messages` in order and returns the replies to send once durable.
+    /// On an error nothing of the batch is applied and no reply may be sent; the resource has
     /// reloaded its state from storage, as after a restart.
     func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply]
+
+    /// Makes every batch that `process` returned before this call durable. An error means
+    /// durability is unknown: the resource must not be used again in this process.
+    func makeDurable() throws
 
     /// Branches prepared in storage and not yet resolved: transaction -> its writer participants.
     func inDoubt() -> [TransactionID: [ParticipantID]]

@@ -40,6 +40,12 @@ public final class SQLiteDatabase {
         handle = nil
     }
 
+    /// Resets every cached statement, ending any read still open on one (a checkpoint refuses to
+    /// run while a statement is active).
+    public func resetStatements() {
+        for statement in statements.values { statement.reset() }
+    }
+
     /// Runs one or more statements without results.
     public func execute(_ sql: String) throws {
         var error: UnsafeMutablePointer<CChar>?

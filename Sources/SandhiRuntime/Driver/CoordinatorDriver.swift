@@ -1,7 +1,6 @@
 import Logging
 import SandhiEngine
 import SandhiParticipants
-import Synchronization
 
 /// Why a transfer could not be driven to an outcome.
 public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
@@ -53,7 +52,7 @@ public final class CoordinatorDriver: Sendable {
         var submittedAtUs: UInt64
     }
 
-    private struct State: ~Copyable {
+    private struct State {
         var coordinator: Coordinator
         var nextSequence: UInt64 = 1
         var waiters: [TransactionID: Waiter] = [:]
@@ -62,10 +61,10 @@ public final class CoordinatorDriver: Sendable {
     }
 
     public let epoch: UInt32
-    private let state: Mutex<State>
+    private let state: Lock<State>
     private let workers: [ParticipantID: ParticipantWorker]
     private let log: GroupCommitWriter
-    private let timers: Mutex<TimerService?>
+    private let timers: Lock<TimerService?>
     private let logger: Logger
     private let onEvent: (@Sendable (EngineEvent) -> Void)?
 
@@ -80,8 +79,8 @@ public final class CoordinatorDriver: Sendable {
         self.log = log
         self.logger = logger
         self.onEvent = onEvent
-        self.state = Mutex(State(coordinator: Coordinator(configuration: configuration.coordinator)))
-        self.timers = Mutex(nil)
+        self.state = Lock(State(coordinator: Coordinator(configuration: configuration.coordinator)))
+        self.timers = Lock(nil)
         // Each transaction has at most a few messages queued per participant at a time
         // (PREPARE, then one COMMIT or ROLLBACK, plus rare resends), so this never blocks the
         // coordinator's lock.
@@ -206,9 +205,19 @@ public final class CoordinatorDriver: Sendable {
 
     public var haltReason: String? { state.withLock { $0.halted } }
 
-    /// Batches and messages each participant processed (the batch size is the group-commit factor).
-    public var participantStats: [(participant: ParticipantID, batches: Int, messages: Int)] {
-        workers.values.sorted { $0.id < $1.id }.map { ($0.id, $0.batches, $0.messages) }
+    /// Batches, messages and fsyncs of each participant (messages per fsync is the group-commit factor).
+    public var participantStats: [(participant: ParticipantID, batches: Int, messages: Int, syncs: Int)] {
+        workers.values.sorted { $0.id < $1.id }.map { ($0.id, $0.batches, $0.messages, $0.syncs) }
+    }
+
+    /// The decision log's fsyncs and records so far (records per fsync is its group-commit factor).
+    public var logStats: (syncs: Int, records: Int) { log.stats }
+
+    /// Participants that stopped after a failed fsync, with the error.
+    public var failedParticipants: [ParticipantID: String] {
+        workers.values.reduce(into: [:]) { result, worker in
+            if let failure = worker.failure { result[worker.id] = failure }
+        }
     }
 
     // MARK: - Inputs from workers, the log and timers

@@ -1,29 +1,42 @@
 import Logging
 import SandhiEngine
 import SandhiParticipants
+import Synchronization
 
-/// One thread per participant: it drains every message queued for its resource, hands the
-/// whole batch to `process` (one storage commit, one fsync), and delivers the replies. While it
-/// is busy in fsync, new messages pile up and become the next batch: group commit without a
-/// timer.
+/// One thread per participant. It drains every message queued for its resource into one batch
+/// (one storage commit), and makes batches durable with one fsync before it delivers their
+/// replies: group commit without a timer, since messages that arrive during an fsync form the
+/// next batch.
+///
+/// The disk's flush rate is what a two-phase commit spends, so the worker spends it only where
+/// someone waits on it. A batch with a PREPARE is synced at once: a vote is on the critical path
+/// of its transaction. A batch of only COMMITs and ROLLBACKs is committed but not synced: its
+/// acknowledgements ride on the next batch's fsync (there is one within `lazySyncUs` under
+/// load), or on an fsync of their own after `lazySyncUs` of quiet. An acknowledgement is never
+/// sent before its effect is durable either way; it only waits a little for company.
 final class ParticipantWorker: @unchecked Sendable {
     let id: ParticipantID
     private let resource: ParticipantResource
     private let queue: BlockingQueue<ParticipantMessage>
     private let deliver: @Sendable ([(ParticipantID, ParticipantReply)]) -> Void
     private let logger: Logger
+    private let lazySyncUs: UInt64
     private let stoppedSignal = BlockingQueue<Bool>(capacity: 1)
-    /// Batches and messages processed, for the benchmark's report.
-    private(set) var batches = 0
-    private(set) var messages = 0
+    private struct Stats {
+        var batches = 0, messages = 0, syncs = 0
+        /// Set when an fsync failed: durability is unknown, so this participant stops.
+        var failed: String?
+    }
+    private let stats = Mutex(Stats())
 
-    init(resource: ParticipantResource, capacity: Int, logger: Logger,
+    init(resource: ParticipantResource, capacity: Int, lazySyncUs: UInt64 = 2_000, logger: Logger,
          deliver: @escaping @Sendable ([(ParticipantID, ParticipantReply)]) -> Void) {
         self.id = resource.id
         self.resource = resource
         self.queue = BlockingQueue(capacity: capacity)
         self.deliver = deliver
         self.logger = logger
+        self.lazySyncUs = lazySyncUs
         startThread(name: "sandhi-\(resource.id.name)") { [self] in run() }
     }
 
@@ -31,33 +44,67 @@ final class ParticipantWorker: @unchecked Sendable {
         queue.push(message)
     }
 
-    /// Finishes what is queued, then stops the thread.
+    var batches: Int { stats.withLock { $0.batches } }
+    var messages: Int { stats.withLock { $0.messages } }
+    var syncs: Int { stats.withLock { $0.syncs } }
+    var failure: String? { stats.withLock { $0.failed } }
+
+    /// Finishes what is queued (processed and synced), stops the thread, closes the resource.
     func stop() {
         queue.close()
         var ignored: [Bool] = []
         stoppedSignal.drain(into: &ignored)
+        resource.close()
     }
 
     private func run() {
         var batch: [ParticipantMessage] = []
-        var outgoing: [(ParticipantID, ParticipantReply)] = []
-        while true {
-            queue.drain(into: &batch)
-            if batch.isEmpty { break } // closed and drained
-            do {
-                let replies = try resource.process(batch)
-                batches += 1
-                messages += batch.count
-                outgoing.removeAll(keepingCapacity: true)
-                for reply in replies { outgoing.append((id, reply)) }
-                deliver(outgoing)
-            } catch {
-                // Nothing of the batch is durable and the resource reloaded itself from storage.
-                // No reply goes out: the coordinator's deadline or resend timer covers it.
-                logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
+        /// Replies of batches committed but not yet synced.
+        var held: [(ParticipantID, ParticipantReply)] = []
+        var open = true
+        while open {
+            if held.isEmpty {
+                queue.drain(into: &batch)
+                open = !batch.isEmpty
+            } else {
+                open = queue.drain(into: &batch, timeoutUs: lazySyncUs)
+            }
+            var urgent = batch.isEmpty // quiet (or closing) with acknowledgements held: sync now
+            if !batch.isEmpty && stats.withLock({ $0.failed }) == nil {
+                do {
+                    let replies = try resource.process(batch)
+                    stats.withLock { $0.batches += 1; $0.messages += batch.count }
+                    for reply in replies {
+                        if case .vote = reply { urgent = true }
+                        held.append((id, reply))
+                    }
+                } catch {
+                    // Nothing of the batch was applied and the resource reloaded itself from
+                    // storage. No reply goes out: the coordinator's deadline or resend covers it.
+                    logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
+                }
+            }
+            if urgent && !held.isEmpty {
+                sync(&held)
             }
         }
-        resource.close()
         stoppedSignal.push(true)
+    }
+
+    private func sync(_ held: inout [(ParticipantID, ParticipantReply)]) {
+        do {
+            try resource.makeDurable()
+        } catch {
+            // fsyncgate: after a failed fsync the kernel may have dropped the dirty pages, so
+            // nothing committed since the last good sync can be vouched for. Stop answering;
+            // recovery after a restart settles every branch from what is really on disk.
+            logger.critical("participant fsync failed; participant stopped", metadata: ["participant": "\(id)", "error": "\(error)"])
+            stats.withLock { $0.failed = "\(error)" }
+            held.removeAll()
+            return
+        }
+        stats.withLock { $0.syncs += 1 }
+        deliver(held)
+        held.removeAll(keepingCapacity: true)
     }
 }

@@ -8,6 +8,7 @@ import Glibc
 /// concurrent requests into one batch and one fsync.
 public final class BlockingQueue<Element>: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
+    /// Waits on the monotonic clock, so `drain(timeoutUs:)` ignores wall-clock jumps.
     private var notEmpty = pthread_cond_t()
     private var notFull = pthread_cond_t()
     private var items: [Element] = []
@@ -18,7 +19,10 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         precondition(capacity > 0)
         self.capacity = capacity
         pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&notEmpty, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&notEmpty, &attributes)
         pthread_cond_init(&notFull, nil)
     }
 
@@ -48,6 +52,22 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         while items.isEmpty && !closed { pthread_cond_wait(&notEmpty, &mutex) }
         swap(&batch, &items)
         pthread_cond_broadcast(&notFull)
+    }
+
+    /// Like `drain`, but gives up after `timeoutUs` and returns with `batch` empty.
+    /// Returns false once the queue is closed and drained.
+    public func drain(into batch: inout [Element], timeoutUs: UInt64) -> Bool {
+        batch.removeAll(keepingCapacity: true)
+        let deadlineUs = MonotonicClock.nowUs() + timeoutUs
+        var deadline = timespec(tv_sec: Int(deadlineUs / 1_000_000), tv_nsec: Int(deadlineUs % 1_000_000) * 1_000)
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while items.isEmpty && !closed {
+            if pthread_cond_timedwait(&notEmpty, &mutex, &deadline) == ETIMEDOUT { break }
+        }
+        swap(&batch, &items)
+        pthread_cond_broadcast(&notFull)
+        return !(closed && batch.isEmpty)
     }
 
     /// Appends whatever is queued right now to `batch`, without waiting.

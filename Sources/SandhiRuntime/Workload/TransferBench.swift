@@ -32,12 +32,17 @@ public enum TransferBench {
         public var latencyMaxUs: UInt64
         public var participantBatches: Int
         public var participantMessages: Int
+        public var participantSyncs: Int
+        public var logSyncs: Int
+        public var logRecords: Int
         public var haltedReason: String?
         /// Per-phase latencies, when the caller observed the event stream.
         public var phases: PhaseLatencies.Summary?
 
-        /// Messages per storage commit at the participants: the group-commit factor.
+        /// Messages per storage commit at the participants.
         public var meanBatchSize: Double { participantBatches == 0 ? 0 : Double(participantMessages) / Double(participantBatches) }
+        /// Messages per participant fsync: the group-commit factor.
+        public var messagesPerSync: Double { participantSyncs == 0 ? 0 : Double(participantMessages) / Double(participantSyncs) }
     }
 
     /// Accounts per participant that the workload may touch (read once, before the run).
@@ -49,6 +54,7 @@ public enum TransferBench {
         let startUs = MonotonicClock.nowUs()
         let deadlineUs = startUs + options.durationMs * 1_000
         let before = driver.participantStats
+        let logBefore = driver.logStats
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var committed = 0, conflict = 0, insufficient = 0, other = 0
         var halted: String?
@@ -70,10 +76,12 @@ public enum TransferBench {
         }
         let elapsedUs = max(1, MonotonicClock.nowUs() - startUs)
         let after = driver.participantStats
-        var batches = 0, messages = 0
+        let logAfter = driver.logStats
+        var batches = 0, messages = 0, syncs = 0
         for (index, entry) in after.enumerated() {
             batches += entry.batches - before[index].batches
             messages += entry.messages - before[index].messages
+            syncs += entry.syncs - before[index].syncs
         }
         return Report(
             clients: options.clients, elapsedMs: elapsedUs / 1_000, committed: committed,
@@ -81,7 +89,8 @@ public enum TransferBench {
             transfersPerSecond: Double(committed) * 1_000_000 / Double(elapsedUs),
             latencyP50Us: histogram.valueAtPercentile(50), latencyP99Us: histogram.valueAtPercentile(99),
             latencyP999Us: histogram.valueAtPercentile(99.9), latencyMaxUs: histogram.max,
-            participantBatches: batches, participantMessages: messages, haltedReason: halted)
+            participantBatches: batches, participantMessages: messages, participantSyncs: syncs,
+            logSyncs: logAfter.syncs - logBefore.syncs, logRecords: logAfter.records - logBefore.records, haltedReason: halted)
     }
 
     private struct ClientTally: Sendable {

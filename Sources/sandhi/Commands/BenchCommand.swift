@@ -79,7 +79,10 @@ struct BenchCommand: AsyncParsableCommand {
                       + "(lock conflict \(report.abortedConflict), insufficient funds \(report.abortedInsufficientFunds), other \(report.abortedOther))")
                 print("latency       p50 \(formatMicros(report.latencyP50Us))  p99 \(formatMicros(report.latencyP99Us))  "
                       + "p99.9 \(formatMicros(report.latencyP999Us))  max \(formatMicros(report.latencyMaxUs))")
-                print("group commit  \(String(format: "%.1f", report.meanBatchSize)) messages per bank commit (\(report.participantBatches) bank commits)")
+                print("group commit  \(String(format: "%.1f", report.meanBatchSize)) messages per bank commit, "
+                      + "\(String(format: "%.1f", report.messagesPerSync)) per bank fsync (\(report.participantBatches) commits, \(report.participantSyncs) fsyncs); "
+                      + "log \(report.logRecords) records in \(report.logSyncs) fsyncs")
+                print("fsyncs        \(String(format: "%.2f", Double(report.participantSyncs + report.logSyncs) / Double(max(1, report.committed)))) per committed transfer")
                 if let phases = report.phases {
                     print("phases        vote p50 \(formatMicros(phases.voteP50Us)) p99 \(formatMicros(phases.voteP99Us)) · "
                           + "decision durable p50 \(formatMicros(phases.decisionP50Us)) p99 \(formatMicros(phases.decisionP99Us)) · "
