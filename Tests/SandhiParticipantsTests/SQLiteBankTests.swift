@@ -146,3 +146,49 @@ import Testing
         }
     }
 }
+
+@Suite struct SQLiteBankDurabilityTests {
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    let hdfc = ParticipantID(validated: "hdfc")
+
+    @Test func checkpointsKeepTheWALBoundedAndLoseNothing() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let path = directory.appending("hdfc.sqlite")
+        let accounts = (0..<200).map { (AccountID(validated: "a\($0)"), Paise.rupees(100)) }
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: accounts, logger: logger)
+        var bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        bank.walCheckpointBytes = 64 * 1024
+        var sequence: UInt64 = 0
+        var committed = 0
+        for round in 0..<300 {
+            sequence += 1
+            let tx = TransactionID(epoch: 1, sequence: sequence)
+            let from = accounts[round % 200].0, to = accounts[(round * 7 + 1) % 200].0
+            guard from != to else { continue }
+            _ = try bank.process([.prepare(tx, operations: [.debit(account: from, amount: .rupees(1)), .credit(account: to, amount: .rupees(1))], writers: [hdfc])])
+            _ = try bank.process([.commit(tx)])
+            try bank.makeDurable()
+            committed += 1
+            let walBytes = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+            #expect(walBytes < 4 * 64 * 1024, "the WAL grew to \(walBytes) bytes")
+        }
+        bank.close()
+        bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        #expect(try bank.total() == .rupees(20_000))
+        #expect(try bank.committedBranches().count == committed)
+        bank.close()
+    }
+
+    @Test func aFailedSyncIsReported() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let path = directory.appending("hdfc.sqlite")
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(AccountID(validated: "a"), .rupees(1))], logger: logger)
+        let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        defer { bank.close() }
+        bank.failNextSync = true
+        #expect(throws: SQLiteError.self) { try bank.makeDurable() }
+        try bank.makeDurable()
+    }
+}
+
+import Foundation

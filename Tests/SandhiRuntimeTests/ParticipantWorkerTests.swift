@@ -1,0 +1,99 @@
+import Logging
+import SandhiEngine
+import SandhiParticipants
+@testable import SandhiRuntime
+import SandhiTestSupport
+import Synchronization
+import Testing
+
+/// The worker's contract: no reply leaves before the storage said its batch is durable.
+@Suite struct ParticipantWorkerTests {
+    struct InjectedFailure: Error, CustomStringConvertible {
+        var description: String { "injected fsync failure" }
+    }
+
+    /// Storage that records the order of what the worker asked of it.
+    final class RecordingResource: ParticipantResource, @unchecked Sendable {
+        let id = ParticipantID(validated: "hdfc")
+        let journal = Mutex<[String]>([])
+        let failSync = Mutex(false)
+
+        func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
+            journal.withLock { $0.append("process \(messages.count)") }
+            return messages.map { message in
+                switch message {
+                case .prepare(let tx, _, _): return .vote(tx, .yes)
+                case .commit(let tx), .rollback(let tx): return .acknowledged(tx)
+                }
+            }
+        }
+
+        func makeDurable() throws {
+            if failSync.withLock({ $0 }) { throw InjectedFailure() }
+            journal.withLock { $0.append("sync") }
+        }
+
+        func inDoubt() -> [TransactionID: [ParticipantID]] { [:] }
+        func close() { journal.withLock { $0.append("close") } }
+    }
+
+    final class Delivered: Sendable {
+        let replies = Mutex<[ParticipantReply]>([])
+        let journal: RecordingResource
+        init(_ journal: RecordingResource) { self.journal = journal }
+        func deliver(_ batch: [(ParticipantID, ParticipantReply)]) {
+            journal.journal.withLock { $0.append("deliver \(batch.count)") }
+            replies.withLock { $0 += batch.map(\.1) }
+        }
+    }
+
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    func tx(_ n: UInt64) -> TransactionID { TransactionID(epoch: 1, sequence: n) }
+
+    func waitFor(_ condition: () -> Bool) async {
+        for _ in 0..<2_000 where !condition() { try? await Task.sleep(nanoseconds: 1_000_000) }
+    }
+
+    @Test func votesAreDeliveredOnlyAfterTheirBatchIsDurable() async {
+        let resource = RecordingResource()
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 16, logger: logger) { delivered.deliver($0) }
+        worker.send(.prepare(tx(1), operations: [], writers: []))
+        await waitFor { delivered.replies.withLock { !$0.isEmpty } }
+        worker.stop()
+        let journal = resource.journal.withLock { $0 }
+        #expect(journal.first == "process 1")
+        #expect(journal.firstIndex(of: "sync")! < journal.firstIndex(of: "deliver 1")!)
+        #expect(journal.last == "close")
+    }
+
+    @Test func acknowledgementsWaitForCompanyButAreSyncedWhenQuiet() async {
+        let resource = RecordingResource()
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 16, lazySyncUs: 20_000, logger: logger) { delivered.deliver($0) }
+        worker.send(.commit(tx(1)))
+        // Committed but not yet synced: nothing may be delivered in the meantime.
+        try? await Task.sleep(nanoseconds: 5_000_000)
+        #expect(delivered.replies.withLock { $0.isEmpty })
+        await waitFor { delivered.replies.withLock { !$0.isEmpty } }
+        worker.stop()
+        #expect(delivered.replies.withLock { $0 } == [.acknowledged(tx(1))])
+        let journal = resource.journal.withLock { $0 }
+        #expect(journal.firstIndex(of: "sync")! < journal.firstIndex(of: "deliver 1")!)
+    }
+
+    @Test func aFailedSyncStopsTheParticipantWithoutAnswering() async {
+        let resource = RecordingResource()
+        resource.failSync.withLock { $0 = true }
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 16, logger: logger) { delivered.deliver($0) }
+        worker.send(.prepare(tx(1), operations: [], writers: []))
+        await waitFor { worker.failure != nil }
+        resource.failSync.withLock { $0 = false }
+        worker.send(.prepare(tx(2), operations: [], writers: []))
+        worker.stop()
+        #expect(worker.failure?.contains("injected") == true)
+        #expect(delivered.replies.withLock { $0.isEmpty }, "a reply left after durability became unknown")
+        #expect(resource.journal.withLock { $0 }.filter { $0.hasPrefix("process") } == ["process 1"])
+    }
+}
