@@ -4,11 +4,10 @@ import SandhiEngine
 /// applies all of their effects with one storage commit; a later `makeDurable` puts every
 /// commit so far on stable storage. Only then may the replies be sent. Batching is the
 /// participant half of group commit (one fsync carries many transactions' prepares and
-/// commits), and separating the commit from the fsync lets a driver pipeline them: the next
-/// batch runs while the previous one is being synced.
+/// commits), and separating the commit from the fsync lets a driver decide when to pay for
+/// the fsync (several batches can share one).
 ///
-/// `process` is called from one thread at a time; `makeDurable` may run concurrently with it
-/// on another thread.
+/// All methods are called from one thread at a time (the participant's worker).
 public protocol ParticipantResource: AnyObject {
     var id: ParticipantID { get }
 

@@ -57,6 +57,22 @@ import Testing
             try fixture.expectRefused(["transfer", "--data", fixture.data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000001", "--amount", amount], mentioning: "amount")
         }
         try fixture.expectRefused(["transfer", "--data", fixture.data, "--debit", "hdfc/acct-000001=10", "--credit", "sbi/acct-000001=9"], mentioning: "do not balance")
+        // Amounts whose sum would overflow Int64 paise are refused, not trapped on.
+        try fixture.expectRefused(["transfer", "--data", fixture.data, "--debit", "hdfc/acct-000001=50000000000000000",
+                                   "--debit", "sbi/acct-000001=50000000000000000", "--credit", "sbi/acct-000002=1"], mentioning: "exceeds the largest")
+    }
+
+    @Test func aFailedInitLeavesNothingBehind() throws {
+        let temporary = TemporaryDirectory("sandhi-init"); defer { temporary.remove() }
+        let data = temporary.appending("data")
+        for arguments in [["--opening", "20000000000000"], ["--opening", "9000000000000", "--accounts", "100000"], ["--banks", "Bad Name"]] {
+            let result = try SandhiBinary.run(["init", "--data", data] + arguments)
+            #expect(result.status != 0, "init accepted \(arguments)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: data), "a failed init left \(data) behind")
+        }
+        let created = try SandhiBinary.run(["init", "--data", data, "--accounts", "2"])
+        #expect(created.status == 0, "\(created.stderr)")
     }
 
     @Test func missingOrForeignDataDirectory() throws {

@@ -116,6 +116,100 @@ struct RecordFramingTests {
         #expect(scan.records.count == Self.payloads.count - 1)
     }
 
+    // MARK: zero-filled tails (preallocated space)
+
+    @Test(arguments: [1, 5, 11, 12, 13, 100, 4096])
+    func zerosAfterTheLastRecordAreZeroFilledNotTorn(zeroBytes: Int) {
+        let (bytes, _) = Self.log()
+        let scan = RecordFraming.scan(bytes + [UInt8](repeating: 0, count: zeroBytes))
+        #expect(scan.tail == .zeroFilled(offset: bytes.count))
+        #expect(scan.validEnd == bytes.count)
+        #expect(scan.records.map(\.payload) == Self.payloads)
+    }
+
+    @Test func onlyZerosIsZeroFilledAtTheStart() {
+        let scan = RecordFraming.scan([UInt8](repeating: 0, count: 4096))
+        #expect(scan.tail == .zeroFilled(offset: 0))
+        #expect(scan.validEnd == 0)
+        #expect(scan.records.isEmpty)
+    }
+
+    /// A cut write into preallocated space: the bytes that landed, then the zeros that were there.
+    /// Whether the cut falls in the header or the payload, it is the same torn tail as a cut at
+    /// the end of the file.
+    @Test func everyTruncationOfTheLastRecordFollowedByZerosIsTorn() {
+        let (bytes, offsets) = Self.log()
+        let last = offsets.last!
+        for cut in (last + 1)..<bytes.count {
+            for zeroBytes in [bytes.count - cut, bytes.count - cut + 1, 4096] {
+                let padded = Array(bytes[..<cut]) + [UInt8](repeating: 0, count: zeroBytes)
+                let scan = RecordFraming.scan(padded)
+                if bytes[cut...].allSatisfy({ $0 == 0 }) && zeroBytes >= bytes.count - cut {
+                    // The bytes that did not land were zeros anyway: the record is whole.
+                    #expect(scan.records.count == Self.payloads.count, "cut at \(cut)")
+                    continue
+                }
+                guard case .torn(let offset, _) = scan.tail else {
+                    Issue.record("cut at \(cut), \(zeroBytes) zeros: expected torn, got \(scan.tail)")
+                    continue
+                }
+                #expect(offset == last, "cut at \(cut)")
+                #expect(scan.validEnd == last, "cut at \(cut)")
+                #expect(scan.records.map(\.payload) == Array(Self.payloads.dropLast()), "cut at \(cut)")
+            }
+        }
+    }
+
+    @Test func damagedPayloadOfTheLastRecordFollowedByZerosIsATornTail() {
+        var (bytes, offsets) = Self.log()
+        bytes[bytes.count - 1] ^= 0x01
+        let scan = RecordFraming.scan(bytes + [UInt8](repeating: 0, count: 100))
+        #expect({ if case .torn(offsets.last!, _) = scan.tail { true } else { false } }(), "\(scan.tail)")
+        #expect(scan.validEnd == offsets.last!)
+    }
+
+    /// A header checksum mismatch is a torn tail only when nothing but zeros follows the header;
+    /// with the payload present behind it, a flipped bit must not pass for a cut write.
+    @Test func flippedHeaderBitOfTheLastRecordFollowedByZerosIsStillCorrupt() {
+        var (bytes, offsets) = Self.log()
+        bytes[offsets.last! + 1] ^= 0x10
+        let scan = RecordFraming.scan(bytes + [UInt8](repeating: 0, count: 100))
+        #expect({ if case .corrupt(offsets.last!, "header checksum mismatch") = scan.tail { true } else { false } }(), "\(scan.tail)")
+    }
+
+    @Test func headerCutMidWriteBeforeZerosIsTorn() {
+        let (bytes, _) = Self.log()
+        let header = RecordFraming.frame([9, 9, 9])
+        for landed in 1..<RecordFraming.headerBytes where header[landed...].contains(where: { $0 != 0 }) {
+            let scan = RecordFraming.scan(bytes + Array(header[..<landed]) + [UInt8](repeating: 0, count: 64))
+            #expect({ if case .torn(bytes.count, _) = scan.tail { true } else { false } }(), "\(landed) bytes: \(scan.tail)")
+            #expect(scan.validEnd == bytes.count)
+        }
+    }
+
+    /// Zeros with non-zero bytes after them are a hole, not a tail: records may have been lost.
+    @Test func zerosFollowedByDataAreCorrupt() {
+        let (bytes, _) = Self.log()
+        let frame = RecordFraming.frame([1, 2, 3])
+        for hole in [1, 11, 12, 100] {
+            let scan = RecordFraming.scan(bytes + [UInt8](repeating: 0, count: hole) + frame + [0, 0, 0])
+            #expect({ if case .corrupt(bytes.count, _) = scan.tail { true } else { false } }(), "hole of \(hole): \(scan.tail)")
+            #expect(scan.validEnd == bytes.count)
+        }
+    }
+
+    @Test(arguments: 0..<(payloads.count - 1))
+    func damagedMiddleRecordBeforeZerosIsStillCorrupt(index: Int) {
+        let (bytes, offsets) = Self.log()
+        for byte in [offsets[index] + 1, offsets[index] + RecordFraming.headerBytes] {
+            var damaged = bytes + [UInt8](repeating: 0, count: 256)
+            damaged[byte] ^= 0x04
+            let scan = RecordFraming.scan(damaged)
+            #expect({ if case .corrupt(offsets[index], _) = scan.tail { true } else { false } }(),
+                    "record \(index), byte \(byte): \(scan.tail)")
+        }
+    }
+
     // MARK: corruption in the middle
 
     @Test(arguments: 0..<(payloads.count - 1))

@@ -114,6 +114,26 @@ import Testing
         }
     }
 
+    /// The store trims its preallocated zeros before it rolls, so zeros after the last record of
+    /// an earlier segment mean records there were lost.
+    @Test func zeroTailInASegmentThatIsNotLastIsCorruption() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let (store, _) = try DecisionLogStore.open(directory: directory, segmentMaxBytes: 160, logger: Fixture.logger)
+            for sequence in 1...10 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.commit(sequence)])
+            }
+            try store.sync()
+            store.close()
+            #expect(store.segmentNumbers.count >= 3)
+
+            let path = Fixture.segmentPath(directory, 2)
+            let bytes = try Fixture.readFile(path)
+            let zeroFilled = bytes + [UInt8](repeating: 0, count: 40)
+            try Fixture.writeFile(path, zeroFilled)
+            try expectCorrupt(directory: directory, file: path, offset: bytes.count, unchanged: zeroFilled)
+        }
+    }
+
     @Test func segmentWithoutItsHeaderIsCorruption() throws {
         try Fixture.withTemporaryDirectory { directory in
             let path = Fixture.segmentPath(directory, 1)

@@ -18,9 +18,10 @@ struct ThreeBanks {
         var configuration = SandhiConfiguration(participants: [Self.hdfc, Self.icici, Self.sbi].map { .init(id: $0) })
         configuration.prepareTimeoutMs = prepareTimeoutMs
         configuration.resendInitialMs = 5
-        try directory.create(configuration)
-        for (bank, account) in [(Self.hdfc, Self.alice), (Self.icici, Self.bob), (Self.sbi, Self.carol)] {
-            try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: [(account, .rupees(1_000))], logger: Self.logger)
+        try directory.create(configuration) { directory in
+            for (bank, account) in [(Self.hdfc, Self.alice), (Self.icici, Self.bob), (Self.sbi, Self.carol)] {
+                try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: [(account, .rupees(1_000))], logger: Self.logger)
+            }
         }
     }
 

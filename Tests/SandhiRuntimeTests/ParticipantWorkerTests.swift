@@ -67,17 +67,30 @@ import Testing
         #expect(journal.last == "close")
     }
 
-    @Test func acknowledgementsWaitForCompanyButAreSyncedWhenQuiet() async {
+    @Test func acknowledgementsWaitForCompany() async {
         let resource = RecordingResource()
         let delivered = Delivered(resource)
-        let worker = ParticipantWorker(resource: resource, capacity: 16, lazySyncUs: 20_000, logger: logger) { delivered.deliver($0) }
+        // A hold far longer than the test: only the next vote's fsync (or closing) releases it.
+        let worker = ParticipantWorker(resource: resource, capacity: 16, lazySyncUs: 600_000_000, logger: logger) { delivered.deliver($0) }
         worker.send(.commit(tx(1)))
-        // Committed but not yet synced: nothing may be delivered in the meantime.
-        try? await Task.sleep(nanoseconds: 5_000_000)
-        #expect(delivered.replies.withLock { $0.isEmpty })
-        await waitFor { delivered.replies.withLock { !$0.isEmpty } }
+        await waitFor { resource.journal.withLock { $0.contains("process 1") } }
+        try? await Task.sleep(nanoseconds: 50_000_000)
+        #expect(delivered.replies.withLock { $0.isEmpty }, "an acknowledgement left without an fsync of its own or company")
+        worker.send(.prepare(tx(2), operations: [], writers: []))
+        await waitFor { delivered.replies.withLock { $0.count == 2 } }
         worker.stop()
+        #expect(delivered.replies.withLock { $0 } == [.acknowledged(tx(1)), .vote(tx(2), .yes)])
+        #expect(resource.journal.withLock { $0 }.filter { $0 == "sync" }.count == 1, "the two batches should share one fsync")
+    }
+
+    @Test func heldAcknowledgementsAreSyncedOnceTheyHaveWaitedLongEnough() async {
+        let resource = RecordingResource()
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 16, lazySyncUs: 1_000, logger: logger) { delivered.deliver($0) }
+        worker.send(.commit(tx(1)))
+        await waitFor { delivered.replies.withLock { !$0.isEmpty } }
         #expect(delivered.replies.withLock { $0 } == [.acknowledged(tx(1))])
+        worker.stop()
         let journal = resource.journal.withLock { $0 }
         #expect(journal.firstIndex(of: "sync")! < journal.firstIndex(of: "deliver 1")!)
     }

@@ -86,3 +86,39 @@ import Testing
 }
 
 import Foundation
+
+@Suite struct EpochTests {
+    typealias B = ThreeBanks
+
+    @Test func aLostDecisionLogIsRefusedRatherThanPresumedAbort() async throws {
+        let banks = try ThreeBanks(); defer { banks.remove() }
+        let node = try await banks.start()
+        _ = try await node.driver.transfer(B.move(.rupees(1), from: (B.hdfc, B.alice), to: (B.sbi, B.carol)))
+        node.stop()
+        try FileManager.default.removeItem(atPath: banks.directory.coordinatorPath)
+        do {
+            _ = try await banks.start()
+            Issue.record("started over banks with history and an empty decision log")
+        } catch {
+            #expect("\(error)".contains("log was lost or replaced"))
+        }
+    }
+
+    @Test func newEpochsAreAboveEveryEpochTheBanksHaveSeen() async throws {
+        let banks = try ThreeBanks(); defer { banks.remove() }
+        // A branch from epoch 7 (say, the log was restored from an older copy).
+        let old = TransactionID(epoch: 7, sequence: 1)
+        let hdfc = try banks.bank(B.hdfc)
+        _ = try hdfc.process([.prepare(old, operations: [.debit(account: B.alice, amount: .rupees(1))], writers: [B.hdfc])])
+        _ = try hdfc.process([.commit(old)])
+        hdfc.close()
+        let (store, _) = try DecisionLogStore.open(directory: banks.directory.coordinatorPath, logger: B.logger)
+        store.epoch = 2
+        _ = try store.append([.epochStarted(epoch: 2)])
+        try store.sync()
+        store.close()
+        let node = try await banks.start()
+        node.stop()
+        #expect(node.recovery.epoch == 8)
+    }
+}

@@ -188,9 +188,46 @@ public struct Coordinator: Sendable {
             if !seen.insert(branch.participant).inserted { return "participant \(branch.participant) appears twice" }
             if branch.operations.isEmpty { return "participant \(branch.participant) has no operations" }
             if branch.operations.count > OperationCodec.maxOperations { return "participant \(branch.participant) has too many operations" }
+            for operation in branch.operations {
+                switch operation {
+                case .debit(let account, let amount), .credit(let account, let amount):
+                    guard amount.value > 0, amount <= Paise.maxAmount else {
+                        return "amount for \(branch.participant)/\(account) must be between 1 paisa and \(Paise.maxAmount)"
+                    }
+                case .fileReport(let report):
+                    guard report.amount.value > 0, report.amount <= Paise.maxAmount else { return "report amount out of range" }
+                case .read:
+                    break
+                }
+            }
         }
         return nil
     }
+
+    /// Why these branches would create or destroy money, or nil (conservation, invariant 2:
+    /// debits equal credits, TDS being a credit to the tax ledger). The state machine itself
+    /// does not insist on it; drivers check it where clients hand in transfers.
+    public static func imbalance(_ branches: [Branch]) -> String? {
+        var debits: Int64 = 0, credits: Int64 = 0
+        for branch in branches {
+            for operation in branch.operations {
+                switch operation {
+                case .debit(_, let amount):
+                    let (sum, overflow) = debits.addingReportingOverflow(amount.value)
+                    if overflow { return "the debits add up beyond \(Paise(Int64.max))" }
+                    debits = sum
+                case .credit(_, let amount):
+                    let (sum, overflow) = credits.addingReportingOverflow(amount.value)
+                    if overflow { return "the credits add up beyond \(Paise(Int64.max))" }
+                    credits = sum
+                case .read, .fileReport:
+                    break
+                }
+            }
+        }
+        return debits == credits ? nil : "debits \(Paise(debits)) and credits \(Paise(credits)) do not balance"
+    }
+
 
     private func reject(_ id: TransactionID, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         effects.append(.emit(EngineEvent(atUs: nowUs, .rejected(id, reason: reason))))

@@ -3,6 +3,11 @@ public struct Paise: Hashable, Comparable, Sendable, CustomStringConvertible, Ad
     public var value: Int64
 
     public init(_ value: Int64) { self.value = value }
+
+    /// The largest amount one operation may move: ₹10 lakh crore (10^15 paise). With at most
+    /// `OperationCodec.maxOperations` operations per branch and `DecisionRecord.maxParticipants`
+    /// branches, no sum the engine or a participant forms can overflow Int64.
+    public static let maxAmount = Paise(1_000_000_000_000_000)
     public static func rupees(_ rupees: Int64) -> Paise { Paise(rupees * 100) }
 
     public static var zero: Paise { Paise(0) }

@@ -18,12 +18,7 @@ public struct ParticipantID: Hashable, Comparable, Sendable, CustomStringConvert
     }
 
     public static func isValid(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= maxLengthBytes else { return false }
-        return name.utf8.allSatisfy { byte in
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
-        }
+        isIdentifier(name, maxLengthBytes: maxLengthBytes, upperCase: false, dot: false)
     }
 
     public var description: String { name }
@@ -47,13 +42,7 @@ public struct AccountID: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     public static func isValid(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= maxLengthBytes else { return false }
-        return name.utf8.allSatisfy { byte in
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
-                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-        }
+        isIdentifier(name, maxLengthBytes: maxLengthBytes, upperCase: true, dot: true)
     }
 
     public var description: String { name }
@@ -73,5 +62,17 @@ public struct ResourceID: Hashable, Comparable, Sendable, CustomStringConvertibl
     public var description: String { "\(participant)/\(account)" }
     public static func < (lhs: ResourceID, rhs: ResourceID) -> Bool {
         (lhs.participant, lhs.account) < (rhs.participant, rhs.account)
+    }
+}
+
+/// ASCII letters (lower-case, and upper-case if allowed), digits, `-`, `_` (and `.` if allowed),
+/// 1 to `maxLengthBytes` bytes: names that are safe in file names, SQL text and PostgreSQL gids.
+func isIdentifier(_ name: String, maxLengthBytes: Int, upperCase: Bool, dot: Bool) -> Bool {
+    guard !name.isEmpty, name.utf8.count <= maxLengthBytes else { return false }
+    return name.utf8.allSatisfy { byte in
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (upperCase && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || (dot && byte == UInt8(ascii: "."))
     }
 }

@@ -8,12 +8,17 @@ import SandhiEngine
 ///
 /// Durability is ours, not SQLite's: each batch commits with `synchronous=OFF` (the WAL frames
 /// reach the page cache, with SQLite's per-frame checksums), and `makeDurable` fdatasyncs the
-/// WAL file, from another thread, while the next batch is already running. No reply is sent
-/// before that fdatasync, so a vote or an acknowledgement always describes durable state,
-/// exactly as with `synchronous=FULL`, but the fsync no longer stalls the next batch. SQLite's
-/// WAL recovery discards any frame after the last whole, checksummed commit. Checkpoints are
-/// ours too (`wal_autocheckpoint=0`): they run with `synchronous=FULL`, after a sync, so the
-/// WAL is never reset before the database file holds its pages durably.
+/// WAL file. The worker calls it before it sends any reply, so a vote or an acknowledgement
+/// always describes durable state, exactly as with `synchronous=FULL`; what we gain is the
+/// choice of *when* to sync, so that batches nobody is waiting on (acknowledgements) can share
+/// the next batch's fsync. SQLite's WAL recovery discards any frame after the last whole,
+/// checksummed commit. Checkpoints are ours too (`wal_autocheckpoint=0`): they run with
+/// `synchronous=FULL`, after a sync, so the WAL is never reset before the database file holds
+/// its pages durably. The -wal file's directory entry is synced when the bank opens, since
+/// SQLite (which would do it under FULL) does not under OFF.
+///
+/// A failed fsync is permanent for this object (fsyncgate: Linux reports a writeback error to
+/// one fsync only, and the dirty pages may be gone): every later `makeDurable` fails too.
 ///
 /// The protocol logic (what a duplicate PREPARE or a late ROLLBACK means, which accounts are
 /// locked) lives in the engine's `ParticipantProtocol`; this class performs its effects against
@@ -47,6 +52,9 @@ public final class SQLiteBank: ParticipantResource {
     public var walCheckpointBytes = 32 << 20
     /// Test hook: the next `makeDurable` fails as a failed fsync would.
     public var failNextSync = false
+    /// The first fsync failure; sticky.
+    private var syncFailure: SQLiteError?
+    private var closed = false
 
     /// The statements every batch runs, prepared once and held: looking them up by SQL text
     /// would hash a long string per call on the hottest path.
@@ -83,7 +91,11 @@ public final class SQLiteBank: ParticipantResource {
             for (account, balance) in accounts {
                 precondition(balance.value >= 0, "opening balance must not be negative")
                 try database.statement("INSERT INTO accounts(id, balance) VALUES (?, ?)").bind(1, account.name).bind(2, balance.value).run()
-                minted += balance.value
+                let (sum, overflow) = minted.addingReportingOverflow(balance.value)
+                guard !overflow else {
+                    throw SQLiteError(code: SQLITE_RANGE, message: "opening balances add up beyond \(Paise(Int64.max))", context: "creating bank \(path)")
+                }
+                minted = sum
             }
             for (key, value) in [("format", BankSchema.format), ("participant", participant.name), ("minted_paise", String(minted))] {
                 try database.statement("INSERT INTO meta(key, value) VALUES (?, ?)").bind(1, key).bind(2, value).run()
@@ -133,12 +145,32 @@ public final class SQLiteBank: ParticipantResource {
         guard walDescriptor >= 0 else {
             throw SQLiteError(code: SQLITE_CANTOPEN, message: String(cString: strerror(errno)), context: "opening \(path)-wal")
         }
+        // Make the (possibly new) -wal file's name durable before any reply depends on it.
+        try Self.syncDirectory(containing: path)
     }
 
-    /// WAL with `synchronous=FULL`: every commit fsyncs the WAL, so a YES vote or an
-    /// acknowledgement is never sent for work that is not on disk. `locking_mode=EXCLUSIVE`: one
-    /// process owns a bank at a time anyway (the data directory's lock), so SQLite may skip the
-    /// shared-memory index and the file-lock system calls on every transaction.
+    deinit {
+        // A bank dropped without `close()` (an error path) must still not checkpoint unsynced.
+        close()
+    }
+
+    private static func syncDirectory(containing path: String) throws {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let fd = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "opening directory \(directory)")
+        }
+        defer { Glibc.close(fd) }
+        guard fsync(fd) == 0 else {
+            throw SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fsync directory \(directory)")
+        }
+    }
+
+    /// WAL mode, `synchronous=FULL` for creation and checkpoints (an open bank then switches to
+    /// OFF and syncs itself, see the type's comment). `locking_mode=EXCLUSIVE`: one process owns
+    /// a bank at a time anyway (the data directory's lock), so SQLite may skip the shared-memory
+    /// index and the file-lock system calls on every transaction.
     private static func configure(_ database: SQLiteDatabase) throws {
         try database.execute("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384")
     }
@@ -168,11 +200,19 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// Syncs, checkpoints durably and closes. (SQLite checkpoints on close; with
-    /// `synchronous=OFF` that checkpoint would not be synced before the WAL is deleted.)
+    /// Closes with `synchronous=FULL`: SQLite checkpoints on close and then deletes the WAL,
+    /// and under OFF that checkpoint would not be synced first. After a failed fsync nothing
+    /// more is written: the connection closes without checkpointing, leaving the WAL (whatever
+    /// of it reached the disk) to SQLite's recovery on the next open.
     public func close() {
-        if walDescriptor >= 0 {
+        guard !closed else { return }
+        closed = true
+        if syncFailure != nil {
+            database.disableCheckpointOnClose()
+        } else {
             try? database.execute("PRAGMA synchronous=FULL")
+        }
+        if walDescriptor >= 0 {
             Glibc.close(walDescriptor)
             walDescriptor = -1
         }
@@ -180,12 +220,17 @@ public final class SQLiteBank: ParticipantResource {
     }
 
     public func makeDurable() throws {
+        if let syncFailure { throw syncFailure }
+        var failure: SQLiteError?
         if failNextSync {
             failNextSync = false
-            throw SQLiteError(code: SQLITE_IOERR, message: "injected fsync failure", context: "fdatasync \(path)-wal")
+            failure = SQLiteError(code: SQLITE_IOERR, message: "injected fsync failure", context: "fdatasync \(path)-wal")
+        } else if fdatasync(walDescriptor) != 0 {
+            failure = SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fdatasync \(path)-wal")
         }
-        guard fdatasync(walDescriptor) == 0 else {
-            throw SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fdatasync \(path)-wal")
+        if let failure {
+            syncFailure = failure
+            throw failure
         }
     }
 
@@ -230,7 +275,9 @@ public final class SQLiteBank: ParticipantResource {
         do {
             try checkpointIfLarge()
         } catch {
-            // The batch is committed; a checkpoint that failed is retried after the next one.
+            // The batch is committed. A checkpoint that failed is retried after the next batch;
+            // if its fsync failed, that failure is sticky and the worker's `makeDurable` stops
+            // this participant before any of these replies leaves.
             logger.warning("checkpoint failed", metadata: ["participant": "\(id)", "error": "\(error)"])
         }
         return replies
@@ -329,6 +376,15 @@ public final class SQLiteBank: ParticipantResource {
             if case .prepared(_, let writers) = state { result[tx] = writers }
         }
         return result
+    }
+
+    /// The highest coordinator epoch among this bank's prepared and committed branches (0 if
+    /// none): the coordinator must never start an epoch at or below it.
+    public func highestEpoch() throws -> UInt32 {
+        let statement = try database.statement("SELECT MAX(m) FROM (SELECT MAX(tx) AS m FROM committed UNION ALL SELECT MAX(tx) FROM prepared)")
+        defer { statement.reset() }
+        guard try statement.step(), !statement.isNull(0) else { return 0 }
+        return TransactionID(rawValue: UInt64(bitPattern: statement.int64(0))).epoch
     }
 
     /// Accounts whose exclusive lock a prepared branch holds.

@@ -40,6 +40,12 @@ public final class SQLiteDatabase {
         handle = nil
     }
 
+    /// Closing will not checkpoint the WAL (for a connection whose durability is in doubt).
+    public func disableCheckpointOnClose() {
+        guard let handle else { return }
+        sandhi_sqlite_no_checkpoint_on_close(handle)
+    }
+
     /// Resets every cached statement, ending any read still open on one (a checkpoint refuses to
     /// run while a statement is active).
     public func resetStatements() {

@@ -48,8 +48,12 @@ public struct InvariantAudit: Sendable {
                 minted: try bank.minted(), prepared: bank.inDoubt().keys.sorted(), lockedAccounts: bank.heldLocks,
                 committedBranches: branches.count, reports: try bank.reports().count)
             audit.banks.append(summary)
-            audit.total = audit.total + summary.total
-            audit.minted = audit.minted + summary.minted
+            guard let total = audit.total.adding(summary.total), let minted = audit.minted.adding(summary.minted) else {
+                audit.violations.append("conservation: the totals overflow at \(participant.id); balances cannot be trusted")
+                continue
+            }
+            audit.total = total
+            audit.minted = minted
             if !summary.prepared.isEmpty {
                 let list = summary.prepared.prefix(5).map(\.description).joined(separator: ", ")
                 audit.violations.append("\(participant.id) holds \(summary.prepared.count) prepared transaction(s) and \(summary.lockedAccounts.count) lock(s): \(list) (run `sandhi recover`)")

@@ -59,17 +59,42 @@ public struct DataDirectory: Sendable {
         return try SandhiConfiguration(toml: text)
     }
 
-    /// Creates the directory layout and writes the configuration. Refuses an existing Sandhi
-    /// directory; an existing empty directory is fine.
-    public func create(_ configuration: SandhiConfiguration) throws {
+    /// Creates the directory layout, lets `populate` create the participants' storage (under
+    /// the directory's lock), and only then writes `sandhi.toml`, the mark of a Sandhi data
+    /// directory. All or nothing: if anything fails, what this call created is removed again,
+    /// so a failed `sandhi init` can simply be run again. An existing empty directory is fine;
+    /// an existing Sandhi directory is refused.
+    public func create(_ configuration: SandhiConfiguration, populate: (DataDirectory) throws -> Void) throws {
         if Self.exists(configurationPath) { throw DataDirectoryError.alreadyExists(path) }
+        let manager = FileManager.default
+        let createdRoot = !Self.exists(path)
+        var created: [String] = []
         do {
-            try FileManager.default.createDirectory(atPath: coordinatorPath, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: banksPath, withIntermediateDirectories: true)
+            for folder in [path, coordinatorPath, banksPath] where !Self.exists(folder) {
+                do {
+                    try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                } catch {
+                    throw DataDirectoryError.io("cannot create \(folder): \(error.localizedDescription)")
+                }
+                created.append(folder)
+            }
+            let lock = try self.lock()
+            defer { lock.release() }
+            for participant in configuration.participants {
+                let bank = bankPath(participant.id)
+                if Self.exists(bank) { throw DataDirectoryError.io("\(bank) already exists; refusing to overwrite it") }
+            }
+            try populate(self)
+            try writeConfiguration(configuration)
         } catch {
-            throw DataDirectoryError.io("cannot create \(path): \(error.localizedDescription)")
+            for participant in configuration.participants {
+                for suffix in ["", "-wal", "-shm", "-journal"] { try? manager.removeItem(atPath: bankPath(participant.id) + suffix) }
+            }
+            try? manager.removeItem(atPath: lockPath)
+            for folder in created.reversed() { try? manager.removeItem(atPath: folder) }
+            if createdRoot { try? manager.removeItem(atPath: path) }
+            throw error
         }
-        try writeConfiguration(configuration)
     }
 
     /// Replaces sandhi.toml atomically (write a temporary file, fsync, rename).

@@ -9,9 +9,23 @@ import SandhiEngine
 /// sync with the same error, because after a failed write(2) or fsync(2) nobody knows what
 /// reached the disk, and retrying an fsync can report success for data the kernel already
 /// dropped (fsyncgate). The process must restart and recover from what the disk actually holds.
+///
+/// Preallocation: the active segment is kept zero-filled (real zero bytes, synced) ahead of the
+/// write position, and records are written with pwrite(2) into that space. A sync of a file
+/// whose size and extents did not change flushes its data blocks only, where a sync after an
+/// append must also write the inode (on ext4 without a journal, a second device write per sync).
+/// Not fallocate(2): its unwritten extents still need a metadata update when first written.
+/// The zeros are not records: the scan (`RecordFraming`, rule 1) stops at them, and the LAST
+/// segment may end in them after a crash without any note. Rolling trims the old segment to its
+/// last record first, and `close` trims the active one, so only the segment that was active when
+/// the process died (or when the store failed, after which it touches nothing) ends in zeros.
 public final class DecisionLogStore {
     public let directory: String
     public let segmentMaxBytes: Int
+    /// Zero bytes written ahead at a time (capped at segmentMaxBytes).
+    public let preallocationBytes: Int
+    /// `preallocate` extends once fewer zero bytes than this remain ahead of the write position.
+    private let preallocationMarginBytes: Int
     private let logger: Logger
 
     /// Segment files on disk, ascending by number. The last one is active (appends go there) and
@@ -20,8 +34,11 @@ public final class DecisionLogStore {
     private var activeFD: Int32
     /// Cached so the hot path does not build a path string per write.
     private var activePath: String
-    /// Bytes of the active segment already handed to write(2).
+    /// End of the last record of the active segment handed to pwrite(2): where the next goes.
     private var activeBytes: Int
+    /// Size of the active segment file: `activeBytes` plus the zeros preallocated after it.
+    /// Every byte from `activeBytes` to here is zero.
+    private var activeFileBytes: Int
     /// A segment file was created or unlinked since the directory was last fsynced.
     private var directoryNeedsSync = false
     private var failure: DecisionLogError?
@@ -50,16 +67,22 @@ public final class DecisionLogStore {
         }
     }
 
-    private init(directory: String, segmentMaxBytes: Int, logger: Logger, segments: [SegmentState],
-                 activeFD: Int32, activeBytes: Int, epoch: UInt32) {
-        precondition(!segments.isEmpty && activeFD >= 0 && activeBytes > 0)
+    private init(directory: String, segmentMaxBytes: Int, preallocationBytes: Int, logger: Logger,
+                 segments: [SegmentState], activeFD: Int32, activeBytes: Int, activeFileBytes: Int, epoch: UInt32) {
+        precondition(!segments.isEmpty && activeFD >= 0 && activeBytes > 0 && activeFileBytes >= activeBytes)
+        precondition(preallocationBytes > 0, "preallocationBytes \(preallocationBytes)")
         self.directory = directory
         self.segmentMaxBytes = segmentMaxBytes
+        self.preallocationBytes = preallocationBytes
+        // A quarter of a chunk is far more than one group-commit batch, so with `preallocate`
+        // called between batches a batch practically never outruns the zeros.
+        self.preallocationMarginBytes = max(1, preallocationBytes / 4)
         self.logger = logger
         self.segments = segments
         self.activeFD = activeFD
         self.activePath = SegmentName.path(directory: directory, number: segments[segments.count - 1].number)
         self.activeBytes = activeBytes
+        self.activeFileBytes = activeFileBytes
         self.epoch = epoch
         buffer.reserveCapacity(64 * 1024)
     }
@@ -72,7 +95,9 @@ public final class DecisionLogStore {
 
     /// Opens (creating the directory's first segment if none). Scans every segment in order:
     /// a torn tail of the LAST segment is truncated (ftruncate + fsync) to the last whole record
-    /// and noted (logger.warning + notes); a torn tail in a non-last segment, or any `.corrupt`,
+    /// and noted (logger.warning + notes); zeros after its last whole record are preallocated
+    /// space, kept as they are and not noted, and appends continue right after that record. A
+    /// torn or zero-filled tail in a non-last segment, or any `.corrupt`,
     /// throws DecisionLogError.corrupt naming the file and byte offset. Records that fail
     /// `DecisionRecord(decoding:)` are also .corrupt. Every segment begins with
     /// `.segmentHeader(segment:epoch:)`; a segment whose header is missing/wrong is corrupt.
@@ -80,7 +105,7 @@ public final class DecisionLogStore {
     ///
     /// Nothing on disk changes unless every segment validated first.
     public static func open(
-        directory: String, segmentMaxBytes: Int = 64 << 20, logger: Logger
+        directory: String, segmentMaxBytes: Int = 64 << 20, preallocationBytes: Int = 1 << 20, logger: Logger
     ) throws -> (DecisionLogStore, RecoveredDecisionLog) {
         precondition(segmentMaxBytes >= segmentMinBytes, "segmentMaxBytes \(segmentMaxBytes) below \(segmentMinBytes)")
         try PosixFile.makeDirectories(directory)
@@ -93,15 +118,19 @@ public final class DecisionLogStore {
         let store: DecisionLogStore
         if let last = scanned.segments.last {
             var validEnd = last.validEnd
+            var fileBytes = last.fileBytes
             let name = SegmentName.fileName(last.number)
             if let torn = last.tornTail {
                 assert(torn.offset == last.validEnd && last.validEnd < last.fileBytes)
+                // Cut rather than zeroed in place: the same recovery as a log that was never
+                // preallocated; the next `preallocate` writes the zeros again.
                 try PosixFile.truncate(last.path, toBytes: last.validEnd)
+                fileBytes = last.validEnd
                 let note = "truncated torn tail of \(name) at byte \(torn.offset) (\(torn.reason))"
                 logger.warning("\(note)", metadata: ["directory": "\(directory)"])
                 recovered.notes.append(note)
             }
-            let fd = try PosixFile.openForAppend(last.path)
+            let fd = try PosixFile.openForWriting(last.path)
             var segments = scanned.segments.map { SegmentState(number: $0.number, maxEpoch: $0.maxEpoch) }
             if last.recordCount == 0 {
                 // The crash came between creating the file and its header reaching disk. The
@@ -110,32 +139,34 @@ public final class DecisionLogStore {
                 var header: [UInt8] = []
                 appendHeaderFrame(segment: last.number, epoch: recovered.maxEpoch, into: &header)
                 do {
-                    try PosixFile.writeAll(fd, header, path: last.path)
+                    try PosixFile.writeAll(fd, header, atOffset: 0, path: last.path)
                     try PosixFile.dataSync(fd, path: last.path)
                 } catch {
                     PosixFile.close(fd)
                     throw error
                 }
                 validEnd = header.count
+                fileBytes = max(fileBytes, validEnd)
                 segments[segments.count - 1].maxEpoch = recovered.maxEpoch
                 let note = "\(name) held no whole record (crash right after it was created); wrote its header"
                 logger.warning("\(note)", metadata: ["directory": "\(directory)"])
                 recovered.notes.append(note)
             }
             store = DecisionLogStore(
-                directory: directory, segmentMaxBytes: segmentMaxBytes, logger: logger, segments: segments,
-                activeFD: fd, activeBytes: validEnd, epoch: recovered.maxEpoch)
+                directory: directory, segmentMaxBytes: segmentMaxBytes, preallocationBytes: preallocationBytes,
+                logger: logger, segments: segments, activeFD: fd, activeBytes: validEnd, activeFileBytes: fileBytes,
+                epoch: recovered.maxEpoch)
             for (position, record) in recovered.records {
                 store.track(record, segment: position.segment)
             }
         } else {
             let number = SegmentName.firstNumber
             let path = SegmentName.path(directory: directory, number: number)
-            let fd = try PosixFile.createForAppend(path)
+            let fd = try PosixFile.createForWriting(path)
             var header: [UInt8] = []
             appendHeaderFrame(segment: number, epoch: 0, into: &header)
             do {
-                try PosixFile.writeAll(fd, header, path: path)
+                try PosixFile.writeAll(fd, header, atOffset: 0, path: path)
                 try PosixFile.dataSync(fd, path: path)
                 try PosixFile.syncDirectory(directory)
             } catch {
@@ -144,9 +175,9 @@ public final class DecisionLogStore {
             }
             logger.info("created decision log", metadata: ["directory": "\(directory)", "segment": "\(path)"])
             store = DecisionLogStore(
-                directory: directory, segmentMaxBytes: segmentMaxBytes, logger: logger,
-                segments: [SegmentState(number: number, maxEpoch: 0)],
-                activeFD: fd, activeBytes: header.count, epoch: 0)
+                directory: directory, segmentMaxBytes: segmentMaxBytes, preallocationBytes: preallocationBytes,
+                logger: logger, segments: [SegmentState(number: number, maxEpoch: 0)],
+                activeFD: fd, activeBytes: header.count, activeFileBytes: header.count, epoch: 0)
         }
 
         do {
@@ -163,7 +194,9 @@ public final class DecisionLogStore {
     }
 
     /// Read-only scan for `sandhi log dump`: same validation, but never truncates or deletes
-    /// (a torn tail is reported in notes, not cut).
+    /// (a torn tail is reported in notes, not cut). The zeros preallocated after the last record
+    /// of the last segment are not reported: they are there whenever a live (or killed) process
+    /// holds the log open.
     public static func read(directory: String) throws -> RecoveredDecisionLog {
         let scanned = try SegmentScanner.scan(directory: directory)
         var recovered = scanned.recovered
@@ -186,7 +219,8 @@ public final class DecisionLogStore {
 
     // MARK: Appending
 
-    /// Appends records (buffered write(2) of all frames at once, no fsync). Returns each record's
+    /// Appends records (one pwrite(2) of all frames at the write position, no fsync; into the
+    /// preallocated zeros when they reach far enough, else growing the file). Returns each record's
     /// position. Rolls to a new segment first when the active one would exceed segmentMaxBytes
     /// (new segment starts with a segmentHeader record carrying `epoch`). On a write error throws
     /// .io and the store refuses further appends (sticky error), because what reached disk is
@@ -253,6 +287,35 @@ public final class DecisionLogStore {
         }
     }
 
+    /// Zero-fills the active segment ahead of the write position once fewer than a quarter of
+    /// `preallocationBytes` remain: `preallocationBytes` more (never past segmentMaxBytes), synced
+    /// at once, with the directory too if the segment file is new. Later syncs of records written
+    /// into that space then leave the file's size and extents alone. Does nothing while there is
+    /// room. GroupCommitWriter calls it between batches, so the extension's write and sync is part
+    /// of no record's wait for its own sync. Sticky error on failure, like append and sync.
+    public func preallocate() throws {
+        try checkUsable()
+        do {
+            try preallocateUnchecked()
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    private func preallocateUnchecked() throws(DecisionLogError) {
+        assert(activeBytes <= activeFileBytes)
+        guard activeFileBytes - activeBytes < preallocationMarginBytes, activeFileBytes < segmentMaxBytes else { return }
+        let targetBytes = min(activeFileBytes + preallocationBytes, segmentMaxBytes)
+        try PosixFile.writeZeros(activeFD, atOffset: activeFileBytes, count: targetBytes - activeFileBytes, path: activePath)
+        try PosixFile.dataSync(activeFD, path: activePath)
+        activeFileBytes = targetBytes
+        if directoryNeedsSync {
+            try PosixFile.syncDirectory(directory)
+            directoryNeedsSync = false
+        }
+    }
+
     /// Test/fault hook: the next `sync` fails with an .io error, as a failed fsync would (and, as
     /// after any failed sync, the store refuses everything after it).
     public func failNextSync() {
@@ -262,11 +325,13 @@ public final class DecisionLogStore {
     /// Number of segment files currently on disk, and their numbers (for tests / `sandhi check`).
     public var segmentNumbers: [UInt64] { segments.map(\.number) }
 
-    /// Releases the file descriptor. Does not sync: call `sync` first for anything that must last.
+    /// Trims the preallocated zeros and releases the file descriptor. Does not sync: call `sync`
+    /// first for anything that must last.
     public func close() {
         guard !closed else { return }
         closed = true
         if activeFD >= 0 {
+            trimPreallocation()
             PosixFile.close(activeFD)
             activeFD = -1
         }
@@ -292,29 +357,54 @@ public final class DecisionLogStore {
 
     private func flushBuffer() throws(DecisionLogError) {
         guard !buffer.isEmpty else { return }
-        try PosixFile.writeAll(activeFD, buffer, path: activePath)
+        try PosixFile.writeAll(activeFD, buffer, atOffset: activeBytes, path: activePath)
         activeBytes += buffer.count
+        // A batch that outran the zeros grew the file (correct, only its sync costs more).
+        activeFileBytes = max(activeFileBytes, activeBytes)
         buffer.removeAll(keepingCapacity: true)
         assert(activeBytes > 0)
     }
 
+    /// A stopped log ends at its last record, as if it had never been preallocated: it takes no
+    /// more disk than its records, and whatever inspects or extends the file finds no zeros.
+    /// Not synced: should the cut not reach the disk, the zeros read back as preallocated space,
+    /// which is just as valid. After a failure nothing is touched: the bytes on disk are unknown,
+    /// and recovery is to judge them as they are.
+    private func trimPreallocation() {
+        guard failure == nil, activeFileBytes > activeBytes else { return }
+        do {
+            try PosixFile.truncate(activeFD, toBytes: activeBytes, path: activePath)
+            activeFileBytes = activeBytes
+        } catch {
+            logger.warning("could not trim the preallocated tail of the decision log", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Starts the next segment. Its header goes into `buffer`, so it reaches the file in the same
-    /// write(2) as the records that follow it.
+    /// pwrite(2) as the records that follow it. The new file is preallocated by the next
+    /// `preallocate`, not here: a roll happens inside an append, on the way to a sync.
     private func roll() throws(DecisionLogError) {
         precondition(buffer.isEmpty, "roll with unwritten frames")
-        // The old segment's tail must be durable before anything lands in the next one: recovery
-        // only forgives a torn tail in the last segment.
-        try PosixFile.dataSync(activeFD, path: activePath)
+        // The old segment must end at its last record, durably, before anything lands in the
+        // next one: recovery forgives a torn or zero-filled tail only in the last segment.
+        if activeFileBytes > activeBytes {
+            try PosixFile.truncate(activeFD, toBytes: activeBytes, path: activePath)
+            try PosixFile.fullSync(activeFD, path: activePath)
+            activeFileBytes = activeBytes
+        } else {
+            try PosixFile.dataSync(activeFD, path: activePath)
+        }
         PosixFile.close(activeFD)
         activeFD = -1
 
         let number = activeNumber + 1
         let path = SegmentName.path(directory: directory, number: number)
-        activeFD = try PosixFile.createForAppend(path)
+        activeFD = try PosixFile.createForWriting(path)
         activePath = path
         directoryNeedsSync = true
         segments.append(SegmentState(number: number, maxEpoch: epoch))
         activeBytes = 0
+        activeFileBytes = 0
         Self.appendHeaderFrame(segment: number, epoch: epoch, into: &buffer)
         logger.debug("rolled decision log segment", metadata: ["segment": "\(path)", "epoch": "\(epoch)"])
         try reclaim()

@@ -11,6 +11,10 @@ import Synchronization
 /// While the thread is in fdatasync, new records pile up in the queue; the next round takes them
 /// all at once, so the number of syncs adapts to the disk's latency instead of to the offered load.
 ///
+/// Between batches, after the completions have run, the thread lets the store zero-fill ahead of
+/// its write position (`DecisionLogStore.preallocate`), so the batches' syncs find the file's size
+/// unchanged and the occasional extension delays no decision already waiting for its sync.
+///
 /// The thread keeps the writer alive until `shutdown`, which every owner must call.
 ///
 /// `@unchecked Sendable`: the queue and flags are guarded by `condition`; `store`, `batch` and
@@ -122,6 +126,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
 
         while takeBatch() {
             writeBatch()
+            preallocateAhead()
         }
 
         if unsyncedWrites {
@@ -198,6 +203,14 @@ public final class GroupCommitWriter: @unchecked Sendable {
         }
         // Releases the completions (and whatever they captured) before the next wait.
         batch.removeAll(keepingCapacity: true)
+    }
+
+    private func preallocateAhead() {
+        do {
+            try store.preallocate()
+        } catch {
+            // The store logged it and keeps it (sticky): the next batch fails with this error.
+        }
     }
 
     /// Caller holds `condition`.

@@ -7,24 +7,27 @@ import Darwin
 /// The handful of system calls the decision log needs, each turning failure into
 /// `DecisionLogError.io("<what> <path> (<strerror>)")` with the errno captured right after the call.
 ///
-/// Plain POSIX rather than FileHandle: we need O_APPEND, fdatasync, ftruncate and directory fsync,
+/// Plain POSIX rather than FileHandle: we need pwrite, fdatasync, ftruncate and directory fsync,
 /// and we must know exactly which call failed (fsyncgate: a failed sync is never retried).
 enum PosixFile {
     static let segmentMode: mode_t = 0o644
     /// The errno a simulated failed fsync reports.
     static let injectedFaultErrno = EIO
+    /// Source of the zeros `writeZeros` writes; big enough that a 1 MiB extension is 16 calls.
+    private static let zeroBlock = [UInt8](repeating: 0, count: 64 << 10)
 
-    /// Opens an existing segment for appending.
-    static func openForAppend(_ path: String) throws(DecisionLogError) -> Int32 {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+    /// Opens an existing segment for writing at explicit offsets. Not O_APPEND: the file may
+    /// extend past the last record (preallocated zeros), and records go right after that record.
+    static func openForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
         return fd
     }
 
-    /// Creates a new segment for appending. O_EXCL because a segment number is never reused: an
-    /// existing file of that name means something else wrote into our directory.
-    static func createForAppend(_ path: String) throws(DecisionLogError) -> Int32 {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, segmentMode)
+    /// Creates a new segment for writing at explicit offsets. O_EXCL because a segment number is
+    /// never reused: an existing file of that name means something else wrote into our directory.
+    static func createForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, segmentMode)
         guard fd >= 0 else { throw .io("create \(path)", errno: errno) }
         return fd
     }
@@ -36,21 +39,40 @@ enum PosixFile {
         _ = systemClose(fd)
     }
 
-    /// write(2) until every byte is written (short writes and EINTR are continued).
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(DecisionLogError) {
-        let count = bytes.count
+    /// pwrite(2) of all of `bytes` at `offset` (short writes and EINTR are continued).
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError) {
+        try writePrefix(fd, bytes, count: bytes.count, atOffset: offset, path: path)
+    }
+
+    /// Writes `count` zero bytes starting at `offset`.
+    static func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError) {
+        precondition(offset >= 0 && count >= 0)
+        var written = 0
+        while written < count {
+            let piece = min(count - written, zeroBlock.count)
+            try writePrefix(fd, zeroBlock, count: piece, atOffset: offset + written, path: path)
+            written += piece
+        }
+        assert(written == count)
+    }
+
+    /// pwrite(2) of the first `count` bytes of `bytes` at `offset`, continuing short writes.
+    private static func writePrefix(
+        _ fd: Int32, _ bytes: [UInt8], count: Int, atOffset offset: Int, path: String
+    ) throws(DecisionLogError) {
+        precondition(count <= bytes.count && offset >= 0)
         var written = 0
         while written < count {
             let (result, code) = bytes.withUnsafeBytes { raw -> (Int, Int32) in
-                let result = write(fd, raw.baseAddress! + written, count - written)
+                let result = pwrite(fd, raw.baseAddress! + written, count - written, off_t(offset + written))
                 return (result, errno)
             }
             if result < 0 {
                 if code == EINTR { continue }
-                throw .io("write \(path)", errno: code)
+                throw .io("write \(path) at byte \(offset + written)", errno: code)
             }
-            // write(2) of a non-empty buffer to a regular file never returns 0 unless something is
-            // badly wrong; treat it as an I/O error rather than spinning.
+            // pwrite(2) of a non-empty buffer to a regular file never returns 0 unless something
+            // is badly wrong; treat it as an I/O error rather than spinning.
             guard result > 0 else { throw .io("write \(path) made no progress", errno: EIO) }
             written += result
         }
@@ -82,6 +104,18 @@ enum PosixFile {
         guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
         defer { close(fd) }
         guard ftruncate(fd, off_t(length)) == 0 else { throw .io("ftruncate \(path) to \(length) bytes", errno: errno) }
+        guard fsync(fd) == 0 else { throw .io("fsync \(path)", errno: errno) }
+    }
+
+    /// Cuts an open file to `length` bytes. Not durable by itself: see `fullSync`.
+    static func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError) {
+        precondition(length >= 0)
+        guard ftruncate(fd, off_t(length)) == 0 else { throw .io("ftruncate \(path) to \(length) bytes", errno: errno) }
+    }
+
+    /// fsync(2): data and all metadata. For a shrunk file, where the new size is the whole point
+    /// and fdatasync's idea of "needed to read the data back" is best not relied on.
+    static func fullSync(_ fd: Int32, path: String) throws(DecisionLogError) {
         guard fsync(fd) == 0 else { throw .io("fsync \(path)", errno: errno) }
     }
 

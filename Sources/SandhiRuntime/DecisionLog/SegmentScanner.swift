@@ -9,12 +9,18 @@ import SandhiEngine
 /// may end in a torn tail (an append that a crash cut short); a torn record anywhere else would
 /// mean records after it were lost, so it is corruption. The last segment may also hold no whole
 /// record at all: the crash came between creating the file and its first write reaching disk.
+///
+/// Zero bytes after the last record of the LAST segment are the space the store preallocates
+/// ahead of its writes (see `DecisionLogStore`): not a torn tail, nothing to note or cut. The
+/// store trims that space before it rolls to the next segment, so in any other segment a zero
+/// tail is corruption like any other torn tail there.
 enum SegmentScanner {
     struct Segment {
         var number: UInt64
         var path: String
         var fileBytes: Int
         /// End of the last whole record: where the next append goes once a torn tail is cut.
+        /// Everything from here to `fileBytes` is zero unless `tornTail` is set.
         var validEnd: Int
         /// Only ever set on the last segment.
         var tornTail: (offset: Int, reason: String)?
@@ -102,6 +108,11 @@ enum SegmentScanner {
         switch scan.tail {
         case .clean:
             break
+        case .zeroFilled(let offset):
+            guard isLast else {
+                throw .corrupt(file: path, offset: offset, reason:
+                    "torn record in a segment that is not the last (\(bytes.count - offset) zero bytes after the last record)")
+            }
         case .corrupt(let offset, let reason):
             throw .corrupt(file: path, offset: offset, reason: reason)
         case .torn(let offset, let reason):

@@ -7,10 +7,17 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
     /// The coordinator stopped (a decision's durability became unknown, or shutdown). The
     /// transaction's outcome is whatever recovery finds in the log.
     case halted(String)
+    /// A branch or a recovered transaction names a participant this coordinator does not drive.
+    case unknownParticipant(ParticipantID, transaction: TransactionID?)
+    /// The transfer would create or destroy money.
+    case unbalanced(String)
 
     public var description: String {
         switch self {
         case .halted(let reason): return "coordinator halted: \(reason)"
+        case .unknownParticipant(let participant, let transaction):
+            return "unknown participant \(participant)" + (transaction.map { " named by \($0)" } ?? "")
+        case .unbalanced(let why): return "transfer refused: \(why)"
         }
     }
 }
@@ -30,8 +37,10 @@ public struct TransferResult: Sendable, Equatable {
 ///
 /// Every input is handled under one lock, and the effects that order matters for (sends, log
 /// appends, timers, events) are performed before the lock is released, so two inputs can never
-/// reorder their messages to one participant. None of those effects block: the worker and log
-/// queues are sized above the coordinator's in-flight limit.
+/// reorder their messages to one participant. None of those effects may block, because the
+/// threads they hand work to need this lock to answer: sends never wait (a full participant
+/// queue drops the message, which a timer re-sends), and the log writer's queue is sized far
+/// above what the coordinator's in-flight limit can put in it.
 public final class CoordinatorDriver: Sendable {
     public enum AnswerWhen: Sendable {
         /// As soon as the outcome is decided: COMMIT durable in the log (phase two continues in
@@ -57,6 +66,7 @@ public final class CoordinatorDriver: Sendable {
         var nextSequence: UInt64 = 1
         var waiters: [TransactionID: Waiter] = [:]
         var halted: String?
+        var shutDown = false
         var effects: [CoordinatorEffect] = []
     }
 
@@ -88,9 +98,10 @@ public final class CoordinatorDriver: Sendable {
         var workers: [ParticipantID: ParticipantWorker] = [:]
         let deliverBox = DeliverBox()
         for resource in resources {
-            workers[resource.id] = ParticipantWorker(resource: resource, capacity: capacity, logger: logger) { replies in
-                deliverBox.driver?.deliver(replies)
-            }
+            workers[resource.id] = ParticipantWorker(
+                resource: resource, capacity: capacity, logger: logger,
+                onFailure: { reason in deliverBox.driver?.halt(reason) },
+                deliver: { replies in deliverBox.driver?.deliver(replies) })
         }
         self.workers = workers
         self.deliverBox = deliverBox
@@ -114,16 +125,16 @@ public final class CoordinatorDriver: Sendable {
     /// Runs one distributed transaction: every branch prepared, then committed everywhere or
     /// nowhere.
     public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished) async throws -> TransferResult {
-        try await withCheckedThrowingContinuation { continuation in
+        if let imbalance = Coordinator.imbalance(branches) { throw CoordinatorError.unbalanced(imbalance) }
+        return try await withCheckedThrowingContinuation { continuation in
             var resume: [(Waiter, Result<TransferResult, Error>)] = []
             state.withLock { state in
                 if let reason = state.halted {
                     continuation.resume(throwing: CoordinatorError.halted(reason))
                     return
                 }
-                let unknown = branches.map(\.participant).filter { workers[$0] == nil }
-                if let first = unknown.first {
-                    continuation.resume(throwing: CoordinatorError.halted("unknown participant \(first)"))
+                for branch in branches where workers[branch.participant] == nil {
+                    continuation.resume(throwing: CoordinatorError.unknownParticipant(branch.participant, transaction: nil))
                     return
                 }
                 let id = TransactionID(epoch: epoch, sequence: state.nextSequence)
@@ -162,14 +173,19 @@ public final class CoordinatorDriver: Sendable {
     }
 
     private func recoverOne(_ tx: TransactionID, participants: [ParticipantID], commit: Bool) async throws -> RecoveredTransaction {
-        let known = participants.filter { workers[$0] != nil }
-        if known.count != participants.count {
-            let missing = participants.filter { workers[$0] == nil }.map(\.name).joined(separator: ", ")
-            throw CoordinatorError.halted("\(tx) names participants not in the configuration: \(missing)")
+        // Refuse rather than resolve part of a transaction: a participant missing from the
+        // configuration would be left prepared, holding its locks, with nobody to tell it.
+        if let missing = participants.first(where: { workers[$0] == nil }) {
+            throw CoordinatorError.unknownParticipant(missing, transaction: tx)
         }
+        let known = participants
         let result: TransferResult = try await withCheckedThrowingContinuation { continuation in
             var resume: [(Waiter, Result<TransferResult, Error>)] = []
             state.withLock { state in
+                if let reason = state.halted {
+                    continuation.resume(throwing: CoordinatorError.halted(reason))
+                    return
+                }
                 let now = MonotonicClock.nowUs()
                 state.waiters[tx] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
                 handle(commit ? .recoverCommitted(tx, participants: known) : .recoverInDoubt(tx, participants: known),
@@ -182,14 +198,15 @@ public final class CoordinatorDriver: Sendable {
 
     /// Stops the workers, the timers and the log writer after they drain. In-flight transfers
     /// are answered with `halted`; recovery settles them on the next start.
+    /// Idempotent.
     public func shutdown() {
-        var resume: [(Waiter, Result<TransferResult, Error>)] = []
-        state.withLock { state in
-            if state.halted == nil { state.halted = "shut down" }
-            for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
-            state.waiters.removeAll()
+        let first = state.withLock { state in
+            let first = !state.shutDown
+            state.shutDown = true
+            return first
         }
-        finish(resume)
+        guard first else { return }
+        halt("shut down")
         timers.withLock { $0?.stop(); $0 = nil }
         for worker in workers.values { worker.stop() }
         log.shutdown()
@@ -199,6 +216,21 @@ public final class CoordinatorDriver: Sendable {
     /// whose durability is unknown must not be acted on) and recovery settles it on restart.
     public func failNextLogSync() {
         log.failNextSync()
+    }
+
+    /// Stops accepting inputs and fails every waiting client: the coordinator cannot go on
+    /// safely (or is shutting down). Recovery on the next start settles what was in flight.
+    func halt(_ reason: String) {
+        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        state.withLock { state in
+            if state.halted == nil {
+                state.halted = reason
+                if reason != "shut down" { logger.critical("coordinator halted", metadata: ["reason": "\(reason)"]) }
+            }
+            for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
+            state.waiters.removeAll()
+        }
+        finish(resume)
     }
 
     public var inFlightCount: Int { state.withLock { $0.coordinator.inFlightCount } }

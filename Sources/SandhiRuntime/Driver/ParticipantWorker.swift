@@ -12,13 +12,18 @@ import Synchronization
 /// someone waits on it. A batch with a PREPARE is synced at once: a vote is on the critical path
 /// of its transaction. A batch of only COMMITs and ROLLBACKs is committed but not synced: its
 /// acknowledgements ride on the next batch's fsync (there is one within `lazySyncUs` under
-/// load), or on an fsync of their own after `lazySyncUs` of quiet. An acknowledgement is never
-/// sent before its effect is durable either way; it only waits a little for company.
+/// load), or on an fsync of their own once the oldest has waited `lazySyncUs`. An
+/// acknowledgement is never sent before its effect is durable either way; it only waits a
+/// little for company, and never longer than `lazySyncUs`.
+///
+/// A failed fsync stops the participant for good (durability is unknown) and tells the driver
+/// through `onFailure`, which halts the coordinator: the process must restart and recover.
 final class ParticipantWorker: @unchecked Sendable {
     let id: ParticipantID
     private let resource: ParticipantResource
     private let queue: BlockingQueue<ParticipantMessage>
     private let deliver: @Sendable ([(ParticipantID, ParticipantReply)]) -> Void
+    private let onFailure: @Sendable (String) -> Void
     private let logger: Logger
     private let lazySyncUs: UInt64
     private let stoppedSignal = BlockingQueue<Bool>(capacity: 1)
@@ -28,20 +33,31 @@ final class ParticipantWorker: @unchecked Sendable {
         var failed: String?
     }
     private let stats = Mutex(Stats())
+    private let stopRequested = Mutex(false)
+
+    /// Replies held for a shared fsync, at most; more are synced at once.
+    static let maxHeldReplies = 4_096
 
     init(resource: ParticipantResource, capacity: Int, lazySyncUs: UInt64 = 2_000, logger: Logger,
+         onFailure: @escaping @Sendable (String) -> Void = { _ in },
          deliver: @escaping @Sendable ([(ParticipantID, ParticipantReply)]) -> Void) {
         self.id = resource.id
         self.resource = resource
         self.queue = BlockingQueue(capacity: capacity)
         self.deliver = deliver
+        self.onFailure = onFailure
         self.logger = logger
         self.lazySyncUs = lazySyncUs
         startThread(name: "sandhi-\(resource.id.name)") { [self] in run() }
     }
 
+    /// Queues without blocking (the caller holds the driver's lock, which this worker's thread
+    /// needs to deliver). A full queue drops the message: every message is re-sent by a
+    /// coordinator timer, or its transaction aborts at the prepare deadline.
     func send(_ message: ParticipantMessage) {
-        queue.push(message)
+        if !queue.tryPush(message) {
+            logger.warning("participant queue full; message dropped for a later resend", metadata: ["participant": "\(id)"])
+        }
     }
 
     var batches: Int { stats.withLock { $0.batches } }
@@ -51,6 +67,7 @@ final class ParticipantWorker: @unchecked Sendable {
 
     /// Finishes what is queued (processed and synced), stops the thread, closes the resource.
     func stop() {
+        guard !stopRequested.withLock({ let was = $0; $0 = true; return was }) else { return }
         queue.close()
         var ignored: [Bool] = []
         stoppedSignal.drain(into: &ignored)
@@ -59,17 +76,21 @@ final class ParticipantWorker: @unchecked Sendable {
 
     private func run() {
         var batch: [ParticipantMessage] = []
-        /// Replies of batches committed but not yet synced.
+        /// Replies of batches committed but not yet synced, and when the oldest was committed.
         var held: [(ParticipantID, ParticipantReply)] = []
+        var heldSinceUs: UInt64 = 0
         var open = true
         while open {
             if held.isEmpty {
                 queue.drain(into: &batch)
                 open = !batch.isEmpty
             } else {
-                open = queue.drain(into: &batch, timeoutUs: lazySyncUs)
+                let waitedUs = MonotonicClock.nowUs() &- heldSinceUs
+                open = queue.drain(into: &batch, timeoutUs: waitedUs < lazySyncUs ? lazySyncUs - waitedUs : 0)
             }
-            var urgent = batch.isEmpty // quiet (or closing) with acknowledgements held: sync now
+            if held.isEmpty { heldSinceUs = MonotonicClock.nowUs() }
+            // Quiet (or closing) with acknowledgements held, or they have waited long enough.
+            var urgent = batch.isEmpty || MonotonicClock.nowUs() &- heldSinceUs >= lazySyncUs
             if !batch.isEmpty && stats.withLock({ $0.failed }) == nil {
                 do {
                     let replies = try resource.process(batch)
@@ -84,7 +105,7 @@ final class ParticipantWorker: @unchecked Sendable {
                     logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
                 }
             }
-            if urgent && !held.isEmpty {
+            if (urgent || held.count >= Self.maxHeldReplies) && !held.isEmpty {
                 sync(&held)
             }
         }
@@ -101,6 +122,7 @@ final class ParticipantWorker: @unchecked Sendable {
             logger.critical("participant fsync failed; participant stopped", metadata: ["participant": "\(id)", "error": "\(error)"])
             stats.withLock { $0.failed = "\(error)" }
             held.removeAll()
+            onFailure("participant \(id) failed to sync: \(error)")
             return
         }
         stats.withLock { $0.syncs += 1 }

@@ -12,42 +12,66 @@ public final class SandhiNode: Sendable {
     public let recovery: RecoveryReport
     private let lock: DirectoryLock
 
-    /// Opens everything and runs recovery (every start is a recovery).
-    public static func start(directory: DataDirectory, logger: Logger,
+    /// Opens everything and runs recovery (every start is a recovery). Takes the directory's
+    /// lock, or adopts `lock` if the caller already holds it (to read the banks first).
+    public static func start(directory: DataDirectory, lock heldLock: DirectoryLock? = nil, logger: Logger,
                              onEvent: (@Sendable (EngineEvent) -> Void)? = nil) async throws -> SandhiNode {
         let configuration = try directory.loadConfiguration()
-        let lock = try directory.lock()
+        let lock = try heldLock ?? directory.lock()
         let (store, recovered) = try DecisionLogStore.open(
             directory: directory.coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)
-        // A new epoch, durable before any transaction id of it is handed out, so that ids are
-        // unique across crashes even though aborts leave no record.
-        let epoch = recovered.maxEpoch + 1
+        var banks: [SQLiteBank] = []
+        var inDoubt: [TransactionID: [ParticipantID]] = [:]
+        var banksEpoch: UInt32 = 0
+        do {
+            for participant in configuration.participants {
+                let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
+                banks.append(bank)
+                for (tx, writers) in bank.inDoubt() {
+                    inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
+                }
+                banksEpoch = max(banksEpoch, try bank.highestEpoch())
+            }
+        } catch {
+            store.close()
+            throw error
+        }
+        if recovered.maxEpoch == 0 && banksEpoch > 0 {
+            // Presumed abort on an empty log would roll back branches that committed elsewhere.
+            store.close()
+            throw DecisionLogError.io("the decision log in \(directory.coordinatorPath) is empty, but the banks hold transactions "
+                + "up to epoch \(banksEpoch): the log was lost or replaced; restore it before starting")
+        }
+        // A new epoch, above every epoch in the log and in the banks, durable before any
+        // transaction id of it is handed out: ids stay unique across crashes even though aborts
+        // leave no record.
+        let epoch = max(recovered.maxEpoch, banksEpoch) + 1
         guard epoch <= TransactionID.maxEpoch else {
             store.close()
-            throw DecisionLogError.io("coordinator epochs exhausted")
+            throw DecisionLogError.io("coordinator epochs exhausted (\(TransactionID.maxEpoch) starts)")
         }
         store.epoch = epoch
         // Sized far above the coordinator's in-flight limit (each transaction queues at most a
         // COMMIT and an END), so appending under the driver's lock never blocks.
         let writer = GroupCommitWriter(store: store, maxQueued: 1 << 20, logger: logger)
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            writer.append(.epochStarted(epoch: epoch), forced: true) { result in
-                continuation.resume(with: result.map { _ in () }.mapError { $0 as Error })
-            }
-        }
-        var banks: [SQLiteBank] = []
-        var inDoubt: [TransactionID: [ParticipantID]] = [:]
         do {
-            for participant in configuration.participants {
-                let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
-                for (tx, writers) in bank.inDoubt() {
-                    inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                writer.append(.epochStarted(epoch: epoch), forced: true) { result in
+                    continuation.resume(with: result.map { _ in () }.mapError { $0 as Error })
                 }
-                banks.append(bank)
             }
         } catch {
             writer.shutdown()
             throw error
+        }
+        // Every COMMIT still in the log decides its transaction, with or without an END: a
+        // participant still prepared for one (it should not be, after an END) commits.
+        var committed = recovered.unfinishedCommits
+        for (_, record) in recovered.records {
+            if case .commit(let tx, let participants) = record, inDoubt[tx] != nil, committed[tx] == nil {
+                logger.warning("prepared branch of a transaction whose COMMIT was acknowledged; committing it", metadata: ["tx": "\(tx)"])
+                committed[tx] = participants
+            }
         }
         var driverConfiguration = CoordinatorDriver.Configuration()
         driverConfiguration.coordinator.prepareTimeoutMs = configuration.prepareTimeoutMs
@@ -56,7 +80,7 @@ public final class SandhiNode: Sendable {
                                        logger: logger, onEvent: onEvent)
         let resolved: [CoordinatorDriver.RecoveredTransaction]
         do {
-            resolved = try await driver.recover(committed: recovered.unfinishedCommits, inDoubt: inDoubt)
+            resolved = try await driver.recover(committed: committed, inDoubt: inDoubt)
         } catch {
             driver.shutdown()
             throw error

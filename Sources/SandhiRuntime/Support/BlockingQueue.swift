@@ -44,6 +44,16 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         return true
     }
 
+    /// Appends unless the queue is full or closed; never waits.
+    public func tryPush(_ element: Element) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard items.count < capacity && !closed else { return false }
+        items.append(element)
+        if items.count == 1 { pthread_cond_signal(&notEmpty) }
+        return true
+    }
+
     /// Takes everything queued, waiting for at least one element; empty only once closed and drained.
     public func drain(into batch: inout [Element]) {
         batch.removeAll(keepingCapacity: true)
@@ -68,22 +78,6 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         swap(&batch, &items)
         pthread_cond_broadcast(&notFull)
         return !(closed && batch.isEmpty)
-    }
-
-    /// Appends whatever is queued right now to `batch`, without waiting.
-    public func takeAvailable(appendingTo batch: inout [Element]) {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        guard !items.isEmpty else { return }
-        batch.append(contentsOf: items)
-        items.removeAll(keepingCapacity: true)
-        pthread_cond_broadcast(&notFull)
-    }
-
-    public var count: Int {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return items.count
     }
 
     /// Wakes the consumer; later pushes are refused. Queued elements can still be drained.

@@ -55,6 +55,7 @@ struct BenchCommand: AsyncParsableCommand {
                                        opening: .rupees(1_00_000), logger: logger)
             }
             let configuration = try directory.loadConfiguration()
+            let lock = try directory.lock()
             var accountMap: TransferBench.AccountMap = [:]
             for participant in configuration.participants {
                 let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
@@ -65,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
                 throw UsageFailure("\(directory.path) needs at least two banks with accounts to benchmark")
             }
             let phases = PhaseLatencies()
-            let node = try await SandhiNode.start(directory: directory, logger: logger) { phases.observe($0) }
+            let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger) { phases.observe($0) }
             var report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
             node.stop()
             report.phases = phases.summary

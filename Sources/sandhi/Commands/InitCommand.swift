@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Logging
 import SandhiEngine
 import SandhiParticipants
 import SandhiRuntime
@@ -48,16 +50,16 @@ struct InitCommand: AsyncParsableCommand {
     }
 
     static func create(directory: DataDirectory, banks: [ParticipantID], accounts: Int, opening: Paise, logger: Logger) throws {
+        guard opening <= Paise.maxAmount else { throw UsageFailure("--opening exceeds the largest amount, \(Paise.maxAmount)") }
+        guard !opening.value.multipliedReportingOverflow(by: Int64(accounts) * Int64(banks.count)).overflow else {
+            throw UsageFailure("\(accounts) accounts at \(opening) in \(banks.count) banks add up beyond what one ledger can hold")
+        }
         let configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) })
-        try directory.create(configuration)
-        let lock = try directory.lock()
-        defer { lock.release() }
         let rows = (1...accounts).map { (accountName($0), opening) }
-        for bank in banks {
-            try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: logger)
+        try directory.create(configuration) { directory in
+            for bank in banks {
+                try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: logger)
+            }
         }
     }
 }
-
-import Foundation
-import Logging

@@ -81,6 +81,8 @@ struct TransferCommand: AsyncParsableCommand {
             }
         }
         guard !legs.isEmpty else { throw UsageFailure("nothing to transfer: give --from/--to/--amount or --debit/--credit legs") }
+        // Bounded so that the totals below cannot overflow (each amount is at most Paise.maxAmount).
+        guard legs.count <= OperationCodec.maxOperations else { throw UsageFailure("at most \(OperationCodec.maxOperations) legs in one transfer") }
         let debitTotal = legs.filter(\.debit).reduce(Paise.zero) { $0 + $1.amount }
         let creditTotal = legs.filter { !$0.debit }.reduce(Paise.zero) { $0 + $1.amount }
         guard debitTotal == creditTotal else {
@@ -94,6 +96,7 @@ struct TransferCommand: AsyncParsableCommand {
             throw UsageFailure("amount \"\(text)\" is not a positive number of rupees with at most two decimals")
         }
         guard value.value > 0 else { throw UsageFailure("amount must be positive, got \(text)") }
+        guard value <= Paise.maxAmount else { throw UsageFailure("amount \(text) exceeds the largest single amount, \(Paise.maxAmount)") }
         return value
     }
 

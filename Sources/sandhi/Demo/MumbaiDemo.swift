@@ -39,17 +39,16 @@ enum MumbaiDemo {
         var configuration = SandhiConfiguration(participants: [hdfc, icici, axis, sbi, tax, regulator].map { .init(id: $0) })
         configuration.taxLedger = tax
         configuration.reportLedger = regulator
-        try directory.create(configuration)
-        let lock = try directory.lock()
-        defer { lock.release() }
         let opening: [ParticipantID: [(AccountID, Paise)]] = [
             hdfc: [(client, .rupees(50_00_000))], icici: [(client, .rupees(25_00_000))],
             axis: [(client, .rupees(15_00_000)), (clientJoint, .rupees(2_50_000))],
             sbi: [(client, .zero)], tax: [(tds, .zero)], regulator: [],
         ]
-        for participant in configuration.participants {
-            try SQLiteBank.create(path: directory.bankPath(participant.id), participant: participant.id,
-                                  accounts: opening[participant.id] ?? [], logger: logger)
+        try directory.create(configuration) { directory in
+            for participant in configuration.participants {
+                try SQLiteBank.create(path: directory.bankPath(participant.id), participant: participant.id,
+                                      accounts: opening[participant.id] ?? [], logger: logger)
+            }
         }
         return (true, configuration)
     }
@@ -100,10 +99,11 @@ enum MumbaiDemo {
         }
         if !reported { print("  (below the report threshold: no regulator's report)") }
 
+        let lock = try directory.lock()
         let before = try balances(directory, configuration, logger: logger)
         let reportsBefore = try reportCount(directory, logger: logger)
         let events = Mutex<[EngineEvent]>([])
-        let node = try await SandhiNode.start(directory: directory, logger: logger) { event in
+        let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger) { event in
             events.withLock { $0.append(event) }
         }
         for item in node.recovery.resolved { print("recovered \(item.transaction): \(item.outcome.label)") }
@@ -115,6 +115,7 @@ enum MumbaiDemo {
             throw error
         }
         node.stop()
+        let afterLock = try directory.lock()
         let after = try balances(directory, configuration, logger: logger)
         let reportsAfter = try reportCount(directory, logger: logger)
 
@@ -152,9 +153,8 @@ enum MumbaiDemo {
         let credited = delta(sbi)
         let collected = delta(tax)
         let balanced = debited == credited + collected
-        let lock = try directory.lock()
         let audit = try InvariantAudit.run(directory: directory, configuration: configuration, logger: logger)
-        lock.release()
+        afterLock.release()
         switch result.outcome {
         case .committed:
             print("Outcome: \(result.transaction) committed at every participant in \(formatMicros(result.latencyUs))")
