@@ -18,10 +18,11 @@
 /// write into such space leaves a partial record followed by zeros instead of by the end of the
 /// file. "Only zeros follow" therefore counts as the end of the file in rules 4 and 7 below: a
 /// record that nothing but zeros follows cannot hide a later record, so cutting it loses only
-/// itself, which was never synced whole. Anything non-zero after a damaged record still makes it
-/// corruption. The scan's rules, in order, at each record start:
+/// itself, which (barring decay of the medium) never reached the disk whole. Anything non-zero
+/// after a damaged record still makes it corruption. The scan's rules, in order, at each record
+/// start:
 ///
-/// 1. only zero bytes left                -> `.zeroFilled`: unwritten space, not a record; the
+/// 1. only zero bytes left                 -> `.zeroFilled`: unwritten space, not a record; the
 ///                                            next record goes here (no truncation needed)
 /// 2. fewer than 12 bytes left             -> torn tail (a write cut short); truncate here
 /// 3. header checksum wrong, something

@@ -245,12 +245,6 @@ public final class CoordinatorDriver: Sendable {
     /// The decision log's fsyncs and records so far (records per fsync is its group-commit factor).
     public var logStats: (syncs: Int, records: Int) { log.stats }
 
-    /// Participants that stopped after a failed fsync, with the error.
-    public var failedParticipants: [ParticipantID: String] {
-        workers.values.reduce(into: [:]) { result, worker in
-            if let failure = worker.failure { result[worker.id] = failure }
-        }
-    }
 
     // MARK: - Inputs from workers, the log and timers
 
