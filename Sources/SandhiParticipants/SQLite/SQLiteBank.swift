@@ -50,6 +50,8 @@ public final class SQLiteBank: ParticipantResource {
     private var walDescriptor: Int32 = -1
     /// Checkpoint once the WAL grows past this, so it (and recovery time) stays bounded.
     public var walCheckpointBytes = 32 << 20
+    /// This file's page size plus the WAL's per-frame header.
+    private var walFrameBytes = 0
     /// Test hook: the next `makeDurable` fails as a failed fsync would.
     public var failNextSync = false
     /// The first fsync failure; sticky.
@@ -112,6 +114,8 @@ public final class SQLiteBank: ParticipantResource {
     /// and every dirty page is written to the WAL whole. Rows here are tens of bytes, so 1 KiB
     /// pages cut the bytes written (and synced) per transfer about fourfold against 4 KiB.
     static let pageSizeBytes = 1_024
+    /// Each WAL frame is a page plus this header.
+    static let walFrameHeaderBytes = 24
 
     /// Opens an existing bank and re-takes the locks of every prepared branch.
     public init(path: String, participant: ParticipantID, logger: Logger,
@@ -138,6 +142,10 @@ public final class SQLiteBank: ParticipantResource {
         guard owner == participant.name else { throw OpenError.wrongParticipant(path: path, found: owner, expected: participant.name) }
         try Self.configure(database)
         try database.execute("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0")
+        database.countWALFrames()
+        let pageSize = try database.statement("PRAGMA page_size")
+        walFrameBytes = (try pageSize.step() ? Int(pageSize.int64(0)) : Self.pageSizeBytes) + Self.walFrameHeaderBytes
+        pageSize.reset()
         hot = try HotStatements(database)
         try restore()
         // The first read in WAL mode created the -wal file (exclusive mode keeps it open).
@@ -234,17 +242,18 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// Bounds the WAL: when it has grown past `walCheckpointBytes`, sync it, then copy it into
-    /// the database file with `synchronous=FULL` (which syncs the database before the WAL is
-    /// truncated).
+    /// Bounds the WAL: once its frames since the last restart pass `walCheckpointBytes`, sync
+    /// it, then copy it into the database file with `synchronous=FULL` (which syncs the
+    /// database before the WAL may be reused). RESTART, not TRUNCATE: the next commits overwrite
+    /// the WAL from its start instead of growing a truncated file, so their fdatasync has no
+    /// file-size change (no inode write) to make durable.
     private func checkpointIfLarge() throws {
-        var status = stat()
-        guard fstat(walDescriptor, &status) == 0, status.st_size > walCheckpointBytes else { return }
+        guard database.walFrames * walFrameBytes > walCheckpointBytes else { return }
         try makeDurable()
         database.resetStatements()
         defer { try? database.execute("PRAGMA synchronous=OFF") }
         try database.execute("PRAGMA synchronous=FULL")
-        let checkpoint = try database.statement("PRAGMA wal_checkpoint(TRUNCATE)")
+        let checkpoint = try database.statement("PRAGMA wal_checkpoint(RESTART)")
         // One row: busy flag, WAL frames, frames checkpointed. Busy means nothing was reset.
         if try checkpoint.step(), checkpoint.int64(0) != 0 {
             logger.warning("checkpoint could not complete", metadata: ["participant": "\(id)"])

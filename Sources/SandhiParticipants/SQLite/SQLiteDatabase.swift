@@ -33,7 +33,25 @@ public final class SQLiteDatabase {
 
     deinit { close() }
 
+    /// Frames in the WAL after the last commit (0 until `countWALFrames` is called).
+    public var walFrames: Int { walFrameCounter.map { Int($0.pointee) } ?? 0 }
+    private var walFrameCounter: UnsafeMutablePointer<Int32>?
+
+    /// Starts counting the WAL's frames after each commit (SQLite's WAL hook; it replaces the
+    /// automatic checkpoint, which this connection's owner then runs itself).
+    public func countWALFrames() {
+        guard let handle, walFrameCounter == nil else { return }
+        let counter = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        counter.initialize(to: 0)
+        walFrameCounter = counter
+        sandhi_sqlite_install_wal_frame_counter(handle, counter)
+    }
+
     public func close() {
+        defer {
+            walFrameCounter?.deallocate()
+            walFrameCounter = nil
+        }
         for statement in statements.values { statement.finalize() }
         statements.removeAll()
         if let handle { sqlite3_close_v2(handle) }
