@@ -110,6 +110,50 @@ public final class CoordinatorDriver: Sendable {
             deliverBox?.driver?.input(.timerFired(timer))
         }
         timers.withLock { $0 = service }
+        startThread(name: "sandhi-inbox") { [weak deliverBox] in deliverBox?.driver?.dispatchInbox() }
+    }
+
+    /// What the participants and the log report back, waiting to be fed to the coordinator.
+    private enum Inbound {
+        case replies([(ParticipantID, ParticipantReply)])
+        case input(CoordinatorInput)
+    }
+
+    /// The coordinator's inbox. Participant workers and the log writer only push here and go
+    /// straight back to their own disk: acting on a batch of votes or decisions (which sends
+    /// more messages, appends records, resumes clients) never delays their next fsync.
+    /// Unbounded in principle, bounded in fact: every entry answers a message or record the
+    /// coordinator sent, and it holds at most `maxInFlight` transactions.
+    private let inbox = BlockingQueue<Inbound>(capacity: Int.max)
+
+    /// Feeds the inbox to the coordinator in batches, on its own thread: one lock acquisition
+    /// for everything that arrived meanwhile.
+    private func dispatchInbox() {
+        var batch: [Inbound] = []
+        while true {
+            inbox.drain(into: &batch)
+            if batch.isEmpty { return } // closed and drained
+            var resume: [(Waiter, Result<TransferResult, Error>)] = []
+            state.withLock { state in
+                let now = MonotonicClock.nowUs()
+                for inbound in batch {
+                    switch inbound {
+                    case .replies(let replies):
+                        for (participant, reply) in replies {
+                            switch reply {
+                            case .vote(let tx, let vote):
+                                handle(.voted(tx, participant: participant, vote: vote), nowUs: now, state: &state, resume: &resume)
+                            case .acknowledged(let tx):
+                                handle(.acknowledged(tx, participant: participant), nowUs: now, state: &state, resume: &resume)
+                            }
+                        }
+                    case .input(let input):
+                        handle(input, nowUs: now, state: &state, resume: &resume)
+                    }
+                }
+            }
+            finish(resume)
+        }
     }
 
     /// Breaks the reference cycle workers -> driver without making `init` two-phase for callers.
@@ -210,6 +254,7 @@ public final class CoordinatorDriver: Sendable {
         timers.withLock { $0?.stop(); $0 = nil }
         for worker in workers.values { worker.stop() }
         log.shutdown()
+        inbox.close()
     }
 
     /// Live fault: the decision log's next fsync fails. The coordinator then halts (a decision
@@ -249,19 +294,7 @@ public final class CoordinatorDriver: Sendable {
     // MARK: - Inputs from workers, the log and timers
 
     func deliver(_ replies: [(ParticipantID, ParticipantReply)]) {
-        var resume: [(Waiter, Result<TransferResult, Error>)] = []
-        state.withLock { state in
-            let now = MonotonicClock.nowUs()
-            for (participant, reply) in replies {
-                switch reply {
-                case .vote(let tx, let vote):
-                    handle(.voted(tx, participant: participant, vote: vote), nowUs: now, state: &state, resume: &resume)
-                case .acknowledged(let tx):
-                    handle(.acknowledged(tx, participant: participant), nowUs: now, state: &state, resume: &resume)
-                }
-            }
-        }
-        finish(resume)
+        inbox.push(.replies(replies))
     }
 
     func input(_ input: CoordinatorInput) {
@@ -289,11 +322,12 @@ public final class CoordinatorDriver: Sendable {
                 worker.send(message)
             case .appendDecision(let record, let forced):
                 let tx = record.transaction
-                log.append(record, forced: forced) { [weak deliverBox] result in
-                    guard forced, let tx, let driver = deliverBox?.driver else { return }
+                let inbox = self.inbox
+                log.append(record, forced: forced) { result in
+                    guard forced, let tx else { return }
                     switch result {
-                    case .success(let position): driver.input(.decisionDurable(tx, position: position))
-                    case .failure(let error): driver.input(.decisionFailed(tx, reason: "\(error)"))
+                    case .success(let position): inbox.push(.input(.decisionDurable(tx, position: position)))
+                    case .failure(let error): inbox.push(.input(.decisionFailed(tx, reason: "\(error)")))
                     }
                 }
             case .setTimer(let timer, let afterUs):
