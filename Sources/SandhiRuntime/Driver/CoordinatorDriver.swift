@@ -33,7 +33,14 @@ public struct TransferResult: Sendable, Equatable {
 /// The real-time driver: runs the engine's `Coordinator` on real threads, real files and real
 /// time. It performs the coordinator's effects: messages go to per-participant workers (each a
 /// thread batching its storage commits), decisions go to the group-commit log writer, timers to
-/// the timer thread, events to the subscriber.
+/// the timer thread, events to the subscriber. What comes back (votes, acknowledgements,
+/// durable decisions) lands in one inbox that a dispatcher thread feeds to the coordinator in
+/// batches; clients' transfers and timers enter directly.
+///
+///     clients ──transfer──▶ ┌─────────────┐ ──send──▶ participant workers ──replies──┐
+///     timers ──timerFired─▶ │ Coordinator │ ──append─▶ group-commit log ──durable───┤
+///     inbox dispatcher ───▶ └─────────────┘                                          │
+///            ▲──────────────────────────────── inbox ◀────────────────────────────────┘
 ///
 /// Every input is handled under one lock, and the effects that order matters for (sends, log
 /// appends, timers, events) are performed before the lock is released, so two inputs can never
