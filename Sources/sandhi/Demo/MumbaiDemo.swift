@@ -39,9 +39,11 @@ enum MumbaiDemo {
         var configuration = SandhiConfiguration(participants: [hdfc, icici, axis, sbi, tax, regulator].map { .init(id: $0) })
         configuration.taxLedger = tax
         configuration.reportLedger = regulator
+        // Enough for a hundred runs of the consolidation on one data directory; the joint Axis
+        // account is the one `--fail axis-insufficient` draws on, and it never suffices.
         let opening: [ParticipantID: [(AccountID, Paise)]] = [
-            hdfc: [(client, .rupees(50_00_000))], icici: [(client, .rupees(25_00_000))],
-            axis: [(client, .rupees(15_00_000)), (clientJoint, .rupees(2_50_000))],
+            hdfc: [(client, .rupees(10_00_00_000))], icici: [(client, .rupees(5_00_00_000))],
+            axis: [(client, .rupees(3_00_00_000)), (clientJoint, .rupees(2_50_000))],
             sbi: [(client, .zero)], tax: [(tds, .zero)], regulator: [],
         ]
         try directory.create(configuration) { directory in
