@@ -6,16 +6,19 @@ import SandhiEngine
 /// An embedded bank: one SQLite file in WAL mode holding accounts in integer paise, prepared
 /// write-sets, the committed-branch history and report rows.
 ///
-/// Durability is ours, not SQLite's: each batch commits with `synchronous=OFF` (the WAL frames
-/// reach the page cache, with SQLite's per-frame checksums), and `makeDurable` fdatasyncs the
-/// WAL file. The worker calls it before it sends any reply, so a vote or an acknowledgement
-/// always describes durable state, exactly as with `synchronous=FULL`; what we gain is the
-/// choice of *when* to sync, so that batches nobody is waiting on (acknowledgements) can share
-/// the next batch's fsync. SQLite's WAL recovery discards any frame after the last whole,
-/// checksummed commit. Checkpoints are ours too (`wal_autocheckpoint=0`): they run with
-/// `synchronous=FULL`, after a sync, so the WAL is never reset before the database file holds
-/// its pages durably. The -wal file's directory entry is synced when the bank opens, since
-/// SQLite (which would do it under FULL) does not under OFF.
+/// Durability of commits is ours, not SQLite's: the bank runs with `synchronous=NORMAL`, under
+/// which a WAL-mode commit writes its frames (with SQLite's per-frame checksums) but does not
+/// sync them, and `makeDurable` fdatasyncs the WAL file. The worker calls it before it sends
+/// any reply, so a vote or an acknowledgement always describes durable state, exactly as with
+/// `synchronous=FULL`; what we gain is the choice of *when* to sync, so that batches nobody is
+/// waiting on (acknowledgements) can share the next batch's fsync. NORMAL, not OFF: NORMAL
+/// still syncs what ordering depends on, the WAL before a checkpoint, the database after it,
+/// and the WAL header when the WAL is reused after a checkpoint (without that sync, a power cut
+/// could replay old frames over newer database pages, SQLite ticket ff5be73dee). SQLite's WAL
+/// recovery discards any frame after the last whole, checksummed commit. Checkpoints are ours
+/// (`wal_autocheckpoint=0`), run when the WAL hook's frame count passes a bound. The -wal
+/// file's directory entry is synced when the bank opens, since SQLite (which would do it
+/// under FULL) does not under NORMAL.
 ///
 /// A failed fsync is permanent for this object (fsyncgate: Linux reports a writeback error to
 /// one fsync only, and the dirty pages may be gone): every later `makeDurable` fails too.
@@ -46,8 +49,9 @@ public final class SQLiteBank: ParticipantResource {
     private var machine: ParticipantProtocol
     private let clock: @Sendable () -> Int64
     private var hot: HotStatements!
-    /// Our own descriptor of the `-wal` file, for fdatasync from the syncing thread.
+    /// Our own descriptor of SQLite's `-wal` file, for `makeDurable`.
     private var walDescriptor: Int32 = -1
+    private var walPath = ""
     /// Checkpoint once the WAL grows past this, so it (and recovery time) stays bounded.
     public var walCheckpointBytes = 32 << 20
     /// This file's page size plus the WAL's per-frame header.
@@ -141,7 +145,7 @@ public final class SQLiteBank: ParticipantResource {
         let owner = try Self.meta(database, "participant") ?? ""
         guard owner == participant.name else { throw OpenError.wrongParticipant(path: path, found: owner, expected: participant.name) }
         try Self.configure(database)
-        try database.execute("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0")
+        try database.execute("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0")
         database.countWALFrames()
         let pageSize = try database.statement("PRAGMA page_size")
         walFrameBytes = (try pageSize.step() ? Int(pageSize.int64(0)) : Self.pageSizeBytes) + Self.walFrameHeaderBytes
@@ -149,12 +153,15 @@ public final class SQLiteBank: ParticipantResource {
         hot = try HotStatements(database)
         try restore()
         // The first read in WAL mode created the -wal file (exclusive mode keeps it open).
-        walDescriptor = Glibc.open(path + "-wal", O_RDWR | O_CLOEXEC)
+        // SQLite names it after the database's resolved path (symbolic links followed), so
+        // ask SQLite rather than appending to ours: we must sync the file it writes.
+        walPath = database.walPath ?? path + "-wal"
+        walDescriptor = Glibc.open(walPath, O_RDWR | O_CLOEXEC)
         guard walDescriptor >= 0 else {
-            throw SQLiteError(code: SQLITE_CANTOPEN, message: String(cString: strerror(errno)), context: "opening \(path)-wal")
+            throw SQLiteError(code: SQLITE_CANTOPEN, message: String(cString: strerror(errno)), context: "opening \(walPath)")
         }
         // Make the (possibly new) -wal file's name durable before any reply depends on it.
-        try Self.syncDirectory(containing: path)
+        try Self.syncDirectory(containing: walPath)
     }
 
     deinit {
@@ -208,17 +215,15 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// Closes with `synchronous=FULL`: SQLite checkpoints on close and then deletes the WAL,
-    /// and under OFF that checkpoint would not be synced first. After a failed fsync nothing
-    /// more is written: the connection closes without checkpointing, leaving the WAL (whatever
-    /// of it reached the disk) to SQLite's recovery on the next open.
+    /// Closes. SQLite checkpoints on close (syncing the WAL before and the database after, as
+    /// NORMAL does) and then deletes the WAL. After a failed fsync nothing more is written: the
+    /// connection closes without checkpointing, leaving the WAL (whatever of it reached the
+    /// disk) to SQLite's recovery on the next open.
     public func close() {
         guard !closed else { return }
         closed = true
         if syncFailure != nil {
             database.disableCheckpointOnClose()
-        } else {
-            try? database.execute("PRAGMA synchronous=FULL")
         }
         if walDescriptor >= 0 {
             Glibc.close(walDescriptor)
@@ -232,9 +237,9 @@ public final class SQLiteBank: ParticipantResource {
         var failure: SQLiteError?
         if failNextSync {
             failNextSync = false
-            failure = SQLiteError(code: SQLITE_IOERR, message: "injected fsync failure", context: "fdatasync \(path)-wal")
+            failure = SQLiteError(code: SQLITE_IOERR, message: "injected fsync failure", context: "fdatasync \(walPath)")
         } else if fdatasync(walDescriptor) != 0 {
-            failure = SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fdatasync \(path)-wal")
+            failure = SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fdatasync \(walPath)")
         }
         if let failure {
             syncFailure = failure
@@ -242,17 +247,17 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// Bounds the WAL: once its frames since the last restart pass `walCheckpointBytes`, sync
-    /// it, then copy it into the database file with `synchronous=FULL` (which syncs the
-    /// database before the WAL may be reused). RESTART, not TRUNCATE: the next commits overwrite
-    /// the WAL from its start instead of growing a truncated file, so their fdatasync has no
-    /// file-size change (no inode write) to make durable.
+    /// Bounds the WAL: once its frames since the last restart pass `walCheckpointBytes`, copy
+    /// it into the database file (under NORMAL the checkpoint syncs the WAL first and the
+    /// database after, before the WAL may be reused). RESTART, not TRUNCATE: the next commits
+    /// overwrite the WAL from its start instead of growing a truncated file, so their
+    /// fdatasync has no file-size change (no inode write) to make durable.
     private func checkpointIfLarge() throws {
         guard database.walFrames * walFrameBytes > walCheckpointBytes else { return }
+        // Our own sync first, so that a failure is seen (and made sticky) here, not only by
+        // SQLite, which would just report the checkpoint failed.
         try makeDurable()
         database.resetStatements()
-        defer { try? database.execute("PRAGMA synchronous=OFF") }
-        try database.execute("PRAGMA synchronous=FULL")
         let checkpoint = try database.statement("PRAGMA wal_checkpoint(RESTART)")
         // One row: busy flag, WAL frames, frames checkpointed. Busy means nothing was reset.
         if try checkpoint.step(), checkpoint.int64(0) != 0 {
@@ -278,7 +283,16 @@ public final class SQLiteBank: ParticipantResource {
         } catch {
             try? database.execute("ROLLBACK")
             logger.error("batch failed; reloading from storage", metadata: ["participant": "\(id)", "error": "\(error)"])
-            try restore()
+            do {
+                try restore()
+            } catch let restoreError {
+                // A half-rebuilt lock table could approve a prepare against a balance another
+                // prepared branch is already debiting. Stop: the sticky failure makes the worker
+                // halt the coordinator, and a restart rebuilds everything from storage.
+                let failure = SQLiteError(code: SQLITE_IOERR, message: "could not reload after a failed batch: \(restoreError)", context: "participant \(id)")
+                if syncFailure == nil { syncFailure = failure }
+                throw failure
+            }
             throw error
         }
         do {

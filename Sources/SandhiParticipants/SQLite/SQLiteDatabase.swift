@@ -58,6 +58,12 @@ public final class SQLiteDatabase {
         handle = nil
     }
 
+    /// The -wal file SQLite uses for the main database (its name follows symbolic links).
+    public var walPath: String? {
+        guard let handle, let database = sqlite3_db_filename(handle, "main"), let wal = sqlite3_filename_wal(database) else { return nil }
+        return String(cString: wal)
+    }
+
     /// Closing will not checkpoint the WAL (for a connection whose durability is in doubt).
     public func disableCheckpointOnClose() {
         guard let handle else { return }
