@@ -210,6 +210,103 @@ struct RecordFramingTests {
         }
     }
 
+    // MARK: torn batches (rule 9: damage within the unsynced window)
+
+    /// A log of `count` records of about 1 KiB each, so a 4 KiB page holds a few of them.
+    static func pagedLog(count: Int) -> (bytes: [UInt8], offsets: [Int], payloads: [[UInt8]]) {
+        let payloads = (0..<count).map { index in
+            (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index &+ 1) | 1 }
+        }
+        let (bytes, offsets) = log(payloads)
+        return (bytes, offsets, payloads)
+    }
+
+    /// Index of the record whose frame holds byte `offset`.
+    static func record(holding offset: Int, offsets: [Int]) -> Int {
+        offsets.lastIndex { $0 <= offset }!
+    }
+
+    /// A multi-page write whose middle page never landed: whole records after the hole. Within
+    /// the window the scan cuts at the first damaged record; without one it is corruption.
+    @Test(arguments: [0, 4096])
+    func zeroedMiddlePageWithinTheWindowIsTornAtTheFirstDamagedRecord(zeroBytesAfter: Int) {
+        let (bytes, offsets, payloads) = Self.pagedLog(count: 20)
+        let pageStart = 2 * 4096
+        var torn = bytes + [UInt8](repeating: 0, count: zeroBytesAfter)
+        torn.replaceSubrange(pageStart..<pageStart + 4096, with: [UInt8](repeating: 0, count: 4096))
+        let damaged = Self.record(holding: pageStart, offsets: offsets)
+        #expect(offsets.last! > pageStart + 4096, "no whole record after the hole")
+
+        let scan = RecordFraming.scan(torn, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+        #expect({ if case .torn(offsets[damaged], _) = scan.tail { true } else { false } }(), "\(scan.tail)")
+        #expect(scan.validEnd == offsets[damaged])
+        #expect(scan.records.map(\.payload) == Array(payloads[..<damaged]))
+
+        let strict = RecordFraming.scan(torn)
+        #expect({ if case .corrupt(offsets[damaged], _) = strict.tail { true } else { false } }(), "\(strict.tail)")
+    }
+
+    /// The window is measured back from the last non-zero byte (zeros after it are preallocated
+    /// space, not data) and includes its edge.
+    @Test(arguments: [0, 100, 5000])
+    func tearJustBeforeTheWindowIsCorruptAndAtItsEdgeTorn(zeroBytesAfter: Int) {
+        let (bytes, offsets, _) = Self.pagedLog(count: 8)
+        let index = 3
+        let sector = 3 * RecordFraming.sectorBytes * 2  // 3072: inside record 3 (3036..<4048).
+        #expect(offsets[index] < sector && sector + RecordFraming.sectorBytes < offsets[index + 1])
+        var torn = bytes + [UInt8](repeating: 0, count: zeroBytesAfter)
+        torn.replaceSubrange(sector..<sector + RecordFraming.sectorBytes, with: [UInt8](repeating: 0, count: RecordFraming.sectorBytes))
+        let distance = bytes.count - offsets[index]
+
+        let outside = RecordFraming.scan(torn, unsyncedWindowBytes: distance - 1)
+        #expect(outside.tail == .corrupt(offset: offsets[index], reason: "payload checksum mismatch"))
+        #expect(outside.validEnd == offsets[index])
+
+        let edge = RecordFraming.scan(torn, unsyncedWindowBytes: distance)
+        #expect({ if case .torn(offsets[index], _) = edge.tail { true } else { false } }(), "\(edge.tail)")
+        #expect(edge.validEnd == offsets[index])
+        #expect(edge.records.count == index)
+    }
+
+    /// A write that starts mid-sector (the sector's earlier bytes were synced before) and whose
+    /// first sector did not land: the record's header reads as zeros up to the sector boundary.
+    @Test func headerInASectorThatDidNotLandIsTorn() {
+        let (bytes, offsets, _) = Self.pagedLog(count: 6)
+        let index = 2  // At 2024; its sector ends at 2048.
+        let boundary = (offsets[index] / RecordFraming.sectorBytes + 1) * RecordFraming.sectorBytes
+        var torn = bytes
+        torn.replaceSubrange(offsets[index]..<boundary, with: [UInt8](repeating: 0, count: boundary - offsets[index]))
+        let scan = RecordFraming.scan(torn, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+        #expect({ if case .torn(offsets[index], _) = scan.tail { true } else { false } }(), "\(scan.tail)")
+        #expect(scan.validEnd == offsets[index])
+        #expect(scan.records.count == index)
+    }
+
+    /// Decay is not a tear even at the very end: a flipped bit, a length out of range, or zeros
+    /// that stop short of a sector boundary leave no hole where a sector did not land, and
+    /// cutting there could drop acknowledged records.
+    @Test func damageWithoutAnUnlandedSectorWithinTheWindowIsCorrupt() {
+        let (bytes, offsets, _) = Self.pagedLog(count: 6)
+        let index = 2
+        var headerBit = bytes
+        headerBit[offsets[index] + 1] ^= 0x10
+        var lengthOutOfRange = bytes
+        lengthOutOfRange.replaceSubrange(offsets[index]..<offsets[index] + RecordFraming.headerBytes,
+                                         with: Self.header(length: UInt32(RecordFraming.maxPayloadBytes + 1)))
+        var payloadBit = bytes
+        payloadBit[offsets[index] + RecordFraming.headerBytes] ^= 0x01
+        var shortZeros = bytes  // 100 zeros well inside one sector of the record's payload.
+        let zerosStart = offsets[index] + 100
+        #expect(zerosStart / RecordFraming.sectorBytes == (zerosStart + 100) / RecordFraming.sectorBytes)
+        shortZeros.replaceSubrange(zerosStart..<zerosStart + 100, with: [UInt8](repeating: 0, count: 100))
+        for (what, damaged) in [("header bit", headerBit), ("length", lengthOutOfRange), ("payload bit", payloadBit),
+                                ("short zeros", shortZeros)] {
+            let scan = RecordFraming.scan(damaged, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+            #expect({ if case .corrupt(offsets[index], _) = scan.tail { true } else { false } }(), "\(what): \(scan.tail)")
+            #expect(scan.validEnd == offsets[index], "\(what)")
+        }
+    }
+
     // MARK: corruption in the middle
 
     @Test(arguments: 0..<(payloads.count - 1))

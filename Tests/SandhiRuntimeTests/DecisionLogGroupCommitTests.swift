@@ -137,6 +137,38 @@ import Testing
         }
     }
 
+    /// Batches of unforced ENDs get no sync of their own, but the store syncs before more than
+    /// maxUnsyncedBytes of them are unsynced (a power cut can then tear only that much).
+    @Test func unforcedRecordsAreSyncedAtTheUnsyncedBound() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            // Preallocation far beyond what is written: its own syncs (each extension is synced)
+            // would otherwise hide whether the bound is kept.
+            let (store, _) = try DecisionLogStore.open(
+                directory: directory, preallocationBytes: 8 * DecisionLogStore.maxUnsyncedBytes, logger: Fixture.logger)
+            let writer = GroupCommitWriter(store: store, logger: Fixture.logger)
+            let results = Results()
+            let frameBytes = RecordFraming.headerBytes + Fixture.end(1).encoded().count
+            let count = 5 * DecisionLogStore.maxUnsyncedBytes / (2 * frameBytes)
+            let done = DispatchGroup()
+            for sequence in 1...count {
+                done.enter()
+                writer.append(Fixture.end(UInt64(sequence)), forced: false) { result in
+                    results.record(result)
+                    done.leave()
+                }
+            }
+            done.wait()
+            let stats = writer.stats
+            writer.shutdown()
+
+            #expect(results.failures.withLock { $0 }.isEmpty)
+            #expect(results.positions.withLock { $0.count } == count)
+            #expect(stats.records == count)
+            // 2.5 times the bound written, no record forced.
+            #expect(stats.syncs == 2, "\(stats)")
+        }
+    }
+
     @Test func failedSyncFailsTheRecordAndEverythingAfter() throws {
         try Fixture.withTemporaryDirectory { directory in
             let (store, _) = try DecisionLogStore.open(directory: directory, logger: Fixture.logger)

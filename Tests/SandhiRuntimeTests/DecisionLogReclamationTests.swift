@@ -1,6 +1,6 @@
 import Foundation
 import SandhiEngine
-import SandhiRuntime
+@testable import SandhiRuntime
 import Testing
 
 /// Segments whose commits have all ended are deleted at each roll and at open; the newest epoch
@@ -158,6 +158,50 @@ import Testing
             #expect(!again.segmentNumbers.contains(pinned))
             again.close()
             #expect(try DecisionLogStore.read(directory: directory).unfinishedCommits.isEmpty)
+        }
+    }
+
+    /// A crash at any unlink during a roll, once the unlinks are durable, leaves the newest
+    /// segment as it was on disk then, and possibly nothing older (every older one here holds
+    /// only finished transactions). That segment alone must carry the epoch: a headerless one
+    /// would be given epoch 0 by open.
+    @Test func newSegmentCarriesTheEpochOnDiskBeforeAnyOlderSegmentIsUnlinked() throws {
+        try Fixture.withTemporaryDirectory { root in
+            let directory = root + "/log"
+            let (store, _) = try DecisionLogStore.open(
+                directory: directory, segmentMaxBytes: Self.segmentMaxBytes, logger: Fixture.logger)
+            store.epoch = 7
+            _ = try store.append([.epochStarted(epoch: 7)])
+            var newestAtUnlink: [(number: UInt64, bytes: [UInt8])] = []
+            var captureErrors: [String] = []
+            store.willUnlinkSegmentForTesting = { [self] unlinking in
+                do {
+                    let newest = try onDisk(directory).max()!
+                    #expect(Fixture.segmentPath(directory, newest) != unlinking)
+                    newestAtUnlink.append((newest, try Fixture.readFile(Fixture.segmentPath(directory, newest))))
+                } catch {
+                    captureErrors.append("\(error)")
+                }
+            }
+            for sequence in 1...40 as ClosedRange<UInt64> {
+                _ = try store.append([Fixture.commit(sequence), Fixture.end(sequence)])
+            }
+            store.close()
+            #expect(captureErrors.isEmpty, "\(captureErrors)")
+            #expect(newestAtUnlink.count >= 5)
+
+            for (index, capture) in newestAtUnlink.enumerated() {
+                let image = root + "/crash-\(index)"
+                try FileManager.default.createDirectory(atPath: image, withIntermediateDirectories: false)
+                try Fixture.writeFile(Fixture.segmentPath(image, capture.number), capture.bytes)
+                let dumped = try DecisionLogStore.read(directory: image)
+                #expect(dumped.records.first?.record == .segmentHeader(segment: capture.number, epoch: 7),
+                        "segment \(capture.number) at unlink \(index): \(dumped.notes)")
+                let (reopened, recovered) = try DecisionLogStore.open(directory: image, logger: Fixture.logger)
+                reopened.close()
+                #expect(recovered.maxEpoch == 7, "segment \(capture.number) at unlink \(index)")
+                #expect(reopened.epoch == 7)
+            }
         }
     }
 

@@ -7,13 +7,34 @@ import Testing
 @Suite struct DecisionLogRecoveryTests {
     typealias Fixture = DecisionLogFixture
 
-    /// A one-segment log: header + `count` commits. Returns every record's position.
-    private func writeLog(_ directory: String, count: Int) throws -> [LogPosition] {
+    /// A one-segment log: header + `count` commits (`Fixture.commit`, or naming
+    /// `participantCount` participants: about 30 make a 1 KiB record). Returns those commits'
+    /// positions. With `pastTheWindow`, more than `maxUnsyncedBytes` of bulky commits follow
+    /// them, so damage among them lies before the window in which open cuts a torn batch.
+    private func writeLog(_ directory: String, count: Int, participantCount: Int? = nil,
+                          pastTheWindow: Bool = false) throws -> [LogPosition] {
         let (store, _) = try DecisionLogStore.open(directory: directory, logger: Fixture.logger)
         defer { store.close() }
-        let positions = try store.append((1...UInt64(count)).map(Fixture.commit))
+        let positions = try store.append((1...UInt64(count)).map { sequence in
+            participantCount.map { commit(sequence, participantCount: $0) } ?? Fixture.commit(sequence)
+        })
+        if pastTheWindow {
+            let bulky = commit(1, participantCount: DecisionRecord.maxParticipants)
+            let bulkyFrameBytes = RecordFraming.headerBytes + bulky.encoded().count
+            let bulkyCount = DecisionLogStore.maxUnsyncedBytes / bulkyFrameBytes + 2
+            _ = try store.append((1...UInt64(bulkyCount)).map { commit(1000 + $0, participantCount: DecisionRecord.maxParticipants) })
+        }
         try store.sync()
         return positions
+    }
+
+    /// A COMMIT naming `participantCount` participants with 32-byte names (the longest allowed).
+    private func commit(_ sequence: UInt64, participantCount: Int) -> DecisionRecord {
+        let participants = (0..<participantCount).map { index in
+            let suffix = String(index)
+            return ParticipantID(validated: String(repeating: "p", count: ParticipantID.maxLengthBytes - suffix.count) + suffix)
+        }
+        return .commit(transaction: Fixture.transaction(sequence), participants: participants)
     }
 
     @Test func tornTailAtEveryByteOfTheLastRecordIsTruncated() throws {
@@ -81,6 +102,8 @@ import Testing
         }
     }
 
+    /// Within the window at the end of the last segment, but no hole where a sector did not
+    /// land: decay, not a torn write, and cutting it would drop an acknowledged COMMIT.
     @Test func flippedLengthBitInTheLastRecordIsCorruptionNotATornTail() throws {
         try Fixture.withTemporaryDirectory { directory in
             let positions = try writeLog(directory, count: 3)
@@ -91,6 +114,110 @@ import Testing
             try Fixture.writeFile(path, bytes)
 
             try expectCorrupt(directory: directory, file: path, offset: damagedOffset, unchanged: bytes)
+        }
+    }
+
+    /// Only the last segment can have been cut by a crash: an earlier one was synced whole before
+    /// the next got a byte, so even its final record, damaged, is corruption.
+    @Test func flippedLengthBitInTheLastRecordOfAnEarlierSegmentIsCorruptionNotATornTail() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let (store, _) = try DecisionLogStore.open(directory: directory, segmentMaxBytes: 160, logger: Fixture.logger)
+            var positions: [LogPosition] = []
+            for sequence in 1...10 as ClosedRange<UInt64> {
+                positions += try store.append([Fixture.commit(sequence)])
+            }
+            try store.sync()
+            store.close()
+            #expect(store.segmentNumbers.count >= 3)
+
+            let damagedOffset = Int(positions.last { $0.segment == 1 }!.offset)
+            let path = Fixture.segmentPath(directory, 1)
+            var bytes = try Fixture.readFile(path)
+            bytes[damagedOffset] ^= 0x01
+            try Fixture.writeFile(path, bytes)
+
+            try expectCorrupt(directory: directory, file: path, offset: damagedOffset, unchanged: bytes)
+        }
+    }
+
+    /// A power cut while a batch of several pages was on its way to disk: one middle page never
+    /// landed (still the preallocated zeros), the pages after it did. Nothing from the hole on
+    /// was acknowledged, so open cuts there and notes it; `read` only reports it.
+    @Test(arguments: [1, 2, 4])
+    func zeroedPageInTheFinalBatchIsCutAtTheFirstDamagedRecord(pagesIntoTheBatch: Int) throws {
+        try Fixture.withTemporaryDirectory { root in
+            let live = root + "/live"
+            let (store, _) = try DecisionLogStore.open(directory: live, logger: Fixture.logger)
+            let synced = try store.append((1...UInt64(5)).map(Fixture.commit))
+            try store.preallocate()
+            try store.sync()
+            // About 24 KiB of 1 KiB records, written and not yet synced.
+            let batch = (100...UInt64(123)).map { commit($0, participantCount: 30) }
+            let batchPositions = try store.append(batch)
+            let batchStart = Int(batchPositions[0].offset)
+            let liveBytes = try Fixture.readFile(Fixture.segmentPath(live, 1))
+            store.close()
+
+            let pageBytes = 4096
+            let pageStart = (batchStart / pageBytes + pagesIntoTheBatch) * pageBytes
+            let frameEnds = zip(batchPositions, batch).map { Int($0.offset) + RecordFraming.headerBytes + $1.encoded().count }
+            let firstDamaged = frameEnds.firstIndex { $0 > pageStart }!
+            let cutOffset = Int(batchPositions[firstDamaged].offset)
+            try #require(firstDamaged > 0 && Int(batchPositions.last!.offset) > pageStart + pageBytes,
+                         "the hole must have batch records before and whole ones after it")
+            try #require(liveBytes.count > frameEnds.last!, "no preallocated zeros after the batch")
+
+            let image = root + "/image"
+            try FileManager.default.createDirectory(atPath: image, withIntermediateDirectories: false)
+            let path = Fixture.segmentPath(image, 1)
+            var torn = liveBytes
+            torn.replaceSubrange(pageStart..<pageStart + pageBytes, with: [UInt8](repeating: 0, count: pageBytes))
+            try Fixture.writeFile(path, torn)
+            let lastFrame = RecordFraming.frame(batch.last!.encoded())
+            #expect(Array(torn[Int(batchPositions.last!.offset)...].prefix(lastFrame.count)) == lastFrame,
+                    "a whole record lies after the hole")
+
+            let expected = synced + batchPositions[..<firstDamaged]
+            let dumped = try DecisionLogStore.read(directory: image)
+            #expect(dumped.records.dropFirst().map(\.position) == expected)
+            #expect(dumped.notes.contains { $0.contains("torn tail") && $0.contains("byte \(cutOffset)") }, "\(dumped.notes)")
+            #expect(try Fixture.readFile(path) == torn, "read changed the file")
+
+            let (reopened, recovered) = try DecisionLogStore.open(directory: image, logger: Fixture.logger)
+            #expect(recovered.records.dropFirst().map(\.position) == expected)
+            #expect(recovered.records.dropFirst().map(\.record)
+                == (1...UInt64(5)).map(Fixture.commit) + batch[..<firstDamaged])
+            #expect(recovered.notes.count == 1, "\(recovered.notes)")
+            #expect(recovered.notes.contains { $0.contains("truncated torn tail") && $0.contains("byte \(cutOffset)") },
+                    "\(recovered.notes)")
+            #expect(try Fixture.readFile(path) == Array(torn[..<cutOffset]))
+
+            let appended = try reopened.append([Fixture.end(1)])
+            #expect(appended == [LogPosition(segment: 1, offset: UInt64(cutOffset))])
+            try reopened.sync()
+            reopened.close()
+            let (again, recoveredAgain) = try DecisionLogStore.open(directory: image, logger: Fixture.logger)
+            again.close()
+            #expect(recoveredAgain.notes.isEmpty, "\(recoveredAgain.notes)")
+            #expect(recoveredAgain.records.last?.record == Fixture.end(1))
+            #expect(recoveredAgain.records.last?.position == appended[0])
+        }
+    }
+
+    /// The same hole more than maxUnsyncedBytes before the end of the data: it was synced before
+    /// everything after it was written, so it is decay (or lost records), not a torn batch.
+    @Test func zeroedPageFarBeforeTheEndIsCorruption() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let positions = try writeLog(directory, count: 12, participantCount: 30, pastTheWindow: true)
+            let path = Fixture.segmentPath(directory, 1)
+            var bytes = try Fixture.readFile(path)
+            let pageStart = 4096
+            bytes.replaceSubrange(pageStart..<pageStart + 4096, with: [UInt8](repeating: 0, count: 4096))
+            try Fixture.writeFile(path, bytes)
+            let damaged = positions.last { Int($0.offset) <= pageStart }!
+            #expect(bytes.count - Int(damaged.offset) > DecisionLogStore.maxUnsyncedBytes)
+
+            try expectCorrupt(directory: directory, file: path, offset: Int(damaged.offset), unchanged: bytes)
         }
     }
 

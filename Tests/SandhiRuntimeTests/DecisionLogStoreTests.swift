@@ -146,6 +146,43 @@ import Testing
         }
     }
 
+    /// Unforced records are synced by the store before more than maxUnsyncedBytes of them pile
+    /// up, whether they come in many small appends or in one batch bigger than the bound.
+    @Test func unsyncedBytesNeverExceedTheBound() throws {
+        try Fixture.withTemporaryDirectory { directory in
+            let (store, _) = try DecisionLogStore.open(directory: directory, logger: Fixture.logger)
+            defer { store.close() }
+            let bound = DecisionLogStore.maxUnsyncedBytes
+            #expect(store.unsyncedBytes == 0)
+            var highestUnsyncedBytes = 0
+            var sequence: UInt64 = 0
+            var writtenBytes = 0
+            while writtenBytes <= 2 * bound {
+                let batch = (0..<100).map { _ in sequence += 1; return Fixture.end(sequence) }
+                let positions = try store.append(batch)
+                writtenBytes = Int(positions.last!.offset)
+                highestUnsyncedBytes = max(highestUnsyncedBytes, store.unsyncedBytes)
+            }
+            #expect(highestUnsyncedBytes <= bound && highestUnsyncedBytes > bound - 4096)
+            #expect(store.boundSyncCount == 2)
+
+            let many = (0..<DecisionRecord.maxParticipants).map { ParticipantID(validated: "participant-\($0)") }
+            let bulkyFrameBytes = RecordFraming.headerBytes
+                + DecisionRecord.commit(transaction: Fixture.transaction(1), participants: many).encoded().count
+            // One batch of 2.5 times the bound.
+            let bulky = (1...UInt64(5 * bound / (2 * bulkyFrameBytes))).map {
+                DecisionRecord.commit(transaction: Fixture.transaction($0), participants: many)
+            }
+            let syncsBefore = store.boundSyncCount
+            _ = try store.append(bulky)
+            #expect(store.unsyncedBytes <= bound)
+            #expect(store.boundSyncCount - syncsBefore >= 2)
+
+            try store.sync()
+            #expect(store.unsyncedBytes == 0)
+        }
+    }
+
     @Test func errorDescriptionsAreOneLine() {
         let corrupt = DecisionLogError.corrupt(file: "/data/segment-00000001.log", offset: 42, reason: "bad\nthing")
         #expect(corrupt.description == "decision log corrupt: /data/segment-00000001.log at byte 42: bad\\nthing")

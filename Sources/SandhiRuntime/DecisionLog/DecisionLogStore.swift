@@ -19,7 +19,26 @@ import SandhiEngine
 /// segment may end in them after a crash without any note. Rolling trims the old segment to its
 /// last record first, and `close` trims the active one, so only the segment that was active when
 /// the process died (or when the store failed, after which it touches nothing) ends in zeros.
+///
+/// Unsynced bytes are bounded: the store fdatasyncs on its own before a write would leave more
+/// than `maxUnsyncedBytes` of the active segment unsynced (unforced records, such as ENDs, would
+/// otherwise pile up unsynced without limit). That bound is what lets recovery survive a power
+/// cut in the middle of a multi-page batch: the pages of a write land in no particular order, so
+/// the last segment can hold a hole of zeros with whole records after it. Since no tear can lie
+/// more than `maxUnsyncedBytes` before the end of the written data, open treats a damaged record
+/// in that window of the LAST segment that shows such a hole (zeros through a sector boundary)
+/// as a torn tail and cuts there (`RecordFraming` rule 9); nothing from the hole on was
+/// acknowledged, as every forced completion waits for an fdatasync covering all earlier bytes.
+/// Other damage, such as a flipped bit, and damage anywhere else is still corruption: cutting
+/// there could drop acknowledged COMMITs.
+///
+/// Segment order on disk: a new segment's header (carrying the current epoch) is written and
+/// synced, and the directory entry made durable, before any older segment is unlinked. A crash
+/// can then never leave only a headerless new segment, which open would have to give epoch 0.
 public final class DecisionLogStore {
+    /// See the type's comment and `RecordFraming.maxUnsyncedBytes`.
+    public static let maxUnsyncedBytes = RecordFraming.maxUnsyncedBytes
+
     public let directory: String
     public let segmentMaxBytes: Int
     /// Zero bytes written ahead at a time (capped at segmentMaxBytes).
@@ -39,14 +58,18 @@ public final class DecisionLogStore {
     /// Size of the active segment file: `activeBytes` plus the zeros preallocated after it.
     /// Every byte from `activeBytes` to here is zero.
     private var activeFileBytes: Int
-    /// A segment file was created or unlinked since the directory was last fsynced.
-    private var directoryNeedsSync = false
+    /// End of what the last fdatasync of the active segment covered. `activeBytes` minus this
+    /// never exceeds `maxUnsyncedBytes`.
+    private var activeSyncedBytes: Int
     private var failure: DecisionLogError?
     private var closed = false
     private var failNextSyncInjected = false
     private var liveness = SegmentLiveness()
     /// Reused across appends so the hot path does not allocate a frame buffer per call.
     private var buffer: [UInt8] = []
+    /// Test hook: runs just before each reclaimed segment file is unlinked, with its path, so a
+    /// test can take the directory as a crash at that moment would leave it.
+    var willUnlinkSegmentForTesting: ((String) -> Void)?
 
     private struct SegmentState {
         var number: UInt64
@@ -83,6 +106,7 @@ public final class DecisionLogStore {
         self.activePath = SegmentName.path(directory: directory, number: segments[segments.count - 1].number)
         self.activeBytes = activeBytes
         self.activeFileBytes = activeFileBytes
+        self.activeSyncedBytes = activeBytes  // `open` syncs the segment before handing it over.
         self.epoch = epoch
         buffer.reserveCapacity(64 * 1024)
     }
@@ -96,11 +120,17 @@ public final class DecisionLogStore {
     /// Opens (creating the directory's first segment if none). Scans every segment in order:
     /// a torn tail of the LAST segment is truncated (ftruncate + fsync) to the last whole record
     /// and noted (logger.warning + notes); zeros after its last whole record are preallocated
-    /// space, kept as they are and not noted, and appends continue right after that record. A
-    /// torn or zero-filled tail in a non-last segment, or any `.corrupt`,
-    /// throws DecisionLogError.corrupt naming the file and byte offset. Records that fail
+    /// space, kept as they are and not noted, and appends continue right after that record. In
+    /// the last segment a damaged record within `maxUnsyncedBytes` of the end of its non-zero
+    /// content, with a hole of zeros where a sector did not land, is such a torn tail too (a
+    /// batch a power cut tore into pages; see the type's comment): it is cut there, with every
+    /// record after it, and noted. A torn or zero-filled tail in a non-last segment, or any other
+    /// damage (without a hole, earlier in the last segment, anywhere in the others), throws
+    /// DecisionLogError.corrupt naming the file and byte offset. Records that fail
     /// `DecisionRecord(decoding:)` are also .corrupt. Every segment begins with
     /// `.segmentHeader(segment:epoch:)`; a segment whose header is missing/wrong is corrupt.
+    /// The last segment is then fdatasynced (with the directory), so the unsynced-bytes bound
+    /// starts from a synced log even if the previous process was killed before its own sync.
     /// Reclaims segments whose commits are all ended.
     ///
     /// Nothing on disk changes unless every segment validated first.
@@ -152,6 +182,17 @@ public final class DecisionLogStore {
                 logger.warning("\(note)", metadata: ["directory": "\(directory)"])
                 recovered.notes.append(note)
             }
+            // A killed (not powered-off) process leaves its unsynced records in the page cache,
+            // where this scan found them but the disk may not hold them yet. Syncing them now
+            // keeps the bound of `maxUnsyncedBytes` true from the first append on, and makes the
+            // last segment and its name durable before `reclaim` may unlink anything older.
+            do {
+                try PosixFile.dataSync(fd, path: last.path)
+                try PosixFile.syncDirectory(directory)
+            } catch {
+                PosixFile.close(fd)
+                throw error
+            }
             store = DecisionLogStore(
                 directory: directory, segmentMaxBytes: segmentMaxBytes, preallocationBytes: preallocationBytes,
                 logger: logger, segments: segments, activeFD: fd, activeBytes: validEnd, activeFileBytes: fileBytes,
@@ -182,10 +223,6 @@ public final class DecisionLogStore {
 
         do {
             try store.reclaim()
-            if store.directoryNeedsSync {
-                try PosixFile.syncDirectory(directory)
-                store.directoryNeedsSync = false
-            }
         } catch {
             store.close()
             throw error
@@ -193,10 +230,10 @@ public final class DecisionLogStore {
         return (store, recovered)
     }
 
-    /// Read-only scan for `sandhi log dump`: same validation, but never truncates or deletes
-    /// (a torn tail is reported in notes, not cut). The zeros preallocated after the last record
-    /// of the last segment are not reported: they are there whenever a live (or killed) process
-    /// holds the log open.
+    /// Read-only scan for `sandhi log dump` and `sandhi check`: same validation, but never
+    /// truncates, syncs or deletes (a torn tail, a torn batch included, is reported in notes, not
+    /// cut). The zeros preallocated after the last record of the last segment are not reported:
+    /// they are there whenever a live (or killed) process holds the log open.
     public static func read(directory: String) throws -> RecoveredDecisionLog {
         let scanned = try SegmentScanner.scan(directory: directory)
         var recovered = scanned.recovered
@@ -222,9 +259,10 @@ public final class DecisionLogStore {
     /// Appends records (one pwrite(2) of all frames at the write position, no fsync; into the
     /// preallocated zeros when they reach far enough, else growing the file). Returns each record's
     /// position. Rolls to a new segment first when the active one would exceed segmentMaxBytes
-    /// (new segment starts with a segmentHeader record carrying `epoch`). On a write error throws
-    /// .io and the store refuses further appends (sticky error), because what reached disk is
-    /// unknown.
+    /// (new segment starts with a segmentHeader record carrying `epoch`). Syncs first (writing
+    /// the frames so far) whenever the next frame would leave more than `maxUnsyncedBytes`
+    /// unsynced. On a write or sync error throws .io and the store refuses further appends
+    /// (sticky error), because what reached disk is unknown.
     public func append(_ records: [DecisionRecord]) throws -> [LogPosition] {
         try checkUsable()
         var positions: [LogPosition] = []
@@ -255,6 +293,7 @@ public final class DecisionLogStore {
                 try flushBuffer()
                 try roll()
             }
+            try makeRoomInUnsyncedBound(forFrameBytes: frameBytes)
             positions.append(LogPosition(segment: activeNumber, offset: UInt64(activeBytes + buffer.count)))
             RecordFraming.frame(payload, into: &buffer)
             track(record, segment: activeNumber)
@@ -262,8 +301,8 @@ public final class DecisionLogStore {
         try flushBuffer()
     }
 
-    /// fdatasync of the active segment (and the directory fsync after creating a segment file).
-    /// Sticky error on failure.
+    /// fdatasync of the active segment. (The directory is synced where segment files are created
+    /// or unlinked: `open`, `roll`, `reclaim`.) Sticky error on failure.
     public func sync() throws {
         try checkUsable()
         do {
@@ -281,16 +320,24 @@ public final class DecisionLogStore {
             throw .io("fdatasync \(path) [injected fault]", errno: PosixFile.injectedFaultErrno)
         }
         try PosixFile.dataSync(activeFD, path: path)
-        if directoryNeedsSync {
-            try PosixFile.syncDirectory(directory)
-            directoryNeedsSync = false
-        }
+        activeSyncedBytes = activeBytes
+    }
+
+    /// Syncs what is written and buffered if one more frame of `frameBytes` would take the
+    /// unsynced bytes of the active segment past `maxUnsyncedBytes`. A frame is far smaller than
+    /// the bound, so after this the frame always fits.
+    private func makeRoomInUnsyncedBound(forFrameBytes frameBytes: Int) throws(DecisionLogError) {
+        assert(frameBytes <= Self.maxUnsyncedBytes)
+        guard activeBytes + buffer.count + frameBytes - activeSyncedBytes > Self.maxUnsyncedBytes else { return }
+        try flushBuffer()
+        try syncUnchecked()
+        boundSyncCount += 1
     }
 
     /// Zero-fills the active segment ahead of the write position once fewer than a quarter of
     /// `preallocationBytes` remain: `preallocationBytes` more (never past segmentMaxBytes), synced
-    /// at once, with the directory too if the segment file is new. Later syncs of records written
-    /// into that space then leave the file's size and extents alone. Does nothing while there is
+    /// at once (which syncs the records before them too). Later syncs of records written into
+    /// that space then leave the file's size and extents alone. Does nothing while there is
     /// room. GroupCommitWriter calls it between batches, so the extension's write and sync is part
     /// of no record's wait for its own sync. Sticky error on failure, like append and sync.
     public func preallocate() throws {
@@ -310,10 +357,7 @@ public final class DecisionLogStore {
         try PosixFile.writeZeros(activeFD, atOffset: activeFileBytes, count: targetBytes - activeFileBytes, path: activePath)
         try PosixFile.dataSync(activeFD, path: activePath)
         activeFileBytes = targetBytes
-        if directoryNeedsSync {
-            try PosixFile.syncDirectory(directory)
-            directoryNeedsSync = false
-        }
+        activeSyncedBytes = activeBytes
     }
 
     /// Test/fault hook: the next `sync` fails with an .io error, as a failed fsync would (and, as
@@ -324,6 +368,14 @@ public final class DecisionLogStore {
 
     /// Number of segment files currently on disk, and their numbers (for tests / `sandhi check`).
     public var segmentNumbers: [UInt64] { segments.map(\.number) }
+
+    /// Bytes of the active segment written since its last fdatasync; never above
+    /// `maxUnsyncedBytes`.
+    public var unsyncedBytes: Int { activeBytes - activeSyncedBytes }
+
+    /// fdatasyncs the store made on its own because a write would have passed `maxUnsyncedBytes`
+    /// (for GroupCommitWriter's stats and tests).
+    public private(set) var boundSyncCount = 0
 
     /// Trims the preallocated zeros and releases the file descriptor. Does not sync: call `sync`
     /// first for anything that must last.
@@ -380,8 +432,11 @@ public final class DecisionLogStore {
         }
     }
 
-    /// Starts the next segment. Its header goes into `buffer`, so it reaches the file in the same
-    /// pwrite(2) as the records that follow it. The new file is preallocated by the next
+    /// Starts the next segment. Its header (with the current epoch) is written and synced, and
+    /// the directory with it, before `reclaim` may unlink older segments: otherwise a crash after
+    /// the unlinks could leave only the new file, empty, and open would give it epoch 0 (the
+    /// epoch going back, or the node refusing to start for a lost log). One more sync per roll,
+    /// and rolls come once per segmentMaxBytes. The new file is preallocated by the next
     /// `preallocate`, not here: a roll happens inside an append, on the way to a sync.
     private func roll() throws(DecisionLogError) {
         precondition(buffer.isEmpty, "roll with unwritten frames")
@@ -401,11 +456,15 @@ public final class DecisionLogStore {
         let path = SegmentName.path(directory: directory, number: number)
         activeFD = try PosixFile.createForWriting(path)
         activePath = path
-        directoryNeedsSync = true
         segments.append(SegmentState(number: number, maxEpoch: epoch))
         activeBytes = 0
         activeFileBytes = 0
+        activeSyncedBytes = 0
         Self.appendHeaderFrame(segment: number, epoch: epoch, into: &buffer)
+        try flushBuffer()
+        try PosixFile.dataSync(activeFD, path: activePath)
+        activeSyncedBytes = activeBytes
+        try PosixFile.syncDirectory(directory)
         logger.debug("rolled decision log segment", metadata: ["segment": "\(path)", "epoch": "\(epoch)"])
         try reclaim()
     }
@@ -415,7 +474,12 @@ public final class DecisionLogStore {
     /// on disk). Commits are independent, so any such segment may go, not only a prefix; ENDs in
     /// it whose COMMITs stay on disk are first copied into the active segment and synced (see
     /// `SegmentLiveness`), so a crash can never leave a finished COMMIT without its END.
+    ///
+    /// Callers first make the active segment durable with its header and its directory entry
+    /// (`open`, `roll`): it carries the epoch once older segments are gone.
     private func reclaim() throws(DecisionLogError) {
+        assert(buffer.isEmpty && activeSyncedBytes >= Self.headerFrameBytes,
+               "reclaim before the active segment's header is durable")
         let active = segments[segments.count - 1]
         var remaining = Set(segments.map(\.number))
         var doomed: [UInt64] = []
@@ -437,14 +501,13 @@ public final class DecisionLogStore {
         if !carried.isEmpty {
             carried.sort { $0.transaction < $1.transaction }  // Deterministic file contents.
             for item in carried {
-                RecordFraming.frame(DecisionRecord.end(transaction: item.transaction).encoded(), into: &buffer)
+                let payload = DecisionRecord.end(transaction: item.transaction).encoded()
+                try makeRoomInUnsyncedBound(forFrameBytes: RecordFraming.headerBytes + payload.count)
+                RecordFraming.frame(payload, into: &buffer)
             }
             try flushBuffer()
             try PosixFile.dataSync(activeFD, path: activePath)
-            if directoryNeedsSync {
-                try PosixFile.syncDirectory(directory)
-                directoryNeedsSync = false
-            }
+            activeSyncedBytes = activeBytes
             for item in carried {
                 liveness.carried(item.transaction, commitSegments: item.commitSegments, into: active.number)
             }
@@ -452,8 +515,10 @@ public final class DecisionLogStore {
 
         var reclaimed: [UInt64] = []
         for number in doomed {
+            let path = SegmentName.path(directory: directory, number: number)
+            willUnlinkSegmentForTesting?(path)
             do {
-                try PosixFile.unlink(SegmentName.path(directory: directory, number: number))
+                try PosixFile.unlink(path)
             } catch {
                 // Keep this one and every later one (they may hold ENDs for its COMMITs); the next
                 // roll tries again.

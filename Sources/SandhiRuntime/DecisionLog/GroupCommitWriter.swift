@@ -15,6 +15,11 @@ import Synchronization
 /// its write position (`DecisionLogStore.preallocate`), so the batches' syncs find the file's size
 /// unchanged and the occasional extension delays no decision already waiting for its sync.
 ///
+/// Batches of unforced records only (ENDs) get no sync of their own, but the store syncs by
+/// itself whenever they would leave more than `DecisionLogStore.maxUnsyncedBytes` unsynced, which
+/// is what lets recovery cut a batch torn by a power cut instead of refusing the log. Those syncs
+/// count in `stats` too.
+///
 /// The thread keeps the writer alive until `shutdown`, which every owner must call.
 ///
 /// `@unchecked Sendable`: the queue and flags are guarded by `condition`; `store`, `batch` and
@@ -49,6 +54,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private var batch: [Pending] = []
     private var batchRecords: [DecisionRecord] = []
     private var unsyncedWrites = false
+    /// `store.boundSyncCount` already added to `syncCount`.
+    private var boundSyncsCounted = 0
 
     private let syncCount = Atomic<Int>(0)
     private let recordCount = Atomic<Int>(0)
@@ -91,7 +98,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Fsync count and records written, for benchmarks and tests.
+    /// Fsync count (forced batches and the store's syncs for the unsynced-bytes bound) and records
+    /// written, for benchmarks and tests.
     public var stats: (syncs: Int, records: Int) {
         (syncCount.load(ordering: .relaxed), recordCount.load(ordering: .relaxed))
     }
@@ -188,6 +196,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
         } catch {
             result = .failure(error as? DecisionLogError ?? .io("\(error)"))
         }
+        // Before the completions, so a caller woken by one sees this batch's syncs in `stats`.
+        countBoundSyncs()
         batchRecords.removeAll(keepingCapacity: true)
 
         switch result {
@@ -203,6 +213,15 @@ public final class GroupCommitWriter: @unchecked Sendable {
         }
         // Releases the completions (and whatever they captured) before the next wait.
         batch.removeAll(keepingCapacity: true)
+    }
+
+    /// Adds the syncs the store made for its unsynced-bytes bound (during an append, even a
+    /// failed one) to the stats.
+    private func countBoundSyncs() {
+        let total = store.boundSyncCount
+        guard total > boundSyncsCounted else { return }
+        syncCount.add(total - boundSyncsCounted, ordering: .relaxed)
+        boundSyncsCounted = total
     }
 
     private func preallocateAhead() {

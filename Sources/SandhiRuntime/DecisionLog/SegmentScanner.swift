@@ -10,6 +10,13 @@ import SandhiEngine
 /// mean records after it were lost, so it is corruption. The last segment may also hold no whole
 /// record at all: the crash came between creating the file and its first write reaching disk.
 ///
+/// In the last segment only, a damaged record within `RecordFraming.maxUnsyncedBytes` of the end
+/// of its non-zero content that shows a hole of zeros where a sector did not land is a torn tail
+/// too (`RecordFraming` rule 9): a power cut during a multi-page batch can leave such a hole with
+/// whole records after it, none of them ever acknowledged, because the store never lets more
+/// than that many bytes go unsynced. Every earlier segment was synced whole before the next one
+/// got a byte, so there the window is 0.
+///
 /// Zero bytes after the last record of the LAST segment are the space the store preallocates
 /// ahead of its writes (see `DecisionLogStore`): not a torn tail, nothing to note or cut. The
 /// store trims that space before it rolls to the next segment, so in any other segment a zero
@@ -63,7 +70,7 @@ enum SegmentScanner {
     ) throws(DecisionLogError) -> Segment {
         let path = SegmentName.path(directory: directory, number: number)
         let bytes = try PosixFile.readAll(path)
-        let scan = RecordFraming.scan(bytes)
+        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: isLast ? RecordFraming.maxUnsyncedBytes : 0)
 
         // Decode every whole record before judging the tail, so the error names the earliest
         // damaged byte.
