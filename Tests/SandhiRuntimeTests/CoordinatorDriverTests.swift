@@ -98,3 +98,24 @@ import Testing
         }
     }
 }
+
+@Suite struct CleanShutdownTests {
+    typealias B = ThreeBanks
+
+    /// Answered at the decision, phase two still running: a clean stop finishes it, so the log
+    /// holds no unfinished COMMIT and `sandhi check` passes without a recovery.
+    @Test func aCleanStopFinishesPhaseTwoOfDecidedTransactions() async throws {
+        let banks = try ThreeBanks(); defer { banks.remove() }
+        let node = try await banks.start()
+        for amount in 1...20 {
+            let result = try await node.driver.transfer(
+                B.move(.rupees(Int64(amount)), from: (B.hdfc, B.alice), to: (B.icici, B.bob)), answerWhen: .decided)
+            #expect(result.outcome == Outcome.committed)
+        }
+        node.stop()
+        let audit = try banks.audit()
+        #expect(audit.violations == [])
+        #expect(audit.unfinishedCommits.isEmpty)
+        #expect(try banks.balance(B.icici, B.bob) == .rupees(1_210))
+    }
+}

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import SandhiEngine
 import SandhiParticipants
@@ -180,7 +181,7 @@ public final class CoordinatorDriver: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             var resume: [(Waiter, Result<TransferResult, Error>)] = []
             state.withLock { state in
-                if let reason = state.halted {
+                if let reason = state.halted ?? (state.shutDown ? "shutting down" : nil) {
                     continuation.resume(throwing: CoordinatorError.halted(reason))
                     return
                 }
@@ -247,16 +248,22 @@ public final class CoordinatorDriver: Sendable {
         return RecoveredTransaction(transaction: tx, outcome: result.outcome, participants: participants)
     }
 
-    /// Stops the workers, the timers and the log writer after they drain. In-flight transfers
-    /// are answered with `halted`; recovery settles them on the next start.
-    /// Idempotent.
-    public func shutdown() {
+    /// Stops the workers, the timers and the log writer. First lets transactions already
+    /// decided finish their phase two (up to `drainTimeoutMs`), so that a clean stop leaves
+    /// nothing for recovery; whatever is still in flight after that is answered with `halted`
+    /// and settled by recovery on the next start. Idempotent. Call it from a thread the
+    /// drain does not depend on (not a participant worker, the log writer or the inbox).
+    public func shutdown(drainTimeoutMs: UInt64 = 5_000) {
         let first = state.withLock { state in
             let first = !state.shutDown
             state.shutDown = true
             return first
         }
         guard first else { return }
+        let deadlineUs = MonotonicClock.nowUs() + drainTimeoutMs * 1_000
+        while inFlightCount > 0 && haltReason == nil && MonotonicClock.nowUs() < deadlineUs {
+            usleep(1_000)
+        }
         halt("shut down")
         timers.withLock { $0?.stop(); $0 = nil }
         for worker in workers.values { worker.stop() }
