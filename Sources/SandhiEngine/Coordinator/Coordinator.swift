@@ -228,7 +228,6 @@ public struct Coordinator: Sendable {
         return debits == credits ? nil : "debits \(Paise(debits)) and credits \(Paise(credits)) do not balance"
     }
 
-
     private func reject(_ id: TransactionID, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         effects.append(.emit(EngineEvent(atUs: nowUs, .rejected(id, reason: reason))))
         effects.append(.decided(id, .aborted(reason: reason)))

@@ -64,20 +64,20 @@ public struct Paise: Hashable, Comparable, Sendable, CustomStringConvertible, Ad
         let body = String(text.filter { $0 != "," && $0 != "₹" }).trimmingWhitespace()
         if body.hasSuffix("p") {
             let digits = body.dropLast()
-            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            guard !digits.isEmpty, isDecimalDigits(digits),
                   let paise = Int64(digits) else { return nil }
             self.init(paise)
             return
         }
         let parts = body.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2, !parts[0].isEmpty,
-              parts[0].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              isDecimalDigits(parts[0]),
               let rupees = Int64(parts[0]) else { return nil }
         var paise: Int64 = 0
         if parts.count == 2 {
             let fraction = parts[1]
             guard (1...2).contains(fraction.count),
-                  fraction.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  isDecimalDigits(fraction),
                   let value = Int64(fraction) else { return nil }
             paise = fraction.count == 1 ? value * 10 : value
         }
@@ -87,6 +87,11 @@ public struct Paise: Hashable, Comparable, Sendable, CustomStringConvertible, Ad
         guard !overflow2 else { return nil }
         self.init(total)
     }
+}
+
+/// ASCII digits only: no sign, no spaces (which `Int64.init(_:)` alone would let through).
+private func isDecimalDigits(_ text: Substring) -> Bool {
+    text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
 }
 
 extension String {

@@ -182,8 +182,8 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// WAL mode, `synchronous=FULL` for creation and checkpoints (an open bank then switches to
-    /// OFF and syncs itself, see the type's comment). `locking_mode=EXCLUSIVE`: one process owns
+    /// WAL mode, `synchronous=FULL` while a bank is created (an opened bank then switches to
+    /// NORMAL and syncs its commits itself, see the type's comment). `locking_mode=EXCLUSIVE`: one process owns
     /// a bank at a time anyway (the data directory's lock), so SQLite may skip the shared-memory
     /// index and the file-lock system calls on every transaction.
     private static func configure(_ database: SQLiteDatabase) throws {

@@ -264,15 +264,9 @@ public final class DecisionLogStore {
     /// unsynced. On a write or sync error throws .io and the store refuses further appends
     /// (sticky error), because what reached disk is unknown.
     public func append(_ records: [DecisionRecord]) throws -> [LogPosition] {
-        try checkUsable()
         var positions: [LogPosition] = []
         positions.reserveCapacity(records.count)
-        do {
-            try appendUnchecked(records, positions: &positions)
-        } catch {
-            fail(error)
-            throw error
-        }
+        try sticky { try appendUnchecked(records, positions: &positions) }
         assert(positions.count == records.count)
         return positions
     }
@@ -304,13 +298,7 @@ public final class DecisionLogStore {
     /// fdatasync of the active segment. (The directory is synced where segment files are created
     /// or unlinked: `open`, `roll`, `reclaim`.) Sticky error on failure.
     public func sync() throws {
-        try checkUsable()
-        do {
-            try syncUnchecked()
-        } catch {
-            fail(error)
-            throw error
-        }
+        try sticky { try syncUnchecked() }
     }
 
     private func syncUnchecked() throws(DecisionLogError) {
@@ -341,13 +329,7 @@ public final class DecisionLogStore {
     /// room. GroupCommitWriter calls it between batches, so the extension's write and sync is part
     /// of no record's wait for its own sync. Sticky error on failure, like append and sync.
     public func preallocate() throws {
-        try checkUsable()
-        do {
-            try preallocateUnchecked()
-        } catch {
-            fail(error)
-            throw error
-        }
+        try sticky { try preallocateUnchecked() }
     }
 
     private func preallocateUnchecked() throws(DecisionLogError) {
@@ -392,6 +374,18 @@ public final class DecisionLogStore {
     // MARK: Internals
 
     private var activeNumber: UInt64 { segments[segments.count - 1].number }
+
+    /// Runs one write-side operation on a usable store; its first failure becomes the store's
+    /// failure for good (what reached the disk after a failed write or sync is unknown).
+    private func sticky(_ operation: () throws -> Void) throws {
+        try checkUsable()
+        do {
+            try operation()
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
 
     private func checkUsable() throws(DecisionLogError) {
         if closed { throw .closed }

@@ -230,7 +230,6 @@ public final class CoordinatorDriver: Sendable {
         if let missing = participants.first(where: { workers[$0] == nil }) {
             throw CoordinatorError.unknownParticipant(missing, transaction: tx)
         }
-        let known = participants
         let result: TransferResult = try await withCheckedThrowingContinuation { continuation in
             var resume: [(Waiter, Result<TransferResult, Error>)] = []
             state.withLock { state in
@@ -240,7 +239,7 @@ public final class CoordinatorDriver: Sendable {
                 }
                 let now = MonotonicClock.nowUs()
                 state.waiters[tx] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
-                handle(commit ? .recoverCommitted(tx, participants: known) : .recoverInDoubt(tx, participants: known),
+                handle(commit ? .recoverCommitted(tx, participants: participants) : .recoverInDoubt(tx, participants: participants),
                        nowUs: now, state: &state, resume: &resume)
             }
             finish(resume)
@@ -264,7 +263,7 @@ public final class CoordinatorDriver: Sendable {
         while inFlightCount > 0 && haltReason == nil && MonotonicClock.nowUs() < deadlineUs {
             usleep(1_000)
         }
-        halt("shut down")
+        halt("shut down", failure: false)
         timers.withLock { $0?.stop(); $0 = nil }
         for worker in workers.values { worker.stop() }
         log.shutdown()
@@ -279,12 +278,12 @@ public final class CoordinatorDriver: Sendable {
 
     /// Stops accepting inputs and fails every waiting client: the coordinator cannot go on
     /// safely (or is shutting down). Recovery on the next start settles what was in flight.
-    func halt(_ reason: String) {
+    func halt(_ reason: String, failure: Bool = true) {
         var resume: [(Waiter, Result<TransferResult, Error>)] = []
         state.withLock { state in
             if state.halted == nil {
                 state.halted = reason
-                if reason != "shut down" { logger.critical("coordinator halted", metadata: ["reason": "\(reason)"]) }
+                if failure { logger.critical("coordinator halted", metadata: ["reason": "\(reason)"]) }
             }
             for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
             state.waiters.removeAll()
@@ -303,7 +302,6 @@ public final class CoordinatorDriver: Sendable {
 
     /// The decision log's fsyncs and records so far (records per fsync is its group-commit factor).
     public var logStats: (syncs: Int, records: Int) { log.stats }
-
 
     // MARK: - Inputs from workers, the log and timers
 

@@ -88,9 +88,10 @@ final class ParticipantWorker: @unchecked Sendable {
                 let waitedUs = MonotonicClock.nowUs() &- heldSinceUs
                 open = queue.drain(into: &batch, timeoutUs: waitedUs < lazySyncUs ? lazySyncUs - waitedUs : 0)
             }
-            if held.isEmpty { heldSinceUs = MonotonicClock.nowUs() }
+            let nowUs = MonotonicClock.nowUs()
+            if held.isEmpty { heldSinceUs = nowUs }
             // Quiet (or closing) with acknowledgements held, or they have waited long enough.
-            var urgent = batch.isEmpty || MonotonicClock.nowUs() &- heldSinceUs >= lazySyncUs
+            var urgent = batch.isEmpty || nowUs &- heldSinceUs >= lazySyncUs
             if !batch.isEmpty && stats.withLock({ $0.failed }) == nil {
                 do {
                     let replies = try resource.process(batch)
