@@ -13,8 +13,10 @@ public enum TransferBench {
         /// Largest amount moved in one transfer.
         public var maxAmount: Paise = .rupees(100)
         public var seed: UInt64 = 1
-        /// `.finished` (default) answers a client only after every bank acknowledged.
-        public var answerWhen: CoordinatorDriver.AnswerWhen = .finished
+        /// `.decided` (default) answers a client at the commit point: the COMMIT record and every
+        /// bank's prepare are durable, so recovery commits it after any crash. `.finished` waits
+        /// until every bank has also acknowledged phase two durably.
+        public var answerWhen: CoordinatorDriver.AnswerWhen = .decided
         public init() {}
     }
 

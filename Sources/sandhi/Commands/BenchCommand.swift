@@ -25,8 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Accounts per bank when the data directory is created.")
     var accounts: Int = 10_000
 
-    @Option(help: "Answer clients when the outcome is `decided` (COMMIT durable) or `finished` (every bank acknowledged).")
-    var answer: String = "finished"
+    @Option(help: "Answer clients at the commit point, `decided` (COMMIT record durable), or once `finished` (every bank acknowledged phase two).")
+    var answer: String = "decided"
 
     @Option(help: "Seed of the workload's random choices.")
     var seed: UInt64 = 1
