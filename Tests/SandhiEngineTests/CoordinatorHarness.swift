@@ -136,7 +136,7 @@ extension Array where Element == CoordinatorEffect {
 
 extension Outcome {
     var abortReason: String? {
-        if case .aborted(let reason) = self { return reason }
+        if case .aborted(let reason, _) = self { return reason }
         return nil
     }
 }

@@ -42,7 +42,7 @@ struct CoordinatorRecoveryTests {
         let reason = try #require(effects.decisions.first?.outcome.abortReason)
         #expect(effects.decisions.count == 1)
         #expect(reason.contains("presumed abort"))
-        #expect(effects.events.contains(.recovered(t1, decision: .aborted(reason: reason), participants: [icici, sbi])))
+        #expect(effects.events.contains(.recovered(t1, decision: .aborted(reason: reason, cause: .presumedAbort), participants: [icici, sbi])))
 
         let resent = h.fire(try #require(h.liveTimer(of: t1)))
         #expect(resent.rolledBack == [icici, sbi])
@@ -51,7 +51,7 @@ struct CoordinatorRecoveryTests {
         #expect(h.vote(t1, icici, .yes).sends.isEmpty)
         h.ack(t1, icici)
         let done = h.ack(t1, sbi)
-        #expect(done.finishes == [Decision(transaction: t1, outcome: .aborted(reason: reason))])
+        #expect(done.finishes == [Decision(transaction: t1, outcome: .aborted(reason: reason, cause: .presumedAbort))])
         #expect(h.history.appends.isEmpty, "presumed abort: nothing is ever logged for an abort")
         #expect(h.history.committed.isEmpty)
         #expect(h.state(t1) == nil)

@@ -115,7 +115,9 @@ struct CoordinatorTimerTests {
     @Test func everyTimerGetsAFreshGeneration() {
         var h = CoordinatorHarness()
         for n in 1...5 as ClosedRange<UInt64> {
-            h.prepare(Fixture.tx(n), [Fixture.debit(hdfc), Fixture.credit(sbi)], votes: [(hdfc, .yes)])
+            // Separate accounts each: no transaction waits for another's locks.
+            h.prepare(Fixture.tx(n), [Fixture.debit(hdfc, account: "savings-\(n)"), Fixture.credit(sbi, account: "current-\(n)")],
+                      votes: [(hdfc, .yes)])
         }
         h.fire(h.liveTimer(of: Fixture.tx(1))!)
         h.fire(h.liveTimer(of: Fixture.tx(1))!)

@@ -64,8 +64,8 @@ struct CoordinatorTransitionTests {
         #expect(effects.sends.isEmpty, "nothing was prepared, so there is nothing to roll back")
         #expect(effects.appends.isEmpty)
         #expect(effects.timersSet.isEmpty)
-        #expect(effects.decisions == [Decision(transaction: t1, outcome: .aborted(reason: "client cancelled"))])
-        #expect(effects.finishes == [Decision(transaction: t1, outcome: .aborted(reason: "client cancelled"))])
+        #expect(effects.decisions == [Decision(transaction: t1, outcome: .aborted(reason: "client cancelled", cause: .requested))])
+        #expect(effects.finishes == [Decision(transaction: t1, outcome: .aborted(reason: "client cancelled", cause: .requested))])
         #expect(effects.stateChanges.map(\.to) == [.aborting, .aborted])
         #expect(h.state(t1) == nil, "forgotten")
         #expect(h.coordinator.inFlightCount == 0)
@@ -229,7 +229,7 @@ struct CoordinatorTransitionTests {
         h.ack(t1, hdfc)
         #expect(h.state(t1) == .aborting)
         let last = h.ack(t1, sbi)
-        #expect(last.finishes == [Decision(transaction: t1, outcome: .aborted(reason: reason))])
+        #expect(last.finishes == [Decision(transaction: t1, outcome: .aborted(reason: reason, cause: .participantRefused))])
         #expect(last.stateChanges.map(\.to) == [.aborted])
         #expect(last.appends.isEmpty)
         #expect(h.state(t1) == nil)
@@ -262,7 +262,7 @@ struct CoordinatorTransitionTests {
 
         #expect(h.state(t1) == .aborting)
         #expect(effects.rolledBack == [hdfc, sbi])
-        #expect(effects.decisions == [Decision(transaction: t1, outcome: .aborted(reason: "operator forceAbort"))])
+        #expect(effects.decisions == [Decision(transaction: t1, outcome: .aborted(reason: "operator forceAbort", cause: .requested))])
         #expect(effects.finishes.isEmpty)
         #expect(effects.timersSet.map(\.timer.kind) == [.resend])
     }

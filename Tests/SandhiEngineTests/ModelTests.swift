@@ -144,8 +144,8 @@ struct EngineEventTests {
         #expect(Vote.no(reason: "x").label == "NO (x)")
         #expect(Vote.no(reason: "x").isNo && !Vote.yes.isNo && !Vote.readOnly.isNo)
         #expect(Outcome.committed.label == "committed")
-        #expect(Outcome.aborted(reason: "x").label == "aborted (x)")
-        #expect(Outcome.committed.isCommitted && !Outcome.aborted(reason: "x").isCommitted)
+        #expect(Outcome.aborted(reason: "x", cause: .requested).label == "aborted (x)")
+        #expect(Outcome.committed.isCommitted && !Outcome.aborted(reason: "x", cause: .requested).isCommitted)
     }
 
     @Test(arguments: [

@@ -31,7 +31,7 @@ import Testing
         let node = try await banks.start()
         let result = try await node.driver.transfer(B.move(.rupees(5_000), from: (B.hdfc, B.alice), to: (B.sbi, B.carol)))
         node.stop()
-        guard case .aborted(let reason) = result.outcome else {
+        guard case .aborted(let reason, _) = result.outcome else {
             Issue.record("expected an abort, got \(result.outcome)")
             return
         }

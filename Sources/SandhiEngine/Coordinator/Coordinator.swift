@@ -63,6 +63,18 @@ public struct Coordinator: Sendable {
         public var maxInFlight: Int = 65_536
         /// Seed of the jitter added to resend delays.
         public var seed: UInt64 = 0x5A4D_4849
+        /// How long one lock request may wait before its transaction aborts.
+        public var lockTimeoutMs: UInt64 = 2_000
+        /// Check for a cycle whenever a wait begins. Off, only lock timeouts break deadlocks.
+        public var detectDeadlocks = true
+        public var victimPolicy: VictimPolicy = .leastWork
+        /// How long the operator has to pick a different victim before the engine aborts its
+        /// own choice; 0 aborts at once.
+        public var deadlockGraceMs: UInt64 = 0
+        /// Deadlocks remembered for the console and `sandhi check --deadlocks`.
+        public var deadlockHistoryLimit = 64
+        /// Waiters one resource may queue (a bound on every queue).
+        public var maxWaitersPerResource = 65_536
 
         public init() {}
     }
@@ -90,9 +102,22 @@ public struct Coordinator: Sendable {
         public let beganAtUs: UInt64
         public fileprivate(set) var decisionPosition: LogPosition?
         public fileprivate(set) var abortReason: String?
+        public fileprivate(set) var abortCause: AbortCause = .requested
         fileprivate var timer: TimerID?
         fileprivate var resendAttempt: UInt32 = 0
         fileprivate var decisionRequestedAtUs: UInt64 = 0
+        /// The locks it needs, in program order; the first `locksGranted` are held.
+        public fileprivate(set) var lockPlan: [LockRequest] = []
+        public fileprivate(set) var locksGranted = 0
+        /// The client asked to commit while locks were still outstanding: prepare once granted.
+        fileprivate var commitRequested = false
+        /// Set while this transaction is a chosen deadlock victim inside the grace period.
+        fileprivate var victimTimer: TimerID?
+
+        /// Active and queued for a lock.
+        public var isWaitingForLock: Bool { state == .active && locksGranted < lockPlan.count }
+        public var operationCount: Int { branches.reduce(0) { $0 + $1.branch.operations.count } }
+        public var participantsPrepared: Int { branches.reduce(0) { $0 + ($1.status == .voted(.yes) ? 1 : 0) } }
 
         fileprivate func index(of participant: ParticipantID) -> Int? {
             branches.firstIndex { $0.branch.participant == participant }
@@ -101,6 +126,14 @@ public struct Coordinator: Sendable {
 
     public let configuration: Configuration
     public private(set) var transactions: [TransactionID: CoordinatorTransaction] = [:]
+    /// Strict two-phase locking across every participant, with the global wait-for graph.
+    public private(set) var locks: LockManager
+    public private(set) var deadlockHistory: DeadlockHistory
+    /// Deadlocks found and not yet broken (a victim inside its grace period, or manual policy).
+    public private(set) var unresolvedDeadlocks: [Deadlock] = []
+    /// Grants and cycles produced while handling one input, settled before it returns.
+    private var lockChanges = LockManager.Changes()
+    private var nextDeadlockID: UInt64 = 1
     private var random: SplitMix64
     private var nextTimerGeneration: UInt32 = 1
 
@@ -108,7 +141,13 @@ public struct Coordinator: Sendable {
         precondition(configuration.prepareTimeoutMs > 0, "prepare timeout must be positive")
         precondition(configuration.resendInitialMs > 0 && configuration.resendInitialMs <= configuration.resendMaxMs)
         precondition(configuration.maxInFlight > 0)
+        precondition(configuration.lockTimeoutMs > 0, "lock timeout must be positive")
         self.configuration = configuration
+        var lockConfiguration = LockManager.Configuration()
+        lockConfiguration.detectDeadlocks = configuration.detectDeadlocks
+        lockConfiguration.maxWaitersPerResource = configuration.maxWaitersPerResource
+        self.locks = LockManager(configuration: lockConfiguration)
+        self.deadlockHistory = DeadlockHistory(limit: configuration.deadlockHistoryLimit)
         self.random = SplitMix64(seed: configuration.seed)
     }
 
@@ -133,10 +172,16 @@ public struct Coordinator: Sendable {
             guard var tx = transactions[id] else { return }
             switch tx.state {
             case .active, .preparing:
-                abort(&tx, reason: reason, nowUs: nowUs, into: &effects)
+                abort(&tx, reason: reason, cause: .requested, nowUs: nowUs, into: &effects)
                 store(tx)
             case .prepared, .committing, .committed, .aborting, .aborted:
-                return // decided already: an abort request cannot change the outcome
+                break // decided already: an abort request cannot change the outcome
+            }
+        case .forceAbort(let id, let note):
+            forceAbort(id, note: note, nowUs: nowUs, into: &effects)
+        case .checkDeadlocks:
+            for cycle in locks.graph.findCycles() {
+                deadlockFound(cycle, byFullCheck: true, nowUs: nowUs, into: &effects)
             }
         case .voted(let id, let participant, let vote):
             voted(id, participant: participant, vote: vote, nowUs: nowUs, into: &effects)
@@ -157,6 +202,7 @@ public struct Coordinator: Sendable {
         case .recoverInDoubt(let id, let participants):
             recover(id, participants: participants, commit: false, nowUs: nowUs, into: &effects)
         }
+        settleLocks(nowUs: nowUs, into: &effects)
     }
 
     // MARK: - Phase one
@@ -171,12 +217,14 @@ public struct Coordinator: Sendable {
             reject(id, reason: "coordinator at capacity (\(configuration.maxInFlight) transactions in flight)", nowUs: nowUs, into: &effects)
             return
         }
-        let tx = CoordinatorTransaction(
+        var tx = CoordinatorTransaction(
             id: id, state: .active,
             branches: branches.map { BranchProgress(branch: $0, status: .idle) },
             beganAtUs: nowUs)
-        transactions[id] = tx
+        tx.lockPlan = LockRequest.plan(for: branches)
         effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant)))))
+        acquireLocks(&tx, nowUs: nowUs, into: &effects)
+        store(tx)
     }
 
     /// Why a set of branches cannot form a transaction, or nil.
@@ -230,12 +278,25 @@ public struct Coordinator: Sendable {
 
     private func reject(_ id: TransactionID, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         effects.append(.emit(EngineEvent(atUs: nowUs, .rejected(id, reason: reason))))
-        effects.append(.decided(id, .aborted(reason: reason)))
-        effects.append(.finished(id, .aborted(reason: reason)))
+        effects.append(.decided(id, .aborted(reason: reason, cause: .rejected)))
+        effects.append(.finished(id, .aborted(reason: reason, cause: .rejected)))
     }
 
     private mutating func requestCommit(_ id: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         guard var tx = transactions[id], tx.state == .active else { return }
+        if tx.isWaitingForLock {
+            tx.commitRequested = true // prepared once the last lock is granted
+            store(tx)
+            return
+        }
+        prepare(&tx, nowUs: nowUs, into: &effects)
+        store(tx)
+    }
+
+    /// Phase one starts: every lock is held.
+    private mutating func prepare(_ tx: inout CoordinatorTransaction, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        assert(tx.state == .active && tx.locksGranted == tx.lockPlan.count)
+        let id = tx.id
         transition(&tx, to: .preparing, nowUs: nowUs, into: &effects)
         let writers = tx.branches.filter { !$0.branch.isReadOnly }.map(\.branch.participant)
         for index in tx.branches.indices {
@@ -245,7 +306,6 @@ public struct Coordinator: Sendable {
             effects.append(.emit(EngineEvent(atUs: nowUs, .prepareSent(id, participant: branch.participant))))
         }
         setTimer(&tx, kind: .prepareDeadline, afterUs: configuration.prepareTimeoutMs * 1_000, into: &effects)
-        store(tx)
     }
 
     private mutating func voted(_ id: TransactionID, participant: ParticipantID, vote: Vote, nowUs: UInt64,
@@ -263,7 +323,7 @@ public struct Coordinator: Sendable {
             tx.branches[index].status = .voted(vote)
             effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
             if case .no(let reason) = vote {
-                abort(&tx, reason: "\(participant) voted NO: \(reason)", nowUs: nowUs, into: &effects)
+                abort(&tx, reason: "\(participant) voted NO: \(reason)", cause: .participantRefused, nowUs: nowUs, into: &effects)
             } else if tx.branches.allSatisfy({ if case .voted = $0.status { return true } else { return false } }) {
                 decide(&tx, nowUs: nowUs, into: &effects)
             }
@@ -302,6 +362,7 @@ public struct Coordinator: Sendable {
             for index in tx.branches.indices { tx.branches[index].status = .acknowledged }
             transition(&tx, to: .committed, nowUs: nowUs, into: &effects)
             effects.append(.decided(tx.id, .committed))
+            releaseLocks(tx, nowUs: nowUs)
             finish(&tx, outcome: .committed, nowUs: nowUs, into: &effects)
             return
         }
@@ -333,16 +394,22 @@ public struct Coordinator: Sendable {
             }
         }
         setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
+        // Strict 2PL's release point is the decision. The COMMITs above are queued ahead of
+        // any PREPARE a waiter sends once granted, and every participant also keeps its own
+        // locks until it has applied the commit, so no one can read around it.
+        releaseLocks(tx, nowUs: nowUs)
         store(tx)
     }
 
-    private mutating func abort(_ tx: inout CoordinatorTransaction, reason: String, nowUs: UInt64,
+    private mutating func abort(_ tx: inout CoordinatorTransaction, reason: String, cause: AbortCause, nowUs: UInt64,
                                 into effects: inout [CoordinatorEffect]) {
         assert(tx.state == .active || tx.state == .preparing)
         cancelTimer(&tx, into: &effects)
+        cancelVictimTimer(&tx, into: &effects)
         tx.abortReason = reason
+        tx.abortCause = cause
         transition(&tx, to: .aborting, nowUs: nowUs, into: &effects)
-        effects.append(.decided(tx.id, .aborted(reason: reason)))
+        effects.append(.decided(tx.id, .aborted(reason: reason, cause: cause)))
         for index in tx.branches.indices {
             switch tx.branches[index].status {
             case .awaitingVote, .voted(.yes):
@@ -356,6 +423,8 @@ public struct Coordinator: Sendable {
         if !finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects) {
             setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
         }
+        releaseLocks(tx, nowUs: nowUs)
+        dissolveDeadlocks(leftBy: tx.id, nowUs: nowUs)
     }
 
     private mutating func acknowledged(_ id: TransactionID, participant: ParticipantID, nowUs: UInt64,
@@ -378,13 +447,14 @@ public struct Coordinator: Sendable {
         guard tx.state == .committing || tx.state == .aborting,
               tx.branches.allSatisfy({ $0.status == .acknowledged }) else { return false }
         cancelTimer(&tx, into: &effects)
+        releaseLocks(tx, nowUs: nowUs) // a recovered transaction holds its locks until here
         if tx.state == .committing {
             effects.append(.appendDecision(.end(transaction: tx.id), forced: false))
             transition(&tx, to: .committed, nowUs: nowUs, into: &effects)
             finish(&tx, outcome: .committed, nowUs: nowUs, into: &effects)
         } else {
             transition(&tx, to: .aborted, nowUs: nowUs, into: &effects)
-            finish(&tx, outcome: .aborted(reason: tx.abortReason ?? "aborted"), nowUs: nowUs, into: &effects)
+            finish(&tx, outcome: .aborted(reason: tx.abortReason ?? "aborted", cause: tx.abortCause), nowUs: nowUs, into: &effects)
         }
         return true
     }
@@ -402,18 +472,178 @@ public struct Coordinator: Sendable {
         effects.append(.emit(EngineEvent(atUs: nowUs, .phaseTwoSent(tx.id, participant: participant, commit: commit, attempt: tx.resendAttempt))))
     }
 
+    // MARK: - Locks and deadlocks
+
+    /// Asks for the plan's locks one at a time, in program order, as statements would: stops
+    /// at the first that must wait (with a lock timeout set). With every lock held, and the
+    /// commit requested, phase one starts.
+    private mutating func acquireLocks(_ tx: inout CoordinatorTransaction, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        assert(tx.state == .active && tx.timer == nil)
+        while tx.locksGranted < tx.lockPlan.count {
+            let request = tx.lockPlan[tx.locksGranted]
+            switch locks.acquire(tx.id, request, nowUs: nowUs, into: &lockChanges) {
+            case .granted:
+                tx.locksGranted += 1
+            case .waiting(let blockers):
+                effects.append(.emit(EngineEvent(atUs: nowUs, .lockWaiting(tx.id, resource: request.resource, mode: request.mode, blockers: blockers))))
+                setTimer(&tx, kind: .lockTimeout, afterUs: configuration.lockTimeoutMs * 1_000, into: &effects)
+                return
+            case .refused(let reason):
+                abort(&tx, reason: "lock refused: \(reason)", cause: .rejected, nowUs: nowUs, into: &effects)
+                return
+            }
+        }
+        if tx.commitRequested { prepare(&tx, nowUs: nowUs, into: &effects) }
+    }
+
+    private mutating func releaseLocks(_ tx: CoordinatorTransaction, nowUs: UInt64) {
+        locks.releaseAll(tx.id, nowUs: nowUs, into: &lockChanges)
+    }
+
+    /// Works through what lock changes set off: a granted waiter goes on acquiring (and may
+    /// prepare, or wait again); a closed cycle is a deadlock. Each step may set off more, so
+    /// this is a work list rather than recursion.
+    private mutating func settleLocks(nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        while !lockChanges.grants.isEmpty || !lockChanges.cycles.isEmpty {
+            var batch = LockManager.Changes()
+            swap(&batch, &lockChanges)
+            for grant in batch.grants {
+                guard var tx = transactions[grant.transaction], tx.isWaitingForLock,
+                      tx.lockPlan[tx.locksGranted].resource == grant.resource else {
+                    assertionFailure("a grant for \(grant.transaction), which does not wait for \(grant.resource)")
+                    continue
+                }
+                effects.append(.emit(EngineEvent(atUs: nowUs, .lockGranted(tx.id, resource: grant.resource, mode: grant.mode, waitedUs: grant.waitedUs))))
+                cancelTimer(&tx, into: &effects) // its lock timeout
+                tx.locksGranted += 1
+                acquireLocks(&tx, nowUs: nowUs, into: &effects)
+                store(tx)
+            }
+            for cycle in batch.cycles {
+                deadlockFound(cycle, byFullCheck: false, nowUs: nowUs, into: &effects)
+            }
+        }
+    }
+
+    /// A cycle in the wait-for graph: weigh its members, pick the victim, and abort it now or
+    /// when the grace period ends.
+    private mutating func deadlockFound(_ cycle: WaitForGraph.Cycle, byFullCheck: Bool, nowUs: UInt64,
+                                        into effects: inout [CoordinatorEffect]) {
+        // Still real? A cycle reported earlier in this input may have been broken since.
+        let members = cycle.members
+        guard members.allSatisfy({ transactions[$0]?.isWaitingForLock == true }),
+              zip(members, members.dropFirst() + members.prefix(1)).allSatisfy({ locks.graph.hasEdge(from: $0, to: $1) }) else { return }
+        let memberSet = Set(members)
+        if unresolvedDeadlocks.contains(where: { Set($0.cycle) == memberSet }) { return } // known, in its grace period
+        let candidates = members.map { id in
+            let tx = transactions[id]!
+            return VictimCandidate(transaction: id, waitsFor: locks.resource(waitedOnBy: id), locksHeld: locks.heldCount(by: id),
+                                   operations: tx.operationCount, ageUs: nowUs &- tx.beganAtUs,
+                                   participantsPrepared: tx.participantsPrepared)
+        }
+        let choice = configuration.victimPolicy.choose(from: candidates)
+        let graceUs = configuration.deadlockGraceMs * 1_000
+        var deadlock = Deadlock(
+            id: nextDeadlockID, detectedAtUs: nowUs, cycle: members, candidates: candidates,
+            policy: configuration.victimPolicy, victim: choice?.victim,
+            reason: choice?.reason ?? "manual policy: waiting for the operator (lock timeout \(configuration.lockTimeoutMs)ms)",
+            abortAtUs: choice == nil ? nil : nowUs + graceUs, foundByFullCheck: byFullCheck, resolution: nil)
+        nextDeadlockID += 1
+        effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockDetected(deadlock))))
+        guard let victim = choice?.victim, var tx = transactions[victim] else {
+            deadlockHistory.record(deadlock)
+            unresolvedDeadlocks.append(deadlock)
+            return
+        }
+        if graceUs == 0 {
+            deadlock.resolution = .victimAborted(victim, atUs: nowUs)
+            deadlockHistory.record(deadlock)
+            effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: victim, byOperator: false))))
+            abort(&tx, reason: Self.victimReason(deadlock), cause: .deadlock, nowUs: nowUs, into: &effects)
+        } else {
+            deadlockHistory.record(deadlock)
+            unresolvedDeadlocks.append(deadlock)
+            cancelVictimTimer(&tx, into: &effects)
+            let timer = TimerID(transaction: victim, kind: .deadlockVictim, generation: nextTimerGeneration)
+            nextTimerGeneration &+= 1
+            tx.victimTimer = timer
+            effects.append(.setTimer(timer, afterUs: graceUs))
+        }
+        store(tx)
+    }
+
+    static func victimReason(_ deadlock: Deadlock) -> String {
+        "deadlock victim (\(deadlock.reason)) in \(deadlock.description)"
+    }
+
+    /// The operator aborts a transaction: a deadlock member of their choice, or anything not
+    /// yet decided.
+    private mutating func forceAbort(_ id: TransactionID, note: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        guard var tx = transactions[id], tx.state == .active || tx.state == .preparing else {
+            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: transactions[id].map { "already \($0.state)" } ?? "not in flight"))))
+            return
+        }
+        if let index = unresolvedDeadlocks.firstIndex(where: { $0.cycle.contains(id) }) {
+            let deadlock = unresolvedDeadlocks.remove(at: index)
+            deadlockHistory.resolve(deadlock.id, .operatorAborted(id, atUs: nowUs))
+            effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: id, byOperator: true))))
+            if let chosen = deadlock.victim, chosen != id, var other = transactions[chosen] {
+                cancelVictimTimer(&other, into: &effects) // the operator overrode the engine's pick
+                store(other)
+            }
+        }
+        abort(&tx, reason: "aborted by the operator: \(note)", cause: .operatorAbort, nowUs: nowUs, into: &effects)
+        store(tx)
+    }
+
+    /// Plants a bookkeeping bug for tests: the engine forgets the deadlocks it is waiting on,
+    /// so only the periodic full check can find them again.
+    mutating func forgetUnresolvedDeadlocksForTesting() {
+        unresolvedDeadlocks.removeAll()
+    }
+
+    /// `tx` left every cycle it was in another way (a lock timeout, an abort).
+    private mutating func dissolveDeadlocks(leftBy id: TransactionID, nowUs: UInt64) {
+        guard !unresolvedDeadlocks.isEmpty else { return }
+        unresolvedDeadlocks.removeAll { deadlock in
+            guard deadlock.cycle.contains(id) else { return false }
+            deadlockHistory.resolve(deadlock.id, .dissolved(by: id, atUs: nowUs))
+            return true
+        }
+    }
+
     // MARK: - Timers
 
     private mutating func timerFired(_ timer: TimerID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[timer.transaction], tx.timer == timer else { return } // stale: state moved on
+        guard var tx = transactions[timer.transaction] else { return }
+        if timer.kind == .deadlockVictim {
+            guard tx.victimTimer == timer else { return } // stale: the deadlock was broken already
+            tx.victimTimer = nil
+            if let index = unresolvedDeadlocks.firstIndex(where: { $0.victim == tx.id }) {
+                let deadlock = unresolvedDeadlocks.remove(at: index)
+                deadlockHistory.resolve(deadlock.id, .victimAborted(tx.id, atUs: nowUs))
+                effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: tx.id, byOperator: false))))
+                abort(&tx, reason: Self.victimReason(deadlock), cause: .deadlock, nowUs: nowUs, into: &effects)
+            }
+            store(tx)
+            return
+        }
+        guard tx.timer == timer else { return } // stale: state moved on
         tx.timer = nil
         switch (timer.kind, tx.state) {
+        case (.lockTimeout, .active):
+            let resource = locks.resource(waitedOnBy: tx.id)
+            assert(resource != nil, "a lock timeout outlived its wait")
+            let holders = resource.flatMap { locks.table[$0]?.holders.map(\.transaction.description) } ?? []
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lockTimedOut(tx.id, resource: resource, waitedUs: configuration.lockTimeoutMs * 1_000))))
+            abort(&tx, reason: "lock wait timed out after \(configuration.lockTimeoutMs)ms for \(resource.map(\.description) ?? "a lock")"
+                  + (holders.isEmpty ? "" : " held by \(holders.joined(separator: ", "))"), cause: .lockTimeout, nowUs: nowUs, into: &effects)
         case (.prepareDeadline, .preparing):
             let silent = tx.branches.filter { if case .awaitingVote = $0.status { return true } else { return false } }
                 .map(\.branch.participant)
             effects.append(.emit(EngineEvent(atUs: nowUs, .prepareTimedOut(tx.id, silent: silent))))
             abort(&tx, reason: "prepare timed out after \(configuration.prepareTimeoutMs)ms waiting for "
-                  + silent.map(\.name).joined(separator: ", "), nowUs: nowUs, into: &effects)
+                  + silent.map(\.name).joined(separator: ", "), cause: .prepareTimeout, nowUs: nowUs, into: &effects)
         case (.resend, .committing), (.resend, .aborting):
             tx.resendAttempt += 1
             var silent: [ParticipantID] = []
@@ -450,6 +680,13 @@ public struct Coordinator: Sendable {
         effects.append(.setTimer(timer, afterUs: afterUs))
     }
 
+    private func cancelVictimTimer(_ tx: inout CoordinatorTransaction, into effects: inout [CoordinatorEffect]) {
+        if let timer = tx.victimTimer {
+            effects.append(.cancelTimer(timer))
+            tx.victimTimer = nil
+        }
+    }
+
     private func cancelTimer(_ tx: inout CoordinatorTransaction, into effects: inout [CoordinatorEffect]) {
         if let timer = tx.timer {
             effects.append(.cancelTimer(timer))
@@ -467,8 +704,11 @@ public struct Coordinator: Sendable {
             id: id, state: commit ? .committing : .aborting,
             branches: participants.map { BranchProgress(branch: Branch(participant: $0, operations: []), status: .awaitingAck(sentAtUs: nowUs)) },
             beganAtUs: nowUs)
-        if !commit { tx.abortReason = "in doubt at recovery: no COMMIT record (presumed abort)" }
-        let outcome: Outcome = commit ? .committed : .aborted(reason: tx.abortReason!)
+        if !commit {
+            tx.abortReason = "in doubt at recovery: no COMMIT record (presumed abort)"
+            tx.abortCause = .presumedAbort
+        }
+        let outcome: Outcome = commit ? .committed : .aborted(reason: tx.abortReason!, cause: .presumedAbort)
         effects.append(.emit(EngineEvent(atUs: nowUs, .recovered(id, decision: outcome, participants: participants))))
         effects.append(.decided(id, outcome))
         for index in tx.branches.indices { sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects) }
@@ -505,8 +745,10 @@ public struct Coordinator: Sendable {
         } else {
             assert(tx.state != .committing || tx.decisionPosition != nil || tx.branches.allSatisfy { $0.branch.operations.isEmpty },
                    "committing without a durable decision")
-            assert([.preparing, .committing, .aborting].contains(tx.state) == (tx.timer != nil),
+            assert([.preparing, .committing, .aborting].contains(tx.state) == (tx.timer != nil) || tx.isWaitingForLock,
                    "timer bookkeeping out of step in \(tx.state)")
+            assert(!tx.isWaitingForLock || (tx.timer?.kind == .lockTimeout && locks.resource(waitedOnBy: tx.id) != nil),
+                   "a waiting transaction without its lock timeout")
             transactions[tx.id] = tx
         }
     }

@@ -24,6 +24,10 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
         case prepareDeadline
         /// Phase-two messages are unacknowledged: send them again.
         case resend
+        /// A lock request waited too long: abort.
+        case lockTimeout
+        /// A deadlock victim's grace period is over: abort it unless the operator acted.
+        case deadlockVictim
     }
 
     public var transaction: TransactionID
@@ -47,6 +51,12 @@ public enum CoordinatorInput: Sendable {
     case requestCommit(TransactionID)
     /// The client or an operator asks to abort (only before the decision).
     case requestAbort(TransactionID, reason: String)
+    /// The operator aborts a transaction of their choice, typically a deadlock member other
+    /// than the engine's pick; recorded in the deadlock history as an override.
+    case forceAbort(TransactionID, note: String)
+    /// Run the full cycle check over the wait-for graph (the periodic safety net behind the
+    /// check made whenever a wait begins).
+    case checkDeadlocks
     /// A participant answered PREPARE.
     case voted(TransactionID, participant: ParticipantID, vote: Vote)
     /// The COMMIT record reached stable storage.

@@ -26,6 +26,15 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
         /// A message that no longer fits the transaction's state (duplicate, or after the fact).
         case lateMessage(TransactionID, participant: ParticipantID, what: String)
         case recovered(TransactionID, decision: Outcome, participants: [ParticipantID])
+        /// A lock request queued behind `blockers` (empty when deadlock detection is off).
+        case lockWaiting(TransactionID, resource: ResourceID, mode: LockMode, blockers: [TransactionID])
+        /// A queued lock request was granted.
+        case lockGranted(TransactionID, resource: ResourceID, mode: LockMode, waitedUs: UInt64)
+        case lockTimedOut(TransactionID, resource: ResourceID?, waitedUs: UInt64)
+        case deadlockDetected(Deadlock)
+        case deadlockVictimAborted(deadlockID: UInt64, victim: TransactionID, byOperator: Bool)
+        /// An operator command that could not be carried out.
+        case operatorRefused(TransactionID, reason: String)
         case fatal(reason: String)
     }
 
@@ -35,8 +44,11 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
              .voteReceived(let tx, _, _, _), .prepareTimedOut(let tx, _), .decisionLogging(let tx),
              .decisionDurable(let tx, _, _), .phaseTwoSent(let tx, _, _, _), .acknowledged(let tx, _, _),
              .retryScheduled(let tx, _, _, _), .finished(let tx, _, _), .lateMessage(let tx, _, _),
-             .recovered(let tx, _, _):
+             .recovered(let tx, _, _), .lockWaiting(let tx, _, _, _), .lockGranted(let tx, _, _, _),
+             .lockTimedOut(let tx, _, _), .deadlockVictimAborted(_, let tx, _), .operatorRefused(let tx, _):
             return tx
+        case .deadlockDetected(let deadlock):
+            return deadlock.victim ?? deadlock.cycle.first
         case .fatal:
             return nil
         }
@@ -62,6 +74,17 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
         case .lateMessage(let tx, let participant, let what): return "\(tx) late message from \(participant): \(what)"
         case .recovered(let tx, let decision, let participants):
             return "\(tx) recovered: \(decision.label) at \(participants.map(\.name).joined(separator: ", "))"
+        case .lockWaiting(let tx, let resource, let mode, let blockers):
+            return "\(tx) waits for \(mode) on \(resource)" + (blockers.isEmpty ? "" : " behind \(blockers.map(\.description).joined(separator: ", "))")
+        case .lockGranted(let tx, let resource, let mode, let waitedUs): return "\(tx) got \(mode) on \(resource) after \(formatMicros(waitedUs))"
+        case .lockTimedOut(let tx, let resource, let waitedUs):
+            return "\(tx) gave up waiting for \(resource.map(\.description) ?? "a lock") after \(formatMicros(waitedUs))"
+        case .deadlockDetected(let deadlock):
+            let verdict = deadlock.victim.map { "victim \($0): \(deadlock.reason)" } ?? deadlock.reason
+            return "deadlock #\(deadlock.id) \(deadlock.description); \(verdict)" + (deadlock.foundByFullCheck ? " (found by the full check)" : "")
+        case .deadlockVictimAborted(let id, let victim, let byOperator):
+            return "deadlock #\(id): \(victim) aborted" + (byOperator ? " by the operator" : "")
+        case .operatorRefused(let tx, let reason): return "\(tx): operator command refused: \(reason)"
         case .fatal(let reason): return "coordinator halted: \(reason)"
         }
     }
@@ -81,7 +104,7 @@ extension Outcome {
     public var label: String {
         switch self {
         case .committed: return "committed"
-        case .aborted(let reason): return "aborted (\(reason))"
+        case .aborted(let reason, _): return "aborted (\(reason))"
         }
     }
 }

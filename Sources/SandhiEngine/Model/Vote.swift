@@ -16,9 +16,39 @@ public enum Vote: Hashable, Sendable {
 /// How a transaction ended, as told to the client that submitted it.
 public enum Outcome: Hashable, Sendable {
     case committed
-    case aborted(reason: String)
+    /// `reason` is for people; `cause` is for programs (a client retrying deadlock victims, a
+    /// benchmark counting aborts by kind).
+    case aborted(reason: String, cause: AbortCause)
 
     public var isCommitted: Bool { self == .committed }
+
+    public var abortCause: AbortCause? {
+        if case .aborted(_, let cause) = self { return cause }
+        return nil
+    }
+}
+
+/// Why a transaction aborted.
+public enum AbortCause: String, Hashable, Sendable, CaseIterable {
+    /// The client asked.
+    case requested
+    /// An operator aborted it (`forceAbort`), e.g. as the deadlock victim of their choice.
+    case operatorAbort = "operator"
+    /// Refused before it began: invalid, or the coordinator or a lock queue was full.
+    case rejected
+    /// A participant voted NO (insufficient funds, unknown account, ...).
+    case participantRefused = "participant-refused"
+    /// A participant did not vote before the prepare deadline.
+    case prepareTimeout = "prepare-timeout"
+    /// A lock request waited longer than the lock timeout.
+    case lockTimeout = "lock-timeout"
+    /// Chosen as the victim of a deadlock.
+    case deadlock
+    /// In doubt at recovery with no COMMIT record: presumed abort.
+    case presumedAbort = "presumed-abort"
+
+    /// Worth running again as it is: it lost a race for locks, not an argument with the data.
+    public var isTransient: Bool { self == .deadlock || self == .lockTimeout }
 }
 
 /// Where a record sits in the decision log: segment number and byte offset within the segment.

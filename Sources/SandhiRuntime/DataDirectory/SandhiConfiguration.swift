@@ -30,6 +30,12 @@ public struct SandhiConfiguration: Sendable, Equatable {
     public var taxLedger: ParticipantID?
     /// The participant that keeps the regulator's large-transaction report, if any.
     public var reportLedger: ParticipantID?
+    /// Strict two-phase locking: how long a lock request may wait, and deadlock handling.
+    public var lockTimeoutMs: UInt64 = 2_000
+    public var detectDeadlocks = true
+    public var victimPolicy: VictimPolicy = .leastWork
+    /// Time the operator has to choose a different victim; 0 aborts the engine's pick at once.
+    public var deadlockGraceMs: UInt64 = 0
 
     public init(participants: [Participant]) {
         self.participants = participants
@@ -79,6 +85,24 @@ public struct SandhiConfiguration: Sendable, Equatable {
             resendInitialMs = try Self.positive(coordinator, "resend_initial_ms", default: resendInitialMs)
             segmentMaxBytes = Int(try Self.positive(coordinator, "segment_max_bytes", default: UInt64(segmentMaxBytes)))
         }
+        if let locking = table["locking"]?.table {
+            lockTimeoutMs = try Self.positive(locking, "lock_timeout_ms", default: lockTimeoutMs)
+            if let raw = locking["deadlock_detection"] {
+                guard let flag = raw.bool else { throw ParseError(description: "sandhi.toml: deadlock_detection must be true or false") }
+                detectDeadlocks = flag
+            }
+            if let raw = locking["victim_policy"] {
+                guard let name = raw.string, let policy = VictimPolicy(rawValue: name) else {
+                    throw ParseError(description: "sandhi.toml: victim_policy must be one of "
+                        + VictimPolicy.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                victimPolicy = policy
+            }
+            if let raw = locking["deadlock_grace_ms"] {
+                guard let number = raw.int, number >= 0 else { throw ParseError(description: "sandhi.toml: deadlock_grace_ms must be 0 or more") }
+                deadlockGraceMs = UInt64(number)
+            }
+        }
         if let compliance = table["compliance"]?.table {
             if let bp = compliance["tds_basis_points"]?.int {
                 guard (0...10_000).contains(bp) else { throw ParseError(description: "sandhi.toml: tds_basis_points must be 0...10000") }
@@ -117,6 +141,12 @@ public struct SandhiConfiguration: Sendable, Equatable {
             "prepare_timeout_ms = \(prepareTimeoutMs)",
             "resend_initial_ms = \(resendInitialMs)",
             "segment_max_bytes = \(segmentMaxBytes)",
+            "",
+            "[locking]",
+            "lock_timeout_ms = \(lockTimeoutMs)",
+            "deadlock_detection = \(detectDeadlocks)",
+            "victim_policy = \"\(victimPolicy.rawValue)\"    # \(VictimPolicy.allCases.map(\.rawValue).joined(separator: " | "))",
+            "deadlock_grace_ms = \(deadlockGraceMs)           # time to override the victim; 0 = abort at once",
             "",
             "[compliance]",
             "tds_basis_points = \(tdsBasisPoints)            # tax deducted at source; 100 = 1%",

@@ -60,6 +60,9 @@ public final class CoordinatorDriver: Sendable {
 
     public struct Configuration: Sendable {
         public var coordinator = Coordinator.Configuration()
+        /// How often the full cycle check runs over the wait-for graph: the safety net behind
+        /// the check made whenever a wait begins. 0 turns it off.
+        public var fullDeadlockCheckMs: UInt64 = 1_000
         public init() {}
     }
 
@@ -119,6 +122,16 @@ public final class CoordinatorDriver: Sendable {
         }
         timers.withLock { $0 = service }
         startThread(name: "sandhi-inbox") { [weak deliverBox] in deliverBox?.driver?.dispatchInbox() }
+        let intervalMs = configuration.fullDeadlockCheckMs
+        if intervalMs > 0 && configuration.coordinator.detectDeadlocks {
+            startThread(name: "sandhi-deadlocks") { [weak deliverBox] in
+                while true {
+                    usleep(UInt32(min(intervalMs * 1_000, 1_000_000)))
+                    guard let driver = deliverBox?.driver, driver.haltReason == nil else { return }
+                    driver.input(.checkDeadlocks)
+                }
+            }
+        }
     }
 
     /// What the participants and the log report back, waiting to be fed to the coordinator.
@@ -269,6 +282,33 @@ public final class CoordinatorDriver: Sendable {
         log.shutdown()
         inbox.close()
     }
+
+    /// The operator aborts `tx` (a deadlock member of their choice, or anything not yet
+    /// decided); the deadlock history records it as an override. Returns why it could not be
+    /// done, or nil.
+    @discardableResult
+    public func forceAbort(_ tx: TransactionID, note: String) -> String? {
+        var refusal: String?
+        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        state.withLock { state in
+            guard let transaction = state.coordinator.transactions[tx] else { refusal = "\(tx) is not in flight"; return }
+            guard transaction.state == .active || transaction.state == .preparing else {
+                refusal = "\(tx) is already \(transaction.state): its outcome is decided"
+                return
+            }
+            handle(.forceAbort(tx, note: note), nowUs: MonotonicClock.nowUs(), state: &state, resume: &resume)
+        }
+        finish(resume)
+        return refusal
+    }
+
+    /// The last deadlocks (bounded), newest last, and how many there have been in all.
+    public var deadlocks: (recent: [Deadlock], total: Int) {
+        state.withLock { (Array($0.coordinator.deadlockHistory.entries), $0.coordinator.deadlockHistory.totalCount) }
+    }
+
+    /// Transactions queued for a lock right now.
+    public var waitingCount: Int { state.withLock { $0.coordinator.locks.waitingCount } }
 
     /// Live fault: the decision log's next fsync fails. The coordinator then halts (a decision
     /// whose durability is unknown must not be acted on) and recovery settles it on restart.

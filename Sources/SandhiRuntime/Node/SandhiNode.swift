@@ -76,6 +76,10 @@ public final class SandhiNode: Sendable {
         var driverConfiguration = CoordinatorDriver.Configuration()
         driverConfiguration.coordinator.prepareTimeoutMs = configuration.prepareTimeoutMs
         driverConfiguration.coordinator.resendInitialMs = configuration.resendInitialMs
+        driverConfiguration.coordinator.lockTimeoutMs = configuration.lockTimeoutMs
+        driverConfiguration.coordinator.detectDeadlocks = configuration.detectDeadlocks
+        driverConfiguration.coordinator.victimPolicy = configuration.victimPolicy
+        driverConfiguration.coordinator.deadlockGraceMs = configuration.deadlockGraceMs
         let driver = CoordinatorDriver(epoch: epoch, log: writer, resources: banks, configuration: driverConfiguration,
                                        logger: logger, onEvent: onEvent)
         let resolved: [CoordinatorDriver.RecoveredTransaction]

@@ -123,7 +123,7 @@ public enum TransferBench {
                 switch result.outcome {
                 case .committed:
                     tally.committed += 1
-                case .aborted(let reason):
+                case .aborted(let reason, _):
                     if reason.contains("is locked by") { tally.conflict += 1 }
                     else if reason.contains("insufficient funds") { tally.insufficient += 1 }
                     else { tally.other += 1 }

@@ -49,12 +49,12 @@ struct TransferCommand: AsyncParsableCommand {
             let result = try await node.driver.transfer(branches)
             if json {
                 print(jsonLine(["transaction": result.transaction.description, "outcome": result.outcome.isCommitted ? "committed" : "aborted",
-                                "reason": { if case .aborted(let reason) = result.outcome { return reason } else { return "" } }(),
+                                "reason": { if case .aborted(let reason, _) = result.outcome { return reason } else { return "" } }(),
                                 "latency_us": String(result.latencyUs)]))
             } else {
                 print("\(result.transaction) \(result.outcome.label) in \(formatMicros(result.latencyUs))")
             }
-            if case .aborted(let reason) = result.outcome {
+            if case .aborted(let reason, _) = result.outcome {
                 if !json { printError("sandhi: transfer aborted: \(reason)") }
                 return 1
             }

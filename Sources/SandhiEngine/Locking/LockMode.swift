@@ -1,0 +1,50 @@
+/// How a transaction holds a resource: many readers, or one writer.
+public enum LockMode: UInt8, Hashable, Sendable, CustomStringConvertible {
+    case shared
+    case exclusive
+
+    /// Whether a holder in `self` and a holder in `other` may coexist.
+    public func isCompatible(with other: LockMode) -> Bool {
+        self == .shared && other == .shared
+    }
+
+    /// Whether holding `self` already gives what `requested` asks for.
+    public func covers(_ requested: LockMode) -> Bool {
+        self == .exclusive || requested == .shared
+    }
+
+    public var description: String { self == .shared ? "S" : "X" }
+}
+
+/// One lock a transaction asks for.
+public struct LockRequest: Hashable, Sendable {
+    public var resource: ResourceID
+    public var mode: LockMode
+
+    public init(resource: ResourceID, mode: LockMode) {
+        self.resource = resource
+        self.mode = mode
+    }
+
+    /// The locks a set of branches needs, in program order: X for every account a debit or
+    /// credit touches, S for every account only read. An account read and later written is
+    /// asked for S then X (an upgrade), as a transaction executing statements would.
+    public static func plan(for branches: [Branch]) -> [LockRequest] {
+        var plan: [LockRequest] = []
+        var position: [ResourceID: Int] = [:]
+        for branch in branches {
+            for operation in branch.operations {
+                guard let account = operation.account else { continue }
+                let resource = ResourceID(participant: branch.participant, account: account)
+                let mode: LockMode = operation.isWrite ? .exclusive : .shared
+                if let index = position[resource] {
+                    if plan[index].mode.covers(mode) { continue }
+                    // Read earlier, written now: the upgrade is a request of its own, here.
+                }
+                position[resource] = plan.count
+                plan.append(LockRequest(resource: resource, mode: mode))
+            }
+        }
+        return plan
+    }
+}
