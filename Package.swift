@@ -7,6 +7,7 @@
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
+//   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
 import PackageDescription
 
@@ -18,6 +19,7 @@ let package = Package(
         .library(name: "SandhiEngine", targets: ["SandhiEngine"]),
         .library(name: "SandhiParticipants", targets: ["SandhiParticipants"]),
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
+        .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -58,12 +60,14 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        .target(name: "SandhiHistory"),
         .executableTarget(
             name: "sandhi",
             dependencies: [
                 "SandhiEngine",
                 "SandhiParticipants",
                 "SandhiRuntime",
+                "SandhiHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -77,6 +81,7 @@ let package = Package(
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
         .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
         .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
