@@ -126,7 +126,15 @@ public struct LockManager: Sendable {
                                  into changes: inout Changes) -> AcquireResult {
         precondition(waitingOn[tx] == nil, "\(tx) asked for \(request.resource) while still waiting for \(waitingOn[tx]!)")
         let resource = request.resource
-        var locks = table[resource] ?? ResourceLocks()
+        guard let entry = table.index(forKey: resource) else {
+            // The common case by far: nobody holds it.
+            var locks = ResourceLocks()
+            locks.holders.append(Holder(transaction: tx, mode: request.mode))
+            table[resource] = locks
+            held[tx, default: []].append(resource)
+            return .granted
+        }
+        var locks = table.values[entry]
         let waiter = Waiter(transaction: tx, mode: request.mode, sinceUs: nowUs, isUpgrade: false)
         if let index = locks.holders.firstIndex(where: { $0.transaction == tx }) {
             if locks.holders[index].mode.covers(request.mode) { return .granted }
@@ -171,10 +179,16 @@ public struct LockManager: Sendable {
             touched.append(resource)
         }
         for resource in held.removeValue(forKey: tx) ?? [] {
-            table[resource]?.holders.removeAll { $0.transaction == tx }
+            guard let entry = table.index(forKey: resource) else { continue }
+            table.values[entry].holders.removeAll { $0.transaction == tx }
+            if table.values[entry].waiters.isEmpty {
+                // Nobody to grant, no edges to re-derive: the common case by far.
+                if table.values[entry].holders.isEmpty { table.remove(at: entry) }
+                continue
+            }
             if !touched.contains(resource) { touched.append(resource) }
         }
-        if configuration.detectDeadlocks {
+        if configuration.detectDeadlocks && graph.contains(tx) {
             waitEdges[tx] = nil
             graph.removeNode(tx)
         }

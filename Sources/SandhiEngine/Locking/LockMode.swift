@@ -31,17 +31,20 @@ public struct LockRequest: Hashable, Sendable {
     /// asked for S then X (an upgrade), as a transaction executing statements would.
     public static func plan(for branches: [Branch]) -> [LockRequest] {
         var plan: [LockRequest] = []
-        var position: [ResourceID: Int] = [:]
+        // A transfer asks for a handful of locks: a linear search beats hashing. An audit asks
+        // for thousands: index them.
+        let operationCount = branches.reduce(0) { $0 + $1.operations.count }
+        var position: [ResourceID: Int]? = operationCount > 16 ? [:] : nil
+        plan.reserveCapacity(operationCount)
         for branch in branches {
             for operation in branch.operations {
                 guard let account = operation.account else { continue }
                 let resource = ResourceID(participant: branch.participant, account: account)
                 let mode: LockMode = operation.isWrite ? .exclusive : .shared
-                if let index = position[resource] {
-                    if plan[index].mode.covers(mode) { continue }
-                    // Read earlier, written now: the upgrade is a request of its own, here.
-                }
-                position[resource] = plan.count
+                let earlier = position != nil ? position![resource] : plan.lastIndex { $0.resource == resource }
+                // Read earlier and written now: the upgrade is a request of its own, here.
+                if let earlier, plan[earlier].mode.covers(mode) { continue }
+                position?[resource] = plan.count
                 plan.append(LockRequest(resource: resource, mode: mode))
             }
         }

@@ -53,10 +53,23 @@ public struct AccountID: Hashable, Comparable, Sendable, CustomStringConvertible
 public struct ResourceID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let participant: ParticipantID
     public let account: AccountID
+    /// Both names hashed once, here: the lock table looks a resource up several times per
+    /// transaction, under the coordinator's lock, and would otherwise hash two strings each time.
+    private let hashCode: Int
 
     public init(participant: ParticipantID, account: AccountID) {
         self.participant = participant
         self.account = account
+        var hasher = Hasher()
+        hasher.combine(participant)
+        hasher.combine(account)
+        self.hashCode = hasher.finalize()
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(hashCode) }
+
+    public static func == (lhs: ResourceID, rhs: ResourceID) -> Bool {
+        lhs.hashCode == rhs.hashCode && lhs.participant == rhs.participant && lhs.account == rhs.account
     }
 
     public var description: String { "\(participant)/\(account)" }

@@ -14,9 +14,13 @@ public final class SandhiNode: Sendable {
 
     /// Opens everything and runs recovery (every start is a recovery). Takes the directory's
     /// lock, or adopts `lock` if the caller already holds it (to read the banks first).
+    /// `adjust` changes the loaded configuration for this run only (a benchmark switching deadlock
+    /// detection off, say); `sandhi.toml` is not touched.
     public static func start(directory: DataDirectory, lock heldLock: DirectoryLock? = nil, logger: Logger,
-                             onEvent: (@Sendable (EngineEvent) -> Void)? = nil) async throws -> SandhiNode {
-        let configuration = try directory.loadConfiguration()
+                             onEvent: (@Sendable (EngineEvent) -> Void)? = nil,
+                             adjust: (inout SandhiConfiguration) -> Void = { _ in }) async throws -> SandhiNode {
+        var configuration = try directory.loadConfiguration()
+        adjust(&configuration)
         let lock = try heldLock ?? directory.lock()
         let (store, recovered) = try DecisionLogStore.open(
             directory: directory.coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)

@@ -2,12 +2,23 @@ import Histogram
 import SandhiEngine
 import SandhiParticipants
 
-/// The durable transfer workload behind `sandhi bench`: closed-loop clients, each moving a
-/// random amount between random accounts of two different banks, one distributed transaction
-/// per transfer, every commit durable (COMMIT forced to the log, every bank's prepare and
-/// commit fsync'd in WAL mode).
+/// The durable transfer workloads behind `sandhi bench`: closed-loop clients, one distributed
+/// transaction per transfer, every commit durable (COMMIT forced to the log, every bank's
+/// prepare and commit fsync'd in WAL mode).
+///
+/// - `uniform`: a random amount between random accounts of two different banks; conflicts
+///   are rare, so this measures the protocol and the disks.
+/// - `contention`: every transfer moves money between two of a few hot accounts, in random
+///   order, so transfers queue for locks and deadlock; a client retries a transfer that lost
+///   a deadlock or timed out waiting (with backoff), as an application would. This measures
+///   the lock manager and the deadlock detector under pressure.
 public enum TransferBench {
+    public enum Workload: String, Sendable, Codable, CaseIterable {
+        case uniform, contention
+    }
+
     public struct Options: Sendable {
+        public var workload: Workload = .uniform
         public var clients = 64
         public var durationMs: UInt64 = 10_000
         /// Largest amount moved in one transfer.
@@ -17,16 +28,28 @@ public enum TransferBench {
         /// bank's prepare are durable, so recovery commits it after any crash. `.finished` waits
         /// until every bank has also acknowledged phase two durably.
         public var answerWhen: CoordinatorDriver.AnswerWhen = .decided
+        /// Accounts the contention workload moves money between; with one, each transfer pairs
+        /// it with a random other account.
+        public var hotAccounts = 4
+        /// Times a client re-runs a transfer that aborted for a transient cause (deadlock
+        /// victim, lock timeout) before it gives up on it.
+        public var maxRetries = 20
         public init() {}
     }
 
     public struct Report: Sendable, Codable {
+        public var workload: Workload
         public var clients: Int
         public var elapsedMs: UInt64
+        /// Transfers committed (each counted once, however many attempts it took).
         public var committed: Int
-        public var abortedConflict: Int
-        public var abortedInsufficientFunds: Int
-        public var abortedOther: Int
+        /// Transactions run, retries included.
+        public var attempts: Int
+        public var retries: Int
+        /// Aborted attempts by cause (`deadlock`, `lock-timeout`, `insufficient-funds`, ...).
+        public var abortsByCause: [String: Int]
+        /// Deadlocks the engine found during the run.
+        public var deadlocks: Int
         public var transfersPerSecond: Double
         public var latencyP50Us: UInt64
         public var latencyP99Us: UInt64
@@ -41,6 +64,11 @@ public enum TransferBench {
         /// Per-phase latencies, when the caller observed the event stream.
         public var phases: PhaseLatencies.Summary?
 
+        public var aborted: Int { abortsByCause.values.reduce(0, +) }
+        public var deadlocksPerSecond: Double { Double(deadlocks) * 1_000 / Double(max(1, elapsedMs)) }
+        /// Share of all attempts that were thrown away (aborted for any cause): the throughput
+        /// lost to conflicts.
+        public var lostFraction: Double { attempts == 0 ? 0 : Double(attempts - committed) / Double(attempts) }
         /// Messages per storage commit at the participants.
         public var meanBatchSize: Double { participantBatches == 0 ? 0 : Double(participantMessages) / Double(participantBatches) }
         /// Messages per participant fsync: the group-commit factor.
@@ -50,31 +78,44 @@ public enum TransferBench {
     /// Accounts per participant that the workload may touch (read once, before the run).
     public typealias AccountMap = [ParticipantID: [AccountID]]
 
+    /// The hot accounts of the contention workload: the first accounts of each bank, taken
+    /// round-robin across banks so that hot transfers are distributed transactions.
+    public static func hotAccounts(_ accounts: AccountMap, count: Int) -> [ResourceID] {
+        let banks = accounts.filter { !$0.value.isEmpty }.keys.sorted()
+        var hot: [ResourceID] = []
+        var row = 0
+        while hot.count < count {
+            var added = false
+            for bank in banks where hot.count < count && row < accounts[bank]!.count {
+                hot.append(ResourceID(participant: bank, account: accounts[bank]![row]))
+                added = true
+            }
+            if !added { break }
+            row += 1
+        }
+        return hot
+    }
+
     public static func run(driver: CoordinatorDriver, accounts: AccountMap, options: Options) async -> Report {
         let banks = accounts.filter { !$0.value.isEmpty }.keys.sorted()
         precondition(banks.count >= 2, "the workload needs at least two banks with accounts")
+        let hot = hotAccounts(accounts, count: options.hotAccounts)
+        precondition(options.workload != .contention || !hot.isEmpty, "the contention workload needs a hot account")
         let startUs = MonotonicClock.nowUs()
         let deadlineUs = startUs + options.durationMs * 1_000
         let before = driver.participantStats
         let logBefore = driver.logStats
-        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-        var committed = 0, conflict = 0, insufficient = 0, other = 0
-        var halted: String?
+        let deadlocksBefore = driver.deadlocks.total
+        var total = ClientTally()
         await withTaskGroup(of: ClientTally.self) { group in
             for client in 0..<options.clients {
                 group.addTask {
-                    await runClient(driver: driver, accounts: accounts, banks: banks, options: options,
-                                    seed: options.seed &* 0x9E37_79B9 &+ UInt64(client), deadlineUs: deadlineUs)
+                    let seed = options.seed &* 0x9E37_79B9 &+ UInt64(client)
+                    return await runClient(driver: driver, accounts: accounts, banks: banks, hot: hot, options: options,
+                                           seed: seed, deadlineUs: deadlineUs)
                 }
             }
-            for await tally in group {
-                histogram.add(tally.histogram)
-                committed += tally.committed
-                conflict += tally.conflict
-                insufficient += tally.insufficient
-                other += tally.other
-                halted = halted ?? tally.halted
-            }
+            for await tally in group { total.merge(tally) }
         }
         let elapsedUs = max(1, MonotonicClock.nowUs() - startUs)
         let after = driver.participantStats
@@ -86,53 +127,106 @@ public enum TransferBench {
             syncs += entry.syncs - before[index].syncs
         }
         return Report(
-            clients: options.clients, elapsedMs: elapsedUs / 1_000, committed: committed,
-            abortedConflict: conflict, abortedInsufficientFunds: insufficient, abortedOther: other,
-            transfersPerSecond: Double(committed) * 1_000_000 / Double(elapsedUs),
-            latencyP50Us: histogram.valueAtPercentile(50), latencyP99Us: histogram.valueAtPercentile(99),
-            latencyP999Us: histogram.valueAtPercentile(99.9), latencyMaxUs: histogram.max,
+            workload: options.workload, clients: options.clients, elapsedMs: elapsedUs / 1_000, committed: total.committed,
+            attempts: total.attempts, retries: total.retries, abortsByCause: total.aborts,
+            deadlocks: driver.deadlocks.total - deadlocksBefore,
+            transfersPerSecond: Double(total.committed) * 1_000_000 / Double(elapsedUs),
+            latencyP50Us: total.histogram.valueAtPercentile(50), latencyP99Us: total.histogram.valueAtPercentile(99),
+            latencyP999Us: total.histogram.valueAtPercentile(99.9), latencyMaxUs: total.histogram.max,
             participantBatches: batches, participantMessages: messages, participantSyncs: syncs,
-            logSyncs: logAfter.syncs - logBefore.syncs, logRecords: logAfter.records - logBefore.records, haltedReason: halted)
+            logSyncs: logAfter.syncs - logBefore.syncs, logRecords: logAfter.records - logBefore.records,
+            haltedReason: total.halted)
     }
 
     private struct ClientTally: Sendable {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-        var committed = 0, conflict = 0, insufficient = 0, other = 0
+        var committed = 0, attempts = 0, retries = 0
+        var aborts: [String: Int] = [:]
         var halted: String?
+
+        mutating func merge(_ other: ClientTally) {
+            histogram.add(other.histogram)
+            committed += other.committed
+            attempts += other.attempts
+            retries += other.retries
+            aborts.merge(other.aborts, uniquingKeysWith: +)
+            halted = halted ?? other.halted
+        }
     }
 
-    private static func runClient(driver: CoordinatorDriver, accounts: AccountMap, banks: [ParticipantID],
+    /// The bench's name for why an attempt aborted: the engine's cause, with a participant's
+    /// refusal split into insufficient funds (the workload's own doing) and the rest.
+    static func causeLabel(_ cause: AbortCause, reason: String) -> String {
+        if cause == .participantRefused && reason.contains("insufficient funds") { return "insufficient-funds" }
+        return cause.rawValue
+    }
+
+    private static func runClient(driver: CoordinatorDriver, accounts: AccountMap, banks: [ParticipantID], hot: [ResourceID],
                                   options: Options, seed: UInt64, deadlineUs: UInt64) async -> ClientTally {
         var random = SplitMix64(seed: seed)
         var tally = ClientTally()
         while MonotonicClock.nowUs() < deadlineUs {
-            let fromIndex = Int(random.next() % UInt64(banks.count))
-            let toIndex = (fromIndex + 1 + Int(random.next() % UInt64(banks.count - 1))) % banks.count
-            let fromBank = banks[fromIndex], toBank = banks[toIndex]
-            let fromAccounts = accounts[fromBank]!, toAccounts = accounts[toBank]!
-            let from = fromAccounts[Int(random.next() % UInt64(fromAccounts.count))]
-            let to = toAccounts[Int(random.next() % UInt64(toAccounts.count))]
             let amount = Paise(1 + Int64(random.next() % UInt64(options.maxAmount.value)))
-            let branches = [
-                Branch(participant: fromBank, operations: [.debit(account: from, amount: amount)]),
-                Branch(participant: toBank, operations: [.credit(account: to, amount: amount)]),
-            ]
-            do {
-                let result = try await driver.transfer(branches, answerWhen: options.answerWhen)
-                tally.histogram.record(result.latencyUs)
-                switch result.outcome {
-                case .committed:
-                    tally.committed += 1
-                case .aborted(let reason, _):
-                    if reason.contains("is locked by") { tally.conflict += 1 }
-                    else if reason.contains("insufficient funds") { tally.insufficient += 1 }
-                    else { tally.other += 1 }
-                }
-            } catch {
-                tally.halted = "\(error)"
-                break
+            let branches: [Branch]
+            switch options.workload {
+            case .uniform:
+                let fromIndex = Int(random.next() % UInt64(banks.count))
+                let toIndex = (fromIndex + 1 + Int(random.next() % UInt64(banks.count - 1))) % banks.count
+                let fromAccounts = accounts[banks[fromIndex]]!, toAccounts = accounts[banks[toIndex]]!
+                let from = ResourceID(participant: banks[fromIndex], account: fromAccounts[Int(random.next() % UInt64(fromAccounts.count))])
+                let to = ResourceID(participant: banks[toIndex], account: toAccounts[Int(random.next() % UInt64(toAccounts.count))])
+                branches = transfer(amount, from: from, to: to)
+            case .contention where hot.count == 1:
+                // One hot account: every transfer queues for it, paired with a random other
+                // account, in random order.
+                let bank = banks[Int(random.next() % UInt64(banks.count))]
+                let candidates = accounts[bank]!
+                var other = ResourceID(participant: bank, account: candidates[Int(random.next() % UInt64(candidates.count))])
+                if other == hot[0] { other = ResourceID(participant: bank, account: candidates[(candidates.firstIndex(of: other.account)! + 1) % candidates.count]) }
+                branches = random.next() % 2 == 0 ? transfer(amount, from: hot[0], to: other) : transfer(amount, from: other, to: hot[0])
+            case .contention:
+                let first = Int(random.next() % UInt64(hot.count))
+                let second = (first + 1 + Int(random.next() % UInt64(hot.count - 1))) % hot.count
+                branches = transfer(amount, from: hot[first], to: hot[second])
             }
+            let startedUs = MonotonicClock.nowUs()
+            var attempt = 0
+            while true {
+                tally.attempts += 1
+                let outcome: Outcome
+                do {
+                    outcome = try await driver.transfer(branches, answerWhen: options.answerWhen).outcome
+                } catch {
+                    tally.halted = "\(error)"
+                    return tally
+                }
+                guard case .aborted(let reason, let cause) = outcome else {
+                    tally.committed += 1
+                    break
+                }
+                tally.aborts[causeLabel(cause, reason: reason), default: 0] += 1
+                guard cause.isTransient, attempt < options.maxRetries, MonotonicClock.nowUs() < deadlineUs else { break }
+                attempt += 1
+                tally.retries += 1
+                // Back off with jitter, so the losers of a deadlock do not collide again at once.
+                let ceilingUs = UInt64(100) << UInt64(min(attempt, 7))
+                try? await Task.sleep(nanoseconds: (ceilingUs / 2 + random.next() % ceilingUs) * 1_000)
+            }
+            tally.histogram.record(MonotonicClock.nowUs() - startedUs)
         }
         return tally
+    }
+
+    /// A debit of `from` and a credit of `to`, asked for in that order (one branch when both
+    /// accounts live at the same bank).
+    static func transfer(_ amount: Paise, from: ResourceID, to: ResourceID) -> [Branch] {
+        if from.participant == to.participant {
+            return [Branch(participant: from.participant, operations: [.debit(account: from.account, amount: amount),
+                                                                        .credit(account: to.account, amount: amount)])]
+        }
+        return [
+            Branch(participant: from.participant, operations: [.debit(account: from.account, amount: amount)]),
+            Branch(participant: to.participant, operations: [.credit(account: to.account, amount: amount)]),
+        ]
     }
 }

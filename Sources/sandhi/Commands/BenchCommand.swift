@@ -28,6 +28,24 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Answer clients at the commit point, `decided` (COMMIT record durable), or once `finished` (every bank acknowledged phase two).")
     var answer: String = "decided"
 
+    @Option(help: "`uniform` (random accounts of two banks), `contention` (a few hot accounts, random order: lock waits and deadlocks), or `wait-graph` (the deadlock detector alone, in memory).")
+    var workload: String = "uniform"
+
+    @Option(help: "Accounts the contention workload moves money between.")
+    var hotAccounts: Int = 4
+
+    @Option(help: "Retries of a transfer aborted as a deadlock victim or by a lock timeout.")
+    var maxRetries: Int = 20
+
+    @Option(help: "Deadlock detection for this run: `on`, or `off` (lock timeouts only). Default: as in sandhi.toml.")
+    var deadlockDetection: String?
+
+    @Option(help: "Lock timeout for this run, in milliseconds. Default: as in sandhi.toml.")
+    var lockTimeoutMs: UInt64?
+
+    @Option(help: "Waiting transactions in the graph of the wait-graph workload.")
+    var waiters: Int = 10_000
+
     @Option(help: "Seed of the workload's random choices.")
     var seed: UInt64 = 1
 
@@ -36,6 +54,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if workload == "wait-graph" { return try runWaitGraph() }
             guard (1...4_096).contains(clients) else { throw UsageFailure("--clients must be between 1 and 4096, got \(clients)") }
             guard duration > 0, duration <= 86_400 else { throw UsageFailure("--duration must be between 0 and 86400 seconds") }
             guard accounts >= 2, accounts <= 1_000_000 else { throw UsageFailure("--accounts must be between 2 and 1000000") }
@@ -44,6 +63,24 @@ struct BenchCommand: AsyncParsableCommand {
             case "finished": options.answerWhen = .finished
             case "decided": options.answerWhen = .decided
             default: throw UsageFailure("--answer must be `decided` or `finished`, got \(answer)")
+            }
+            guard let kind = TransferBench.Workload(rawValue: workload) else {
+                throw UsageFailure("--workload must be `uniform` or `contention`, got \(workload)")
+            }
+            options.workload = kind
+            guard hotAccounts >= 1, hotAccounts <= 100_000 else { throw UsageFailure("--hot-accounts must be between 1 and 100000, got \(hotAccounts)") }
+            guard (0...1_000).contains(maxRetries) else { throw UsageFailure("--max-retries must be between 0 and 1000, got \(maxRetries)") }
+            options.hotAccounts = hotAccounts
+            options.maxRetries = maxRetries
+            var detection: Bool?
+            switch deadlockDetection {
+            case nil: detection = nil
+            case "on": detection = true
+            case "off": detection = false
+            case let other?: throw UsageFailure("--deadlock-detection must be `on` or `off`, got \(other)")
+            }
+            if let lockTimeoutMs, lockTimeoutMs == 0 || lockTimeoutMs > 3_600_000 {
+                throw UsageFailure("--lock-timeout-ms must be between 1 and 3600000")
             }
             options.clients = clients
             options.durationMs = UInt64(duration * 1_000)
@@ -66,7 +103,12 @@ struct BenchCommand: AsyncParsableCommand {
                 throw UsageFailure("\(directory.path) needs at least two banks with accounts to benchmark")
             }
             let phases = PhaseLatencies()
-            let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger) { phases.observe($0) }
+            let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger,
+                                                  onEvent: { phases.observe($0) }, adjust: { configuration in
+                if let detection { configuration.detectDeadlocks = detection }
+                if let lockTimeoutMs { configuration.lockTimeoutMs = lockTimeoutMs }
+            })
+            let detectionUsed = node.configuration.detectDeadlocks
             var report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
             node.stop()
             report.phases = phases.summary
@@ -74,10 +116,14 @@ struct BenchCommand: AsyncParsableCommand {
                 print(jsonLine(report))
             } else {
                 let banks = accountMap.keys.sorted().map(\.name).joined(separator: ", ")
-                print("sandhi bench: \(accountMap.count) banks (\(banks)), \(clients) clients, \(String(format: "%.1f", Double(report.elapsedMs) / 1_000))s, answer when \(answer)")
+                let shape = kind == .contention ? "contention on \(hotAccounts) hot accounts" : "uniform"
+                print("sandhi bench: \(accountMap.count) banks (\(banks)), \(shape), \(clients) clients, \(String(format: "%.1f", Double(report.elapsedMs) / 1_000))s, "
+                      + "answer when \(answer), deadlock detection \(detectionUsed ? "on" : "off")")
                 print("committed     \(report.committed) transfers, \(String(format: "%.0f", report.transfersPerSecond)) transfers/s")
-                print("aborted       \(report.abortedConflict + report.abortedInsufficientFunds + report.abortedOther) "
-                      + "(lock conflict \(report.abortedConflict), insufficient funds \(report.abortedInsufficientFunds), other \(report.abortedOther))")
+                let causes = report.abortsByCause.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("aborted       \(report.aborted) attempts\(causes.isEmpty ? "" : " (\(causes))"); \(report.retries) retries; "
+                      + "\(String(format: "%.1f", report.lostFraction * 100))% of \(report.attempts) attempts lost")
+                print("deadlocks     \(report.deadlocks) (\(String(format: "%.1f", report.deadlocksPerSecond))/s)")
                 print("latency       p50 \(formatMicros(report.latencyP50Us))  p99 \(formatMicros(report.latencyP99Us))  "
                       + "p99.9 \(formatMicros(report.latencyP999Us))  max \(formatMicros(report.latencyMaxUs))")
                 print("group commit  \(String(format: "%.1f", report.meanBatchSize)) messages per bank commit, "
@@ -94,6 +140,33 @@ struct BenchCommand: AsyncParsableCommand {
             return report.haltedReason == nil ? 0 : 1
         }
     }
+}
+
+extension BenchCommand {
+    func runWaitGraph() throws -> Int32 {
+        guard (1_000...1_000_000).contains(waiters) else { throw UsageFailure("--waiters must be between 1000 and 1000000, got \(waiters)") }
+        var options = WaitGraphBench.Options()
+        options.waiters = waiters
+        options.seed = seed
+        let report = WaitGraphBench.run(options)
+        if json {
+            print(jsonLine(report))
+            return 0
+        }
+        func line(_ name: String, _ p: WaitGraphBench.Percentiles) -> String {
+            "\(name)p50 \(formatNanos(p.p50Ns))  p99 \(formatNanos(p.p99Ns))  max \(formatNanos(p.maxNs))"
+        }
+        print("sandhi bench: wait-for graph with \(report.waiters) waiting transactions (\(report.edges) edges), \(options.samples) samples each")
+        print(line("newcomer waits     ", report.newcomer))
+        print(line("cross-tree wait    ", report.crossTree))
+        print(line("wait closing cycle ", report.closingCycle) + "  (\(report.cyclesFound) cycles found)")
+        print("full check         \(formatNanos(report.fullCheckNs)) over the whole graph")
+        return 0
+    }
+}
+
+func formatNanos(_ nanos: UInt64) -> String {
+    nanos < 1_000 ? "\(nanos)ns" : formatMicros(nanos / 1_000)
 }
 
 extension InitCommand {
