@@ -212,7 +212,7 @@ private struct CoordinatorWorld {
                 // stray YES (presumed abort); the participant has committed and ignores it.
                 #expect(finished[tx] != nil, "\(tx): ROLLBACK for a committed transaction still in flight")
                 stats["ROLLBACK for forgotten YES", default: 0] += 1
-                if case .voted(tx, participant, .yes) = input {} else {
+                if case .voted(tx, participant, .yes, _) = input {} else {
                     Issue.record("\(tx): ROLLBACK to \(participant) after COMMIT, not in answer to its YES")
                 }
             }
@@ -240,6 +240,8 @@ private struct CoordinatorWorld {
             #expect(liveTimers[timer] != nil, "cancelled a timer that is not live: \(timer)")
             liveTimers[timer] = nil
             staleTimers.append(timer)
+        case .observed:
+            break
         case .decided(let tx, let outcome):
             decided[tx, default: []].append(outcome)
             if outcome == .committed { stats["committed", default: 0] += 1 }

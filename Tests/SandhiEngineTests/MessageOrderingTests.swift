@@ -47,7 +47,7 @@ private struct Wiring {
         var effects: [CoordinatorEffect] = []
         for reply in replies {
             switch reply {
-            case .vote(let tx, let vote): effects += h.vote(tx, participant, vote)
+            case .vote(let tx, let vote, _): effects += h.vote(tx, participant, vote)
             case .acknowledged(let tx): effects += h.ack(tx, participant)
             }
         }

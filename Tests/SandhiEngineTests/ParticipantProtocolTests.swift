@@ -66,7 +66,7 @@ struct ParticipantProtocolTests {
 
         let effects = p.handle(.message(.prepare(t2, operations: conflicting, writers: writers)))
         #expect(effects.count == 1)
-        guard case .reply(.vote(t2, .no(let reason)))? = effects.first else {
+        guard case .reply(.vote(t2, .no(let reason), _))? = effects.first else {
             Issue.record("expected an immediate NO, got \(effects)")
             return
         }
@@ -81,7 +81,7 @@ struct ParticipantProtocolTests {
         _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
         let effects = p.handle(.message(.prepare(t2, operations: [.debit(account: current, amount: Paise(1))], writers: [me])))
         #expect(effects.count == 1)
-        #expect(effects.first.map { if case .reply(.vote(t2, .no)) = $0 { true } else { false } } == true)
+        #expect(effects.first.map { if case .reply(.vote(t2, .no, _)) = $0 { true } else { false } } == true)
         #expect(p.lockOwners[current] == t1)
     }
 
@@ -195,7 +195,7 @@ struct ParticipantProtocolTests {
         var p = ParticipantProtocol(participant: me)
         prepared(t1, transfer, into: &p)
         #expect(p.handle(.message(.prepare(t2, operations: transfer, writers: writers))).first.map {
-            if case .reply(.vote(_, .no)) = $0 { true } else { false }
+            if case .reply(.vote(_, .no, _)) = $0 { true } else { false }
         } == true)
         _ = p.handle(.message(.commit(t1)))
         #expect(p.handle(.message(.prepare(t2, operations: transfer, writers: writers))) == [.stage(t2, operations: transfer, writers: writers)])
@@ -250,7 +250,7 @@ struct ParticipantProtocolTests {
         // a newcomer conflicts with the restored branch
         let conflict = p.handle(.message(.prepare(t2, operations: [.debit(account: savings, amount: Paise(1))], writers: [me])))
         #expect(conflict.count == 1)
-        if case .reply(.vote(t2, .no(let reason)))? = conflict.first {
+        if case .reply(.vote(t2, .no(let reason), _))? = conflict.first {
             #expect(reason.contains(t1.description))
         } else {
             Issue.record("expected NO, got \(conflict)")
@@ -280,7 +280,7 @@ struct ParticipantProtocolTests {
 
         let refused = p.handle(.message(.prepare(t3, operations: [.debit(account: audit, amount: Paise(1))], writers: [me])))
         #expect(refused.count == 1)
-        if case .reply(.vote(t3, .no(let reason)))? = refused.first {
+        if case .reply(.vote(t3, .no(let reason), _))? = refused.first {
             #expect(reason.contains("2 branches"))
         } else {
             Issue.record("expected NO, got \(refused)")
@@ -300,7 +300,7 @@ struct ParticipantProtocolTests {
         var p = ParticipantProtocol(participant: me, maxBranches: 1)
         _ = p.handle(.message(.prepare(t1, operations: [.read(account: savings)], writers: [])))
         #expect(p.handle(.message(.prepare(t2, operations: [.read(account: current)], writers: []))).first.map {
-            if case .reply(.vote(t2, .no)) = $0 { true } else { false }
+            if case .reply(.vote(t2, .no, _)) = $0 { true } else { false }
         } == true)
         _ = p.handle(.staged(t1, failure: nil))
         #expect(p.handle(.message(.prepare(t2, operations: [.read(account: current)], writers: []))) == [.validateReads(t2, operations: [.read(account: current)])])

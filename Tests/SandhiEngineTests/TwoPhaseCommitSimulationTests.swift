@@ -200,7 +200,7 @@ private struct Simulation {
             if faulty && chance(5) { stats["lost", default: 0] += 1; break }
             let input: CoordinatorInput
             switch reply {
-            case .vote(let tx, let vote): input = .voted(tx, participant: name, vote: vote)
+            case .vote(let tx, let vote, _): input = .voted(tx, participant: name, vote: vote)
             case .acknowledged(let tx): input = .acknowledged(tx, participant: name)
             }
             feed(input)
@@ -299,6 +299,8 @@ private struct Simulation {
                     stats["lock conflict", default: 0] += 1
                 default: break
                 }
+            case .observed:
+                break
             case .decided(let tx, let outcome):
                 decided[tx, default: []].append(outcome)
             case .finished(let tx, let outcome):

@@ -25,7 +25,11 @@ import Testing
         let directory = TemporaryDirectory(); defer { directory.remove() }
         let bank = try makeBank(directory)
         let replies = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(300)), .credit(account: bob, amount: .rupees(300))])])
-        #expect(replies == [.vote(tx(1), .yes)])
+        // Each operation reports what it saw: the opening balances, version 0, no writer yet.
+        #expect(replies == [.vote(tx(1), .yes, observed: [
+            Observation(account: alice, balance: .rupees(1_000), version: 0, writer: nil),
+            Observation(account: bob, balance: .rupees(500), version: 0, writer: nil),
+        ])])
         // Prepared, not applied: balances unchanged, accounts locked, write-set persisted.
         #expect(try bank.balance(of: alice) == .rupees(1_000))
         #expect(bank.heldLocks == [alice: tx(1), bob: tx(1)])
@@ -47,8 +51,8 @@ import Testing
             prepare(tx(3), [.debit(account: alice, amount: Paise(0))]),
         ])
         #expect(replies.count == 3)
-        guard case .vote(_, .no(let insufficient)) = replies[0], case .vote(_, .no(let unknown)) = replies[1],
-              case .vote(_, .no(let zero)) = replies[2] else {
+        guard case .vote(_, .no(let insufficient), _) = replies[0], case .vote(_, .no(let unknown), _) = replies[1],
+              case .vote(_, .no(let zero), _) = replies[2] else {
             Issue.record("expected three NO votes, got \(replies)")
             return
         }
@@ -67,7 +71,7 @@ import Testing
         let replies = try bank.process([prepare(tx(2), [.credit(account: alice, amount: .rupees(1))])])
         #expect(replies == [.vote(tx(2), .no(reason: "hdfc/alice is locked by \(tx(1))"))])
         _ = try bank.process([.rollback(tx(1))])
-        #expect(try bank.process([prepare(tx(3), [.credit(account: alice, amount: .rupees(1))])]) == [.vote(tx(3), .yes)])
+        #expect(try bank.process([prepare(tx(3), [.credit(account: alice, amount: .rupees(1))])]).voteOnly == [.vote(tx(3), .yes)])
     }
 
     @Test func aPreparedBranchSurvivesReopeningAndRetakesItsLocks() throws {
@@ -100,7 +104,7 @@ import Testing
         try SQLiteBank.create(path: path, participant: hdfc, accounts: accounts, logger: logger)
         let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
         let prepares = (0..<100).map { prepare(tx(UInt64($0 + 1)), [.debit(account: accounts[$0].0, amount: .rupees(1))]) }
-        #expect(try bank.process(prepares).allSatisfy { if case .vote(_, .yes) = $0 { return true } else { return false } })
+        #expect(try bank.process(prepares).allSatisfy { if case .vote(_, .yes, _) = $0 { return true } else { return false } })
         let commits = (0..<100).map { ParticipantMessage.commit(tx(UInt64($0 + 1))) }
         #expect(try bank.process(commits).count == 100)
         #expect(try bank.total() == .rupees(900))
@@ -109,8 +113,51 @@ import Testing
     @Test func aReadOnlyBranchVotesReadOnlyAndHoldsNothing() throws {
         let directory = TemporaryDirectory(); defer { directory.remove() }
         let bank = try makeBank(directory)
-        #expect(try bank.process([prepare(tx(1), [.read(account: alice)])]) == [.vote(tx(1), .readOnly)])
+        #expect(try bank.process([prepare(tx(1), [.read(account: alice)])]) == [.vote(tx(1), .readOnly, observed: [
+            Observation(account: alice, balance: .rupees(1_000), version: 0, writer: nil),
+        ])])
         #expect(bank.inDoubt().isEmpty && bank.heldLocks.isEmpty)
+    }
+
+    @Test func aFileOfTheFirstFormatGainsVersionsWhenOpened() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let path = directory.appending("hdfc.sqlite")
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(alice, .rupees(1_000)), (bob, .rupees(500))], logger: logger)
+        // Turn it back into what the first release wrote: no version, no writer.
+        let raw = try SQLiteDatabase(path: path, create: false)
+        try raw.execute("ALTER TABLE accounts DROP COLUMN version; ALTER TABLE accounts DROP COLUMN writer; "
+                        + "UPDATE meta SET value = 'sandhi-bank-1' WHERE key = 'format'")
+        raw.close()
+        let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        defer { bank.close() }
+        let replies = try bank.process([prepare(tx(1), [.read(account: alice)])])
+        #expect(replies == [.vote(tx(1), .readOnly, observed: [Observation(account: alice, balance: .rupees(1_000), version: 0, writer: nil)])])
+        _ = try bank.process([prepare(tx(2), [.debit(account: alice, amount: .rupees(1)), .credit(account: bob, amount: .rupees(1))]), .commit(tx(2))])
+        let after = try bank.process([prepare(tx(3), [.read(account: bob)])])
+        #expect(after == [.vote(tx(3), .readOnly, observed: [Observation(account: bob, balance: .rupees(501), version: 1, writer: tx(2))])])
+    }
+
+    @Test func readsSeeCommittedVersionsAndTheBranchsOwnEarlierWrites() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        _ = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(100)), .credit(account: bob, amount: .rupees(100))])])
+        _ = try bank.process([.commit(tx(1))])
+        // Debit then read then credit of one account: each sees the branch's changes so far,
+        // with the versions they will install.
+        let replies = try bank.process([prepare(tx(2), [
+            .read(account: alice), .debit(account: alice, amount: .rupees(50)), .read(account: alice),
+            .credit(account: alice, amount: .rupees(5)), .read(account: bob),
+        ])])
+        #expect(replies == [.vote(tx(2), .yes, observed: [
+            Observation(account: alice, balance: .rupees(900), version: 1, writer: tx(1)),
+            Observation(account: alice, balance: .rupees(900), version: 1, writer: tx(1)),
+            Observation(account: alice, balance: .rupees(850), version: 2, writer: tx(2)),
+            Observation(account: alice, balance: .rupees(850), version: 2, writer: tx(2)),
+            Observation(account: bob, balance: .rupees(600), version: 1, writer: tx(1)),
+        ])])
+        _ = try bank.process([.commit(tx(2))])
+        let after = try bank.process([prepare(tx(3), [.read(account: alice)])])
+        #expect(after == [.vote(tx(3), .readOnly, observed: [Observation(account: alice, balance: .rupees(855), version: 3, writer: tx(2))])])
     }
 
     @Test func refusesFilesThatAreNotThisBank() throws {

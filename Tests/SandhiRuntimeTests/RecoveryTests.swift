@@ -14,8 +14,8 @@ import Testing
         let writers = [B.hdfc, B.sbi]
         let hdfc = try banks.bank(B.hdfc), sbi = try banks.bank(B.sbi)
         defer { hdfc.close(); sbi.close() }
-        #expect(try hdfc.process([.prepare(tx, operations: [.debit(account: B.alice, amount: amount)], writers: writers)]) == [.vote(tx, .yes)])
-        #expect(try sbi.process([.prepare(tx, operations: [.credit(account: B.carol, amount: amount)], writers: writers)]) == [.vote(tx, .yes)])
+        #expect(try hdfc.process([.prepare(tx, operations: [.debit(account: B.alice, amount: amount)], writers: writers)]).voteOnly == [.vote(tx, .yes)])
+        #expect(try sbi.process([.prepare(tx, operations: [.credit(account: B.carol, amount: amount)], writers: writers)]).voteOnly == [.vote(tx, .yes)])
     }
 
     /// Writes the log a coordinator would have left: epoch 1, and the given COMMIT records.
@@ -34,7 +34,7 @@ import Testing
         try writeLog(banks, commits: [committed])
         // The second transaction prepared at icici only; sbi never heard of it.
         let icici = try banks.bank(B.icici)
-        #expect(try icici.process([.prepare(presumedAborted, operations: [.debit(account: B.bob, amount: .rupees(7))], writers: [B.icici, B.sbi])])
+        #expect(try icici.process([.prepare(presumedAborted, operations: [.debit(account: B.bob, amount: .rupees(7))], writers: [B.icici, B.sbi])]).voteOnly
                 == [.vote(presumedAborted, .yes)])
         icici.close()
 

@@ -93,6 +93,8 @@ public struct Coordinator: Sendable {
     public struct BranchProgress: Hashable, Sendable {
         public var branch: Branch
         public var status: BranchStatus
+        /// What the participant's operations saw, from its YES or READ-ONLY vote.
+        public var observed: [Observation] = []
     }
 
     public struct CoordinatorTransaction: Hashable, Sendable {
@@ -183,8 +185,8 @@ public struct Coordinator: Sendable {
             for cycle in locks.graph.findCycles() {
                 deadlockFound(cycle, byFullCheck: true, nowUs: nowUs, into: &effects)
             }
-        case .voted(let id, let participant, let vote):
-            voted(id, participant: participant, vote: vote, nowUs: nowUs, into: &effects)
+        case .voted(let id, let participant, let vote, let observed):
+            voted(id, participant: participant, vote: vote, observed: observed, nowUs: nowUs, into: &effects)
         case .decisionDurable(let id, let position):
             decisionDurable(id, position: position, nowUs: nowUs, into: &effects)
         case .decisionFailed(let id, let reason):
@@ -308,7 +310,7 @@ public struct Coordinator: Sendable {
         setTimer(&tx, kind: .prepareDeadline, afterUs: configuration.prepareTimeoutMs * 1_000, into: &effects)
     }
 
-    private mutating func voted(_ id: TransactionID, participant: ParticipantID, vote: Vote, nowUs: UInt64,
+    private mutating func voted(_ id: TransactionID, participant: ParticipantID, vote: Vote, observed: [Observation], nowUs: UInt64,
                                 into effects: inout [CoordinatorEffect]) {
         guard var tx = transactions[id], let index = tx.index(of: participant) else {
             // Forgotten (finished) or never known. Presumed abort: whoever is prepared for a
@@ -321,6 +323,7 @@ public struct Coordinator: Sendable {
         switch (tx.state, tx.branches[index].status) {
         case (.preparing, .awaitingVote(let sentAtUs)):
             tx.branches[index].status = .voted(vote)
+            tx.branches[index].observed = observed
             effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
             if case .no(let reason) = vote {
                 abort(&tx, reason: "\(participant) voted NO: \(reason)", cause: .participantRefused, nowUs: nowUs, into: &effects)
@@ -361,6 +364,7 @@ public struct Coordinator: Sendable {
             // Read-only optimisation: nobody holds anything, so there is nothing to log or send.
             for index in tx.branches.indices { tx.branches[index].status = .acknowledged }
             transition(&tx, to: .committed, nowUs: nowUs, into: &effects)
+            reportObservations(tx, into: &effects)
             effects.append(.decided(tx.id, .committed))
             releaseLocks(tx, nowUs: nowUs)
             finish(&tx, outcome: .committed, nowUs: nowUs, into: &effects)
@@ -384,6 +388,7 @@ public struct Coordinator: Sendable {
         tx.decisionPosition = position
         effects.append(.emit(EngineEvent(atUs: nowUs, .decisionDurable(id, position: position, latencyUs: nowUs &- tx.decisionRequestedAtUs))))
         transition(&tx, to: .committing, nowUs: nowUs, into: &effects)
+        reportObservations(tx, into: &effects)
         effects.append(.decided(id, .committed))
         for index in tx.branches.indices {
             if tx.branches[index].status == .voted(.yes) {
@@ -399,6 +404,13 @@ public struct Coordinator: Sendable {
         // locks until it has applied the commit, so no one can read around it.
         releaseLocks(tx, nowUs: nowUs)
         store(tx)
+    }
+
+    private func reportObservations(_ tx: CoordinatorTransaction, into effects: inout [CoordinatorEffect]) {
+        guard tx.branches.contains(where: { !$0.observed.isEmpty }) else { return }
+        var observed: [ParticipantID: [Observation]] = [:]
+        for progress in tx.branches where !progress.observed.isEmpty { observed[progress.branch.participant] = progress.observed }
+        effects.append(.observed(tx.id, observed))
     }
 
     private mutating func abort(_ tx: inout CoordinatorTransaction, reason: String, cause: AbortCause, nowUs: UInt64,

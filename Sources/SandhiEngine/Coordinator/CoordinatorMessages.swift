@@ -58,7 +58,7 @@ public enum CoordinatorInput: Sendable {
     /// check made whenever a wait begins).
     case checkDeadlocks
     /// A participant answered PREPARE.
-    case voted(TransactionID, participant: ParticipantID, vote: Vote)
+    case voted(TransactionID, participant: ParticipantID, vote: Vote, observed: [Observation] = [])
     /// The COMMIT record reached stable storage.
     case decisionDurable(TransactionID, position: LogPosition)
     /// The COMMIT record's write or fsync failed: its durability is unknown.
@@ -81,6 +81,9 @@ public enum CoordinatorEffect: Sendable {
     case setTimer(TimerID, afterUs: UInt64)
     case cancelTimer(TimerID)
     case emit(EngineEvent)
+    /// Just before `decided(.committed)`: what each participant's operations saw (the values
+    /// a transaction read), in branch order, for the client.
+    case observed(TransactionID, [ParticipantID: [Observation]])
     /// The outcome is decided (COMMIT durable, or abort chosen): a client may be told now.
     case decided(TransactionID, Outcome)
     /// Every participant has acknowledged; the transaction is forgotten.

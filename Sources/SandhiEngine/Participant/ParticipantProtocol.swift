@@ -37,12 +37,14 @@ import DequeModule
 
 /// A participant's reply to the coordinator.
 public enum ParticipantReply: Hashable, Sendable {
-    case vote(TransactionID, Vote)
+    /// `observed`: what each operation with an account saw, in operation order (with a YES or
+    /// READ-ONLY vote; empty with NO).
+    case vote(TransactionID, Vote, observed: [Observation] = [])
     case acknowledged(TransactionID)
 
     public var transaction: TransactionID {
         switch self {
-        case .vote(let tx, _), .acknowledged(let tx): return tx
+        case .vote(let tx, _, _), .acknowledged(let tx): return tx
         }
     }
 }
@@ -51,8 +53,8 @@ public struct ParticipantProtocol: Sendable {
     public enum Input: Sendable {
         case message(ParticipantMessage)
         /// Storage finished staging a prepare: `nil` means validated and persisted, a string is
-        /// the reason to vote NO (nothing was persisted).
-        case staged(TransactionID, failure: String?)
+        /// the reason to vote NO (nothing was persisted). `observed` goes out with the vote.
+        case staged(TransactionID, failure: String?, observed: [Observation] = [])
         /// After a restart: storage holds this prepared branch.
         case restored(TransactionID, operations: [Operation], writers: [ParticipantID])
     }
@@ -131,7 +133,7 @@ public struct ParticipantProtocol: Sendable {
             finish(tx, commit: true, into: &effects)
         case .message(.rollback(let tx)):
             finish(tx, commit: false, into: &effects)
-        case .staged(let tx, let failure):
+        case .staged(let tx, let failure, let observed):
             guard case .staging(let operations, let writers, let readOnly, let rollbackRequested) = branches[tx] else {
                 preconditionFailure("staged \(tx) that was not staging")
             }
@@ -149,10 +151,10 @@ public struct ParticipantProtocol: Sendable {
                 effects.append(.reply(.vote(tx, .no(reason: failure))))
             } else if readOnly {
                 branches[tx] = nil
-                effects.append(.reply(.vote(tx, .readOnly)))
+                effects.append(.reply(.vote(tx, .readOnly, observed: observed)))
             } else {
                 branches[tx] = .prepared(operations: operations, writers: writers)
-                effects.append(.reply(.vote(tx, .yes)))
+                effects.append(.reply(.vote(tx, .yes, observed: observed)))
             }
         case .restored(let tx, let operations, let writers):
             precondition(branches[tx] == nil, "restored \(tx) twice")

@@ -1,13 +1,26 @@
 /// The layout of an embedded bank's SQLite file. `format` in `meta` marks the file as Sandhi's,
 /// so a command pointed at some other database refuses it instead of writing into it.
 enum BankSchema {
-    static let format = "sandhi-bank-1"
+    static let format = "sandhi-bank-2"
+    /// Files of the first format lack the accounts' version and writer; `upgradeFrom1` adds them.
+    static let formatWithoutVersions = "sandhi-bank-1"
+
+    static let upgradeFrom1 = """
+        ALTER TABLE accounts ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE accounts ADD COLUMN writer INTEGER;
+        UPDATE meta SET value = '\(format)' WHERE key = 'format';
+        """
 
     static let create = """
         CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        -- `version` counts the committed writes to the account and `writer` names the last
+        -- one's transaction (NULL: the opening balance), so every read can say which write it
+        -- saw: a recorded history then has a known version order to check for cycles.
         CREATE TABLE accounts(
             id TEXT PRIMARY KEY,
-            balance INTEGER NOT NULL CHECK (balance >= 0)
+            balance INTEGER NOT NULL CHECK (balance >= 0),
+            version INTEGER NOT NULL DEFAULT 0,
+            writer INTEGER
         ) WITHOUT ROWID;
         -- A prepared branch: its write-set, persisted before the YES vote, so that it survives a
         -- crash of the process and re-takes its locks on restart.

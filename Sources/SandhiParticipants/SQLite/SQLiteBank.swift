@@ -70,10 +70,10 @@ public final class SQLiteBank: ParticipantResource {
         init(_ database: SQLiteDatabase) throws {
             begin = try database.statement("BEGIN IMMEDIATE")
             commit = try database.statement("COMMIT")
-            selectBalance = try database.statement("SELECT balance FROM accounts WHERE id = ?")
+            selectBalance = try database.statement("SELECT balance, version, writer FROM accounts WHERE id = ?")
             insertPrepared = try database.statement("INSERT INTO prepared(tx, operations, writers, prepared_at_ms) VALUES (?, ?, ?, ?)")
             deletePrepared = try database.statement("DELETE FROM prepared WHERE tx = ?")
-            updateBalance = try database.statement("UPDATE accounts SET balance = balance + ? WHERE id = ?")
+            updateBalance = try database.statement("UPDATE accounts SET balance = balance + ?, version = version + 1, writer = ? WHERE id = ?")
             insertCommitted = try database.statement("INSERT INTO committed(tx, writers, net_paise) VALUES (?, ?, ?)")
             insertReport = try database.statement("INSERT INTO reports(tx, kind, amount_paise, reference) VALUES (?, ?, ?, ?)")
         }
@@ -141,10 +141,23 @@ public final class SQLiteBank: ParticipantResource {
         } catch {
             throw OpenError.notSandhi(path: path, detail: "\(error)")
         }
-        guard format == BankSchema.format else { throw OpenError.notSandhi(path: path, detail: "format \(format)") }
+        guard format == BankSchema.format || format == BankSchema.formatWithoutVersions else {
+            throw OpenError.notSandhi(path: path, detail: "format \(format)")
+        }
         let owner = try Self.meta(database, "participant") ?? ""
         guard owner == participant.name else { throw OpenError.wrongParticipant(path: path, found: owner, expected: participant.name) }
         try Self.configure(database)
+        if format == BankSchema.formatWithoutVersions {
+            try database.execute("BEGIN IMMEDIATE")
+            do {
+                try database.execute(BankSchema.upgradeFrom1)
+                try database.execute("COMMIT")
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+            logger.info("upgraded bank file: accounts now carry versions", metadata: ["participant": "\(participant)", "path": "\(path)"])
+        }
         try database.execute("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0")
         database.countWALFrames()
         let pageSize = try database.statement("PRAGMA page_size")
@@ -312,15 +325,16 @@ public final class SQLiteBank: ParticipantResource {
         while index < pending.count {
             switch pending[index] {
             case .stage(let tx, let operations, let writers):
-                let failure = try validate(operations)
+                let (failure, observed) = try validate(tx, operations)
                 if failure == nil {
                     try hot.insertPrepared.reused()
                         .bind(1, Int64(bitPattern: tx.rawValue)).bind(2, OperationCodec.encode(operations))
                         .bind(3, Self.encodeWriters(writers)).bind(4, clock()).run()
                 }
-                pending.append(contentsOf: machine.handle(.staged(tx, failure: failure)))
+                pending.append(contentsOf: machine.handle(.staged(tx, failure: failure, observed: observed)))
             case .validateReads(let tx, let operations):
-                pending.append(contentsOf: machine.handle(.staged(tx, failure: try validate(operations))))
+                let (failure, observed) = try validate(tx, operations)
+                pending.append(contentsOf: machine.handle(.staged(tx, failure: failure, observed: observed)))
             case .apply(let tx, let operations, let writers):
                 try apply(tx, operations: operations, writers: writers)
             case .discard(let tx):
@@ -332,40 +346,55 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// Why these operations cannot commit here, or nil. Reads only; changes nothing.
-    private func validate(_ operations: [Operation]) throws -> String? {
-        var balances: [(AccountID, Int64)] = []
+    /// Why these operations cannot commit here (or nil), and what each operation with an
+    /// account saw: the committed state, or this branch's own earlier change to it. Reads only;
+    /// changes nothing.
+    private func validate(_ tx: TransactionID, _ operations: [Operation]) throws -> (failure: String?, observed: [Observation]) {
+        // Each touched account's state as this branch sees it, in first-touch order.
+        var seen: [Observation] = []
+        var observed: [Observation] = []
+        observed.reserveCapacity(operations.count)
         for operation in operations {
             switch operation {
             case .debit(let account, let amount), .credit(let account, let amount):
-                guard amount.value > 0 else { return "amount for \(id)/\(account) must be positive, got \(amount.value) paise" }
-                guard var balance = try balance(of: account, cached: balances) else { return "unknown account \(id)/\(account)" }
+                guard amount.value > 0 else { return ("amount for \(id)/\(account) must be positive, got \(amount.value) paise", []) }
+                guard let before = try state(of: account, seen: &seen) else { return ("unknown account \(id)/\(account)", []) }
+                var after = before
                 if case .debit = operation {
-                    guard balance >= amount.value else {
-                        return "insufficient funds in \(id)/\(account): balance \(Paise(balance)), debit \(amount)"
+                    guard before.balance >= amount else {
+                        return ("insufficient funds in \(id)/\(account): balance \(before.balance), debit \(amount)", [])
                     }
-                    balance -= amount.value
+                    after.balance = Paise(before.balance.value - amount.value)
                 } else {
-                    let (sum, overflow) = balance.addingReportingOverflow(amount.value)
-                    guard !overflow else { return "credit to \(id)/\(account) would overflow" }
-                    balance = sum
+                    let (sum, overflow) = before.balance.value.addingReportingOverflow(amount.value)
+                    guard !overflow else { return ("credit to \(id)/\(account) would overflow", []) }
+                    after.balance = Paise(sum)
                 }
-                if let slot = balances.firstIndex(where: { $0.0 == account }) { balances[slot].1 = balance } else { balances.append((account, balance)) }
+                after.version += 1
+                after.writer = tx
+                seen[seen.firstIndex { $0.account == account }!] = after
+                observed.append(before)
             case .read(let account):
-                guard try balance(of: account, cached: balances) != nil else { return "unknown account \(id)/\(account)" }
+                guard let current = try state(of: account, seen: &seen) else { return ("unknown account \(id)/\(account)", []) }
+                observed.append(current)
             case .fileReport(let report):
-                guard report.amount.value > 0 else { return "report amount must be positive" }
+                guard report.amount.value > 0 else { return ("report amount must be positive", []) }
                 guard report.kind.utf8.count <= Report.maxTextBytes, report.reference.utf8.count <= Report.maxTextBytes,
-                      !report.kind.isEmpty else { return "report text too long or empty" }
+                      !report.kind.isEmpty else { return ("report text too long or empty", []) }
             }
         }
-        return nil
+        return (nil, observed)
     }
 
-    private func balance(of account: AccountID, cached: [(AccountID, Int64)]) throws -> Int64? {
-        if let entry = cached.first(where: { $0.0 == account }) { return entry.1 }
+    /// `account` as this branch sees it, read from storage on first touch; nil if unknown.
+    private func state(of account: AccountID, seen: inout [Observation]) throws -> Observation? {
+        if let entry = seen.first(where: { $0.account == account }) { return entry }
         let statement = hot.selectBalance.reused().bind(1, account.name)
-        return try statement.step() ? statement.int64(0) : nil
+        guard try statement.step() else { return nil }
+        let writer = statement.isNull(2) ? nil : TransactionID(rawValue: UInt64(bitPattern: statement.int64(2)))
+        let state = Observation(account: account, balance: Paise(statement.int64(0)), version: UInt64(statement.int64(1)), writer: writer)
+        seen.append(state)
+        return state
     }
 
     private func apply(_ tx: TransactionID, operations: [Operation], writers: [ParticipantID]) throws {
@@ -375,7 +404,7 @@ public final class SQLiteBank: ParticipantResource {
             switch operation {
             case .debit(let account, _), .credit(let account, _):
                 let delta = operation.delta.value
-                try hot.updateBalance.reused().bind(1, delta).bind(2, account.name).run()
+                try hot.updateBalance.reused().bind(1, delta).bind(2, rawTx).bind(3, account.name).run()
                 // The account was validated and has been locked ever since, so it must exist.
                 precondition(database.changes == 1, "prepared account \(account) vanished from \(id)")
                 net += delta

@@ -29,6 +29,9 @@ public struct TransferResult: Sendable, Equatable {
     public var outcome: Outcome
     /// From submission to the moment the client was answered.
     public var latencyUs: UInt64
+    /// Committed only: what each participant's operations saw, in operation order (the values
+    /// read; for a debit or credit, the balance before it).
+    public var observed: [ParticipantID: [Observation]] = [:]
 }
 
 /// The real-time driver: runs the engine's `Coordinator` on real threads, real files and real
@@ -70,6 +73,7 @@ public final class CoordinatorDriver: Sendable {
         var continuation: CheckedContinuation<TransferResult, Error>
         var answerWhen: AnswerWhen
         var submittedAtUs: UInt64
+        var observed: [ParticipantID: [Observation]] = [:]
     }
 
     private struct State {
@@ -162,8 +166,8 @@ public final class CoordinatorDriver: Sendable {
                     case .replies(let replies):
                         for (participant, reply) in replies {
                             switch reply {
-                            case .vote(let tx, let vote):
-                                handle(.voted(tx, participant: participant, vote: vote), nowUs: now, state: &state, resume: &resume)
+                            case .vote(let tx, let vote, let observed):
+                                handle(.voted(tx, participant: participant, vote: vote, observed: observed), nowUs: now, state: &state, resume: &resume)
                             case .acknowledged(let tx):
                                 handle(.acknowledged(tx, participant: participant), nowUs: now, state: &state, resume: &resume)
                             }
@@ -388,14 +392,18 @@ public final class CoordinatorDriver: Sendable {
                 timers.withLock { $0?.cancel(timer) }
             case .emit(let event):
                 onEvent?(event)
+            case .observed(let tx, let observed):
+                state.waiters[tx]?.observed = observed
             case .decided(let tx, let outcome):
                 if let waiter = state.waiters[tx], waiter.answerWhen == .decided {
                     state.waiters[tx] = nil
-                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs))))
+                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
+                                                                   observed: waiter.observed))))
                 }
             case .finished(let tx, let outcome):
                 if let waiter = state.waiters.removeValue(forKey: tx) {
-                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs))))
+                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
+                                                                   observed: waiter.observed))))
                 }
             case .fatal(let reason):
                 logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
