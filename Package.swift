@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiParticipants",
+                "SandhiHistory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),

@@ -45,6 +45,14 @@
 //   * Once decided, the outcome never changes; late and duplicate messages only re-send the
 //     decided outcome (a YES vote for a forgotten transaction is answered with ROLLBACK).
 
+/// Known bugs a test can plant in the coordinator, to prove the checkers fail when they must.
+public enum PlantedBug: String, Hashable, Sendable, CaseIterable {
+    /// Take no locks anywhere: the coordinator asks for none, and participants neither hold
+    /// locks for prepared branches nor refuse a prepare that touches one, so transactions
+    /// interleave freely and two can prepare against the same balance.
+    case noLocks = "no-locks"
+}
+
 /// The protocol state of one transaction at the coordinator.
 public enum TransactionState: String, Hashable, Sendable, CaseIterable {
     case active, preparing, prepared, committing, committed, aborting, aborted
@@ -75,6 +83,8 @@ public struct Coordinator: Sendable {
         public var deadlockHistoryLimit = 64
         /// Waiters one resource may queue (a bound on every queue).
         public var maxWaitersPerResource = 65_536
+        /// Tests only: a known bug to plant, to show that a checker catches it.
+        public var plantedBug: PlantedBug?
 
         public init() {}
     }
@@ -223,7 +233,7 @@ public struct Coordinator: Sendable {
             id: id, state: .active,
             branches: branches.map { BranchProgress(branch: $0, status: .idle) },
             beganAtUs: nowUs)
-        tx.lockPlan = LockRequest.plan(for: branches)
+        tx.lockPlan = configuration.plantedBug == .noLocks ? [] : LockRequest.plan(for: branches)
         effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant)))))
         acquireLocks(&tx, nowUs: nowUs, into: &effects)
         store(tx)

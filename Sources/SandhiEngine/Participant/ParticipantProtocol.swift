@@ -95,9 +95,13 @@ public struct ParticipantProtocol: Sendable {
     private var finishedOrder = Deque<TransactionID>()
     public let maxRemembered: Int
 
-    public init(participant: ParticipantID, maxBranches: Int = 65_536, maxRemembered: Int = 65_536) {
+    /// Tests only: a known bug to plant (`.noLocks`: no lock is checked or held).
+    public let plantedBug: PlantedBug?
+
+    public init(participant: ParticipantID, maxBranches: Int = 65_536, maxRemembered: Int = 65_536, plantedBug: PlantedBug? = nil) {
         precondition(maxBranches > 0 && maxRemembered > 0)
         self.participant = participant
+        self.plantedBug = plantedBug
         self.maxBranches = maxBranches
         self.maxRemembered = maxRemembered
     }
@@ -158,7 +162,7 @@ public struct ParticipantProtocol: Sendable {
             }
         case .restored(let tx, let operations, let writers):
             precondition(branches[tx] == nil, "restored \(tx) twice")
-            for account in Self.writtenAccounts(operations) {
+            for account in Self.writtenAccounts(operations) where plantedBug != .noLocks {
                 // Two prepared branches can never have locked the same account; if storage says
                 // otherwise it is damaged, and guessing would risk applying both.
                 precondition(lockOwners[account] == nil, "restored \(tx) conflicts with \(lockOwners[account]!) on \(account)")
@@ -193,8 +197,8 @@ public struct ParticipantProtocol: Sendable {
             return
         }
         let readOnly = !operations.contains { $0.isWrite }
-        let written = Self.writtenAccounts(operations)
-        for operation in operations {
+        let written = plantedBug == .noLocks ? [] : Self.writtenAccounts(operations)
+        for operation in operations where plantedBug != .noLocks {
             if let account = operation.account, let owner = lockOwners[account], owner != tx {
                 // No waiting yet: a conflicting request is refused at once, and the client retries.
                 effects.append(.reply(.vote(tx, .no(reason: "\(participant)/\(account) is locked by \(owner)"))))

@@ -47,6 +47,7 @@ public final class SQLiteBank: ParticipantResource {
     private let database: SQLiteDatabase
     private let logger: Logger
     private var machine: ParticipantProtocol
+    private let plantedBug: PlantedBug?
     private let clock: @Sendable () -> Int64
     private var hot: HotStatements!
     /// Our own descriptor of SQLite's `-wal` file, for `makeDurable`.
@@ -122,15 +123,17 @@ public final class SQLiteBank: ParticipantResource {
     static let walFrameHeaderBytes = 24
 
     /// Opens an existing bank and re-takes the locks of every prepared branch.
+    /// - Parameter plantedBug: tests only; a known bug for a checker to catch.
     public init(path: String, participant: ParticipantID, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) * 1_000 }) throws {
+                clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) * 1_000 }, plantedBug: PlantedBug? = nil) throws {
         guard access(path, F_OK) == 0 else { throw OpenError.missing(path: path) }
         self.id = participant
         self.path = path
         self.logger = logger
         self.clock = clock
         self.database = try SQLiteDatabase(path: path, create: false)
-        self.machine = ParticipantProtocol(participant: participant)
+        self.plantedBug = plantedBug
+        self.machine = ParticipantProtocol(participant: participant, plantedBug: plantedBug)
         // Before the first read: a WAL database first read in normal mode sets up a shared-memory
         // index that later exclusive-mode connections in this process then trip over. This
         // pragma changes nothing on disk, so it is safe before we know the file is ours.
@@ -210,7 +213,7 @@ public final class SQLiteBank: ParticipantResource {
 
     /// Rebuilds the protocol state from storage: every prepared row re-takes its locks.
     private func restore() throws {
-        machine = ParticipantProtocol(participant: id)
+        machine = ParticipantProtocol(participant: id, plantedBug: plantedBug)
         let statement = try database.statement("SELECT tx, operations, writers FROM prepared ORDER BY tx")
         while try statement.step() {
             let tx = TransactionID(rawValue: UInt64(bitPattern: statement.int64(0)))

@@ -36,6 +36,8 @@ public struct SandhiConfiguration: Sendable, Equatable {
     public var victimPolicy: VictimPolicy = .leastWork
     /// Time the operator has to choose a different victim; 0 aborts the engine's pick at once.
     public var deadlockGraceMs: UInt64 = 0
+    /// Tests only, never read from or written to `sandhi.toml`: a known bug to plant.
+    public var plantedBug: PlantedBug?
 
     public init(participants: [Participant]) {
         self.participants = participants

@@ -29,7 +29,8 @@ public final class SandhiNode: Sendable {
         var banksEpoch: UInt32 = 0
         do {
             for participant in configuration.participants {
-                let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
+                let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger,
+                                          plantedBug: configuration.plantedBug)
                 banks.append(bank)
                 for (tx, writers) in bank.inDoubt() {
                     inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
@@ -84,6 +85,7 @@ public final class SandhiNode: Sendable {
         driverConfiguration.coordinator.detectDeadlocks = configuration.detectDeadlocks
         driverConfiguration.coordinator.victimPolicy = configuration.victimPolicy
         driverConfiguration.coordinator.deadlockGraceMs = configuration.deadlockGraceMs
+        driverConfiguration.coordinator.plantedBug = configuration.plantedBug
         let driver = CoordinatorDriver(epoch: epoch, log: writer, resources: banks, configuration: driverConfiguration,
                                        logger: logger, onEvent: onEvent)
         let resolved: [CoordinatorDriver.RecoveredTransaction]

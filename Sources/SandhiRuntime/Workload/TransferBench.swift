@@ -34,6 +34,14 @@ public enum TransferBench {
         /// Times a client re-runs a transfer that aborted for a transient cause (deadlock
         /// victim, lock timeout) before it gives up on it.
         public var maxRetries = 20
+        /// Share of client operations that are audits instead of transfers: a read-only
+        /// transaction reading every account of every bank under shared locks (the Jepsen bank
+        /// read), whose sum must be `expectedTotal` exactly.
+        public var readFraction = 0.0
+        /// The global total every audit must see (the sum of all balances at the start).
+        public var expectedTotal: Paise?
+        /// Where to record every attempt for `sandhi check-history`.
+        public var history: HistoryRecorder?
         public init() {}
     }
 
@@ -41,7 +49,7 @@ public enum TransferBench {
         public var workload: Workload
         public var clients: Int
         public var elapsedMs: UInt64
-        /// Transfers committed (each counted once, however many attempts it took).
+        /// Transfers and audits committed (each counted once, however many attempts it took).
         public var committed: Int
         /// Transactions run, retries included.
         public var attempts: Int
@@ -50,6 +58,9 @@ public enum TransferBench {
         public var abortsByCause: [String: Int]
         /// Deadlocks the engine found during the run.
         public var deadlocks: Int
+        /// Audits committed, and how many of them summed to something other than the total.
+        public var audits: Int
+        public var auditMismatches: Int
         public var transfersPerSecond: Double
         public var latencyP50Us: UInt64
         public var latencyP99Us: UInt64
@@ -129,8 +140,8 @@ public enum TransferBench {
         return Report(
             workload: options.workload, clients: options.clients, elapsedMs: elapsedUs / 1_000, committed: total.committed,
             attempts: total.attempts, retries: total.retries, abortsByCause: total.aborts,
-            deadlocks: driver.deadlocks.total - deadlocksBefore,
-            transfersPerSecond: Double(total.committed) * 1_000_000 / Double(elapsedUs),
+            deadlocks: driver.deadlocks.total - deadlocksBefore, audits: total.audits, auditMismatches: total.auditMismatches,
+            transfersPerSecond: Double(total.committed - total.audits) * 1_000_000 / Double(elapsedUs),
             latencyP50Us: total.histogram.valueAtPercentile(50), latencyP99Us: total.histogram.valueAtPercentile(99),
             latencyP999Us: total.histogram.valueAtPercentile(99.9), latencyMaxUs: total.histogram.max,
             participantBatches: batches, participantMessages: messages, participantSyncs: syncs,
@@ -140,13 +151,15 @@ public enum TransferBench {
 
     private struct ClientTally: Sendable {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-        var committed = 0, attempts = 0, retries = 0
+        var committed = 0, attempts = 0, retries = 0, audits = 0, auditMismatches = 0
         var aborts: [String: Int] = [:]
         var halted: String?
 
         mutating func merge(_ other: ClientTally) {
             histogram.add(other.histogram)
             committed += other.committed
+            audits += other.audits
+            auditMismatches += other.auditMismatches
             attempts += other.attempts
             retries += other.retries
             aborts.merge(other.aborts, uniquingKeysWith: +)
@@ -165,10 +178,16 @@ public enum TransferBench {
                                   options: Options, seed: UInt64, deadlineUs: UInt64) async -> ClientTally {
         var random = SplitMix64(seed: seed)
         var tally = ClientTally()
+        let audit = banks.map { bank in Branch(participant: bank, operations: accounts[bank]!.map { .read(account: $0) }) }
+        // Draws in millionths, so a fraction needs no floating point at run time.
+        let auditPerMillion = UInt64(options.readFraction * 1_000_000)
         while MonotonicClock.nowUs() < deadlineUs {
             let amount = Paise(1 + Int64(random.next() % UInt64(options.maxAmount.value)))
             let branches: [Branch]
+            let isAudit = auditPerMillion > 0 && random.next() % 1_000_000 < auditPerMillion
             switch options.workload {
+            case _ where isAudit:
+                branches = audit
             case .uniform:
                 let fromIndex = Int(random.next() % UInt64(banks.count))
                 let toIndex = (fromIndex + 1 + Int(random.next() % UInt64(banks.count - 1))) % banks.count
@@ -203,6 +222,14 @@ public enum TransferBench {
                     let result = try await driver.transfer(branches, answerWhen: options.answerWhen)
                     outcome = result.outcome
                     answeredUs = submittedUs + result.latencyUs
+                    options.history?.record(HistoryRecorder.transaction(
+                        result.transaction, outcome: outcome, audit: isAudit, startUs: submittedUs, endUs: answeredUs,
+                        branches: branches, observed: result.observed))
+                    if isAudit && outcome == .committed {
+                        tally.audits += 1
+                        let seen = result.observed.values.joined().reduce(Int64(0)) { $0 + $1.balance.value }
+                        if let expected = options.expectedTotal, seen != expected.value { tally.auditMismatches += 1 }
+                    }
                 } catch {
                     tally.halted = "\(error)"
                     return tally

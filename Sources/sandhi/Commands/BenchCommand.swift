@@ -43,6 +43,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Lock timeout for this run, in milliseconds. Default: as in sandhi.toml.")
     var lockTimeoutMs: UInt64?
 
+    @Option(help: "Share of operations that are audits: read every account of every bank under shared locks; each must see the global total exactly.")
+    var readFraction: Double = 0
+
+    @Option(help: "Record every transaction's reads and writes to this file (JSON lines) for `sandhi check-history`.")
+    var history: String?
+
     @Option(help: "Waiting transactions in the graph of the wait-graph workload.")
     var waiters: Int = 10_000
 
@@ -70,6 +76,8 @@ struct BenchCommand: AsyncParsableCommand {
             options.workload = kind
             guard hotAccounts >= 1, hotAccounts <= 100_000 else { throw UsageFailure("--hot-accounts must be between 1 and 100000, got \(hotAccounts)") }
             guard (0...1_000).contains(maxRetries) else { throw UsageFailure("--max-retries must be between 0 and 1000, got \(maxRetries)") }
+            guard readFraction >= 0, readFraction <= 1 else { throw UsageFailure("--read-fraction must be between 0 and 1, got \(readFraction)") }
+            options.readFraction = readFraction
             options.hotAccounts = hotAccounts
             options.maxRetries = maxRetries
             var detection: Bool?
@@ -94,13 +102,26 @@ struct BenchCommand: AsyncParsableCommand {
             let configuration = try directory.loadConfiguration()
             let lock = try directory.lock()
             var accountMap: TransferBench.AccountMap = [:]
+            var total = Paise.zero
             for participant in configuration.participants {
                 let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
-                accountMap[participant.id] = try bank.balances().map(\.account)
+                let balances = try bank.balances()
+                accountMap[participant.id] = balances.map(\.account)
+                total = total + balances.reduce(Paise.zero) { $0 + $1.balance }
                 bank.close()
             }
             guard accountMap.values.filter({ !$0.isEmpty }).count >= 2 else {
                 throw UsageFailure("\(directory.path) needs at least two banks with accounts to benchmark")
+            }
+            if readFraction > 0, let (bank, list) = accountMap.first(where: { $0.value.count > OperationCodec.maxOperations }) {
+                throw UsageFailure("an audit reads every account, and \(bank) has \(list.count) (at most \(OperationCodec.maxOperations) per bank); "
+                                   + "create a smaller data directory (sandhi init --accounts N)")
+            }
+            options.expectedTotal = total
+            var recorder: HistoryRecorder?
+            if let history {
+                recorder = try HistoryRecorder(path: history, totalPaise: total.value)
+                options.history = recorder
             }
             let phases = PhaseLatencies()
             let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger,
@@ -112,6 +133,7 @@ struct BenchCommand: AsyncParsableCommand {
             var report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
             node.stop()
             report.phases = phases.summary
+            if let failure = recorder?.close() { throw UsageFailure(failure) }
             if json {
                 print(jsonLine(report))
             } else {
@@ -119,11 +141,16 @@ struct BenchCommand: AsyncParsableCommand {
                 let shape = kind == .contention ? "contention on \(hotAccounts) hot accounts" : "uniform"
                 print("sandhi bench: \(accountMap.count) banks (\(banks)), \(shape), \(clients) clients, \(String(format: "%.1f", Double(report.elapsedMs) / 1_000))s, "
                       + "answer when \(answer), deadlock detection \(detectionUsed ? "on" : "off")")
-                print("committed     \(report.committed) transfers, \(String(format: "%.0f", report.transfersPerSecond)) transfers/s")
+                print("committed     \(report.committed - report.audits) transfers, \(String(format: "%.0f", report.transfersPerSecond)) transfers/s"
+                      + (report.audits > 0 ? "; \(report.audits) audits" : ""))
                 let causes = report.abortsByCause.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 print("aborted       \(report.aborted) attempts\(causes.isEmpty ? "" : " (\(causes))"); \(report.retries) retries; "
                       + "\(String(format: "%.1f", report.lostFraction * 100))% of \(report.attempts) attempts lost")
                 print("deadlocks     \(report.deadlocks) (\(String(format: "%.1f", report.deadlocksPerSecond))/s)")
+                if readFraction > 0 {
+                    print("audits        \(report.audits) committed, \(report.auditMismatches) saw a total other than \(total.value) paise")
+                }
+                if let recorder { print("history       \(recorder.transactionCount) transactions in \(recorder.path); check with: sandhi check-history \(recorder.path)") }
                 print("latency       p50 \(formatMicros(report.latencyP50Us))  p99 \(formatMicros(report.latencyP99Us))  "
                       + "p99.9 \(formatMicros(report.latencyP999Us))  max \(formatMicros(report.latencyMaxUs))")
                 print("group commit  \(String(format: "%.1f", report.meanBatchSize)) messages per bank commit, "
