@@ -557,12 +557,20 @@ public struct Coordinator: Sendable {
               zip(members, members.dropFirst() + members.prefix(1)).allSatisfy({ locks.graph.hasEdge(from: $0, to: $1) }) else { return }
         let memberSet = Set(members)
         if unresolvedDeadlocks.contains(where: { Set($0.cycle) == memberSet }) { return } // known, in its grace period
-        let candidates = members.map { id in
+        // Only a member that holds what the member before it waits for can break the cycle by
+        // leaving. A member that merely queues between them (its edge in is "queued behind
+        // me", not "I hold it") would leave the cycle re-formed around the gap: aborting it
+        // throws work away and then the next deadlock report names the same cycle.
+        let candidates = members.indices.compactMap { index -> VictimCandidate? in
+            let id = members[index]
+            let previous = members[(index + members.count - 1) % members.count]
+            guard let wanted = locks.resource(waitedOnBy: previous), locks.mode(of: id, on: wanted) != nil else { return nil }
             let tx = transactions[id]!
             return VictimCandidate(transaction: id, waitsFor: locks.resource(waitedOnBy: id), locksHeld: locks.heldCount(by: id),
                                    operations: tx.operationCount, ageUs: nowUs &- tx.beganAtUs,
                                    participantsPrepared: tx.participantsPrepared)
         }
+        assert(!candidates.isEmpty, "a cycle of waits with no holder in it")
         let choice = configuration.victimPolicy.choose(from: candidates)
         let graceUs = configuration.deadlockGraceMs * 1_000
         var deadlock = Deadlock(

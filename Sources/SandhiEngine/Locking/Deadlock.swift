@@ -76,6 +76,9 @@ public struct Deadlock: Hashable, Sendable, Identifiable {
     public var detectedAtUs: UInt64
     /// In wait order: `cycle[i]` waits for `cycle[i+1]`, the last for the first.
     public var cycle: [TransactionID]
+    /// The members whose abort breaks the cycle: those holding a lock the member before them
+    /// waits for. (A member that only queues behind another for the same lock is in the cycle
+    /// too, but aborting it would not free anything.)
     public var candidates: [VictimCandidate]
     public var policy: VictimPolicy
     /// The engine's pick; nil under the manual policy.

@@ -31,6 +31,9 @@ public enum TransferBench {
         /// Accounts the contention workload moves money between; with one, each transfer pairs
         /// it with a random other account.
         public var hotAccounts = 4
+        /// With one hot account: lock it first in every transfer, so no deadlock can form and a
+        /// run measures what the detector costs rather than what it saves.
+        public var hotFirst = false
         /// Times a client re-runs a transfer that aborted for a transient cause (deadlock
         /// victim, lock timeout) before it gives up on it.
         public var maxRetries = 20
@@ -183,7 +186,7 @@ public enum TransferBench {
         let auditPerMillion = UInt64(options.readFraction * 1_000_000)
         while MonotonicClock.nowUs() < deadlineUs {
             let amount = Paise(1 + Int64(random.next() % UInt64(options.maxAmount.value)))
-            let branches: [Branch]
+            var branches: [Branch]
             let isAudit = auditPerMillion > 0 && random.next() % 1_000_000 < auditPerMillion
             switch options.workload {
             case _ where isAudit:
@@ -202,7 +205,11 @@ public enum TransferBench {
                 let candidates = accounts[bank]!
                 var other = ResourceID(participant: bank, account: candidates[Int(random.next() % UInt64(candidates.count))])
                 if other == hot[0] { other = ResourceID(participant: bank, account: candidates[(candidates.firstIndex(of: other.account)! + 1) % candidates.count]) }
-                branches = random.next() % 2 == 0 ? transfer(amount, from: hot[0], to: other) : transfer(amount, from: other, to: hot[0])
+                let outgoing = random.next() % 2 == 0
+                branches = outgoing ? transfer(amount, from: hot[0], to: other) : transfer(amount, from: other, to: hot[0])
+                if options.hotFirst && !outgoing { branches = branches.count == 1
+                    ? [Branch(participant: branches[0].participant, operations: branches[0].operations.reversed())]
+                    : branches.reversed() }
             case .contention:
                 let first = Int(random.next() % UInt64(hot.count))
                 let second = (first + 1 + Int(random.next() % UInt64(hot.count - 1))) % hot.count

@@ -34,6 +34,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Accounts the contention workload moves money between.")
     var hotAccounts: Int = 4
 
+    @Flag(help: "With --hot-accounts 1: lock the hot account first in every transfer (no deadlock can form).")
+    var hotFirst = false
+
     @Option(help: "Retries of a transfer aborted as a deadlock victim or by a lock timeout.")
     var maxRetries: Int = 20
 
@@ -79,6 +82,8 @@ struct BenchCommand: AsyncParsableCommand {
             guard readFraction >= 0, readFraction <= 1 else { throw UsageFailure("--read-fraction must be between 0 and 1, got \(readFraction)") }
             options.readFraction = readFraction
             options.hotAccounts = hotAccounts
+            guard !hotFirst || hotAccounts == 1 else { throw UsageFailure("--hot-first needs --hot-accounts 1") }
+            options.hotFirst = hotFirst
             options.maxRetries = maxRetries
             var detection: Bool?
             switch deadlockDetection {
