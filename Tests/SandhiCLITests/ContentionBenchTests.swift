@@ -21,8 +21,27 @@ import Testing
         let checked = try SandhiBinary.run(["check-history", history])
         #expect(checked.status == 0, "\(checked.stdout)\n\(checked.stderr)")
         #expect(checked.stdout.contains("result: clean"))
-        let check = try SandhiBinary.run(["check", "--data", data])
+        let check = try SandhiBinary.run(["check", "--data", data, "--deadlocks"])
         #expect(check.status == 0, "\(check.stdout)")
+        // The journal the run left: each deadlock with its members, policy, victim and why.
+        #expect(check.stdout.range(of: #"deadlocks: [1-9][0-9]* found since the coordinator last started"#, options: .regularExpression) != nil,
+                "\(check.stdout)")
+        #expect(check.stdout.contains("policy least-work: victim T-"))
+        #expect(check.stdout.contains("candidates: T-"))
+        let json = try SandhiBinary.run(["check", "--data", data, "--deadlocks", "--json"])
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let journal = try #require(parsed?["deadlocks"] as? [String: Any])
+        #expect((journal["total"] as? Int ?? 0) > 0)
+        #expect(!((journal["entries"] as? [Any]) ?? []).isEmpty)
+    }
+
+    @Test func checkSaysSoWhenNoDeadlockWasEverRecorded() throws {
+        let temporary = TemporaryDirectory("sandhi-contention"); defer { temporary.remove() }
+        let data = temporary.appending("data")
+        _ = try SandhiBinary.run(["init", "--data", data, "--accounts", "4"])
+        let check = try SandhiBinary.run(["check", "--data", data, "--deadlocks"])
+        #expect(check.status == 0)
+        #expect(check.stdout.contains("deadlocks: none recorded"))
     }
 
     @Test func badWorkloadOptionsAreOneLine() throws {

@@ -27,6 +27,7 @@ public enum DataDirectoryError: Error, CustomStringConvertible, Equatable {
 ///     DIR/sandhi.lock              held (flock) by the one process using DIR
 ///     DIR/coordinator/             decision-log segments
 ///     DIR/banks/NAME.sqlite        one embedded bank per participant
+///     DIR/deadlocks.json           the last deadlocks, for `sandhi check --deadlocks`
 public struct DataDirectory: Sendable {
     public let path: String
 
@@ -34,6 +35,7 @@ public struct DataDirectory: Sendable {
     public var lockPath: String { path + "/sandhi.lock" }
     public var coordinatorPath: String { path + "/coordinator" }
     public var banksPath: String { path + "/banks" }
+    public var deadlockHistoryPath: String { path + "/deadlocks.json" }
     public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
 
     public init(path: String) {

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import SandhiEngine
 import SandhiParticipants
@@ -11,6 +12,9 @@ public final class SandhiNode: Sendable {
     public let driver: CoordinatorDriver
     public let recovery: RecoveryReport
     private let lock: DirectoryLock
+    /// What the journal on disk reflects (deadlocks found, and how many stand unresolved).
+    private let journaled = Lock<(total: Int, unresolved: Int)>((0, 0))
+    private let stopped = Lock(false)
 
     /// Opens everything and runs recovery (every start is a recovery). Takes the directory's
     /// lock, or adopts `lock` if the caller already holds it (to read the banks first).
@@ -109,12 +113,34 @@ public final class SandhiNode: Sendable {
         self.driver = driver
         self.recovery = recovery
         self.lock = lock
+        // Keeps the deadlock journal current while deadlocks happen (see `DeadlockJournal`).
+        startThread(name: "sandhi-journal") { [weak self] in
+            while let node = self, !node.stopped.withLock({ $0 }) {
+                node.writeDeadlockJournal()
+                usleep(1_000_000)
+            }
+        }
     }
 
     /// Drains and stops every thread, then releases the directory.
     public func stop() {
+        guard !stopped.withLock({ let was = $0; $0 = true; return was }) else { return }
         driver.shutdown()
+        writeDeadlockJournal()
         lock.release()
+    }
+
+    /// Rewrites `deadlocks.json` if deadlocks were found or resolved since the last write.
+    func writeDeadlockJournal() {
+        let (recent, total) = driver.deadlocks
+        let unresolved = recent.filter { $0.resolution == nil }.count
+        guard total > 0, journaled.withLock({ $0 != (total, unresolved) }) else { return }
+        do {
+            try DeadlockJournal(deadlocks: recent, total: total).write(to: directory.deadlockHistoryPath)
+            journaled.withLock { $0 = (total, unresolved) }
+        } catch {
+            // Diagnostics only: the next tick tries again.
+        }
     }
 }
 

@@ -13,6 +13,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
+    @Flag(help: "Also show the last deadlocks the coordinator found: members, each candidate's figures, the victim and why.")
+    var deadlocks = false
+
     func run() async throws {
         try await reportingErrors {
             let directory = common.directory
@@ -20,14 +23,19 @@ struct CheckCommand: AsyncParsableCommand {
             let lock = try directory.lock()
             defer { lock.release() }
             let audit = try InvariantAudit.run(directory: directory, configuration: configuration, logger: common.makeLogger())
+            let journal = deadlocks ? try DeadlockJournal.read(from: directory.deadlockHistoryPath) : nil
             if json {
                 struct Bank: Encodable { var name: String; var accounts: Int; var total: Int64; var minted: Int64; var prepared: Int; var locks: Int; var committed: Int; var reports: Int }
-                struct Output: Encodable { var banks: [Bank]; var total: Int64; var minted: Int64; var unfinished_commits: Int; var violations: [String]; var ok: Bool }
+                struct Output: Encodable {
+                    var banks: [Bank]; var total: Int64; var minted: Int64; var unfinished_commits: Int; var violations: [String]; var ok: Bool
+                    var deadlocks: DeadlockJournal?
+                }
                 print(jsonLine(Output(
                     banks: audit.banks.map { Bank(name: $0.participant.name, accounts: $0.accounts, total: $0.total.value, minted: $0.minted.value,
                                                   prepared: $0.prepared.count, locks: $0.lockedAccounts.count, committed: $0.committedBranches, reports: $0.reports) },
                     total: audit.total.value, minted: audit.minted.value, unfinished_commits: audit.unfinishedCommits.count,
-                    violations: audit.violations, ok: audit.passed)))
+                    violations: audit.violations, ok: audit.passed,
+                    deadlocks: deadlocks ? journal ?? DeadlockJournal(deadlocks: [], total: 0) : nil)))
             } else {
                 print(pad("participant", 12) + pad("accounts", 10, right: true) + pad("total", 22, right: true)
                       + pad("prepared", 10, right: true) + pad("locks", 7, right: true) + pad("committed", 11, right: true) + pad("reports", 9, right: true))
@@ -44,8 +52,31 @@ struct CheckCommand: AsyncParsableCommand {
                 } else {
                     for violation in audit.violations { print("VIOLATION: \(violation)") }
                 }
+                if deadlocks { printDeadlocks(journal) }
             }
             return audit.passed ? 0 : 1
+        }
+    }
+
+    private func printDeadlocks(_ journal: DeadlockJournal?) {
+        guard let journal, journal.total > 0 else {
+            print("deadlocks: none recorded")
+            return
+        }
+        print("deadlocks: \(journal.total) found since the coordinator last started; the last \(journal.entries.count), newest last:")
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for entry in journal.entries {
+            let when = formatter.string(from: Date(timeIntervalSince1970: Double(entry.detectedAtMs) / 1_000))
+            let members = entry.cycle.count <= 6 ? entry.cycle : Array(entry.cycle.prefix(3)) + ["…"] + Array(entry.cycle.suffix(2))
+            print("#\(entry.id)  \(when) UTC  " + (members + [entry.cycle[0]]).joined(separator: " -> ")
+                  + (entry.cycle.count > 6 ? "  (\(entry.cycle.count) members)" : "") + (entry.foundByFullCheck ? "  [full check]" : ""))
+            print("      policy \(entry.policy): " + (entry.victim.map { "victim \($0), \(entry.reason)" } ?? entry.reason) + "; \(entry.resolution)")
+            let candidates = entry.candidates.map {
+                "\($0.transaction) (locks \($0.locksHeld), ops \($0.operations), age \(formatMicros($0.ageUs)), prepared \($0.participantsPrepared))"
+            }
+            print("      candidates: " + candidates.joined(separator: " · "))
         }
     }
 }
