@@ -23,6 +23,10 @@ public protocol ParticipantResource: AnyObject {
     /// Branches prepared in storage and not yet resolved: transaction -> its writer participants.
     func inDoubt() -> [TransactionID: [ParticipantID]]
 
+    /// The accounts each prepared branch writes: the locks it holds here, which the
+    /// coordinator's lock manager re-takes at recovery.
+    func inDoubtLocks() -> [TransactionID: [AccountID]]
+
     /// Releases the storage (files, connections). Called once, by the worker, after its last batch.
     func close()
 }

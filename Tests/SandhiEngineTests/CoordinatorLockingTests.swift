@@ -122,6 +122,22 @@ struct CoordinatorLockingTests {
         #expect(h.coordinator.locks.isConsistent())
     }
 
+    @Test func aRecoveredTransactionHoldsItsLocksUntilEveryParticipantAcknowledges() {
+        var h = CoordinatorHarness()
+        let recovered = Fixture.tx(1, epoch: 1), fresh = Fixture.tx(1, epoch: 2)
+        let account = ResourceID(participant: Fixture.hdfc, account: Fixture.account("acct-0"))
+        h.handle(.recoverCommitted(recovered, participants: [Fixture.hdfc, Fixture.icici], locks: [account]))
+        #expect(h.coordinator.locks.mode(of: recovered, on: account) == .exclusive)
+        h.startPreparing(fresh, Self.transfer(0, 1))
+        #expect(h.state(fresh) == .active, "queued behind the recovered transaction")
+        #expect(h.coordinator.locks.blockers(of: fresh) == [recovered])
+        h.ack(recovered, Fixture.hdfc)
+        #expect(h.state(fresh) == .active, "icici has not acknowledged yet")
+        h.ack(recovered, Fixture.icici)
+        #expect(h.state(fresh) == .preparing)
+        #expect(h.coordinator.locks.heldCount(by: recovered) == 0)
+    }
+
     // MARK: deadlocks
 
     @Test(arguments: [2, 3, 50])

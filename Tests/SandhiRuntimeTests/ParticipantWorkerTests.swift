@@ -34,6 +34,7 @@ import Testing
         }
 
         func inDoubt() -> [TransactionID: [ParticipantID]] { [:] }
+        func inDoubtLocks() -> [TransactionID: [AccountID]] { [:] }
         func close() { journal.withLock { $0.append("close") } }
     }
 

@@ -209,10 +209,10 @@ public struct Coordinator: Sendable {
             acknowledged(id, participant: participant, nowUs: nowUs, into: &effects)
         case .timerFired(let timer):
             timerFired(timer, nowUs: nowUs, into: &effects)
-        case .recoverCommitted(let id, let participants):
-            recover(id, participants: participants, commit: true, nowUs: nowUs, into: &effects)
-        case .recoverInDoubt(let id, let participants):
-            recover(id, participants: participants, commit: false, nowUs: nowUs, into: &effects)
+        case .recoverCommitted(let id, let participants, let locks):
+            recover(id, participants: participants, locks: locks, commit: true, nowUs: nowUs, into: &effects)
+        case .recoverInDoubt(let id, let participants, let locks):
+            recover(id, participants: participants, locks: locks, commit: false, nowUs: nowUs, into: &effects)
         }
         settleLocks(nowUs: nowUs, into: &effects)
     }
@@ -726,10 +726,18 @@ public struct Coordinator: Sendable {
 
     // MARK: - Recovery
 
-    private mutating func recover(_ id: TransactionID, participants: [ParticipantID], commit: Bool, nowUs: UInt64,
-                                  into effects: inout [CoordinatorEffect]) {
+    private mutating func recover(_ id: TransactionID, participants: [ParticipantID], locks held: [ResourceID], commit: Bool,
+                                  nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         precondition(!participants.isEmpty, "recovery of \(id) names no participant")
         guard transactions[id] == nil else { return } // already being driven
+        // Its prepared branches still hold these accounts at the participants; hold them here
+        // too, so that a new transaction queues for them instead of being refused there, and
+        // the console shows who holds them. Two prepared branches never write one account (the
+        // participants' own locks saw to that), so every one of these is granted.
+        for resource in held {
+            let result = locks.acquire(id, LockRequest(resource: resource, mode: .exclusive), nowUs: nowUs, into: &lockChanges)
+            precondition(result == .granted, "recovered \(id) conflicts on \(resource)")
+        }
         var tx = CoordinatorTransaction(
             id: id, state: commit ? .committing : .aborting,
             branches: participants.map { BranchProgress(branch: Branch(participant: $0, operations: []), status: .awaitingAck(sentAtUs: nowUs)) },

@@ -68,9 +68,11 @@ public enum CoordinatorInput: Sendable {
     /// A timer set earlier fired.
     case timerFired(TimerID)
     /// Recovery: the log holds a COMMIT for this transaction without an END.
-    case recoverCommitted(TransactionID, participants: [ParticipantID])
+    /// `locks`: what its prepared branches hold at the participants, re-taken in the lock
+    /// manager until every participant has acknowledged.
+    case recoverCommitted(TransactionID, participants: [ParticipantID], locks: [ResourceID] = [])
     /// Recovery: participants hold this transaction prepared and the log has no COMMIT.
-    case recoverInDoubt(TransactionID, participants: [ParticipantID])
+    case recoverInDoubt(TransactionID, participants: [ParticipantID], locks: [ResourceID] = [])
 }
 
 /// What the coordinator asks its driver to do. The driver performs effects in order.

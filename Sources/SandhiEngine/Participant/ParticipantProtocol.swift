@@ -239,7 +239,9 @@ public struct ParticipantProtocol: Sendable {
         }
     }
 
-    static func writtenAccounts(_ operations: [Operation]) -> [AccountID] {
+    /// The accounts `operations` write, each once, in first-write order: what a prepared branch
+    /// locks.
+    public static func writtenAccounts(_ operations: [Operation]) -> [AccountID] {
         var accounts: [AccountID] = []
         for operation in operations where operation.isWrite {
             if let account = operation.account, !accounts.contains(account) { accounts.append(account) }

@@ -433,6 +433,14 @@ public final class SQLiteBank: ParticipantResource {
         return result
     }
 
+    public func inDoubtLocks() -> [TransactionID: [AccountID]] {
+        var result: [TransactionID: [AccountID]] = [:]
+        for (tx, state) in machine.branches {
+            if case .prepared(let operations, _) = state { result[tx] = ParticipantProtocol.writtenAccounts(operations) }
+        }
+        return result
+    }
+
     /// The highest coordinator epoch among this bank's prepared and committed branches (0 if
     /// none): the coordinator must never start an epoch at or below it.
     public func highestEpoch() throws -> UInt32 {

@@ -220,14 +220,17 @@ public final class CoordinatorDriver: Sendable {
     /// Drives recovery: COMMIT records without END are committed again everywhere they name;
     /// branches prepared without a COMMIT record are rolled back (presumed abort). Returns when
     /// every participant has acknowledged.
+    /// `locks` are the accounts each transaction's prepared branches hold at the participants;
+    /// the lock manager holds them too until the transaction is resolved everywhere.
     public func recover(committed: [TransactionID: [ParticipantID]],
-                        inDoubt: [TransactionID: [ParticipantID]]) async throws -> [RecoveredTransaction] {
+                        inDoubt: [TransactionID: [ParticipantID]],
+                        locks: [TransactionID: [ResourceID]] = [:]) async throws -> [RecoveredTransaction] {
         try await withThrowingTaskGroup(of: RecoveredTransaction.self) { group in
             for (tx, participants) in committed.sorted(by: { $0.key < $1.key }) {
-                group.addTask { try await self.recoverOne(tx, participants: participants, commit: true) }
+                group.addTask { try await self.recoverOne(tx, participants: participants, locks: locks[tx] ?? [], commit: true) }
             }
             for (tx, participants) in inDoubt.sorted(by: { $0.key < $1.key }) where committed[tx] == nil {
-                group.addTask { try await self.recoverOne(tx, participants: participants, commit: false) }
+                group.addTask { try await self.recoverOne(tx, participants: participants, locks: locks[tx] ?? [], commit: false) }
             }
             var results: [RecoveredTransaction] = []
             for try await result in group { results.append(result) }
@@ -241,7 +244,8 @@ public final class CoordinatorDriver: Sendable {
         public var participants: [ParticipantID]
     }
 
-    private func recoverOne(_ tx: TransactionID, participants: [ParticipantID], commit: Bool) async throws -> RecoveredTransaction {
+    private func recoverOne(_ tx: TransactionID, participants: [ParticipantID], locks: [ResourceID],
+                            commit: Bool) async throws -> RecoveredTransaction {
         // Refuse rather than resolve part of a transaction: a participant missing from the
         // configuration would be left prepared, holding its locks, with nobody to tell it.
         if let missing = participants.first(where: { workers[$0] == nil }) {
@@ -256,7 +260,8 @@ public final class CoordinatorDriver: Sendable {
                 }
                 let now = MonotonicClock.nowUs()
                 state.waiters[tx] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
-                handle(commit ? .recoverCommitted(tx, participants: participants) : .recoverInDoubt(tx, participants: participants),
+                handle(commit ? .recoverCommitted(tx, participants: participants, locks: locks)
+                              : .recoverInDoubt(tx, participants: participants, locks: locks),
                        nowUs: now, state: &state, resume: &resume)
             }
             finish(resume)

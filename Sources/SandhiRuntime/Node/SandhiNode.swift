@@ -30,6 +30,7 @@ public final class SandhiNode: Sendable {
             directory: directory.coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)
         var banks: [SQLiteBank] = []
         var inDoubt: [TransactionID: [ParticipantID]] = [:]
+        var held: [TransactionID: [ResourceID]] = [:]
         var banksEpoch: UInt32 = 0
         do {
             for participant in configuration.participants {
@@ -38,6 +39,9 @@ public final class SandhiNode: Sendable {
                 banks.append(bank)
                 for (tx, writers) in bank.inDoubt() {
                     inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
+                }
+                for (tx, accounts) in bank.inDoubtLocks() {
+                    held[tx, default: []] += accounts.map { ResourceID(participant: participant.id, account: $0) }
                 }
                 banksEpoch = max(banksEpoch, try bank.highestEpoch())
             }
@@ -94,7 +98,7 @@ public final class SandhiNode: Sendable {
                                        logger: logger, onEvent: onEvent)
         let resolved: [CoordinatorDriver.RecoveredTransaction]
         do {
-            resolved = try await driver.recover(committed: committed, inDoubt: inDoubt)
+            resolved = try await driver.recover(committed: committed, inDoubt: inDoubt, locks: held)
         } catch {
             driver.shutdown()
             throw error
