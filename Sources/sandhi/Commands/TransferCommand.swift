@@ -11,7 +11,11 @@ struct TransferCommand: AsyncParsableCommand {
             Simple form:  sandhi transfer --from hdfc/acct-000001 --to sbi/acct-000002 --amount 1500
             Many legs:    sandhi transfer --debit hdfc/client=1000000 --debit icici/client=500000 \\
                                           --credit sbi/client=1500000
+            With reads:   sandhi transfer --read hdfc/client --read sbi/client --from hdfc/client --to sbi/client --amount 10
+            Read only:    sandhi transfer --read hdfc/client --read sbi/client
             Amounts are rupees with at most two decimals (1500, 1500.50, 15,00,000). Debits must equal credits.
+            Reads run first, under shared locks held to the end, and print the committed balance, its version
+            and the transaction that wrote it.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -27,15 +31,20 @@ struct TransferCommand: AsyncParsableCommand {
     var debits: [String] = []
     @Option(name: .customLong("credit"), help: "A credit leg, BANK/ACCOUNT=RUPEES (repeatable).")
     var credits: [String] = []
+    @Option(name: .customLong("read"), help: "An account to read, BANK/ACCOUNT (repeatable); reads run before the legs.")
+    var reads: [String] = []
 
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     struct Leg: Equatable {
+        enum Kind: Equatable { case read, debit, credit }
         var bank: ParticipantID
         var account: AccountID
+        /// Zero for a read.
         var amount: Paise
-        var debit: Bool
+        var kind: Kind
+        var debit: Bool { kind == .debit }
     }
 
     func run() async throws {
@@ -47,12 +56,24 @@ struct TransferCommand: AsyncParsableCommand {
             let node = try await SandhiNode.start(directory: directory, logger: common.makeLogger())
             defer { node.stop() }
             let result = try await node.driver.transfer(branches)
+            let readsSeen = Self.reads(of: branches, observed: result.observed)
             if json {
-                print(jsonLine(["transaction": result.transaction.description, "outcome": result.outcome.isCommitted ? "committed" : "aborted",
-                                "reason": { if case .aborted(let reason, _) = result.outcome { return reason } else { return "" } }(),
-                                "latency_us": String(result.latencyUs)]))
+                struct Read: Encodable { var account: String; var balance_paise: Int64; var version: UInt64; var writer: String? }
+                struct Output: Encodable {
+                    var transaction: String; var outcome: String; var reason: String; var latency_us: UInt64; var reads: [Read]
+                }
+                print(jsonLine(Output(
+                    transaction: result.transaction.description, outcome: result.outcome.isCommitted ? "committed" : "aborted",
+                    reason: { if case .aborted(let reason, _) = result.outcome { return reason } else { return "" } }(),
+                    latency_us: result.latencyUs,
+                    reads: readsSeen.map { Read(account: $0.resource.description, balance_paise: $0.seen.balance.value,
+                                                version: $0.seen.version, writer: $0.seen.writer?.description) })))
             } else {
                 print("\(result.transaction) \(result.outcome.label) in \(formatMicros(result.latencyUs))")
+                for read in readsSeen {
+                    print("read \(read.resource) = \(read.seen.balance) (version \(read.seen.version), "
+                          + (read.seen.writer.map { "written by \($0)" } ?? "the opening balance") + ")")
+                }
             }
             if case .aborted(let reason, _) = result.outcome {
                 if !json { printError("sandhi: transfer aborted: \(reason)") }
@@ -64,27 +85,32 @@ struct TransferCommand: AsyncParsableCommand {
 
     func parseLegs() throws -> [Leg] {
         var legs: [Leg] = []
+        for spec in reads {
+            let (bank, account) = try Self.parseAccount(spec)
+            legs.append(Leg(bank: bank, account: account, amount: .zero, kind: .read))
+        }
         let simple = [from, to, amount].compactMap { $0 }
         if !simple.isEmpty {
             guard let from, let to, let amount else { throw UsageFailure("--from, --to and --amount go together") }
             let value = try Self.parseAmount(amount)
             let (fromBank, fromAccount) = try Self.parseAccount(from)
             let (toBank, toAccount) = try Self.parseAccount(to)
-            legs.append(Leg(bank: fromBank, account: fromAccount, amount: value, debit: true))
-            legs.append(Leg(bank: toBank, account: toAccount, amount: value, debit: false))
+            legs.append(Leg(bank: fromBank, account: fromAccount, amount: value, kind: .debit))
+            legs.append(Leg(bank: toBank, account: toAccount, amount: value, kind: .credit))
         }
         for (specs, debit) in [(debits, true), (credits, false)] {
             for spec in specs {
                 guard let equals = spec.lastIndex(of: "=") else { throw UsageFailure("leg \"\(spec)\" must be BANK/ACCOUNT=RUPEES") }
                 let (bank, account) = try Self.parseAccount(String(spec[..<equals]))
-                legs.append(Leg(bank: bank, account: account, amount: try Self.parseAmount(String(spec[spec.index(after: equals)...])), debit: debit))
+                legs.append(Leg(bank: bank, account: account, amount: try Self.parseAmount(String(spec[spec.index(after: equals)...])),
+                                kind: debit ? .debit : .credit))
             }
         }
-        guard !legs.isEmpty else { throw UsageFailure("nothing to transfer: give --from/--to/--amount or --debit/--credit legs") }
+        guard !legs.isEmpty else { throw UsageFailure("nothing to transfer: give --from/--to/--amount, --debit/--credit legs or --read accounts") }
         // Bounded so that the totals below cannot overflow (each amount is at most Paise.maxAmount).
         guard legs.count <= OperationCodec.maxOperations else { throw UsageFailure("at most \(OperationCodec.maxOperations) legs in one transfer") }
         let debitTotal = legs.filter(\.debit).reduce(Paise.zero) { $0 + $1.amount }
-        let creditTotal = legs.filter { !$0.debit }.reduce(Paise.zero) { $0 + $1.amount }
+        let creditTotal = legs.filter { $0.kind == .credit }.reduce(Paise.zero) { $0 + $1.amount }
         guard debitTotal == creditTotal else {
             throw UsageFailure("amounts do not balance: debits \(debitTotal), credits \(creditTotal)")
         }
@@ -115,7 +141,12 @@ struct TransferCommand: AsyncParsableCommand {
             guard configuration.participant(leg.bank) != nil else {
                 throw UsageFailure("unknown bank \(leg.bank) (this data directory has \(configuration.participants.map(\.id.name).joined(separator: ", ")))")
             }
-            let operation: SandhiEngine.Operation = leg.debit ? .debit(account: leg.account, amount: leg.amount) : .credit(account: leg.account, amount: leg.amount)
+            let operation: SandhiEngine.Operation
+            switch leg.kind {
+            case .read: operation = .read(account: leg.account)
+            case .debit: operation = .debit(account: leg.account, amount: leg.amount)
+            case .credit: operation = .credit(account: leg.account, amount: leg.amount)
+            }
             if let index = branches.firstIndex(where: { $0.participant == leg.bank }) {
                 branches[index].operations.append(operation)
             } else {
@@ -123,5 +154,17 @@ struct TransferCommand: AsyncParsableCommand {
             }
         }
         return branches
+    }
+
+    /// What each read operation saw, in the order the reads were given.
+    static func reads(of branches: [Branch], observed: [ParticipantID: [Observation]]) -> [(resource: ResourceID, seen: Observation)] {
+        var result: [(ResourceID, Observation)] = []
+        for branch in branches {
+            guard let seen = observed[branch.participant] else { continue }
+            for (operation, observation) in zip(branch.operations.filter { $0.account != nil }, seen) {
+                if case .read(let account) = operation { result.append((ResourceID(participant: branch.participant, account: account), observation)) }
+            }
+        }
+        return result
     }
 }

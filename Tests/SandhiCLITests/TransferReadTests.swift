@@ -1,0 +1,34 @@
+import Foundation
+import SandhiTestSupport
+import Testing
+
+/// Reads inside a transfer: the committed balance, its version and its writer.
+@Suite struct TransferReadTests {
+    @Test func readsReportTheCommittedBalanceVersionAndWriter() throws {
+        let temporary = TemporaryDirectory("sandhi-read"); defer { temporary.remove() }
+        let data = temporary.appending("data")
+        _ = try SandhiBinary.run(["init", "--data", data, "--accounts", "3"])
+        let first = try SandhiBinary.run(["transfer", "--data", data, "--read", "hdfc/acct-000001"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("read hdfc/acct-000001 = ₹1,00,000.00 (version 0, the opening balance)"))
+        let moved = try SandhiBinary.run(["transfer", "--data", data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000002", "--amount", "10"])
+        let id = try #require(moved.stdout.split(separator: " ").first.map(String.init))
+        let after = try SandhiBinary.run(["transfer", "--data", data, "--read", "hdfc/acct-000001", "--read", "sbi/acct-000002", "--json"])
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [String: Any])
+        let reads = try #require(parsed["reads"] as? [[String: Any]])
+        #expect(reads.count == 2)
+        #expect(reads[0]["balance_paise"] as? Int == 9_999_000 && reads[0]["version"] as? Int == 1 && reads[0]["writer"] as? String == id)
+        #expect(reads[1]["balance_paise"] as? Int == 10_001_000 && reads[1]["writer"] as? String == id)
+    }
+
+    @Test func aReadOfAnUnknownAccountAbortsWithOneLine() throws {
+        let temporary = TemporaryDirectory("sandhi-read"); defer { temporary.remove() }
+        let data = temporary.appending("data")
+        _ = try SandhiBinary.run(["init", "--data", data, "--accounts", "3"])
+        let result = try SandhiBinary.run(["transfer", "--data", data, "--read", "hdfc/nobody"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "sandhi: transfer aborted: hdfc voted NO: unknown account hdfc/nobody\n")
+        let malformed = try SandhiBinary.run(["transfer", "--data", data, "--read", "hdfc"])
+        #expect(malformed.status != 0 && malformed.stderr.contains("must be BANK/ACCOUNT"))
+    }
+}
