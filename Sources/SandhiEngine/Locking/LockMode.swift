@@ -1,3 +1,13 @@
+/// How concurrent transactions are kept apart. Strict two-phase locking is the one built; the
+/// optimistic (`occ`), Percolator and TrueTime styles of DESIGN.md are to come, and a
+/// configuration naming one of them is refused rather than silently run as `2pl`.
+public enum ConcurrencyMode: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Strict two-phase locking: shared and exclusive locks held until the decision.
+    case twoPhaseLocking = "2pl"
+
+    public var description: String { rawValue }
+}
+
 /// How a transaction holds a resource: many readers, or one writer.
 public enum LockMode: UInt8, Hashable, Sendable, CustomStringConvertible {
     case shared

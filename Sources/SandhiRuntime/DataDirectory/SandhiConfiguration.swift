@@ -30,6 +30,8 @@ public struct SandhiConfiguration: Sendable, Equatable {
     public var taxLedger: ParticipantID?
     /// The participant that keeps the regulator's large-transaction report, if any.
     public var reportLedger: ParticipantID?
+    /// How transactions are isolated (`2pl`, the default and, so far, the only mode).
+    public var concurrency: ConcurrencyMode = .twoPhaseLocking
     /// Strict two-phase locking: how long a lock request may wait, and deadlock handling.
     public var lockTimeoutMs: UInt64 = 2_000
     public var detectDeadlocks = true
@@ -88,6 +90,13 @@ public struct SandhiConfiguration: Sendable, Equatable {
             segmentMaxBytes = Int(try Self.positive(coordinator, "segment_max_bytes", default: UInt64(segmentMaxBytes)))
         }
         if let locking = table["locking"]?.table {
+            if let raw = locking["concurrency"] {
+                guard let name = raw.string, let mode = ConcurrencyMode(rawValue: name) else {
+                    throw ParseError(description: "sandhi.toml: concurrency must be one of "
+                        + ConcurrencyMode.allCases.map(\.rawValue).joined(separator: ", ") + " (occ, percolator and truetime are not built yet)")
+                }
+                concurrency = mode
+            }
             lockTimeoutMs = try Self.positive(locking, "lock_timeout_ms", default: lockTimeoutMs)
             if let raw = locking["deadlock_detection"] {
                 guard let flag = raw.bool else { throw ParseError(description: "sandhi.toml: deadlock_detection must be true or false") }
@@ -145,6 +154,7 @@ public struct SandhiConfiguration: Sendable, Equatable {
             "segment_max_bytes = \(segmentMaxBytes)",
             "",
             "[locking]",
+            "concurrency = \"\(concurrency.rawValue)\"            # strict two-phase locking",
             "lock_timeout_ms = \(lockTimeoutMs)",
             "deadlock_detection = \(detectDeadlocks)",
             "victim_policy = \"\(victimPolicy.rawValue)\"    # \(VictimPolicy.allCases.map(\.rawValue).joined(separator: " | "))",

@@ -145,7 +145,7 @@ struct BenchCommand: AsyncParsableCommand {
                 let banks = accountMap.keys.sorted().map(\.name).joined(separator: ", ")
                 let shape = kind == .contention ? "contention on \(hotAccounts) hot accounts" : "uniform"
                 print("sandhi bench: \(accountMap.count) banks (\(banks)), \(shape), \(clients) clients, \(String(format: "%.1f", Double(report.elapsedMs) / 1_000))s, "
-                      + "answer when \(answer), deadlock detection \(detectionUsed ? "on" : "off")")
+                      + "answer when \(answer), \(node.configuration.concurrency), deadlock detection \(detectionUsed ? "on" : "off")")
                 print("committed     \(report.committed - report.audits) transfers, \(String(format: "%.0f", report.transfersPerSecond)) transfers/s"
                       + (report.audits > 0 ? "; \(report.audits) audits" : ""))
                 let causes = report.abortsByCause.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
