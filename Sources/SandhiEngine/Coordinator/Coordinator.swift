@@ -125,6 +125,8 @@ public struct Coordinator: Sendable {
         fileprivate var commitRequested = false
         /// Set while this transaction is a chosen deadlock victim inside the grace period.
         fileprivate var victimTimer: TimerID?
+        /// Report what the operations observed to the client (reads, or asked for).
+        fileprivate var observe = false
 
         /// Active and queued for a lock.
         public var isWaitingForLock: Bool { state == .active && locksGranted < lockPlan.count }
@@ -176,16 +178,16 @@ public struct Coordinator: Sendable {
 
     public mutating func handle(_ input: CoordinatorInput, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         switch input {
-        case .begin(let id, let branches):
-            begin(id, branches: branches, nowUs: nowUs, into: &effects)
+        case .begin(let id, let branches, let observe):
+            begin(id, branches: branches, observe: observe, nowUs: nowUs, into: &effects)
         case .requestCommit(let id):
             requestCommit(id, nowUs: nowUs, into: &effects)
         case .requestAbort(let id, let reason):
-            guard var tx = transactions[id] else { return }
+            guard var tx = take(id) else { return }
+            defer { store(tx) }
             switch tx.state {
             case .active, .preparing:
                 abort(&tx, reason: reason, cause: .requested, nowUs: nowUs, into: &effects)
-                store(tx)
             case .prepared, .committing, .committed, .aborting, .aborted:
                 break // decided already: an abort request cannot change the outcome
             }
@@ -219,7 +221,8 @@ public struct Coordinator: Sendable {
 
     // MARK: - Phase one
 
-    private mutating func begin(_ id: TransactionID, branches: [Branch], nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+    private mutating func begin(_ id: TransactionID, branches: [Branch], observe: Bool, nowUs: UInt64,
+                                into effects: inout [CoordinatorEffect]) {
         precondition(transactions[id] == nil, "transaction \(id) began twice")
         if let problem = Self.validate(branches) {
             reject(id, reason: problem, nowUs: nowUs, into: &effects)
@@ -234,6 +237,8 @@ public struct Coordinator: Sendable {
             branches: branches.map { BranchProgress(branch: $0, status: .idle) },
             beganAtUs: nowUs)
         tx.lockPlan = configuration.plantedBug == .noLocks ? [] : LockRequest.plan(for: branches)
+        // Reads are asked for their values; writes' observations only when the client wants them.
+        tx.observe = observe || branches.contains { branch in branch.operations.contains { if case .read = $0 { true } else { false } } }
         effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant)))))
         acquireLocks(&tx, nowUs: nowUs, into: &effects)
         store(tx)
@@ -243,9 +248,12 @@ public struct Coordinator: Sendable {
     public static func validate(_ branches: [Branch]) -> String? {
         if branches.isEmpty { return "a transaction needs at least one participant" }
         if branches.count > DecisionRecord.maxParticipants { return "more than \(DecisionRecord.maxParticipants) participants" }
-        var seen = Set<ParticipantID>()
-        for branch in branches {
-            if !seen.insert(branch.participant).inserted { return "participant \(branch.participant) appears twice" }
+        // A transfer names a handful of participants: a scan beats building a set, until it doesn't.
+        var seen: Set<ParticipantID>? = branches.count > 16 ? [] : nil
+        for (index, branch) in branches.enumerated() {
+            let repeated = seen != nil ? !seen!.insert(branch.participant).inserted
+                                       : branches[..<index].contains { $0.participant == branch.participant }
+            if repeated { return "participant \(branch.participant) appears twice" }
             if branch.operations.isEmpty { return "participant \(branch.participant) has no operations" }
             if branch.operations.count > OperationCodec.maxOperations { return "participant \(branch.participant) has too many operations" }
             for operation in branch.operations {
@@ -295,14 +303,14 @@ public struct Coordinator: Sendable {
     }
 
     private mutating func requestCommit(_ id: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[id], tx.state == .active else { return }
+        guard var tx = take(id) else { return }
+        defer { store(tx) }
+        guard tx.state == .active else { return }
         if tx.isWaitingForLock {
             tx.commitRequested = true // prepared once the last lock is granted
-            store(tx)
             return
         }
         prepare(&tx, nowUs: nowUs, into: &effects)
-        store(tx)
     }
 
     /// Phase one starts: every lock is held.
@@ -322,25 +330,26 @@ public struct Coordinator: Sendable {
 
     private mutating func voted(_ id: TransactionID, participant: ParticipantID, vote: Vote, observed: [Observation], nowUs: UInt64,
                                 into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[id], let index = tx.index(of: participant) else {
+        func unknown() {
             // Forgotten (finished) or never known. Presumed abort: whoever is prepared for a
             // transaction we hold no decision for must roll back. A participant that already
             // committed a forgotten transaction treats this ROLLBACK as a no-op.
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) for an unknown transaction"))))
             if vote == .yes { effects.append(.send(participant, .rollback(id))) }
-            return
         }
+        guard var tx = take(id) else { return unknown() }
+        defer { store(tx) }
+        guard let index = tx.index(of: participant) else { return unknown() }
         switch (tx.state, tx.branches[index].status) {
         case (.preparing, .awaitingVote(let sentAtUs)):
             tx.branches[index].status = .voted(vote)
-            tx.branches[index].observed = observed
+            if tx.observe { tx.branches[index].observed = observed }
             effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
             if case .no(let reason) = vote {
                 abort(&tx, reason: "\(participant) voted NO: \(reason)", cause: .participantRefused, nowUs: nowUs, into: &effects)
             } else if tx.branches.allSatisfy({ if case .voted = $0.status { return true } else { return false } }) {
                 decide(&tx, nowUs: nowUs, into: &effects)
             }
-            store(tx)
         case (.aborting, .awaitingAck(let sentAtUs)):
             // The vote crossed our ROLLBACK. A YES means the participant holds state until the
             // ROLLBACK (already on its way) lands; NO or READ-ONLY means it holds nothing.
@@ -349,7 +358,6 @@ public struct Coordinator: Sendable {
                 tx.branches[index].status = .acknowledged
                 finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
             }
-            store(tx)
         case (.aborting, .acknowledged) where vote == .yes:
             // Our ROLLBACK overtook the PREPARE: the participant acknowledged it as "never
             // prepared", then prepared anyway. It holds locks now, so it must hear ROLLBACK again.
@@ -359,7 +367,6 @@ public struct Coordinator: Sendable {
             if tx.timer == nil {
                 setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
             }
-            store(tx)
         default:
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) while \(tx.state)"))))
         }
@@ -390,7 +397,8 @@ public struct Coordinator: Sendable {
 
     private mutating func decisionDurable(_ id: TransactionID, position: LogPosition, nowUs: UInt64,
                                           into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[id] else { return }
+        guard var tx = take(id) else { return }
+        defer { store(tx) }
         guard tx.state == .prepared else {
             assertionFailure("decision durable for \(id) in state \(tx.state)")
             return
@@ -413,7 +421,6 @@ public struct Coordinator: Sendable {
         // any PREPARE a waiter sends once granted, and every participant also keeps its own
         // locks until it has applied the commit, so no one can read around it.
         releaseLocks(tx, nowUs: nowUs)
-        store(tx)
     }
 
     private func reportObservations(_ tx: CoordinatorTransaction, into effects: inout [CoordinatorEffect]) {
@@ -451,16 +458,16 @@ public struct Coordinator: Sendable {
 
     private mutating func acknowledged(_ id: TransactionID, participant: ParticipantID, nowUs: UInt64,
                                        into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[id], let index = tx.index(of: participant),
-              case .awaitingAck(let sentAtUs) = tx.branches[index].status,
-              tx.state == .committing || tx.state == .aborting else {
+        func unexpected() {
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "duplicate or unexpected acknowledgement"))))
-            return
         }
+        guard var tx = take(id) else { return unexpected() }
+        defer { store(tx) }
+        guard let index = tx.index(of: participant), case .awaitingAck(let sentAtUs) = tx.branches[index].status,
+              tx.state == .committing || tx.state == .aborting else { return unexpected() }
         tx.branches[index].status = .acknowledged
         effects.append(.emit(EngineEvent(atUs: nowUs, .acknowledged(id, participant: participant, latencyUs: nowUs &- sentAtUs))))
         finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
-        store(tx)
     }
 
     @discardableResult
@@ -530,8 +537,12 @@ public struct Coordinator: Sendable {
             var batch = LockManager.Changes()
             swap(&batch, &lockChanges)
             for grant in batch.grants {
-                guard var tx = transactions[grant.transaction], tx.isWaitingForLock,
-                      tx.lockPlan[tx.locksGranted].resource == grant.resource else {
+                guard var tx = take(grant.transaction) else {
+                    assertionFailure("a grant for \(grant.transaction), which is not in flight")
+                    continue
+                }
+                defer { store(tx) }
+                guard tx.isWaitingForLock, tx.lockPlan[tx.locksGranted].resource == grant.resource else {
                     assertionFailure("a grant for \(grant.transaction), which does not wait for \(grant.resource)")
                     continue
                 }
@@ -539,7 +550,6 @@ public struct Coordinator: Sendable {
                 cancelTimer(&tx, into: &effects) // its lock timeout
                 tx.locksGranted += 1
                 acquireLocks(&tx, nowUs: nowUs, into: &effects)
-                store(tx)
             }
             for cycle in batch.cycles {
                 deadlockFound(cycle, byFullCheck: false, nowUs: nowUs, into: &effects)
@@ -580,7 +590,7 @@ public struct Coordinator: Sendable {
             abortAtUs: choice == nil ? nil : nowUs + graceUs, foundByFullCheck: byFullCheck, resolution: nil)
         nextDeadlockID += 1
         effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockDetected(deadlock))))
-        guard let victim = choice?.victim, var tx = transactions[victim] else {
+        guard let victim = choice?.victim, var tx = take(victim) else {
             deadlockHistory.record(deadlock)
             unresolvedDeadlocks.append(deadlock)
             return
@@ -609,21 +619,25 @@ public struct Coordinator: Sendable {
     /// The operator aborts a transaction: a deadlock member of their choice, or anything not
     /// yet decided.
     private mutating func forceAbort(_ id: TransactionID, note: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[id], tx.state == .active || tx.state == .preparing else {
-            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: transactions[id].map { "already \($0.state)" } ?? "not in flight"))))
+        guard var tx = take(id) else {
+            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: "not in flight"))))
+            return
+        }
+        defer { store(tx) }
+        guard tx.state == .active || tx.state == .preparing else {
+            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: "already \(tx.state)"))))
             return
         }
         if let index = unresolvedDeadlocks.firstIndex(where: { $0.cycle.contains(id) }) {
             let deadlock = unresolvedDeadlocks.remove(at: index)
             deadlockHistory.resolve(deadlock.id, .operatorAborted(id, atUs: nowUs))
             effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: id, byOperator: true))))
-            if let chosen = deadlock.victim, chosen != id, var other = transactions[chosen] {
+            if let chosen = deadlock.victim, chosen != id, var other = take(chosen) {
                 cancelVictimTimer(&other, into: &effects) // the operator overrode the engine's pick
                 store(other)
             }
         }
         abort(&tx, reason: "aborted by the operator: \(note)", cause: .operatorAbort, nowUs: nowUs, into: &effects)
-        store(tx)
     }
 
     /// Plants a bookkeeping bug for tests: the engine forgets the deadlocks it is waiting on,
@@ -645,7 +659,8 @@ public struct Coordinator: Sendable {
     // MARK: - Timers
 
     private mutating func timerFired(_ timer: TimerID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
-        guard var tx = transactions[timer.transaction] else { return }
+        guard var tx = take(timer.transaction) else { return }
+        defer { store(tx) }
         if timer.kind == .deadlockVictim {
             guard tx.victimTimer == timer else { return } // stale: the deadlock was broken already
             tx.victimTimer = nil
@@ -655,7 +670,6 @@ public struct Coordinator: Sendable {
                 effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: tx.id, byOperator: false))))
                 abort(&tx, reason: Self.victimReason(deadlock), cause: .deadlock, nowUs: nowUs, into: &effects)
             }
-            store(tx)
             return
         }
         guard tx.timer == timer else { return } // stale: state moved on
@@ -690,7 +704,6 @@ public struct Coordinator: Sendable {
         default:
             assertionFailure("timer \(timer) fired in state \(tx.state)")
         }
-        store(tx)
     }
 
     /// Exponential backoff with up to 25% jitter, capped, so that many transactions stuck on
@@ -774,6 +787,12 @@ public struct Coordinator: Sendable {
         default:
             return false
         }
+    }
+
+    /// Takes a transaction out of the table to change it; `store` puts it back. A copy left in
+    /// the table would make every change to the copy's arrays (its branches) copy them first.
+    private mutating func take(_ id: TransactionID) -> CoordinatorTransaction? {
+        transactions.removeValue(forKey: id)
     }
 
     /// Keeps a live transaction, or forgets a finished one.

@@ -46,7 +46,9 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
 /// Everything that can happen to the coordinator.
 public enum CoordinatorInput: Sendable {
     /// A client opened a transaction with this work per participant.
-    case begin(TransactionID, branches: [Branch])
+    /// `observe`: hand what every operation saw to the client (`observed`), not only reads'
+    /// values (a history recorder wants the writes' versions too).
+    case begin(TransactionID, branches: [Branch], observe: Bool = false)
     /// The client asks to commit: start phase one.
     case requestCommit(TransactionID)
     /// The client or an operator asks to abort (only before the decision).

@@ -10,6 +10,8 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
         self.kind = kind
     }
 
+    /// Cases with large payloads are `indirect` (boxed): every effect the coordinator returns
+    /// is as large as the largest event, and the common ones are small.
     public enum Kind: Hashable, Sendable {
         case began(TransactionID, participants: [ParticipantID])
         case rejected(TransactionID, reason: String)
@@ -27,11 +29,11 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
         case lateMessage(TransactionID, participant: ParticipantID, what: String)
         case recovered(TransactionID, decision: Outcome, participants: [ParticipantID])
         /// A lock request queued behind `blockers` (empty when deadlock detection is off).
-        case lockWaiting(TransactionID, resource: ResourceID, mode: LockMode, blockers: [TransactionID])
+        indirect case lockWaiting(TransactionID, resource: ResourceID, mode: LockMode, blockers: [TransactionID])
         /// A queued lock request was granted.
-        case lockGranted(TransactionID, resource: ResourceID, mode: LockMode, waitedUs: UInt64)
-        case lockTimedOut(TransactionID, resource: ResourceID?, waitedUs: UInt64)
-        case deadlockDetected(Deadlock)
+        indirect case lockGranted(TransactionID, resource: ResourceID, mode: LockMode, waitedUs: UInt64)
+        indirect case lockTimedOut(TransactionID, resource: ResourceID?, waitedUs: UInt64)
+        indirect case deadlockDetected(Deadlock)
         case deadlockVictimAborted(deadlockID: UInt64, victim: TransactionID, byOperator: Bool)
         /// An operator command that could not be carried out.
         case operatorRefused(TransactionID, reason: String)

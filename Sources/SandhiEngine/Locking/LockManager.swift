@@ -58,7 +58,7 @@ public struct LockManager: Sendable {
     }
 
     public struct ResourceLocks: Sendable {
-        public fileprivate(set) var holders: [Holder] = []
+        public fileprivate(set) var holders: HolderList = []
         public fileprivate(set) var waiters: Deque<Waiter> = []
 
         var isEmpty: Bool { holders.isEmpty && waiters.isEmpty }
@@ -92,9 +92,14 @@ public struct LockManager: Sendable {
     public let configuration: Configuration
     public private(set) var table: [ResourceID: ResourceLocks] = [:]
     public private(set) var graph = WaitForGraph()
-    /// Resources each transaction holds, in the order it got them.
-    private var held: [TransactionID: [ResourceID]] = [:]
-    private var waitingOn: [TransactionID: ResourceID] = [:]
+    /// What each transaction holds (in the order it got it) and the one resource it waits
+    /// for, if any: one entry per transaction, so releasing is one lookup.
+    private struct Owner {
+        var held: [ResourceID] = []
+        var waitingOn: ResourceID?
+    }
+    private var owners: [TransactionID: Owner] = [:]
+    private var waitingTotal = 0
     /// Each waiter's current out-edges in the graph.
     private var waitEdges: [TransactionID: [TransactionID]] = [:]
 
@@ -105,13 +110,13 @@ public struct LockManager: Sendable {
 
     // MARK: - Queries
 
-    public var waitingCount: Int { waitingOn.count }
+    public var waitingCount: Int { waitingTotal }
 
-    public func resource(waitedOnBy tx: TransactionID) -> ResourceID? { waitingOn[tx] }
+    public func resource(waitedOnBy tx: TransactionID) -> ResourceID? { owners[tx]?.waitingOn }
 
-    public func heldCount(by tx: TransactionID) -> Int { held[tx]?.count ?? 0 }
+    public func heldCount(by tx: TransactionID) -> Int { owners[tx]?.held.count ?? 0 }
 
-    public func resources(heldBy tx: TransactionID) -> [ResourceID] { held[tx] ?? [] }
+    public func resources(heldBy tx: TransactionID) -> [ResourceID] { owners[tx]?.held ?? [] }
 
     /// The transactions `tx` waits for (its wait-for edges).
     public func blockers(of tx: TransactionID) -> [TransactionID] { waitEdges[tx] ?? [] }
@@ -124,61 +129,49 @@ public struct LockManager: Sendable {
 
     public mutating func acquire(_ tx: TransactionID, _ request: LockRequest, nowUs: UInt64,
                                  into changes: inout Changes) -> AcquireResult {
-        precondition(waitingOn[tx] == nil, "\(tx) asked for \(request.resource) while still waiting for \(waitingOn[tx]!)")
+        precondition(owners[tx]?.waitingOn == nil, "\(tx) asked for \(request.resource) while still waiting for \(owners[tx]!.waitingOn!)")
         let resource = request.resource
-        guard let entry = table.index(forKey: resource) else {
-            // The common case by far: nobody holds it.
-            var locks = ResourceLocks()
-            locks.holders.append(Holder(transaction: tx, mode: request.mode))
-            table[resource] = locks
-            held[tx, default: []].append(resource)
+        // One lookup, and the resource's state changed in place: a copy would make appending to
+        // a long queue copy the queue.
+        let step = Self.place(tx, request.mode, nowUs: nowUs, maxWaiters: configuration.maxWaitersPerResource,
+                              in: &table[resource, default: ResourceLocks()])
+        switch step {
+        case .alreadyHeld:
             return .granted
-        }
-        var locks = table.values[entry]
-        let waiter = Waiter(transaction: tx, mode: request.mode, sinceUs: nowUs, isUpgrade: false)
-        if let index = locks.holders.firstIndex(where: { $0.transaction == tx }) {
-            if locks.holders[index].mode.covers(request.mode) { return .granted }
-            if locks.holders.count == 1 {
-                locks.holders[index].mode = .exclusive
-                table[resource] = locks
-                return .granted
-            }
-            guard locks.waiters.count < configuration.maxWaitersPerResource else { return refusal(resource) }
-            let position = locks.waiters.prefix { $0.isUpgrade }.count
-            var upgrade = waiter
-            upgrade.isUpgrade = true
-            locks.waiters.insert(upgrade, at: position)
-            table[resource] = locks
-            waitingOn[tx] = resource
-            rederiveEdges(of: resource, into: &changes)
-        } else if locks.waiters.isEmpty && locks.holders.allSatisfy({ $0.mode.isCompatible(with: request.mode) }) {
-            locks.holders.append(Holder(transaction: tx, mode: request.mode))
-            table[resource] = locks
-            held[tx, default: []].append(resource)
+        case .granted:
+            owners[tx, default: Owner()].held.append(resource)
             return .granted
-        } else {
-            guard locks.waiters.count < configuration.maxWaitersPerResource else { return refusal(resource) }
-            locks.waiters.append(waiter)
-            table[resource] = locks
-            waitingOn[tx] = resource
-            // Appending changes nobody else's edges: derive the newcomer's alone.
-            if configuration.detectDeadlocks {
+        case .refused:
+            if table[resource]?.isEmpty == true { table[resource] = nil }
+            return refusal(resource)
+        case .queued(let upgrade):
+            owners[tx, default: Owner()].waitingOn = resource
+            waitingTotal += 1
+            if upgrade {
+                rederiveEdges(of: resource, into: &changes) // went in ahead of others
+            } else if configuration.detectDeadlocks, let locks = table[resource] {
+                // Appended at the tail: nobody else's edges change; derive the newcomer's alone.
                 setEdges(of: tx, to: desiredEdges(at: locks.waiters.count - 1, in: locks), into: &changes)
             }
         }
-        assert(waitingOn[tx] == resource)
+        assert(owners[tx]?.waitingOn == resource)
         return .waiting(blockers: waitEdges[tx] ?? [])
     }
 
     /// Drops every lock `tx` holds and its wait, if any (commit, abort, timeout, victim), and
     /// grants what that frees.
     public mutating func releaseAll(_ tx: TransactionID, nowUs: UInt64, into changes: inout Changes) {
+        guard let owner = owners.removeValue(forKey: tx) else {
+            assert(!graph.contains(tx), "\(tx) holds nothing but is in the wait-for graph")
+            return // held nothing: the common second call, after the decision already released
+        }
         var touched: [ResourceID] = []
-        if let resource = waitingOn.removeValue(forKey: tx) {
+        if let resource = owner.waitingOn {
             table[resource]?.waiters.removeAll { $0.transaction == tx }
+            waitingTotal -= 1
             touched.append(resource)
         }
-        for resource in held.removeValue(forKey: tx) ?? [] {
+        for resource in owner.held {
             guard let entry = table.index(forKey: resource) else { continue }
             table.values[entry].holders.removeAll { $0.transaction == tx }
             if table.values[entry].waiters.isEmpty {
@@ -188,7 +181,7 @@ public struct LockManager: Sendable {
             }
             if !touched.contains(resource) { touched.append(resource) }
         }
-        if configuration.detectDeadlocks && graph.contains(tx) {
+        if configuration.detectDeadlocks && graph.nodeCount > 0 && graph.contains(tx) {
             waitEdges[tx] = nil
             graph.removeNode(tx)
         }
@@ -198,7 +191,40 @@ public struct LockManager: Sendable {
             if table[resource]?.isEmpty == true { table[resource] = nil }
         }
         if configuration.detectDeadlocks { changes.cycles += graph.retryDeferred() }
-        assert(held[tx] == nil && waitingOn[tx] == nil && !graph.contains(tx))
+        assert(owners[tx] == nil && !graph.contains(tx))
+    }
+
+    private enum Step {
+        /// Held already in a mode that covers the request, or upgraded in place.
+        case alreadyHeld
+        /// A new holding.
+        case granted
+        case queued(upgrade: Bool)
+        case refused
+    }
+
+    /// The request against one resource's holders and queue (the table at the top of this file).
+    private static func place(_ tx: TransactionID, _ mode: LockMode, nowUs: UInt64, maxWaiters: Int,
+                              in locks: inout ResourceLocks) -> Step {
+        var waiter = Waiter(transaction: tx, mode: mode, sinceUs: nowUs, isUpgrade: false)
+        if let index = locks.holders.firstIndex(where: { $0.transaction == tx }) {
+            if locks.holders[index].mode.covers(mode) { return .alreadyHeld }
+            if locks.holders.count == 1 {
+                locks.holders[index].mode = .exclusive
+                return .alreadyHeld
+            }
+            guard locks.waiters.count < maxWaiters else { return .refused }
+            waiter.isUpgrade = true
+            locks.waiters.insert(waiter, at: locks.waiters.prefix { $0.isUpgrade }.count)
+            return .queued(upgrade: true)
+        }
+        if locks.waiters.isEmpty && locks.holders.allSatisfy({ $0.mode.isCompatible(with: mode) }) {
+            locks.holders.append(Holder(transaction: tx, mode: mode))
+            return .granted
+        }
+        guard locks.waiters.count < maxWaiters else { return .refused }
+        locks.waiters.append(waiter)
+        return .queued(upgrade: false)
     }
 
     private func refusal(_ resource: ResourceID) -> AcquireResult {
@@ -207,22 +233,35 @@ public struct LockManager: Sendable {
 
     /// Grants the queue's front while it fits with the holders, in order.
     private mutating func grantWaiters(on resource: ResourceID, nowUs: UInt64, into changes: inout Changes) {
-        guard var locks = table[resource] else { return }
+        guard table[resource] != nil else { return }
+        // Changed in place (a copy would copy the queue on its first change), then the
+        // bookkeeping that needs the rest of `self`.
+        let granted = Self.popGrantable(from: &table[resource]!)
+        for (front, newHolding) in granted {
+            if newHolding { owners[front.transaction, default: Owner()].held.append(resource) }
+            owners[front.transaction]?.waitingOn = nil
+            waitingTotal -= 1
+            if configuration.detectDeadlocks { setEdges(of: front.transaction, to: [], into: &changes) }
+            changes.grants.append(Grant(transaction: front.transaction, resource: resource, mode: front.mode,
+                                        waitedUs: nowUs &- front.sinceUs))
+        }
+    }
+
+    /// The waiters granted, each with whether it is a new holding (not an upgrade in place).
+    private static func popGrantable(from locks: inout ResourceLocks) -> [(Waiter, newHolding: Bool)] {
+        var granted: [(Waiter, newHolding: Bool)] = []
         while let front = locks.waiters.first,
               locks.holders.allSatisfy({ $0.transaction == front.transaction || $0.mode.isCompatible(with: front.mode) }) {
             locks.waiters.removeFirst()
             if front.isUpgrade, let index = locks.holders.firstIndex(where: { $0.transaction == front.transaction }) {
                 locks.holders[index].mode = .exclusive
+                granted.append((front, false))
             } else {
                 locks.holders.append(Holder(transaction: front.transaction, mode: front.mode))
-                held[front.transaction, default: []].append(resource)
+                granted.append((front, true))
             }
-            waitingOn[front.transaction] = nil
-            if configuration.detectDeadlocks { setEdges(of: front.transaction, to: [], into: &changes) }
-            changes.grants.append(Grant(transaction: front.transaction, resource: resource, mode: front.mode,
-                                        waitedUs: nowUs &- front.sinceUs))
         }
-        table[resource] = locks
+        return granted
     }
 
     // MARK: - Wait-for edges
@@ -279,7 +318,7 @@ public struct LockManager: Sendable {
             if locks.isEmpty { return false }
             for (i, a) in locks.holders.enumerated() {
                 for b in locks.holders[(i + 1)...] where a.transaction == b.transaction || !a.mode.isCompatible(with: b.mode) { return false }
-                guard held[a.transaction]?.contains(resource) == true else { return false }
+                guard owners[a.transaction]?.held.contains(resource) == true else { return false }
             }
             holdings += locks.holders.count
             if let front = locks.waiters.first,
@@ -287,12 +326,13 @@ public struct LockManager: Sendable {
                 return false // grantable but waiting
             }
             for (index, waiter) in locks.waiters.enumerated() {
-                guard waitingOn[waiter.transaction] == resource else { return false }
+                guard owners[waiter.transaction]?.waitingOn == resource else { return false }
                 if configuration.detectDeadlocks && (waitEdges[waiter.transaction] ?? []) != desiredEdges(at: index, in: locks) { return false }
             }
         }
         let waits = table.values.reduce(0) { $0 + $1.waiters.count }
-        return holdings == held.values.reduce(0) { $0 + $1.count } && waits == waitingOn.count
+        return holdings == owners.values.reduce(0) { $0 + $1.held.count } && waits == waitingTotal
+            && waits == owners.values.filter { $0.waitingOn != nil }.count
             && (!configuration.detectDeadlocks || graph.orderIsConsistent())
     }
 }

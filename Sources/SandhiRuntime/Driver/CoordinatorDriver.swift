@@ -193,7 +193,9 @@ public final class CoordinatorDriver: Sendable {
 
     /// Runs one distributed transaction: every branch prepared, then committed everywhere or
     /// nowhere.
-    public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished) async throws -> TransferResult {
+    /// `observe`: return what every operation saw (`TransferResult.observed`); reads' values are
+    /// returned either way.
+    public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished, observe: Bool = false) async throws -> TransferResult {
         if let imbalance = Coordinator.imbalance(branches) { throw CoordinatorError.unbalanced(imbalance) }
         return try await withCheckedThrowingContinuation { continuation in
             var resume: [(Waiter, Result<TransferResult, Error>)] = []
@@ -210,7 +212,7 @@ public final class CoordinatorDriver: Sendable {
                 state.nextSequence += 1
                 let now = MonotonicClock.nowUs()
                 state.waiters[id] = Waiter(continuation: continuation, answerWhen: answerWhen, submittedAtUs: now)
-                handle(.begin(id, branches: branches), nowUs: now, state: &state, resume: &resume)
+                handle(.begin(id, branches: branches, observe: observe), nowUs: now, state: &state, resume: &resume)
                 handle(.requestCommit(id), nowUs: now, state: &state, resume: &resume)
             }
             finish(resume)

@@ -181,7 +181,8 @@ public enum TransferBench {
                                   options: Options, seed: UInt64, deadlineUs: UInt64) async -> ClientTally {
         var random = SplitMix64(seed: seed)
         var tally = ClientTally()
-        let audit = banks.map { bank in Branch(participant: bank, operations: accounts[bank]!.map { .read(account: $0) }) }
+        let audit = options.readFraction == 0 ? []
+            : banks.map { bank in Branch(participant: bank, operations: accounts[bank]!.map { .read(account: $0) }) }
         // Draws in millionths, so a fraction needs no floating point at run time.
         let auditPerMillion = UInt64(options.readFraction * 1_000_000)
         while MonotonicClock.nowUs() < deadlineUs {
@@ -195,9 +196,10 @@ public enum TransferBench {
                 let fromIndex = Int(random.next() % UInt64(banks.count))
                 let toIndex = (fromIndex + 1 + Int(random.next() % UInt64(banks.count - 1))) % banks.count
                 let fromAccounts = accounts[banks[fromIndex]]!, toAccounts = accounts[banks[toIndex]]!
-                let from = ResourceID(participant: banks[fromIndex], account: fromAccounts[Int(random.next() % UInt64(fromAccounts.count))])
-                let to = ResourceID(participant: banks[toIndex], account: toAccounts[Int(random.next() % UInt64(toAccounts.count))])
-                branches = transfer(amount, from: from, to: to)
+                branches = [
+                    Branch(participant: banks[fromIndex], operations: [.debit(account: fromAccounts[Int(random.next() % UInt64(fromAccounts.count))], amount: amount)]),
+                    Branch(participant: banks[toIndex], operations: [.credit(account: toAccounts[Int(random.next() % UInt64(toAccounts.count))], amount: amount)]),
+                ]
             case .contention where hot.count == 1:
                 // One hot account: every transfer queues for it, paired with a random other
                 // account, in random order.
@@ -226,7 +228,7 @@ public enum TransferBench {
                 let outcome: Outcome
                 do {
                     let submittedUs = MonotonicClock.nowUs()
-                    let result = try await driver.transfer(branches, answerWhen: options.answerWhen)
+                    let result = try await driver.transfer(branches, answerWhen: options.answerWhen, observe: options.history != nil)
                     outcome = result.outcome
                     answeredUs = submittedUs + result.latencyUs
                     options.history?.record(HistoryRecorder.transaction(
