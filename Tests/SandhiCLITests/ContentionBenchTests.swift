@@ -10,6 +10,10 @@ import Testing
         let data = temporary.appending("data"), history = temporary.appending("history.jsonl")
         let initialised = try SandhiBinary.run(["init", "--data", data, "--accounts", "12"])
         #expect(initialised.status == 0, "\(initialised.stderr)")
+        // A run before the recorded one: the history must start from the states it left.
+        let earlier = try SandhiBinary.run(["bench", "--data", data, "--workload", "contention", "--hot-accounts", "5",
+                                           "--clients", "8", "--duration", "1"])
+        #expect(earlier.status == 0, "\(earlier.stderr)")
         let bench = try SandhiBinary.run(["bench", "--data", data, "--workload", "contention", "--hot-accounts", "5",
                                          "--clients", "16", "--duration", "2", "--read-fraction", "0.2", "--history", history])
         #expect(bench.status == 0, "\(bench.stdout)\n\(bench.stderr)")

@@ -138,6 +138,21 @@ struct CoordinatorLockingTests {
         #expect(h.coordinator.locks.heldCount(by: recovered) == 0)
     }
 
+    @Test func aParticipantStillHoldingTheAccountIsATransientRefusal() {
+        // A lost or late COMMIT of the previous holder: the lock here was released at its
+        // decision, but the participant still holds the account when the next PREPARE lands.
+        var h = CoordinatorHarness()
+        let (busy, broke) = (Fixture.tx(1), Fixture.tx(2))
+        h.startPreparing(busy, Self.transfer(0, 1))
+        let refused = h.vote(busy, Fixture.hdfc, .no(reason: "hdfc/acct-0 is locked by T-1.9"))
+        #expect(refused.decisions.first?.outcome.abortCause == .participantBusy)
+        #expect(AbortCause.participantBusy.isTransient)
+        h.startPreparing(broke, Self.transfer(4, 5))
+        let poor = h.vote(broke, Fixture.hdfc, .no(reason: "insufficient funds in hdfc/acct-4"))
+        #expect(poor.decisions.first?.outcome.abortCause == .participantRefused)
+        #expect(!AbortCause.participantRefused.isTransient)
+    }
+
     // MARK: deadlocks
 
     @Test(arguments: [2, 3, 50])
@@ -230,6 +245,20 @@ struct CoordinatorLockingTests {
         #expect(effects.events.contains(.deadlockVictimAborted(deadlockID: deadlock.id, victim: deadlock.victim!, byOperator: false)))
         #expect(h.state(deadlock.victim!) == nil)
         #expect(h.coordinator.unresolvedDeadlocks.isEmpty)
+    }
+
+    @Test func aDeadlockDissolvedByATimeoutCancelsTheVictimsGraceTimer() throws {
+        var h = CoordinatorHarness { $0.deadlockGraceMs = 500; $0.lockTimeoutMs = 300; $0.victimPolicy = .youngest }
+        let built = Self.buildCycle(&h, length: 2)
+        let deadlock = try #require(Self.deadlocks(built).first)
+        #expect(deadlock.victim == Fixture.tx(1))
+        let victimTimer = try #require(h.liveTimers.keys.first { $0.kind == .deadlockVictim })
+        let timeout = try #require(h.liveTimers.keys.first { $0.kind == .lockTimeout && $0.transaction == Fixture.tx(0) })
+        let effects = h.fire(timeout)
+        #expect(effects.timersCancelled.contains(victimTimer), "the victim no longer needs aborting")
+        #expect(h.coordinator.unresolvedDeadlocks.isEmpty)
+        #expect(h.coordinator.deadlockHistory.entries.last?.resolution == .dissolved(by: Fixture.tx(0), atUs: h.nowUs))
+        #expect(h.state(Fixture.tx(1)) == .preparing, "the engine's pick got its lock and goes on")
     }
 
     @Test func withDetectionOffOnlyTheLockTimeoutBreaksADeadlock() throws {

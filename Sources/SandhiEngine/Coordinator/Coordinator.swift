@@ -346,7 +346,8 @@ public struct Coordinator: Sendable {
             if tx.observe { tx.branches[index].observed = observed }
             effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
             if case .no(let reason) = vote {
-                abort(&tx, reason: "\(participant) voted NO: \(reason)", cause: .participantRefused, nowUs: nowUs, into: &effects)
+                let cause: AbortCause = ParticipantProtocol.isLockConflict(reason) ? .participantBusy : .participantRefused
+                abort(&tx, reason: "\(participant) voted NO: \(reason)", cause: cause, nowUs: nowUs, into: &effects)
             } else if tx.branches.allSatisfy({ if case .voted = $0.status { return true } else { return false } }) {
                 decide(&tx, nowUs: nowUs, into: &effects)
             }
@@ -453,7 +454,7 @@ public struct Coordinator: Sendable {
             setTimer(&tx, kind: .resend, afterUs: configuration.resendInitialMs * 1_000, into: &effects)
         }
         releaseLocks(tx, nowUs: nowUs)
-        dissolveDeadlocks(leftBy: tx.id, nowUs: nowUs)
+        dissolveDeadlocks(leftBy: tx.id, nowUs: nowUs, into: &effects)
     }
 
     private mutating func acknowledged(_ id: TransactionID, participant: ParticipantID, nowUs: UInt64,
@@ -603,11 +604,13 @@ public struct Coordinator: Sendable {
         } else {
             deadlockHistory.record(deadlock)
             unresolvedDeadlocks.append(deadlock)
-            cancelVictimTimer(&tx, into: &effects)
-            let timer = TimerID(transaction: victim, kind: .deadlockVictim, generation: nextTimerGeneration)
-            nextTimerGeneration &+= 1
-            tx.victimTimer = timer
-            effects.append(.setTimer(timer, afterUs: graceUs))
+            // Already the victim of a standing deadlock: that timer fires first and settles both.
+            if tx.victimTimer == nil {
+                let timer = TimerID(transaction: victim, kind: .deadlockVictim, generation: nextTimerGeneration)
+                nextTimerGeneration &+= 1
+                tx.victimTimer = timer
+                effects.append(.setTimer(timer, afterUs: graceUs))
+            }
         }
         store(tx)
     }
@@ -628,14 +631,13 @@ public struct Coordinator: Sendable {
             effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: "already \(tx.state)"))))
             return
         }
-        if let index = unresolvedDeadlocks.firstIndex(where: { $0.cycle.contains(id) }) {
-            let deadlock = unresolvedDeadlocks.remove(at: index)
+        let overridden = unresolvedDeadlocks.filter { $0.cycle.contains(id) }
+        unresolvedDeadlocks.removeAll { $0.cycle.contains(id) }
+        for deadlock in overridden {
             deadlockHistory.resolve(deadlock.id, .operatorAborted(id, atUs: nowUs))
             effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: id, byOperator: true))))
-            if let chosen = deadlock.victim, chosen != id, var other = take(chosen) {
-                cancelVictimTimer(&other, into: &effects) // the operator overrode the engine's pick
-                store(other)
-            }
+            // The operator overrode the engine's pick, which no longer needs aborting for this one.
+            if let chosen = deadlock.victim, chosen != id { releaseVictimTimerIfUnneeded(chosen, into: &effects) }
         }
         abort(&tx, reason: "aborted by the operator: \(note)", cause: .operatorAbort, nowUs: nowUs, into: &effects)
     }
@@ -647,13 +649,21 @@ public struct Coordinator: Sendable {
     }
 
     /// `tx` left every cycle it was in another way (a lock timeout, an abort).
-    private mutating func dissolveDeadlocks(leftBy id: TransactionID, nowUs: UInt64) {
+    private mutating func dissolveDeadlocks(leftBy id: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         guard !unresolvedDeadlocks.isEmpty else { return }
-        unresolvedDeadlocks.removeAll { deadlock in
-            guard deadlock.cycle.contains(id) else { return false }
+        let dissolved = unresolvedDeadlocks.filter { $0.cycle.contains(id) }
+        unresolvedDeadlocks.removeAll { $0.cycle.contains(id) }
+        for deadlock in dissolved {
             deadlockHistory.resolve(deadlock.id, .dissolved(by: id, atUs: nowUs))
-            return true
+            if let chosen = deadlock.victim, chosen != id { releaseVictimTimerIfUnneeded(chosen, into: &effects) }
         }
+    }
+
+    /// Cancels `victim`'s grace-period timer unless another standing deadlock still names it.
+    private mutating func releaseVictimTimerIfUnneeded(_ victim: TransactionID, into effects: inout [CoordinatorEffect]) {
+        guard !unresolvedDeadlocks.contains(where: { $0.victim == victim }), var chosen = take(victim) else { return }
+        cancelVictimTimer(&chosen, into: &effects)
+        store(chosen)
     }
 
     // MARK: - Timers
@@ -664,12 +674,15 @@ public struct Coordinator: Sendable {
         if timer.kind == .deadlockVictim {
             guard tx.victimTimer == timer else { return } // stale: the deadlock was broken already
             tx.victimTimer = nil
-            if let index = unresolvedDeadlocks.firstIndex(where: { $0.victim == tx.id }) {
-                let deadlock = unresolvedDeadlocks.remove(at: index)
+            // Every standing deadlock that chose this transaction ends with its abort.
+            let chosenIn = unresolvedDeadlocks.filter { $0.victim == tx.id }
+            guard let first = chosenIn.first, tx.state == .active else { return }
+            unresolvedDeadlocks.removeAll { $0.victim == tx.id }
+            for deadlock in chosenIn {
                 deadlockHistory.resolve(deadlock.id, .victimAborted(tx.id, atUs: nowUs))
                 effects.append(.emit(EngineEvent(atUs: nowUs, .deadlockVictimAborted(deadlockID: deadlock.id, victim: tx.id, byOperator: false))))
-                abort(&tx, reason: Self.victimReason(deadlock), cause: .deadlock, nowUs: nowUs, into: &effects)
             }
+            abort(&tx, reason: Self.victimReason(first), cause: .deadlock, nowUs: nowUs, into: &effects)
             return
         }
         guard tx.timer == timer else { return } // stale: state moved on
@@ -747,7 +760,7 @@ public struct Coordinator: Sendable {
         // too, so that a new transaction queues for them instead of being refused there, and
         // the console shows who holds them. Two prepared branches never write one account (the
         // participants' own locks saw to that), so every one of these is granted.
-        for resource in held {
+        for resource in held where configuration.plantedBug != .noLocks {
             let result = locks.acquire(id, LockRequest(resource: resource, mode: .exclusive), nowUs: nowUs, into: &lockChanges)
             precondition(result == .granted, "recovered \(id) conflicts on \(resource)")
         }
@@ -804,7 +817,9 @@ public struct Coordinator: Sendable {
                    "committing without a durable decision")
             assert([.preparing, .committing, .aborting].contains(tx.state) == (tx.timer != nil) || tx.isWaitingForLock,
                    "timer bookkeeping out of step in \(tx.state)")
-            assert(!tx.isWaitingForLock || (tx.timer?.kind == .lockTimeout && locks.resource(waitedOnBy: tx.id) != nil),
+            // (Waiting, or granted with the grant not yet settled at the end of this input.)
+            assert(!tx.isWaitingForLock || (tx.timer?.kind == .lockTimeout
+                                            && (locks.resource(waitedOnBy: tx.id) != nil || lockChanges.grants.contains { $0.transaction == tx.id })),
                    "a waiting transaction without its lock timeout")
             transactions[tx.id] = tx
         }

@@ -38,6 +38,9 @@ public enum AbortCause: String, Hashable, Sendable, CaseIterable {
     case rejected
     /// A participant voted NO (insufficient funds, unknown account, ...).
     case participantRefused = "participant-refused"
+    /// A participant refused because another prepared branch still held the account there (its
+    /// outcome had not landed yet): worth running again.
+    case participantBusy = "participant-busy"
     /// A participant did not vote before the prepare deadline.
     case prepareTimeout = "prepare-timeout"
     /// A lock request waited longer than the lock timeout.
@@ -48,7 +51,7 @@ public enum AbortCause: String, Hashable, Sendable, CaseIterable {
     case presumedAbort = "presumed-abort"
 
     /// Worth running again as it is: it lost a race for locks, not an argument with the data.
-    public var isTransient: Bool { self == .deadlock || self == .lockTimeout }
+    public var isTransient: Bool { self == .deadlock || self == .lockTimeout || self == .participantBusy }
 }
 
 /// Where a record sits in the decision log: segment number and byte offset within the segment.

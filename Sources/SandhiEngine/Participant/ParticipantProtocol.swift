@@ -201,7 +201,7 @@ public struct ParticipantProtocol: Sendable {
         for operation in operations where plantedBug != .noLocks {
             if let account = operation.account, let owner = lockOwners[account], owner != tx {
                 // No waiting yet: a conflicting request is refused at once, and the client retries.
-                effects.append(.reply(.vote(tx, .no(reason: "\(participant)/\(account) is locked by \(owner)"))))
+                effects.append(.reply(.vote(tx, .no(reason: "\(participant)/\(account)\(Self.lockedPhrase)\(owner)"))))
                 return
             }
         }
@@ -238,6 +238,13 @@ public struct ParticipantProtocol: Sendable {
             lockOwners[account] = nil
         }
     }
+
+    static let lockedPhrase = " is locked by "
+
+    /// Whether a NO vote's reason is this protocol's refusal of an account another prepared
+    /// branch holds: a passing conflict (that branch's outcome has not landed yet), not a
+    /// verdict on the data.
+    public static func isLockConflict(_ reason: String) -> Bool { reason.contains(lockedPhrase) }
 
     /// The accounts `operations` write, each once, in first-write order: what a prepared branch
     /// locks.

@@ -462,6 +462,18 @@ public final class SQLiteBank: ParticipantResource {
         return result
     }
 
+    /// Every account's balance, version and last writer: where a recorded history starts.
+    public func accountStates() throws -> [Observation] {
+        var result: [Observation] = []
+        let statement = try database.statement("SELECT id, balance, version, writer FROM accounts ORDER BY id")
+        while try statement.step() {
+            let writer = statement.isNull(3) ? nil : TransactionID(rawValue: UInt64(bitPattern: statement.int64(3)))
+            result.append(Observation(account: AccountID(validated: statement.text(0)), balance: Paise(statement.int64(1)),
+                                      version: UInt64(statement.int64(2)), writer: writer))
+        }
+        return result
+    }
+
     public func balance(of account: AccountID) throws -> Paise? {
         let statement = try database.statement("SELECT balance FROM accounts WHERE id = ?").bind(1, account.name)
         return try statement.step() ? Paise(statement.int64(0)) : nil

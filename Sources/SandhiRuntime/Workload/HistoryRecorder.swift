@@ -22,8 +22,11 @@ public final class HistoryRecorder: Sendable {
     /// Lines are written in chunks of about this many bytes.
     private static let flushBytes = 1 << 20
 
-    /// Creates (or truncates) `path` and writes the header.
-    public init(path: String, totalPaise: Int64) throws {
+    /// Creates (or truncates) `path` and writes the header. `baseline` is every account's state
+    /// when recording starts: accounts written before (by an earlier run, or by recovery) name
+    /// writers this history would not otherwise contain, so each such writer is recorded as a
+    /// committed transaction that wrote exactly those versions.
+    public init(path: String, totalPaise: Int64, baseline: [ParticipantID: [Observation]] = [:]) throws {
         guard let file = fopen(path, "w") else {
             throw DecisionLogError.io("cannot create history file \(path): \(String(cString: strerror(errno)))")
         }
@@ -32,6 +35,18 @@ public final class HistoryRecorder: Sendable {
         initial.file = file
         initial.buffer.append(contentsOf: Array(HistoryCodec.encode(header: HistoryHeader(totalPaise: totalPaise)).utf8))
         initial.buffer.append(UInt8(ascii: "\n"))
+        var earlier: [TransactionID: [HistoryTransaction.Op]] = [:]
+        for (participant, accounts) in baseline.sorted(by: { $0.key < $1.key }) {
+            for account in accounts {
+                guard let writer = account.writer else { continue } // the opening balance: the initial state
+                let key = ResourceID(participant: participant, account: account.account).description
+                earlier[writer, default: []].append(.write(key: key, value: account.balance.value, version: Int64(account.version)))
+            }
+        }
+        for (writer, ops) in earlier.sorted(by: { $0.key < $1.key }) {
+            initial.buffer.append(contentsOf: Array(HistoryCodec.encode(HistoryTransaction(id: writer.description, outcome: .committed, ops: ops)).utf8))
+            initial.buffer.append(UInt8(ascii: "\n"))
+        }
         state = Lock(initial)
     }
 

@@ -105,12 +105,19 @@ struct BenchCommand: AsyncParsableCommand {
                                        opening: .rupees(1_00_000), logger: logger)
             }
             let configuration = try directory.loadConfiguration()
+            if history != nil {
+                // Settle anything in doubt first, so the recorded history starts from the
+                // accounts' final states (recovery would otherwise change them underneath).
+                try await SandhiNode.start(directory: directory, logger: logger).stop()
+            }
             let lock = try directory.lock()
             var accountMap: TransferBench.AccountMap = [:]
+            var baseline: [ParticipantID: [Observation]] = [:]
             var total = Paise.zero
             for participant in configuration.participants {
                 let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
                 let balances = try bank.balances()
+                if history != nil { baseline[participant.id] = try bank.accountStates() }
                 accountMap[participant.id] = balances.map(\.account)
                 total = total + balances.reduce(Paise.zero) { $0 + $1.balance }
                 bank.close()
@@ -125,7 +132,7 @@ struct BenchCommand: AsyncParsableCommand {
             options.expectedTotal = total
             var recorder: HistoryRecorder?
             if let history {
-                recorder = try HistoryRecorder(path: history, totalPaise: total.value)
+                recorder = try HistoryRecorder(path: history, totalPaise: total.value, baseline: baseline)
                 options.history = recorder
             }
             let phases = PhaseLatencies()
