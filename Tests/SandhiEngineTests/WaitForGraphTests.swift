@@ -137,5 +137,38 @@ struct WaitForGraphTests {
         #expect(graph.findCycles().isEmpty)
         #expect(graph.edgeCount == edges.count)
     }
-}
 
+    /// Cycles left standing (as under the manual policy): deferred edges pile up, nodes come
+    /// and go, and the graph's bookkeeping, both indexes of deferred edges included, stays
+    /// exactly the set of edges added and not removed.
+    @Test(arguments: [11, 12, 13] as [UInt64])
+    func standingCyclesKeepTheBookkeepingExact(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        var graph = WaitForGraph()
+        var model: Set<[Int]> = []
+        for _ in 0..<2_000 {
+            let a = Int(random.next() % 25), b = Int(random.next() % 25)
+            switch random.next() % 10 {
+            case 0:
+                graph.removeNode(t(a))
+                model = model.filter { $0[0] != a && $0[1] != a }
+            case 1, 2:
+                if let edge = model.randomElement(using: &random) {
+                    graph.removeEdge(from: t(edge[0]), to: t(edge[1]))
+                    model.remove(edge)
+                }
+            case 3:
+                _ = graph.retryDeferred()
+            default:
+                guard a != b else { continue }
+                _ = graph.addEdge(from: t(a), to: t(b))
+                model.insert([a, b])
+            }
+            #expect(graph.orderIsConsistent())
+            #expect(Set(graph.edges.map { [Int($0.from.sequence), Int($0.to.sequence)] }) == model)
+        }
+        let node = t(Int(random.next() % 25))
+        #expect(Set(graph.predecessors(of: node)) == Set(model.filter { $0[1] == Int(node.sequence) }.map { t($0[0]) }))
+        #expect(Set(graph.successors(of: node)) == Set(model.filter { $0[0] == Int(node.sequence) }.map { t($0[1]) }))
+    }
+}

@@ -56,6 +56,10 @@ public struct WaitForGraph: Sendable {
     private var inEdges: [[Slot]] = []
     /// Edges that would close a cycle, outside the order (by source).
     private var deferredOut: [[Slot]] = []
+    /// The same deferred edges by target, and the sources that have any: so that a change while
+    /// a deadlock stands (grace period, manual policy) costs what it touches, not a scan.
+    private var deferredIn: [[Slot]] = []
+    private var deferredSources: [Slot] = []
     private var live: [Bool] = []
     private var freeSlots: [Slot] = []
     /// New sources go before everything, new sinks after everything: a new waiter's first edge
@@ -84,11 +88,7 @@ public struct WaitForGraph: Sendable {
     /// Every transaction waiting for `tx`, deferred edges included.
     public func predecessors(of tx: TransactionID) -> [TransactionID] {
         guard let slot = slotOf[tx] else { return [] }
-        var result = inEdges[Int(slot)].map { idOf[Int($0)] }
-        for (source, targets) in deferredOut.enumerated() where live[source] && targets.contains(slot) {
-            result.append(idOf[source])
-        }
-        return result
+        return (inEdges[Int(slot)] + deferredIn[Int(slot)]).map { idOf[Int($0)] }
     }
 
     /// All edges, deferred included, sorted: for display and tests.
@@ -116,11 +116,25 @@ public struct WaitForGraph: Sendable {
         let target = slot(for: to, asSource: false)
         if outEdges[Int(source)].contains(target) || deferredOut[Int(source)].contains(target) { return nil }
         if let cycle = insertOrdered(source: source, target: target) {
-            deferredOut[Int(source)].append(target)
-            deferredEdgeCount += 1
+            addDeferred(source, target)
             return cycle
         }
         return nil
+    }
+
+    private mutating func addDeferred(_ source: Slot, _ target: Slot) {
+        if deferredOut[Int(source)].isEmpty { deferredSources.append(source) }
+        deferredOut[Int(source)].append(target)
+        deferredIn[Int(target)].append(source)
+        deferredEdgeCount += 1
+    }
+
+    private mutating func removeDeferred(_ source: Slot, _ target: Slot) {
+        guard let position = deferredOut[Int(source)].firstIndex(of: target) else { return }
+        deferredOut[Int(source)].remove(at: position)
+        if let back = deferredIn[Int(target)].firstIndex(of: source) { deferredIn[Int(target)].remove(at: back) }
+        if deferredOut[Int(source)].isEmpty { deferredSources.removeAll { $0 == source } }
+        deferredEdgeCount -= 1
     }
 
     public mutating func removeEdge(from: TransactionID, to: TransactionID) {
@@ -129,9 +143,8 @@ public struct WaitForGraph: Sendable {
             outEdges[Int(source)].remove(at: position)
             inEdges[Int(target)].removeAll { $0 == source }
             edgeCount -= 1
-        } else if let position = deferredOut[Int(source)].firstIndex(of: target) {
-            deferredOut[Int(source)].remove(at: position)
-            deferredEdgeCount -= 1
+        } else {
+            removeDeferred(source, target)
         }
         forgetIfIsolated(source)
         forgetIfIsolated(target)
@@ -144,19 +157,11 @@ public struct WaitForGraph: Sendable {
         for target in outEdges[index] { inEdges[Int(target)].removeAll { $0 == slot } }
         for source in inEdges[index] { outEdges[Int(source)].removeAll { $0 == slot } }
         edgeCount -= outEdges[index].count + inEdges[index].count
-        deferredEdgeCount -= deferredOut[index].count
-        let neighbours = outEdges[index] + inEdges[index] + deferredOut[index]
+        let neighbours = outEdges[index] + inEdges[index] + deferredOut[index] + deferredIn[index]
+        for target in deferredOut[index] { removeDeferred(slot, target) }
+        for source in deferredIn[index] { removeDeferred(source, slot) }
         outEdges[index] = []
         inEdges[index] = []
-        deferredOut[index] = []
-        if deferredEdgeCount > 0 {
-            for source in deferredOut.indices where live[source] {
-                let before = deferredOut[source].count
-                deferredOut[source].removeAll { $0 == slot }
-                deferredEdgeCount -= before - deferredOut[source].count
-                if before != deferredOut[source].count { forgetIfIsolated(Slot(source)) }
-            }
-        }
         free(slot)
         for neighbour in neighbours where live[Int(neighbour)] { forgetIfIsolated(neighbour) }
     }
@@ -166,14 +171,11 @@ public struct WaitForGraph: Sendable {
     public mutating func retryDeferred() -> [Cycle] {
         guard deferredEdgeCount > 0 else { return [] }
         var cycles: [Cycle] = []
-        for source in deferredOut.indices where live[source] && !deferredOut[source].isEmpty {
-            let targets = deferredOut[source]
-            deferredOut[source] = []
-            deferredEdgeCount -= targets.count
-            for target in targets {
-                if let cycle = insertOrdered(source: Slot(source), target: target) {
-                    deferredOut[source].append(target)
-                    deferredEdgeCount += 1
+        for source in deferredSources {
+            for target in deferredOut[Int(source)] {
+                removeDeferred(source, target)
+                if let cycle = insertOrdered(source: source, target: target) {
+                    addDeferred(source, target)
                     cycles.append(cycle)
                 }
             }
@@ -272,8 +274,9 @@ public struct WaitForGraph: Sendable {
                 edges += 1
             }
             deferred += deferredOut[slot].count
-            if outEdges[slot].isEmpty && inEdges[slot].isEmpty && deferredOut[slot].isEmpty
-                && !deferredOut.indices.contains(where: { live[$0] && deferredOut[$0].contains(Slot(slot)) }) {
+            for target in deferredOut[slot] where !deferredIn[Int(target)].contains(Slot(slot)) { return false }
+            if deferredOut[slot].isEmpty == deferredSources.contains(Slot(slot)) { return false }
+            if outEdges[slot].isEmpty && inEdges[slot].isEmpty && deferredOut[slot].isEmpty && deferredIn[slot].isEmpty {
                 return false // isolated nodes must have been forgotten
             }
         }
@@ -379,6 +382,7 @@ public struct WaitForGraph: Sendable {
             outEdges.append([])
             inEdges.append([])
             deferredOut.append([])
+            deferredIn.append([])
             live.append(true)
             visited.append(0)
         }
@@ -388,8 +392,8 @@ public struct WaitForGraph: Sendable {
 
     private mutating func forgetIfIsolated(_ slot: Slot) {
         let index = Int(slot)
-        guard live[index], outEdges[index].isEmpty, inEdges[index].isEmpty, deferredOut[index].isEmpty else { return }
-        if deferredEdgeCount > 0 && deferredOut.indices.contains(where: { live[$0] && deferredOut[$0].contains(slot) }) { return }
+        guard live[index], outEdges[index].isEmpty, inEdges[index].isEmpty, deferredOut[index].isEmpty,
+              deferredIn[index].isEmpty else { return }
         free(slot)
     }
 
