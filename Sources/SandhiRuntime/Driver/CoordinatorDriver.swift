@@ -158,7 +158,7 @@ public final class CoordinatorDriver: Sendable {
         while true {
             inbox.drain(into: &batch)
             if batch.isEmpty { return } // closed and drained
-            var resume: [(Waiter, Result<TransferResult, Error>)] = []
+            var resume = AfterUnlock()
             state.withLock { state in
                 let now = MonotonicClock.nowUs()
                 for inbound in batch {
@@ -198,7 +198,7 @@ public final class CoordinatorDriver: Sendable {
     public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished, observe: Bool = false) async throws -> TransferResult {
         if let imbalance = Coordinator.imbalance(branches) { throw CoordinatorError.unbalanced(imbalance) }
         return try await withCheckedThrowingContinuation { continuation in
-            var resume: [(Waiter, Result<TransferResult, Error>)] = []
+            var resume = AfterUnlock()
             state.withLock { state in
                 if let reason = state.halted ?? (state.shutDown ? "shutting down" : nil) {
                     continuation.resume(throwing: CoordinatorError.halted(reason))
@@ -254,7 +254,7 @@ public final class CoordinatorDriver: Sendable {
             throw CoordinatorError.unknownParticipant(missing, transaction: tx)
         }
         let result: TransferResult = try await withCheckedThrowingContinuation { continuation in
-            var resume: [(Waiter, Result<TransferResult, Error>)] = []
+            var resume = AfterUnlock()
             state.withLock { state in
                 if let reason = state.halted {
                     continuation.resume(throwing: CoordinatorError.halted(reason))
@@ -300,7 +300,7 @@ public final class CoordinatorDriver: Sendable {
     @discardableResult
     public func forceAbort(_ tx: TransactionID, note: String) -> String? {
         var refusal: String?
-        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        var resume = AfterUnlock()
         state.withLock { state in
             guard let transaction = state.coordinator.transactions[tx] else { refusal = "\(tx) is not in flight"; return }
             guard transaction.state == .active || transaction.state == .preparing else {
@@ -330,13 +330,13 @@ public final class CoordinatorDriver: Sendable {
     /// Stops accepting inputs and fails every waiting client: the coordinator cannot go on
     /// safely (or is shutting down). Recovery on the next start settles what was in flight.
     func halt(_ reason: String, failure: Bool = true) {
-        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        var resume = AfterUnlock()
         state.withLock { state in
             if state.halted == nil {
                 state.halted = reason
                 if failure { logger.critical("coordinator halted", metadata: ["reason": "\(reason)"]) }
             }
-            for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
+            for (_, waiter) in state.waiters { resume.answers.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
             state.waiters.removeAll()
         }
         finish(resume)
@@ -361,7 +361,7 @@ public final class CoordinatorDriver: Sendable {
     }
 
     func input(_ input: CoordinatorInput) {
-        var resume: [(Waiter, Result<TransferResult, Error>)] = []
+        var resume = AfterUnlock()
         state.withLock { state in
             handle(input, nowUs: MonotonicClock.nowUs(), state: &state, resume: &resume)
         }
@@ -371,7 +371,7 @@ public final class CoordinatorDriver: Sendable {
     // MARK: - Effects
 
     private func handle(_ input: CoordinatorInput, nowUs: UInt64, state: inout State,
-                        resume: inout [(Waiter, Result<TransferResult, Error>)]) {
+                        resume: inout AfterUnlock) {
         guard state.halted == nil else { return }
         var effects = state.effects
         effects.removeAll(keepingCapacity: true)
@@ -382,7 +382,7 @@ public final class CoordinatorDriver: Sendable {
                 guard let worker = workers[participant] else {
                     preconditionFailure("coordinator addressed unknown participant \(participant)")
                 }
-                worker.send(message)
+                if worker.send(message), !resume.wake.contains(where: { $0 === worker }) { resume.wake.append(worker) }
             case .appendDecision(let record, let forced):
                 let tx = record.transaction
                 let inbox = self.inbox
@@ -404,25 +404,35 @@ public final class CoordinatorDriver: Sendable {
             case .decided(let tx, let outcome):
                 if let waiter = state.waiters[tx], waiter.answerWhen == .decided {
                     state.waiters[tx] = nil
-                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
+                    resume.answers.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
                                                                    observed: waiter.observed))))
                 }
             case .finished(let tx, let outcome):
                 if let waiter = state.waiters.removeValue(forKey: tx) {
-                    resume.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
+                    resume.answers.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
                                                                    observed: waiter.observed))))
                 }
             case .fatal(let reason):
                 logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
                 state.halted = reason
-                for (_, waiter) in state.waiters { resume.append((waiter, .failure(CoordinatorError.halted(reason)))) }
+                for (_, waiter) in state.waiters { resume.answers.append((waiter, .failure(CoordinatorError.halted(reason)))) }
                 state.waiters.removeAll()
             }
         }
         state.effects = effects
     }
 
-    private func finish(_ resume: [(Waiter, Result<TransferResult, Error>)]) {
-        for (waiter, result) in resume { waiter.continuation.resume(with: result) }
+    /// What an input leaves to do once the driver's lock is released: clients to answer, and
+    /// participant workers to wake. Waking a sleeping worker is a system call; under the lock
+    /// it would stall every other input for its duration. The messages themselves are already
+    /// queued, in order, under the lock.
+    private struct AfterUnlock {
+        var answers: [(Waiter, Result<TransferResult, Error>)] = []
+        var wake: [ParticipantWorker] = []
+    }
+
+    private func finish(_ after: AfterUnlock) {
+        for worker in after.wake { worker.wake() }
+        for (waiter, result) in after.answers { waiter.continuation.resume(with: result) }
     }
 }

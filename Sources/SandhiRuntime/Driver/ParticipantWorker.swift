@@ -53,11 +53,23 @@ final class ParticipantWorker: @unchecked Sendable {
 
     /// Queues without blocking (the caller holds the driver's lock, which this worker's thread
     /// needs to deliver). A full queue drops the message: every message is re-sent by a
-    /// coordinator timer, or its transaction aborts at the prepare deadline.
-    func send(_ message: ParticipantMessage) {
-        if !queue.tryPush(message) {
+    /// coordinator timer, or its transaction aborts at the prepare deadline. Returns whether the
+    /// worker may be asleep on an empty queue: the caller must then `wake` it, after releasing
+    /// its lock.
+    @discardableResult
+    func send(_ message: ParticipantMessage) -> Bool {
+        switch queue.tryPushWithoutWaking(message) {
+        case .refused:
             logger.warning("participant queue full; message dropped for a later resend", metadata: ["participant": "\(id)"])
+            return false
+        case .queued(let wasEmpty):
+            return wasEmpty
         }
+    }
+
+    /// Wakes the worker if it sleeps on its queue.
+    func wake() {
+        queue.wakeConsumer()
     }
 
     var batches: Int { stats.withLock { $0.batches } }

@@ -54,6 +54,25 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         return true
     }
 
+    public enum Placement { case queued(wasEmpty: Bool), refused }
+
+    /// Like `tryPush`, but leaves waking the consumer to the caller (`wakeConsumer`), who may
+    /// want to do it after releasing a lock of its own: a wake is a system call when the
+    /// consumer sleeps. `wasEmpty`: the consumer may be asleep, so it must be woken.
+    public func tryPushWithoutWaking(_ element: Element) -> Placement {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard items.count < capacity && !closed else { return .refused }
+        items.append(element)
+        return .queued(wasEmpty: items.count == 1)
+    }
+
+    public func wakeConsumer() {
+        pthread_mutex_lock(&mutex)
+        pthread_cond_signal(&notEmpty)
+        pthread_mutex_unlock(&mutex)
+    }
+
     /// Takes everything queued, waiting for at least one element; empty only once closed and drained.
     public func drain(into batch: inout [Element]) {
         batch.removeAll(keepingCapacity: true)
