@@ -82,6 +82,13 @@ public final class GroupCommitWriter: @unchecked Sendable {
     /// that thread could make room; the queue then briefly exceeds maxQueued by what one round of
     /// completions appends.
     public func append(_ record: DecisionRecord, forced: Bool, completion: @escaping Completion) {
+        if appendWithoutWaking(record, forced: forced, completion: completion) { wakeWriter() }
+    }
+
+    /// Like `append`, but leaves waking the writer to the caller (`wakeWriter`), who may want to
+    /// do it after releasing a lock of its own: a wake is a system call when the writer sleeps.
+    /// Returns whether the writer was asleep waiting for work and must be woken.
+    public func appendWithoutWaking(_ record: DecisionRecord, forced: Bool, completion: @escaping Completion) -> Bool {
         condition.lock()
         while queue.count >= maxQueued && !stopping && !isWriterThread() {
             appendersWaiting += 1
@@ -91,10 +98,17 @@ public final class GroupCommitWriter: @unchecked Sendable {
         if stopping {
             condition.unlock()
             completion(.failure(.closed))
-            return
+            return false
         }
         queue.append(Pending(record: record, forced: forced, completion: completion))
-        if writerWaiting { condition.broadcast() }
+        let asleep = writerWaiting
+        condition.unlock()
+        return asleep
+    }
+
+    public func wakeWriter() {
+        condition.lock()
+        condition.broadcast()
         condition.unlock()
     }
 

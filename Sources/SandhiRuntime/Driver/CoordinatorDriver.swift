@@ -386,13 +386,14 @@ public final class CoordinatorDriver: Sendable {
             case .appendDecision(let record, let forced):
                 let tx = record.transaction
                 let inbox = self.inbox
-                log.append(record, forced: forced) { result in
+                let writerAsleep = log.appendWithoutWaking(record, forced: forced, completion: { result in
                     guard forced, let tx else { return }
                     switch result {
                     case .success(let position): inbox.push(.input(.decisionDurable(tx, position: position)))
                     case .failure(let error): inbox.push(.input(.decisionFailed(tx, reason: "\(error)")))
                     }
-                }
+                })
+                if writerAsleep { resume.wakeLog = true }
             case .setTimer(let timer, let afterUs):
                 timers.withLock { $0?.schedule(timer, afterUs: afterUs) }
             case .cancelTimer(let timer):
@@ -429,10 +430,12 @@ public final class CoordinatorDriver: Sendable {
     private struct AfterUnlock {
         var answers: [(Waiter, Result<TransferResult, Error>)] = []
         var wake: [ParticipantWorker] = []
+        var wakeLog = false
     }
 
     private func finish(_ after: AfterUnlock) {
         for worker in after.wake { worker.wake() }
+        if after.wakeLog { log.wakeWriter() }
         for (waiter, result) in after.answers { waiter.continuation.resume(with: result) }
     }
 }
