@@ -5,6 +5,7 @@
 //
 //   sandhi (executable)      command line; the only place that wires layers together
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
+//   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
 //   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
@@ -20,6 +21,7 @@ let package = Package(
         .library(name: "SandhiParticipants", targets: ["SandhiParticipants"]),
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
+        .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,6 +64,13 @@ let package = Package(
             ]
         ),
         .target(name: "SandhiHistory"),
+        .target(
+            name: "SandhiSimulation",
+            dependencies: [
+                "SandhiEngine",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
         .executableTarget(
             name: "sandhi",
             dependencies: [
@@ -69,6 +78,7 @@ let package = Package(
                 "SandhiParticipants",
                 "SandhiRuntime",
                 "SandhiHistory",
+                "SandhiSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -83,6 +93,7 @@ let package = Package(
         .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
         .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
+        .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
         .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

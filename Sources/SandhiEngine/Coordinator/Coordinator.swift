@@ -51,6 +51,13 @@ public enum PlantedBug: String, Hashable, Sendable, CaseIterable {
     /// locks for prepared branches nor refuse a prepare that touches one, so transactions
     /// interleave freely and two can prepare against the same balance.
     case noLocks = "no-locks"
+    /// Send COMMIT as soon as the decision is made, without waiting for the COMMIT record to be
+    /// durable (and append it unforced): a coordinator crash then loses a decision that some
+    /// participants already acted on.
+    case commitBeforeDurable = "commit-before-durable"
+    /// Never re-send an unacknowledged COMMIT or ROLLBACK: a lost one leaves its participant
+    /// prepared, holding locks, for good.
+    case skipResend = "skip-resend"
 }
 
 /// The protocol state of one transaction at the coordinator.
@@ -390,6 +397,11 @@ public struct Coordinator: Sendable {
         }
         transition(&tx, to: .prepared, nowUs: nowUs, into: &effects)
         tx.decisionRequestedAtUs = nowUs
+        if configuration.plantedBug == .commitBeforeDurable {
+            effects.append(.appendDecision(.commit(transaction: tx.id, participants: yesVoters), forced: false))
+            enterCommitting(&tx, position: LogPosition(segment: 0, offset: 0), nowUs: nowUs, into: &effects)
+            return
+        }
         effects.append(.appendDecision(.commit(transaction: tx.id, participants: yesVoters), forced: true))
         effects.append(.emit(EngineEvent(atUs: nowUs, .decisionLogging(tx.id))))
     }
@@ -404,6 +416,13 @@ public struct Coordinator: Sendable {
             assertionFailure("decision durable for \(id) in state \(tx.state)")
             return
         }
+        enterCommitting(&tx, position: position, nowUs: nowUs, into: &effects)
+    }
+
+    /// The COMMIT record is durable: tell the client, send COMMIT, release the locks.
+    private mutating func enterCommitting(_ tx: inout CoordinatorTransaction, position: LogPosition, nowUs: UInt64,
+                                          into effects: inout [CoordinatorEffect]) {
+        let id = tx.id
         tx.decisionPosition = position
         effects.append(.emit(EngineEvent(atUs: nowUs, .decisionDurable(id, position: position, latencyUs: nowUs &- tx.decisionRequestedAtUs))))
         transition(&tx, to: .committing, nowUs: nowUs, into: &effects)
@@ -704,13 +723,13 @@ public struct Coordinator: Sendable {
         case (.resend, .committing), (.resend, .aborting):
             tx.resendAttempt += 1
             var silent: [ParticipantID] = []
-            for index in tx.branches.indices {
+            for index in tx.branches.indices where configuration.plantedBug != .skipResend {
                 if case .awaitingAck = tx.branches[index].status {
                     silent.append(tx.branches[index].branch.participant)
                     sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects)
                 }
             }
-            assert(!silent.isEmpty, "a resend timer outlived its last acknowledgement")
+            assert(!silent.isEmpty || configuration.plantedBug == .skipResend, "a resend timer outlived its last acknowledgement")
             let delayUs = resendDelayUs(attempt: tx.resendAttempt)
             effects.append(.emit(EngineEvent(atUs: nowUs, .retryScheduled(tx.id, participants: silent, attempt: tx.resendAttempt, delayUs: delayUs))))
             setTimer(&tx, kind: .resend, afterUs: delayUs, into: &effects)

@@ -22,6 +22,7 @@ import DequeModule
 //   prepared --prepare-->        prepared   duplicate: reply YES again
 //   prepared --commit-->         absent     apply the write-set; release locks; acknowledge
 //   prepared --rollback-->       absent     discard the write-set; release locks; acknowledge
+//   prepared --inquire-->        prepared   reply YES again (asks the coordinator for the outcome)
 //   staging  --rollback-->       staging    remembered; discarded and acknowledged when staged
 //   absent   --commit/rollback-> absent     already done (or never prepared): acknowledge
 //   finished --prepare-->        finished   a PREPARE duplicated or overtaken by the network:
@@ -57,6 +58,13 @@ public struct ParticipantProtocol: Sendable {
         case staged(TransactionID, failure: String?, observed: [Observation] = [])
         /// After a restart: storage holds this prepared branch.
         case restored(TransactionID, operations: [Operation], writers: [ParticipantID])
+        /// Time to ask about every prepared branch: each one's YES vote goes out again. A
+        /// prepared branch whose vote or outcome was lost on an unreliable link (or whose
+        /// transaction the coordinator has already forgotten, after a PREPARE that arrived late
+        /// at a participant that had restarted and no longer remembered the rollback) would
+        /// otherwise wait forever; the coordinator answers a vote for a transaction it does not
+        /// know with ROLLBACK (presumed abort), and for one it does with what it decided.
+        case inquire
     }
 
     public enum Effect: Hashable, Sendable {
@@ -159,6 +167,10 @@ public struct ParticipantProtocol: Sendable {
             } else {
                 branches[tx] = .prepared(operations: operations, writers: writers)
                 effects.append(.reply(.vote(tx, .yes, observed: observed)))
+            }
+        case .inquire:
+            for (tx, state) in branches.sorted(by: { $0.key < $1.key }) {
+                if case .prepared = state { effects.append(.reply(.vote(tx, .yes))) }
             }
         case .restored(let tx, let operations, let writers):
             precondition(branches[tx] == nil, "restored \(tx) twice")

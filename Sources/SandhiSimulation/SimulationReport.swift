@@ -1,0 +1,38 @@
+/// What one seed's run did and found.
+public struct SimulationReport: Sendable, Codable {
+    public struct Violation: Sendable, Codable, Hashable, CustomStringConvertible {
+        /// The invariant broken: `atomicity`, `conservation`, `durability`, `decision-before-commit`,
+        /// `no-orphans`, `liveness`, `non-negative`.
+        public var invariant: String
+        public var detail: String
+        /// The step at which it was seen.
+        public var step: Int
+
+        public var description: String { "\(invariant) at step \(step): \(detail)" }
+    }
+
+    public var seed: UInt64
+    public var bug: SimulationBug?
+    public var faults: FaultProfile
+    public var transactions: Int
+    public var committed: Int
+    public var aborted: Int
+    public var steps: Int
+    public var virtualTimeUs: UInt64
+    /// Faults injected, by kind.
+    public var injected: [String: Int]
+    /// The named two-phase-commit failure cases this run hit, by name.
+    public var cases: [String: Int]
+    public var violations: [Violation]
+    /// FNV-1a over every event processed: two runs of one seed must agree.
+    public var traceHash: UInt64
+    /// The last events, oldest first, for a failure report.
+    public var traceTail: [String]
+
+    public var passed: Bool { violations.isEmpty }
+
+    /// The command that replays this run.
+    public var replayCommand: String {
+        "sandhi simulate --seed \(seed)" + (bug.map { " --bug \($0.rawValue)" } ?? "")
+    }
+}

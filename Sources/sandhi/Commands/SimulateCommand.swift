@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import SandhiEngine
+import SandhiSimulation
+
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Deterministic fault simulation of the real engine: every failure reproducible from its seed.",
+        discussion: """
+            One seed:   sandhi simulate --seed 42
+            Many seeds: sandhi simulate --seeds 1..2000
+            A planted bug, to see the checks fail: sandhi simulate --seeds 1..1000 --bug commit-before-durable
+            Exit status 1 when an invariant is violated; the report names the seed, the invariant, the last
+            steps of the trace and the command that replays it.
+            """)
+
+    @Option(help: "Run this one seed.")
+    var seed: UInt64?
+
+    @Option(help: "Run a range of seeds, A..B (inclusive).")
+    var seeds: String?
+
+    @Option(help: "Transfers per seed.")
+    var transactions: Int = 30
+
+    @Option(help: "Plant a known bug: \(SimulationBug.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var bug: String?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            guard (1...100_000).contains(transactions) else { throw UsageFailure("--transactions must be between 1 and 100000, got \(transactions)") }
+            var planted: SimulationBug?
+            if let bug {
+                guard let known = SimulationBug(rawValue: bug) else {
+                    throw UsageFailure("unknown bug \"\(bug)\"; known: \(SimulationBug.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                planted = known
+            }
+            let range: ClosedRange<UInt64>
+            switch (seed, seeds) {
+            case (let one?, nil): range = one...one
+            case (nil, let text?): range = try Self.parseRange(text)
+            case (nil, nil): throw UsageFailure("give --seed S or --seeds A..B")
+            case (_?, _?): throw UsageFailure("give --seed or --seeds, not both")
+            }
+            var options = SimulationOptions(seed: range.lowerBound)
+            options.transactions = transactions
+            options.bug = planted
+            return range.count == 1 ? runOne(options) : runMany(range, options)
+        }
+    }
+
+    static func parseRange(_ text: String) throws -> ClosedRange<UInt64> {
+        let parts = text.components(separatedBy: "..")
+        guard parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]), low <= high else {
+            throw UsageFailure("--seeds must be A..B with A <= B, got \(text)")
+        }
+        guard high - low < 100_000_000 else { throw UsageFailure("--seeds spans more than 100000000 seeds") }
+        return low...high
+    }
+
+    func runOne(_ options: SimulationOptions) -> Int32 {
+        var world = SimulatedWorld(options)
+        let report = world.run()
+        if json {
+            print(jsonLine(report))
+            return report.passed ? 0 : 1
+        }
+        print("seed \(report.seed)" + (report.bug.map { ", planted bug \($0.rawValue)" } ?? "")
+              + ": \(report.transactions) transfers (\(report.committed) committed, \(report.aborted) aborted), "
+              + "\(report.steps) steps, \(formatMicros(report.virtualTimeUs)) of virtual time")
+        print("faults        " + Self.counts(report.injected))
+        print("cases         " + Self.counts(report.cases))
+        print("trace         \(String(report.traceHash, radix: 16))")
+        if report.passed {
+            print("invariants    all hold (atomicity, conservation, durability, decision before commit, no orphans, liveness)")
+        } else {
+            for violation in report.violations.prefix(10) { print("VIOLATION     \(violation)") }
+            print("last steps:")
+            for line in report.traceTail { print("  \(line)") }
+            print("replay:       \(report.replayCommand)")
+        }
+        return report.passed ? 0 : 1
+    }
+
+    func runMany(_ range: ClosedRange<UInt64>, _ template: SimulationOptions) -> Int32 {
+        var injected: [String: Int] = [:], cases: [String: Int] = [:]
+        var transfers = 0, committed = 0, failing: [SimulationReport] = []
+        let startNs = DispatchTime.now().uptimeNanoseconds
+        for seed in range {
+            var options = template
+            options.seed = seed
+            options.traceTail = 40
+            var world = SimulatedWorld(options)
+            let report = world.run()
+            transfers += report.transactions
+            committed += report.committed
+            injected.merge(report.injected, uniquingKeysWith: +)
+            cases.merge(report.cases, uniquingKeysWith: +)
+            if !report.passed { failing.append(report) }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - startNs) / 1e9
+        let perSecond = Double(transfers) / max(seconds, 1e-9)
+        if json {
+            struct Summary: Encodable {
+                var seeds: String; var transfers: Int; var committed: Int; var injected: [String: Int]; var cases: [String: Int]
+                var failing_seeds: [UInt64]; var first_violation: String?; var replay: String?; var transfers_per_second: Double
+            }
+            print(jsonLine(Summary(seeds: "\(range.lowerBound)..\(range.upperBound)", transfers: transfers, committed: committed,
+                                   injected: injected, cases: cases, failing_seeds: failing.map(\.seed),
+                                   first_violation: failing.first?.violations.first?.description,
+                                   replay: failing.first?.replayCommand, transfers_per_second: perSecond)))
+            return failing.isEmpty ? 0 : 1
+        }
+        print("seeds         \(range.lowerBound)..\(range.upperBound) (\(range.count))" + (template.bug.map { ", planted bug \($0.rawValue)" } ?? ""))
+        print("transfers     \(transfers) (\(committed) committed) in \(String(format: "%.1f", seconds))s: \(String(format: "%.0f", perSecond)) simulated transfers/s")
+        print("faults        " + Self.counts(injected))
+        print("cases         " + Self.counts(cases))
+        if failing.isEmpty {
+            print("violations    none")
+            return 0
+        }
+        print("violations    \(failing.count) seed(s): " + failing.prefix(10).map { "\($0.seed)" }.joined(separator: ", "))
+        let first = failing[0]
+        print("first         seed \(first.seed) (the \(first.seed - range.lowerBound + 1)th tried): \(first.violations[0])")
+        print("last steps:")
+        for line in first.traceTail.suffix(12) { print("  \(line)") }
+        print("replay:       \(first.replayCommand)")
+        return 1
+    }
+
+    static func counts(_ counts: [String: Int]) -> String {
+        counts.isEmpty ? "none" : counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+}
