@@ -18,6 +18,18 @@ struct ParticipantProtocolTests {
         #expect(participant.handle(.staged(tx, failure: nil)) == [.reply(.vote(tx, .yes))])
     }
 
+    @Test func anInquiryRepeatsTheVoteOfEveryPreparedBranchOnly() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t2, [.debit(account: Fixture.account("x"), amount: Paise(1))], into: &p)
+        prepared(t1, [.debit(account: Fixture.account("y"), amount: Paise(1))], into: &p)
+        _ = p.handle(.message(.prepare(t3, operations: [.debit(account: Fixture.account("z"), amount: Paise(1))], writers: writers)))
+        // t3 is still staging: its vote is not known yet, so it is not repeated.
+        #expect(p.handle(.inquire) == [.reply(.vote(t1, .yes)), .reply(.vote(t2, .yes))])
+        _ = p.handle(.message(.commit(t1)))
+        #expect(p.handle(.inquire) == [.reply(.vote(t2, .yes))])
+        #expect(p.branches[t2] != nil, "asking changes nothing")
+    }
+
     // MARK: prepare
 
     @Test func prepareLocksWrittenAccountsAndStages() {
