@@ -32,6 +32,8 @@ public struct SimulatedWorld {
         var balances: [AccountID: Int64]
         /// Survives crashes: prepared write-sets (what `restored` reads at restart).
         var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID])] = [:]
+        /// Survives crashes too: every branch committed here (the SQLite bank's `committed` table).
+        var committed: Set<TransactionID> = []
         var stagingInFlight = 0
         var partitionedUntilUs: UInt64 = 0
         var inquiryScheduled = false
@@ -97,7 +99,8 @@ public struct SimulatedWorld {
     var workload: [[Branch]] = []
     var submitted: [TransactionID: [Branch]] = [:]
     var told: [TransactionID: Outcome] = [:]
-    var applied: [TransactionID: Set<Int>] = [:]
+    /// Where each transaction was applied, one bit per participant.
+    var applied: [TransactionID: UInt16] = [:]
 
     // What the run did.
     var injected: [String: Int] = [:]
@@ -221,6 +224,11 @@ public struct SimulatedWorld {
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].stagingInFlight -= 1
             record(4, tx.rawValue, UInt64(index))
+            if !readOnly && banks[index].committed.contains(tx) {
+                cases["stale PREPARE of a committed branch", default: 0] += 1
+                participant(index, .alreadyCommitted(tx))
+                return
+            }
             let failure = validate(index, operations)
             if failure == nil && !readOnly { banks[index].prepared[tx] = (operations, writers) }
             participant(index, .staged(tx, failure: failure))
@@ -299,7 +307,7 @@ public struct SimulatedWorld {
                 if !everDurableCommit.contains(tx) {
                     violation("decision-before-commit", "\(names[index]) applied \(tx), whose COMMIT record was never durable")
                 }
-                if applied[tx]?.contains(index) == true {
+                if (applied[tx] ?? 0) & (1 << index) != 0 {
                     violation("atomicity", "\(names[index]) applied \(tx) twice")
                 }
                 for operation in operations {
@@ -309,7 +317,8 @@ public struct SimulatedWorld {
                     if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
                 }
                 banks[index].prepared[tx] = nil
-                applied[tx, default: []].insert(index)
+                banks[index].committed.insert(tx)
+                applied[tx, default: 0] |= 1 << index
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
             case .reply(let reply):
@@ -431,11 +440,11 @@ public struct SimulatedWorld {
     // MARK: - The network
 
     mutating func sendToParticipant(_ index: Int, _ message: ParticipantMessage) {
-        let kind: String
+        let kind: MessageKind
         switch message {
-        case .prepare: kind = "prepare"
-        case .commit: kind = "commit"
-        case .rollback: kind = "rollback"
+        case .prepare: kind = .prepare
+        case .commit: kind = .commit
+        case .rollback: kind = .rollback
         }
         deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
             world.schedule(.toParticipant(index, message), afterUs: delayUs)
@@ -443,23 +452,45 @@ public struct SimulatedWorld {
     }
 
     mutating func sendToCoordinator(from index: Int, _ reply: ParticipantReply) {
-        let kind: String
-        if case .vote = reply { kind = "vote" } else { kind = "ack" }
+        let kind: MessageKind
+        if case .vote = reply { kind = .vote } else { kind = .ack }
         deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
             world.schedule(.toCoordinator(index, reply), afterUs: delayUs)
         }
     }
 
     /// Loses, duplicates or delays one message, by the seed's profile.
-    mutating func deliver(_ kind: String, partitioned: Bool, _ enqueue: (inout SimulatedWorld, UInt64) -> Void) {
+    enum MessageKind: String {
+        case prepare, vote, commit, rollback, ack
+        var lost: String {
+            switch self {
+            case .prepare: "lost prepare"
+            case .vote: "lost vote"
+            case .commit: "lost commit"
+            case .rollback: "lost rollback"
+            case .ack: "lost ack"
+            }
+        }
+        var duplicated: String {
+            switch self {
+            case .prepare: "duplicated prepare"
+            case .vote: "duplicated vote"
+            case .commit: "duplicated commit"
+            case .rollback: "duplicated rollback"
+            case .ack: "duplicated ack"
+            }
+        }
+    }
+
+    mutating func deliver(_ kind: MessageKind, partitioned: Bool, _ enqueue: (inout SimulatedWorld, UInt64) -> Void) {
         let faulty = nowUs < faultsStopAtUs
         if faulty && partitioned {
-            cases["lost \(kind)", default: 0] += 1
+            cases[kind.lost, default: 0] += 1
             injected["message cut by a partition", default: 0] += 1
             return
         }
         if faulty && chance(faults.lossPerMille) {
-            cases["lost \(kind)", default: 0] += 1
+            cases[kind.lost, default: 0] += 1
             injected["message lost", default: 0] += 1
             return
         }
@@ -470,7 +501,7 @@ public struct SimulatedWorld {
         }
         enqueue(&self, delayUs)
         if faulty && chance(faults.duplicationPerMille) {
-            cases["duplicated \(kind)", default: 0] += 1
+            cases[kind.duplicated, default: 0] += 1
             injected["message duplicated", default: 0] += 1
             enqueue(&self, delayUs + random.next() % 5_000)
         }
@@ -525,7 +556,8 @@ public struct SimulatedWorld {
         if total != openingTotal { violation("conservation", "total \(total), opened with \(openingTotal)") }
         for (tx, branches) in submitted.sorted(by: { $0.key < $1.key }) {
             let writers = Set(branches.filter { !$0.isReadOnly }.map { names.firstIndex(of: $0.participant)! })
-            let at = applied[tx] ?? []
+            let bits = applied[tx] ?? 0
+            let at = Set((0..<names.count).filter { bits & (1 << $0) != 0 })
             if !at.isEmpty && at != writers {
                 violation("atomicity", "\(tx) applied at \(at.sorted().map { names[$0].name }) of \(writers.sorted().map { names[$0].name })")
             }

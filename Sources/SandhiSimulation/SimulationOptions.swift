@@ -62,7 +62,7 @@ public struct SimulationOptions: Sendable {
     /// Transfers submitted over the run.
     public var transactions = 30
     public var participants = 4
-    public var accountsPerParticipant = 3
+    public var accountsPerParticipant = 5
     public var openingBalance: Int64 = 10_000
     /// nil: drawn from the seed.
     public var faults: FaultProfile?

@@ -18,6 +18,18 @@ struct ParticipantProtocolTests {
         #expect(participant.handle(.staged(tx, failure: nil)) == [.reply(.vote(tx, .yes))])
     }
 
+    @Test func aStaleDuplicateOfACommittedPrepareIsDroppedWithoutAVote() {
+        // Restarted (a fresh machine), this participant no longer remembers committing t1; its
+        // storage does, and says so while staging the duplicate.
+        var p = ParticipantProtocol(participant: me)
+        let operations: [Operation] = [.debit(account: Fixture.account("x"), amount: Paise(1))]
+        #expect(p.handle(.message(.prepare(t1, operations: operations, writers: writers))) == [.stage(t1, operations: operations, writers: writers)])
+        #expect(p.handle(.alreadyCommitted(t1)).isEmpty, "no vote: the coordinator has its outcome")
+        #expect(p.branches[t1] == nil && p.lockOwners.isEmpty)
+        #expect(p.handle(.message(.prepare(t1, operations: operations, writers: writers))).isEmpty, "remembered as committed now")
+        #expect(p.handle(.message(.commit(t1))) == [.reply(.acknowledged(t1))])
+    }
+
     @Test func anInquiryRepeatsTheVoteOfEveryPreparedBranchOnly() {
         var p = ParticipantProtocol(participant: me)
         prepared(t2, [.debit(account: Fixture.account("x"), amount: Paise(1))], into: &p)

@@ -119,6 +119,24 @@ import Testing
         #expect(bank.inDoubt().isEmpty && bank.heldLocks.isEmpty)
     }
 
+    @Test func aStalePrepareAfterARestartIsNotAppliedTwice() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let path = directory.appending("hdfc.sqlite")
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(alice, .rupees(1_000)), (bob, .rupees(500))], logger: logger)
+        let transfer = prepare(tx(1), [.debit(account: alice, amount: .rupees(100)), .credit(account: bob, amount: .rupees(100))])
+        var bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        _ = try bank.process([transfer, .commit(tx(1))])
+        bank.close()
+        bank = try SQLiteBank(path: path, participant: hdfc, logger: logger) // a restart: its memory is gone
+        defer { bank.close() }
+        // The network delivers a duplicate of the old PREPARE, then the coordinator's resent COMMIT.
+        #expect(try bank.process([transfer]).isEmpty, "no vote for a branch committed before")
+        #expect(bank.inDoubt().isEmpty && bank.heldLocks.isEmpty)
+        #expect(try bank.process([.commit(tx(1))]) == [.acknowledged(tx(1))])
+        #expect(try bank.balance(of: alice) == .rupees(900), "applied once")
+        #expect(try bank.balance(of: bob) == .rupees(600))
+    }
+
     @Test func aFileOfTheFirstFormatGainsVersionsWhenOpened() throws {
         let directory = TemporaryDirectory(); defer { directory.remove() }
         let path = directory.appending("hdfc.sqlite")

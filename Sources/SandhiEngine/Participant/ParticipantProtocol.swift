@@ -19,6 +19,7 @@ import DequeModule
 //   absent   --prepare, RO-->    absent     validate reads; reply READ-ONLY (no state kept)
 //   staging  --staged(ok)-->     prepared   reply YES (the driver sends it once durable)
 //   staging  --staged(no)-->     absent     release locks; reply NO with the reason
+//   staging  --alreadyCommitted-> finished  a stale duplicate: release locks, no vote
 //   prepared --prepare-->        prepared   duplicate: reply YES again
 //   prepared --commit-->         absent     apply the write-set; release locks; acknowledge
 //   prepared --rollback-->       absent     discard the write-set; release locks; acknowledge
@@ -65,6 +66,11 @@ public struct ParticipantProtocol: Sendable {
         /// otherwise wait forever; the coordinator answers a vote for a transaction it does not
         /// know with ROLLBACK (presumed abort), and for one it does with what it decided.
         case inquire
+        /// Storage, staging a PREPARE, found the transaction among its committed branches: a
+        /// PREPARE duplicated or delayed by the network that arrives after this participant
+        /// committed the branch and then restarted, forgetting it. Staging it again would apply
+        /// the transfer twice at the next COMMIT; it is dropped instead.
+        case alreadyCommitted(TransactionID)
     }
 
     public enum Effect: Hashable, Sendable {
@@ -168,6 +174,16 @@ public struct ParticipantProtocol: Sendable {
                 branches[tx] = .prepared(operations: operations, writers: writers)
                 effects.append(.reply(.vote(tx, .yes, observed: observed)))
             }
+        case .alreadyCommitted(let tx):
+            guard case .staging(let operations, _, _, let rollbackRequested) = branches[tx] else {
+                preconditionFailure("already committed \(tx) that was not staging")
+            }
+            release(tx, operations: operations)
+            branches[tx] = nil
+            remember(tx, .committed)
+            // A ROLLBACK can only be the coordinator's answer to a stray YES for a transaction
+            // it has forgotten; for a committed one it is a no-op, and is acknowledged.
+            if rollbackRequested { effects.append(.reply(.acknowledged(tx))) }
         case .inquire:
             for (tx, state) in branches.sorted(by: { $0.key < $1.key }) {
                 if case .prepared = state { effects.append(.reply(.vote(tx, .yes))) }

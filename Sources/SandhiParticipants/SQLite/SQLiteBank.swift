@@ -66,7 +66,7 @@ public final class SQLiteBank: ParticipantResource {
     /// The statements every batch runs, prepared once and held: looking them up by SQL text
     /// would hash a long string per call on the hottest path.
     private struct HotStatements {
-        let begin, commit, selectBalance, insertPrepared, deletePrepared, updateBalance, insertCommitted, insertReport: SQLiteStatement
+        let begin, commit, selectBalance, insertPrepared, deletePrepared, updateBalance, insertCommitted, insertReport, selectCommitted: SQLiteStatement
 
         init(_ database: SQLiteDatabase) throws {
             begin = try database.statement("BEGIN IMMEDIATE")
@@ -77,6 +77,7 @@ public final class SQLiteBank: ParticipantResource {
             updateBalance = try database.statement("UPDATE accounts SET balance = balance + ?, version = version + 1, writer = ? WHERE id = ?")
             insertCommitted = try database.statement("INSERT INTO committed(tx, writers, net_paise) VALUES (?, ?, ?)")
             insertReport = try database.statement("INSERT INTO reports(tx, kind, amount_paise, reference) VALUES (?, ?, ?, ?)")
+            selectCommitted = try database.statement("SELECT 1 FROM committed WHERE tx = ?")
         }
     }
 
@@ -328,6 +329,12 @@ public final class SQLiteBank: ParticipantResource {
         while index < pending.count {
             switch pending[index] {
             case .stage(let tx, let operations, let writers):
+                let committedBefore = hot.selectCommitted.reused().bind(1, Int64(bitPattern: tx.rawValue))
+                if try committedBefore.step() {
+                    // A stale duplicate of a PREPARE this bank committed before a restart.
+                    pending.append(contentsOf: machine.handle(.alreadyCommitted(tx)))
+                    break
+                }
                 let (failure, observed) = try validate(tx, operations)
                 if failure == nil {
                     try hot.insertPrepared.reused()
