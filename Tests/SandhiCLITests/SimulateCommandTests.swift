@@ -10,6 +10,10 @@ import Testing
         #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
         #expect(clean.stdout.contains("violations    none"))
         #expect(clean.stdout.contains("simulated transfers/s"))
+        // The table: each fault kind injected and each failure case hit, with its count.
+        #expect(clean.stdout.contains("fault injected"))
+        #expect(clean.stdout.contains("failure case hit"))
+        #expect(clean.stdout.range(of: #"\n  lost prepare +[1-9][0-9]*\n"#, options: .regularExpression) != nil, "\(clean.stdout)")
         let planted = try SandhiBinary.run(["simulate", "--seeds", "1..50", "--bug", "commit-before-durable"])
         #expect(planted.status == 1)
         #expect(planted.stdout.contains("decision-before-commit"))

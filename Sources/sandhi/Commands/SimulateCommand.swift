@@ -118,8 +118,7 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         print("seeds         \(range.lowerBound)..\(range.upperBound) (\(range.count))" + (template.bug.map { ", planted bug \($0.rawValue)" } ?? ""))
         print("transfers     \(transfers) (\(committed) committed) in \(String(format: "%.1f", seconds))s: \(String(format: "%.0f", perSecond)) simulated transfers/s")
-        print("faults        " + Self.counts(injected))
-        print("cases         " + Self.counts(cases))
+        print(Self.table(["fault injected": injected, "failure case hit": cases]))
         if failing.isEmpty {
             print("violations    none")
             return 0
@@ -131,6 +130,20 @@ struct SimulateCommand: AsyncParsableCommand {
         for line in first.traceTail.suffix(12) { print("  \(line)") }
         print("replay:       \(first.replayCommand)")
         return 1
+    }
+
+    /// Each section's counts as aligned rows, largest first.
+    static func table(_ sections: [String: [String: Int]]) -> String {
+        var lines: [String] = []
+        for (title, counts) in sections.sorted(by: { $0.key < $1.key }) {
+            let width = max(title.count, (counts.keys.map(\.count).max() ?? 0) + 2) + 2
+            lines.append(title.padding(toLength: width, withPad: " ", startingAt: 0) + "count")
+            for (name, count) in counts.sorted(by: { ($1.value, $0.key) < ($0.value, $1.key) }) {
+                lines.append(("  " + name).padding(toLength: width, withPad: " ", startingAt: 0) + String(count))
+            }
+            if counts.isEmpty { lines.append("  none") }
+        }
+        return lines.joined(separator: "\n")
     }
 
     static func counts(_ counts: [String: Int]) -> String {
