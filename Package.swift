@@ -68,6 +68,7 @@ let package = Package(
             name: "SandhiSimulation",
             dependencies: [
                 "SandhiEngine",
+                "SandhiHistory",
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),

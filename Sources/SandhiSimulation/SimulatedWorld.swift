@@ -1,5 +1,6 @@
 import HeapModule
 import SandhiEngine
+import SandhiHistory
 
 // A deterministic world around the engine's real state machines: one `Coordinator` and a few
 // `ParticipantProtocol`s holding balances, joined by a simulated network, with a simulated
@@ -19,7 +20,9 @@ import SandhiEngine
 // Checked after every step: no participant applies a COMMIT whose decision is not durable, no
 // balance goes negative. Checked once faults stop and everything settles: atomicity,
 // conservation, durability of every commit a client was told of, no orphaned prepared state
-// or locks, and liveness (everything finishes within a bound of virtual time).
+// or locks, liveness (everything finishes within a bound of virtual time), and isolation: the
+// history of what every committed transaction read and wrote (values, versions, writers, as
+// the banks saw them) goes through `SandhiHistory`'s checker (G0 ... G2-item).
 
 public struct SimulatedWorld {
     // MARK: - Processes
@@ -30,6 +33,8 @@ public struct SimulatedWorld {
         /// Bumped at every crash: work scheduled by an earlier incarnation is void.
         var incarnation = 0
         var balances: [AccountID: Int64]
+        /// Survives crashes: each account's committed version and its writer.
+        var versions: [AccountID: (version: UInt64, writer: TransactionID?)] = [:]
         /// Survives crashes: prepared write-sets (what `restored` reads at restart).
         var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID])] = [:]
         /// Survives crashes too: every branch committed here (the SQLite bank's `committed` table).
@@ -101,6 +106,15 @@ public struct SimulatedWorld {
     var told: [TransactionID: Outcome] = [:]
     /// Where each transaction was applied, one bit per participant.
     var applied: [TransactionID: UInt16] = [:]
+    /// What each branch's operations saw, by bank, as carried by the vote the coordinator
+    /// counted (a duplicate PREPARE can stage a branch again later; that vote is not counted):
+    /// the record the isolation check is built from.
+    var seen: [TransactionID: [Int: [Observation]]] = [:]
+    /// What each branch saw at its last successful staging: for a vote counted without its
+    /// observations (a repeat YES from a participant already prepared carries none).
+    var staged: [TransactionID: [Int: [Observation]]] = [:]
+    /// The vote being delivered, until the coordinator says whether it counted it.
+    var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
 
     // What the run did.
     var injected: [String: Int] = [:]
@@ -217,7 +231,10 @@ public struct SimulatedWorld {
             guard coordinatorProcess.up else { return }
             record(3, reply.transaction.rawValue, UInt64(index))
             switch reply {
-            case .vote(let tx, let vote, let observed): feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
+            case .vote(let tx, let vote, let observed):
+                voteInFlight = (tx, index, observed)
+                feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
+                voteInFlight = nil
             case .acknowledged(let tx): feed(.acknowledged(tx, participant: names[index]))
             }
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
@@ -229,9 +246,12 @@ public struct SimulatedWorld {
                 participant(index, .alreadyCommitted(tx))
                 return
             }
-            let failure = validate(index, operations)
-            if failure == nil && !readOnly { banks[index].prepared[tx] = (operations, writers) }
-            participant(index, .staged(tx, failure: failure))
+            let (failure, observed) = validate(index, tx, operations)
+            if failure == nil {
+                staged[tx, default: [:]][index] = observed
+                if !readOnly { banks[index].prepared[tx] = (operations, writers) }
+            }
+            participant(index, .staged(tx, failure: failure, observed: observed))
         case .logSync(let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
             coordinatorProcess.syncScheduled = false
@@ -270,19 +290,30 @@ public struct SimulatedWorld {
         }
     }
 
-    /// A debit's overdraft is the only refusal here; the balance seen includes the branch's own
-    /// earlier operations.
-    func validate(_ index: Int, _ operations: [Operation]) -> String? {
-        var seen: [(AccountID, Int64)] = []
+    /// A debit's overdraft is the only refusal here. Like the SQLite bank, each operation with
+    /// an account reports what it saw: the committed state, or the branch's own earlier change.
+    func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (String?, [Observation]) {
+        var state: [Observation] = []
+        var observed: [Observation] = []
         for operation in operations {
-            guard let account = operation.account, operation.isWrite else { continue }
-            let slot = seen.firstIndex { $0.0 == account }
-            let balance = slot.map { seen[$0].1 } ?? banks[index].balances[account] ?? 0
-            let after = balance + operation.delta.value
-            if after < 0 { return "insufficient funds in \(names[index])/\(account)" }
-            if let slot { seen[slot].1 = after } else { seen.append((account, after)) }
+            guard let account = operation.account else { continue }
+            let slot = state.firstIndex { $0.account == account }
+            let before = slot.map { state[$0] } ?? {
+                let committed = banks[index].versions[account]
+                return Observation(account: account, balance: Paise(banks[index].balances[account] ?? 0),
+                                   version: committed?.version ?? 0, writer: committed?.writer)
+            }()
+            observed.append(before)
+            guard operation.isWrite else {
+                if slot == nil { state.append(before) }
+                continue
+            }
+            let after = before.balance.value + operation.delta.value
+            if after < 0 { return ("insufficient funds in \(names[index])/\(account)", []) }
+            let next = Observation(account: account, balance: Paise(after), version: before.version + 1, writer: tx)
+            if let slot { state[slot] = next } else { state.append(next) }
         }
-        return nil
+        return (nil, observed)
     }
 
     // MARK: - The participants
@@ -314,6 +345,7 @@ public struct SimulatedWorld {
                     guard let account = operation.account, operation.isWrite else { continue }
                     let balance = banks[index].balances[account, default: 0] + operation.delta.value
                     banks[index].balances[account] = balance
+                    banks[index].versions[account] = ((banks[index].versions[account]?.version ?? 0) + 1, tx)
                     if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
                 }
                 banks[index].prepared[tx] = nil
@@ -373,6 +405,10 @@ public struct SimulatedWorld {
             case .cancelTimer:
                 break // a cancelled timer that fires anyway is ignored by its generation
             case .emit(let event):
+                if case .voteReceived(let tx, let participant, _, _) = event.kind, let vote = voteInFlight,
+                   vote.tx == tx, indexOf[participant] == vote.index, !vote.observed.isEmpty {
+                    seen[tx, default: [:]][vote.index] = vote.observed // the vote that counted
+                }
                 if case .deadlockDetected = event.kind { cases["deadlock", default: 0] += 1 }
                 if case .recovered = event.kind { cases["in-doubt resolved by recovery", default: 0] += 1 }
             case .observed:
@@ -568,6 +604,35 @@ public struct SimulatedWorld {
                 violation("atomicity", "\(tx) was reported aborted but applied at \(at.sorted().map { names[$0].name })")
             }
         }
+        checkIsolation()
+    }
+
+    /// Builds the history of every submitted transaction from what the banks saw, and checks it.
+    /// A transaction counts as committed when it was applied somewhere or was only read (told
+    /// committed); atomicity is checked on its own above.
+    mutating func checkIsolation() {
+        var history: [HistoryTransaction] = []
+        for (tx, branches) in submitted.sorted(by: { $0.key < $1.key }) {
+            let committed = (applied[tx] ?? 0) != 0 || told[tx]?.isCommitted == true
+            guard committed else {
+                history.append(HistoryTransaction(id: tx.description, outcome: .aborted, ops: []))
+                continue
+            }
+            var ops: [HistoryTransaction.Op] = []
+            for branch in branches {
+                guard let index = indexOf[branch.participant], let observed = seen[tx]?[index] ?? staged[tx]?[index] else { continue }
+                for (operation, before) in zip(branch.operations.filter { $0.account != nil }, observed) {
+                    let key = "\(branch.participant)/\(before.account)"
+                    ops.append(.read(key: key, value: before.balance.value, version: Int64(before.version), writer: before.writer?.description))
+                    if operation.isWrite {
+                        ops.append(.write(key: key, value: before.balance.value + operation.delta.value, version: Int64(before.version) + 1))
+                    }
+                }
+            }
+            history.append(HistoryTransaction(id: tx.description, outcome: .committed, ops: ops))
+        }
+        let report = HistoryChecker().check(header: HistoryHeader(totalPaise: openingTotal), transactions: history)
+        for anomaly in report.anomalies.prefix(3) { violation("isolation", anomaly.description) }
     }
 
     // MARK: - Trace
