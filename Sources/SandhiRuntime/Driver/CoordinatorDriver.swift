@@ -382,7 +382,7 @@ public final class CoordinatorDriver: Sendable {
                 guard let worker = workers[participant] else {
                     preconditionFailure("coordinator addressed unknown participant \(participant)")
                 }
-                if worker.send(message), !resume.wake.contains(where: { $0 === worker }) { resume.wake.append(worker) }
+                if worker.enqueue(message), !resume.wake.contains(where: { $0 === worker }) { resume.wake.append(worker) }
             case .appendDecision(let record, let forced):
                 let tx = record.transaction
                 let inbox = self.inbox

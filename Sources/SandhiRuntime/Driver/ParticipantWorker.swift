@@ -51,13 +51,17 @@ final class ParticipantWorker: @unchecked Sendable {
         startThread(name: "sandhi-\(resource.id.name)") { [self] in run() }
     }
 
+    /// Queues without blocking and wakes the worker if it sleeps.
+    func send(_ message: ParticipantMessage) {
+        if enqueue(message) { wake() }
+    }
+
     /// Queues without blocking (the caller holds the driver's lock, which this worker's thread
     /// needs to deliver). A full queue drops the message: every message is re-sent by a
     /// coordinator timer, or its transaction aborts at the prepare deadline. Returns whether the
     /// worker may be asleep on an empty queue: the caller must then `wake` it, after releasing
     /// its lock.
-    @discardableResult
-    func send(_ message: ParticipantMessage) -> Bool {
+    func enqueue(_ message: ParticipantMessage) -> Bool {
         switch queue.tryPushWithoutWaking(message) {
         case .refused:
             logger.warning("participant queue full; message dropped for a later resend", metadata: ["participant": "\(id)"])

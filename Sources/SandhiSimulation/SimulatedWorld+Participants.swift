@@ -1,0 +1,67 @@
+import SandhiEngine
+
+// The participants: each bank's protocol machine and the storage it drives, with crash and restart.
+extension SimulatedWorld {
+    mutating func participant(_ index: Int, _ input: ParticipantProtocol.Input) {
+        var effects: [ParticipantProtocol.Effect] = []
+        swap(&effects, &participantEffects)
+        effects.removeAll(keepingCapacity: true)
+        banks[index].machine.handle(input, into: &effects)
+        defer { swap(&effects, &participantEffects) }
+        for effect in effects {
+            switch effect {
+            case .stage(let tx, let operations, let writers):
+                banks[index].stagingInFlight += 1
+                schedule(.staged(index, tx, operations: operations, writers: writers, readOnly: false, incarnation: banks[index].incarnation),
+                         afterUs: 30 + random.next() % 300)
+            case .validateReads(let tx, let operations):
+                banks[index].stagingInFlight += 1
+                schedule(.staged(index, tx, operations: operations, writers: [], readOnly: true, incarnation: banks[index].incarnation),
+                         afterUs: 30 + random.next() % 300)
+            case .apply(let tx, let operations, _):
+                if !everDurableCommit.contains(tx) {
+                    violation("decision-before-commit", "\(names[index]) applied \(tx), whose COMMIT record was never durable")
+                }
+                if (applied[tx] ?? 0) & (1 << index) != 0 {
+                    violation("atomicity", "\(names[index]) applied \(tx) twice")
+                }
+                for operation in operations {
+                    guard let account = operation.account, operation.isWrite else { continue }
+                    let balance = banks[index].balances[account, default: 0] + operation.delta.value
+                    banks[index].balances[account] = balance
+                    banks[index].versions[account] = ((banks[index].versions[account]?.version ?? 0) + 1, tx)
+                    if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
+                }
+                banks[index].prepared[tx] = nil
+                banks[index].committed.insert(tx)
+                applied[tx, default: 0] |= 1 << index
+            case .discard(let tx):
+                banks[index].prepared[tx] = nil
+            case .reply(let reply):
+                sendToCoordinator(from: index, reply)
+            }
+        }
+        scheduleInquiryIfPrepared(index)
+    }
+
+    /// Prepared branches ask again every 20 to 40 ms until they are resolved.
+    mutating func scheduleInquiryIfPrepared(_ index: Int) {
+        guard banks[index].up, !banks[index].inquiryScheduled, !banks[index].prepared.isEmpty else { return }
+        banks[index].inquiryScheduled = true
+        schedule(.inquiry(index, incarnation: banks[index].incarnation), afterUs: 20_000 + random.next() % 20_000)
+    }
+
+    mutating func restartParticipant(_ index: Int) {
+        var bank = banks[index]
+        bank.up = true
+        if options.bug == .forgetPreparedOnRestart { bank.prepared.removeAll() }
+        bank.machine = ParticipantProtocol(participant: names[index], plantedBug: options.bug?.engineBug == .noLocks ? .noLocks : nil)
+        for (tx, branch) in bank.prepared.sorted(by: { $0.key < $1.key }) {
+            _ = bank.machine.handle(.restored(tx, operations: branch.operations, writers: branch.writers))
+        }
+        bank.inquiryScheduled = false
+        banks[index] = bank
+        record(7, UInt64(bank.prepared.count), UInt64(index))
+        scheduleInquiryIfPrepared(index)
+    }
+}
