@@ -18,9 +18,17 @@ extension SimulatedWorld {
         }
         if chance(faults.coordinatorCrashPerMille) { crashCoordinator(reason: "crash") }
         if chance(faults.partitionPerMille) {
-            let index = pick(names.count)
-            banks[index].partitionedUntilUs = nowUs + 1_000 + random.next() % 30_000
-            injected["partition", default: 0] += 1
+            // One participant cut off, or half of them (the coordinator's side keeps the rest).
+            let untilUs = nowUs + 1_000 + random.next() % 30_000
+            if random.next() % 2 == 0 {
+                banks[pick(names.count)].partitionedUntilUs = untilUs
+                injected["partition of one participant", default: 0] += 1
+            } else {
+                var cut = Array(names.indices)
+                for _ in 0..<(names.count - names.count / 2) { cut.remove(at: pick(cut.count)) }
+                for index in cut { banks[index].partitionedUntilUs = untilUs }
+                injected["partition of half the participants", default: 0] += 1
+            }
         }
     }
 }

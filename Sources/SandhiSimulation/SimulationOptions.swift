@@ -12,7 +12,7 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     /// Per step of the simulation.
     public var participantCrashPerMille: UInt64 = 0
     public var coordinatorCrashPerMille: UInt64 = 0
-    /// One participant cut off from the coordinator for a while.
+    /// One participant, or half of them, cut off from the coordinator for a while.
     public var partitionPerMille: UInt64 = 0
     /// Per decision-log sync: the fsync fails, and what it was to make durable is lost.
     public var logSyncFailurePerMille: UInt64 = 0
