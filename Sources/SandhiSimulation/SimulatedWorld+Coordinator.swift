@@ -7,7 +7,7 @@ extension SimulatedWorld {
         var effects: [CoordinatorEffect] = []
         swap(&effects, &coordinatorEffects)
         effects.removeAll(keepingCapacity: true)
-        coordinatorProcess.coordinator.handle(input, nowUs: nowUs, into: &effects)
+        coordinatorProcess.coordinator.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &effects)
         defer { swap(&effects, &coordinatorEffects) }
         for effect in effects {
             switch effect {
@@ -62,9 +62,11 @@ extension SimulatedWorld {
     /// prepared write-sets, exactly as `SandhiNode.start` does.
     mutating func restartCoordinator() {
         let epoch = coordinatorProcess.epoch + 1
+        let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
+        coordinatorProcess.clockOffsetUs = clockOffsetUs
         record(9, UInt64(epoch), 0)
         var ended = Set<TransactionID>()
         var commits: [(TransactionID, [ParticipantID])] = []

@@ -17,6 +17,10 @@ extension SimulatedWorld {
             }
         }
         if chance(faults.coordinatorCrashPerMille) { crashCoordinator(reason: "crash") }
+        if chance(faults.clockJumpPerMille) {
+            coordinatorProcess.clockOffsetUs += Int64(random.next() % 200_001) - 100_000
+            injected["coordinator clock jump", default: 0] += 1
+        }
         if chance(faults.partitionPerMille) {
             // One participant cut off, or half of them (the coordinator's side keeps the rest).
             let untilUs = nowUs + 1_000 + random.next() % 30_000

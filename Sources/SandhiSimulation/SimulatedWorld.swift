@@ -52,6 +52,11 @@ public struct SimulatedWorld {
         /// Appended, not yet synced: lost in a crash.
         var unsynced: [(record: DecisionRecord, forced: Bool)] = []
         var syncScheduled = false
+        /// How far the coordinator's clock is from true (virtual) time: skewed and jumping, in
+        /// both directions. Its timers are relative, so a jump must change nothing but readings.
+        var clockOffsetUs: Int64 = 0
+
+        func clock(_ trueUs: UInt64) -> UInt64 { UInt64(max(0, Int64(trueUs) + clockOffsetUs)) }
     }
 
     enum EventKind {

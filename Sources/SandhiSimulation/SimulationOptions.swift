@@ -16,6 +16,8 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     public var partitionPerMille: UInt64 = 0
     /// Per decision-log sync: the fsync fails, and what it was to make durable is lost.
     public var logSyncFailurePerMille: UInt64 = 0
+    /// Per step: the coordinator's clock jumps by up to 100 ms, forwards or backwards.
+    public var clockJumpPerMille: UInt64 = 0
 
     public init() {}
 
@@ -34,6 +36,7 @@ public struct FaultProfile: Sendable, Hashable, Codable {
         profile.coordinatorCrashPerMille = draw(4)
         profile.partitionPerMille = draw(4)
         profile.logSyncFailurePerMille = draw(30)
+        profile.clockJumpPerMille = draw(5)
         return profile
     }
 }

@@ -49,7 +49,7 @@ struct SimulationTests {
             #expect(cases[name, default: 0] > 0, "never hit: \(name)")
         }
         for fault in ["participant crash", "coordinator crash", "partition of one participant", "partition of half the participants",
-                      "log fsync failure", "message lost",
+                      "log fsync failure", "coordinator clock jump", "message lost",
                       "message duplicated", "message delayed"] {
             #expect(injected[fault, default: 0] > 0, "never injected: \(fault)")
         }
