@@ -47,7 +47,13 @@ extension SimulatedWorld {
         guard coordinatorProcess.up else { return }
         injected["coordinator crash", default: 0] += 1
         let states = coordinatorProcess.coordinator.transactions.values.map(\.state)
-        if states.contains(.prepared) { cases["coordinator crash before the decision is durable", default: 0] += 1 }
+        let deciding = coordinatorProcess.coordinator.transactions.values.filter { $0.state == .prepared }.map(\.id)
+        if deciding.contains(where: { !everDurableCommit.contains($0) }) {
+            cases["coordinator crash before the decision is durable", default: 0] += 1
+        }
+        if deciding.contains(where: { everDurableCommit.contains($0) }) {
+            cases["coordinator crash between the durable decision and the first COMMIT", default: 0] += 1
+        }
         if states.contains(.committing) { cases["coordinator crash after the decision is durable", default: 0] += 1 }
         if !coordinatorProcess.unsynced.isEmpty { injected["unsynced log records lost", default: 0] += coordinatorProcess.unsynced.count }
         coordinatorProcess.up = false

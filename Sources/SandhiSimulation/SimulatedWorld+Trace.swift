@@ -29,6 +29,7 @@ extension SimulatedWorld {
         case 8: return "\(at) coordinator crashes"
         case 9: return "\(at) coordinator restarts, epoch \(entry.a)"
         case 10: return "\(at) \(names[Int(entry.b)]) crashes"
+        case 12: return "\(at) coordinator learns \(tx)'s COMMIT record is durable"
         case 11: return "\(at) \(names[Int(entry.b)]) asks about its prepared branches"
         default: return "\(at) event \(entry.code)"
         }

@@ -65,6 +65,9 @@ public struct SimulatedWorld {
         case toCoordinator(Int, ParticipantReply)
         case staged(Int, TransactionID, operations: [Operation], writers: [ParticipantID], readOnly: Bool, incarnation: Int)
         case logSync(incarnation: Int)
+        /// The log writer reports a durable COMMIT record to the coordinator: a hop of its own,
+        /// so a crash can fall between the decision becoming durable and the first COMMIT.
+        case decisionDurable(TransactionID, LogPosition, incarnation: Int)
         case timer(TimerID, incarnation: Int)
         case restartParticipant(Int)
         case restartCoordinator
@@ -276,8 +279,15 @@ public struct SimulatedWorld {
                 durableLog.append(record)
                 guard case .commit(let tx, _) = record else { continue }
                 everDurableCommit.insert(tx)
-                if forced { feed(.decisionDurable(tx, position: LogPosition(segment: 1, offset: UInt64(durableLog.count)))) }
+                if forced {
+                    schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(durableLog.count)), incarnation: incarnation),
+                             afterUs: 1 + random.next() % 50)
+                }
             }
+        case .decisionDurable(let tx, let position, let incarnation):
+            guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
+            record(12, tx.rawValue, 0)
+            feed(.decisionDurable(tx, position: position))
         case .timer(let timer, let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
             record(6, timer.transaction.rawValue, UInt64(timer.kind.rawValue))

@@ -41,6 +41,7 @@ struct SimulationTests {
         print("simulation: 2000 seeds, \(transfers) transfers; cases: \(cases.sorted { $0.key < $1.key }); faults: \(injected.sorted { $0.key < $1.key })")
         for name in [
             "coordinator crash before the decision is durable", "coordinator crash after the decision is durable",
+            "coordinator crash between the durable decision and the first COMMIT",
             "participant crash before its durable vote", "participant crash after its durable vote",
             "lost prepare", "lost vote", "lost commit", "lost ack", "lost rollback",
             "duplicated prepare", "duplicated vote", "duplicated commit", "duplicated ack",
