@@ -8,10 +8,12 @@ extension SimulatedWorld {
             if banks[index].up {
                 injected["participant crash", default: 0] += 1
                 if banks[index].stagingInFlight > 0 { cases["participant crash before its durable vote", default: 0] += 1 }
+                if banks[index].repliesInFlight > 0 { cases["participant crash between a durable reply and sending it", default: 0] += 1 }
                 if !banks[index].prepared.isEmpty { cases["participant crash after its durable vote", default: 0] += 1 }
                 banks[index].up = false
                 banks[index].incarnation += 1
                 banks[index].stagingInFlight = 0
+                banks[index].repliesInFlight = 0
                 record(10, 0, UInt64(index))
                 schedule(.restartParticipant(index), afterUs: 1_000 + random.next() % 20_000)
             }

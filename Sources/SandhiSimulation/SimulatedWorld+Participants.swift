@@ -38,7 +38,8 @@ extension SimulatedWorld {
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
             case .reply(let reply):
-                sendToCoordinator(from: index, reply)
+                banks[index].repliesInFlight += 1
+                schedule(.participantSends(index, reply, incarnation: banks[index].incarnation), afterUs: 1 + random.next() % 50)
             }
         }
         scheduleInquiryIfPrepared(index)

@@ -39,6 +39,9 @@ public struct SimulatedWorld {
         /// Survives crashes too: every branch committed here (the SQLite bank's `committed` table).
         var committed: Set<TransactionID> = []
         var stagingInFlight = 0
+        /// Replies made durable but not yet handed to the network (the real worker's fsync ->
+        /// deliver window): a crash there loses them.
+        var repliesInFlight = 0
         var partitionedUntilUs: UInt64 = 0
         var inquiryScheduled = false
     }
@@ -71,6 +74,8 @@ public struct SimulatedWorld {
         case timer(TimerID, incarnation: Int)
         case restartParticipant(Int)
         case restartCoordinator
+        /// A participant hands a reply, durable already, to the network.
+        case participantSends(Int, ParticipantReply, incarnation: Int)
         /// A participant with prepared branches asks about them again.
         case inquiry(Int, incarnation: Int)
     }
@@ -292,6 +297,10 @@ public struct SimulatedWorld {
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
             record(6, timer.transaction.rawValue, UInt64(timer.kind.rawValue))
             feed(.timerFired(timer))
+        case .participantSends(let index, let reply, let incarnation):
+            guard banks[index].up, banks[index].incarnation == incarnation else { return }
+            banks[index].repliesInFlight -= 1
+            sendToCoordinator(from: index, reply)
         case .inquiry(let index, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].inquiryScheduled = false

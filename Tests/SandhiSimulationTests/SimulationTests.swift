@@ -43,6 +43,7 @@ struct SimulationTests {
             "coordinator crash before the decision is durable", "coordinator crash after the decision is durable",
             "coordinator crash between the durable decision and the first COMMIT",
             "participant crash before its durable vote", "participant crash after its durable vote",
+            "participant crash between a durable reply and sending it",
             "lost prepare", "lost vote", "lost commit", "lost ack", "lost rollback",
             "duplicated prepare", "duplicated vote", "duplicated commit", "duplicated ack",
             "in-doubt resolved by recovery", "deadlock",
