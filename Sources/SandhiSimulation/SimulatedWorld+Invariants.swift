@@ -56,11 +56,9 @@ extension SimulatedWorld {
             for branch in branches {
                 guard let index = indexOf[branch.participant], let observed = seen[tx]?[index] ?? staged[tx]?[index] else { continue }
                 for (operation, before) in zip(branch.operations.filter { $0.account != nil }, observed) {
-                    let key = "\(branch.participant)/\(before.account)"
-                    ops.append(.read(key: key, value: before.balance.value, version: Int64(before.version), writer: before.writer?.description))
-                    if operation.isWrite {
-                        ops.append(.write(key: key, value: before.balance.value + operation.delta.value, version: Int64(before.version) + 1))
-                    }
+                    ops += HistoryTransaction.Op.access(key: "\(branch.participant)/\(before.account)", sawValue: before.balance.value,
+                                   sawVersion: Int64(before.version), writer: before.writer?.description,
+                                   delta: operation.isWrite ? operation.delta.value : nil)
                 }
             }
             history.append(HistoryTransaction(id: tx.description, outcome: .committed, ops: ops))

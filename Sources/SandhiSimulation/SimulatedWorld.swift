@@ -313,29 +313,12 @@ public struct SimulatedWorld {
         }
     }
 
-    /// A debit's overdraft is the only refusal here. Like the SQLite bank, each operation with
-    /// an account reports what it saw: the committed state, or the branch's own earlier change.
+    /// The engine's staging rule, against this bank's committed accounts.
     func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (String?, [Observation]) {
-        var state: [Observation] = []
-        var observed: [Observation] = []
-        for operation in operations {
-            guard let account = operation.account else { continue }
-            let slot = state.firstIndex { $0.account == account }
-            let before = slot.map { state[$0] } ?? {
-                let committed = banks[index].versions[account]
-                return Observation(account: account, balance: Paise(banks[index].balances[account] ?? 0),
-                                   version: committed?.version ?? 0, writer: committed?.writer)
-            }()
-            observed.append(before)
-            guard operation.isWrite else {
-                if slot == nil { state.append(before) }
-                continue
-            }
-            let after = before.balance.value + operation.delta.value
-            if after < 0 { return ("insufficient funds in \(names[index])/\(account)", []) }
-            let next = Observation(account: account, balance: Paise(after), version: before.version + 1, writer: tx)
-            if let slot { state[slot] = next } else { state.append(next) }
+        Staging.validate(tx, at: names[index], operations) { account in
+            guard let balance = banks[index].balances[account] else { return nil }
+            let committed = banks[index].versions[account]
+            return Observation(account: account, balance: Paise(balance), version: committed?.version ?? 0, writer: committed?.writer)
         }
-        return (nil, observed)
     }
 }

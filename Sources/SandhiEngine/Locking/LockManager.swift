@@ -275,7 +275,12 @@ public struct LockManager: Sendable {
             if !other.mode.isCompatible(with: waiter.mode) { return [other.transaction] }
             ahead -= 1
         }
-        return locks.holders.compactMap { holder in
+        return Self.conflictingHolders(of: waiter, in: locks)
+    }
+
+    /// The holders a waiter with no conflicting waiter ahead of it waits for.
+    private static func conflictingHolders(of waiter: Waiter, in locks: ResourceLocks) -> [TransactionID] {
+        locks.holders.compactMap { holder in
             holder.transaction != waiter.transaction && !holder.mode.isCompatible(with: waiter.mode) ? holder.transaction : nil
         }
     }
@@ -288,9 +293,7 @@ public struct LockManager: Sendable {
         var lastExclusive: TransactionID?
         for waiter in locks.waiters {
             let nearest = waiter.mode == .exclusive ? previous : lastExclusive
-            let desired = nearest.map { [$0] } ?? locks.holders.compactMap { holder in
-                holder.transaction != waiter.transaction && !holder.mode.isCompatible(with: waiter.mode) ? holder.transaction : nil
-            }
+            let desired = nearest.map { [$0] } ?? Self.conflictingHolders(of: waiter, in: locks)
             if waitEdges[waiter.transaction] ?? [] != desired {
                 setEdges(of: waiter.transaction, to: desired, into: &changes)
             }

@@ -49,3 +49,14 @@ public struct HistoryTransaction: Hashable, Sendable {
         self.ops = ops
     }
 }
+
+extension HistoryTransaction.Op {
+    /// One operation of a transfer as a history records it: the read of the version it saw
+    /// and, when it changed the value by `delta` (a debit or credit), the write of the next
+    /// version. The one place that says "a write installs the version after the one it saw".
+    public static func access(key: String, sawValue: Int64, sawVersion: Int64, writer: String?, delta: Int64?) -> [Self] {
+        let read = Self.read(key: key, value: sawValue, version: sawVersion, writer: writer)
+        guard let delta else { return [read] }
+        return [read, .write(key: key, value: sawValue + delta, version: sawVersion + 1)]
+    }
+}

@@ -356,55 +356,14 @@ public final class SQLiteBank: ParticipantResource {
         }
     }
 
-    /// Why these operations cannot commit here (or nil), and what each operation with an
-    /// account saw: the committed state, or this branch's own earlier change to it. Reads only;
-    /// changes nothing.
+    /// The engine's staging rule, against this file's committed accounts.
     private func validate(_ tx: TransactionID, _ operations: [Operation]) throws -> (failure: String?, observed: [Observation]) {
-        // Each touched account's state as this branch sees it, in first-touch order.
-        var seen: [Observation] = []
-        var observed: [Observation] = []
-        observed.reserveCapacity(operations.count)
-        for operation in operations {
-            switch operation {
-            case .debit(let account, let amount), .credit(let account, let amount):
-                guard amount.value > 0 else { return ("amount for \(id)/\(account) must be positive, got \(amount.value) paise", []) }
-                guard let before = try state(of: account, seen: &seen) else { return ("unknown account \(id)/\(account)", []) }
-                var after = before
-                if case .debit = operation {
-                    guard before.balance >= amount else {
-                        return ("insufficient funds in \(id)/\(account): balance \(before.balance), debit \(amount)", [])
-                    }
-                    after.balance = Paise(before.balance.value - amount.value)
-                } else {
-                    let (sum, overflow) = before.balance.value.addingReportingOverflow(amount.value)
-                    guard !overflow else { return ("credit to \(id)/\(account) would overflow", []) }
-                    after.balance = Paise(sum)
-                }
-                after.version += 1
-                after.writer = tx
-                seen[seen.firstIndex { $0.account == account }!] = after
-                observed.append(before)
-            case .read(let account):
-                guard let current = try state(of: account, seen: &seen) else { return ("unknown account \(id)/\(account)", []) }
-                observed.append(current)
-            case .fileReport(let report):
-                guard report.amount.value > 0 else { return ("report amount must be positive", []) }
-                guard report.kind.utf8.count <= Report.maxTextBytes, report.reference.utf8.count <= Report.maxTextBytes,
-                      !report.kind.isEmpty else { return ("report text too long or empty", []) }
-            }
+        try Staging.validate(tx, at: id, operations) { account in
+            let statement = hot.selectBalance.reused().bind(1, account.name)
+            guard try statement.step() else { return nil }
+            let writer = statement.isNull(2) ? nil : TransactionID(rawValue: UInt64(bitPattern: statement.int64(2)))
+            return Observation(account: account, balance: Paise(statement.int64(0)), version: UInt64(statement.int64(1)), writer: writer)
         }
-        return (nil, observed)
-    }
-
-    /// `account` as this branch sees it, read from storage on first touch; nil if unknown.
-    private func state(of account: AccountID, seen: inout [Observation]) throws -> Observation? {
-        if let entry = seen.first(where: { $0.account == account }) { return entry }
-        let statement = hot.selectBalance.reused().bind(1, account.name)
-        guard try statement.step() else { return nil }
-        let writer = statement.isNull(2) ? nil : TransactionID(rawValue: UInt64(bitPattern: statement.int64(2)))
-        let state = Observation(account: account, balance: Paise(statement.int64(0)), version: UInt64(statement.int64(1)), writer: writer)
-        seen.append(state)
-        return state
     }
 
     private func apply(_ tx: TransactionID, operations: [Operation], writers: [ParticipantID]) throws {

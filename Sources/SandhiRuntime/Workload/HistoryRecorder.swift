@@ -69,12 +69,9 @@ public final class HistoryRecorder: Sendable {
                     precondition(next < seen.count, "\(id): \(branch.participant) observed fewer operations than it ran")
                     let observation = seen[next]
                     next += 1
-                    let key = ResourceID(participant: branch.participant, account: account).description
-                    let version = Int64(observation.version)
-                    ops.append(.read(key: key, value: observation.balance.value, version: version, writer: observation.writer?.description))
-                    if operation.isWrite {
-                        ops.append(.write(key: key, value: observation.balance.value + operation.delta.value, version: version + 1))
-                    }
+                    ops += HistoryTransaction.Op.access(key: ResourceID(participant: branch.participant, account: account).description,
+                                   sawValue: observation.balance.value, sawVersion: Int64(observation.version),
+                                   writer: observation.writer?.description, delta: operation.isWrite ? operation.delta.value : nil)
                 }
             }
         }
