@@ -116,8 +116,6 @@ public struct LockManager: Sendable {
 
     public func heldCount(by tx: TransactionID) -> Int { owners[tx]?.held.count ?? 0 }
 
-    public func resources(heldBy tx: TransactionID) -> [ResourceID] { owners[tx]?.held ?? [] }
-
     /// The transactions `tx` waits for (its wait-for edges).
     public func blockers(of tx: TransactionID) -> [TransactionID] { waitEdges[tx] ?? [] }
 

@@ -318,9 +318,6 @@ public final class CoordinatorDriver: Sendable {
         state.withLock { (Array($0.coordinator.deadlockHistory.entries), $0.coordinator.deadlockHistory.totalCount) }
     }
 
-    /// Transactions queued for a lock right now.
-    public var waitingCount: Int { state.withLock { $0.coordinator.locks.waitingCount } }
-
     /// Live fault: the decision log's next fsync fails. The coordinator then halts (a decision
     /// whose durability is unknown must not be acted on) and recovery settles it on restart.
     public func failNextLogSync() {
