@@ -29,4 +29,37 @@ public protocol ParticipantResource: AnyObject {
 
     /// Releases the storage (files, connections). Called once, by the worker, after its last batch.
     func close()
+
+    /// Periodic housekeeping between batches: decide on its own every branch prepared longer
+    /// than the resource's heuristic policy allows (if it has one), and report again every
+    /// heuristic decision the coordinator has not yet forgotten. Replies as from `process`.
+    func sweep() throws -> [ParticipantReply]
+
+    /// Whether `sweep` has anything to do (a heuristic policy, or decisions to report): the
+    /// worker wakes for it only then.
+    var needsSweep: Bool { get }
+
+    /// Heuristic decisions not yet forgotten by the coordinator: what recovery reports to it.
+    func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic]
+}
+
+/// A resource without heuristic decisions never needs a sweep.
+extension ParticipantResource {
+    public var needsSweep: Bool { false }
+    public func sweep() throws -> [ParticipantReply] { [] }
+    public func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic] { [:] }
+}
+
+/// When a participant stops waiting for the coordinator and decides a prepared branch itself.
+public struct HeuristicPolicy: Hashable, Sendable {
+    /// How long a branch may stay prepared.
+    public var afterMs: Int64
+    /// What it then does with it.
+    public var commit: Bool
+
+    public init(afterMs: Int64, commit: Bool) {
+        precondition(afterMs >= 0)
+        self.afterMs = afterMs
+        self.commit = commit
+    }
 }

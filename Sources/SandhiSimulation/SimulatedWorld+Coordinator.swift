@@ -32,6 +32,8 @@ extension SimulatedWorld {
                 if case .recovered = event.kind { cases["in-doubt resolved by recovery", default: 0] += 1 }
             case .observed:
                 break
+            case .recordReconciliation:
+                break // the simulated coordinator's reconciliation record survives crashes
             case .decided(let tx, let outcome):
                 if told[tx] == nil { told[tx] = outcome }
             case .finished:
@@ -70,7 +72,8 @@ extension SimulatedWorld {
         let epoch = coordinatorProcess.epoch + 1
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
-            coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)), up: true,
+            coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
+                                     reconciliation: coordinatorProcess.coordinator.reconciliation, recovering: true), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         record(9, UInt64(epoch), 0)
@@ -98,5 +101,6 @@ extension SimulatedWorld {
         for (tx, entry) in preparedAt.sorted(by: { $0.key < $1.key }) where !committed.contains(tx) {
             feed(.recoverInDoubt(tx, participants: entry.participants, locks: entry.locks))
         }
+        feed(.recoveryComplete)
     }
 }

@@ -8,6 +8,7 @@ extension SimulatedWorld {
         case .prepare: kind = .prepare
         case .commit: kind = .commit
         case .rollback: kind = .rollback
+        case .forget: kind = .forget
         }
         deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
             world.schedule(.toParticipant(index, message), afterUs: delayUs)
@@ -16,7 +17,11 @@ extension SimulatedWorld {
 
     mutating func sendToCoordinator(from index: Int, _ reply: ParticipantReply) {
         let kind: MessageKind
-        if case .vote = reply { kind = .vote } else { kind = .ack }
+        switch reply {
+        case .vote: kind = .vote
+        case .acknowledged: kind = .ack
+        case .heuristic: kind = .heuristic
+        }
         deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
             world.schedule(.toCoordinator(index, reply), afterUs: delayUs)
         }
@@ -24,9 +29,11 @@ extension SimulatedWorld {
 
     /// Loses, duplicates or delays one message, by the seed's profile.
     enum MessageKind: String {
-        case prepare, vote, commit, rollback, ack
+        case prepare, vote, commit, rollback, ack, forget, heuristic
         var lost: String {
             switch self {
+            case .forget: "lost forget"
+            case .heuristic: "lost heuristic report"
             case .prepare: "lost prepare"
             case .vote: "lost vote"
             case .commit: "lost commit"
@@ -36,6 +43,8 @@ extension SimulatedWorld {
         }
         var duplicated: String {
             switch self {
+            case .forget: "duplicated forget"
+            case .heuristic: "duplicated heuristic report"
             case .prepare: "duplicated prepare"
             case .vote: "duplicated vote"
             case .commit: "duplicated commit"

@@ -37,6 +37,8 @@ extension SimulatedWorld {
                 applied[tx, default: 0] |= 1 << index
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
+            case .decideAlone, .forgetHeuristic:
+                preconditionFailure("the simulated banks never decide alone")
             case .reply(let reply):
                 banks[index].repliesInFlight += 1
                 schedule(.participantSends(index, reply, incarnation: banks[index].incarnation), afterUs: 1 + random.next() % 50)

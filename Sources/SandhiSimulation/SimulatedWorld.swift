@@ -248,6 +248,8 @@ public struct SimulatedWorld {
                 feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
                 voteInFlight = nil
             case .acknowledged(let tx): feed(.acknowledged(tx, participant: names[index]))
+            case .heuristic(let tx, let committed, let operations, let writers):
+                feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers))
             }
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }

@@ -231,6 +231,10 @@ private struct CoordinatorWorld {
             endLogged.insert(tx)
         case .appendDecision(let record, _):
             Issue.record("unexpected record \(record)")
+        case .send(_, .forget(let tx)):
+            Issue.record("\(tx): FORGET, but no participant here decides alone")
+        case .recordReconciliation(let record):
+            Issue.record("\(record.transaction): a reconciliation record, but no participant here decides alone")
         case .setTimer(let timer, let afterUs):
             #expect(seenGenerations.insert(timer.generation).inserted, "timer generation reused: \(timer)")
             #expect(afterUs > 0)

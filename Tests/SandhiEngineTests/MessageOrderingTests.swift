@@ -33,6 +33,8 @@ private struct Wiring {
                     applied[participant, default: []].append(tx)
                 case .discard:
                     break
+                case .decideAlone, .forgetHeuristic:
+                    Issue.record("no participant here decides alone")
                 case .reply(let reply):
                     replies.append(reply)
                 }
@@ -49,6 +51,7 @@ private struct Wiring {
             switch reply {
             case .vote(let tx, let vote, _): effects += h.vote(tx, participant, vote)
             case .acknowledged(let tx): effects += h.ack(tx, participant)
+            case .heuristic: Issue.record("no participant here decides alone")
             }
         }
         return effects

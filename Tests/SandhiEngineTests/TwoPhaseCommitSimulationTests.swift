@@ -202,6 +202,7 @@ private struct Simulation {
             switch reply {
             case .vote(let tx, let vote, _): input = .voted(tx, participant: name, vote: vote)
             case .acknowledged(let tx): input = .acknowledged(tx, participant: name)
+            case .heuristic: preconditionFailure("these participants never decide alone")
             }
             feed(input)
             if faulty && chance(5) { // duplicated
@@ -270,6 +271,8 @@ private struct Simulation {
             case .discard(let tx):
                 #expect(decided[tx]?.first?.isCommitted != true, "\(name) discards \(tx), which committed")
                 banks[name]!.persisted[tx] = nil
+            case .decideAlone, .forgetHeuristic:
+                Issue.record("no bank here decides alone")
             case .reply(let reply):
                 toCoordinator[name, default: []].append(reply)
             }
@@ -284,7 +287,7 @@ private struct Simulation {
                 toParticipant[name, default: []].append(message)
             case .appendDecision(.commit(let tx, _), true):
                 jobs.append(.durable(tx))
-            case .appendDecision:
+            case .appendDecision, .recordReconciliation:
                 break
             case .setTimer(let timer, let afterUs):
                 liveTimers[timer] = nowUs + afterUs

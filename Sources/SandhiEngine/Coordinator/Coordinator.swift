@@ -25,6 +25,9 @@
 //   +-----------+   +-----------+                   +------------+            +-----------+
 //                                                        ^  recoverCommitted
 //
+//   committing / aborting --every branch answered, one decided alone the other way--> heuristic
+//   (a mixed outcome: recorded in the reconciliation queue for an operator, then forgotten here)
+//
 // Transitions and their effects:
 //   active     --requestCommit-->    preparing   send PREPARE x n, set prepareDeadline timer
 //   active     --requestAbort-->     aborted     (nothing was sent; nothing to undo)
@@ -38,6 +41,12 @@
 //   committing --acknowledged(last)->committed   append END (not forced), forget
 //   aborting   --acknowledged(last)->aborted     forget (presumed abort: nothing to log)
 //   committing/aborting --resend-->  same        resend to the silent, back off exponentially
+//   committing/aborting --HEURISTIC, agrees-->  same     FORGET to it; counts as acknowledged
+//   committing/aborting --last answer, mixed--> heuristic record the case (durable before
+//                                               anything else), FORGET to the deciders, END
+//   (forgotten)  --HEURISTIC commit-->  (none)   presumed abort: the outcome is mixed; record it
+//   open case    --resolveHeuristic--> a new linked transaction (retry-commit, compensate),
+//                                      or only a record (mark-resolved); see ReconciliationQueue
 //
 // Safety rules this file exists to keep:
 //   * COMMIT is never sent before the COMMIT record is durable.
@@ -63,8 +72,11 @@ public enum PlantedBug: String, Hashable, Sendable, CaseIterable {
 /// The protocol state of one transaction at the coordinator.
 public enum TransactionState: String, Hashable, Sendable, CaseIterable {
     case active, preparing, prepared, committing, committed, aborting, aborted
+    /// A participant decided on its own against the decision: the outcome is mixed, and the
+    /// case waits in the reconciliation queue for an operator.
+    case heuristic
 
-    public var isFinal: Bool { self == .committed || self == .aborted }
+    public var isFinal: Bool { self == .committed || self == .aborted || self == .heuristic }
 }
 
 public struct Coordinator: Sendable {
@@ -92,6 +104,9 @@ public struct Coordinator: Sendable {
         public var maxWaitersPerResource = 65_536
         /// Tests only: a known bug to plant, to show that a checker catches it.
         public var plantedBug: PlantedBug?
+        /// Wall-clock milliseconds since 1970 at the driver's time 0, so that the audit records
+        /// of heuristic cases carry dates (the engine itself reads no clock).
+        public var wallClockOffsetMs: Int64 = 0
 
         public init() {}
     }
@@ -105,6 +120,8 @@ public struct Coordinator: Sendable {
         /// COMMIT or ROLLBACK sent, no acknowledgement yet.
         case awaitingAck(sentAtUs: UInt64)
         case acknowledged
+        /// The participant committed or rolled back on its own (a heuristic decision).
+        case decidedAlone(committed: Bool)
     }
 
     public struct BranchProgress: Hashable, Sendable {
@@ -116,31 +133,31 @@ public struct Coordinator: Sendable {
 
     public struct CoordinatorTransaction: Hashable, Sendable {
         public let id: TransactionID
-        public fileprivate(set) var state: TransactionState
-        public fileprivate(set) var branches: [BranchProgress]
+        public internal(set) var state: TransactionState
+        public internal(set) var branches: [BranchProgress]
         public let beganAtUs: UInt64
-        public fileprivate(set) var decisionPosition: LogPosition?
-        public fileprivate(set) var abortReason: String?
-        public fileprivate(set) var abortCause: AbortCause = .requested
-        fileprivate var timer: TimerID?
-        fileprivate var resendAttempt: UInt32 = 0
-        fileprivate var decisionRequestedAtUs: UInt64 = 0
+        public internal(set) var decisionPosition: LogPosition?
+        public internal(set) var abortReason: String?
+        public internal(set) var abortCause: AbortCause = .requested
+        var timer: TimerID?
+        var resendAttempt: UInt32 = 0
+        var decisionRequestedAtUs: UInt64 = 0
         /// The locks it needs, in program order; the first `locksGranted` are held.
-        public fileprivate(set) var lockPlan: [LockRequest] = []
-        public fileprivate(set) var locksGranted = 0
+        public internal(set) var lockPlan: [LockRequest] = []
+        public internal(set) var locksGranted = 0
         /// The client asked to commit while locks were still outstanding: prepare once granted.
-        fileprivate var commitRequested = false
+        var commitRequested = false
         /// Set while this transaction is a chosen deadlock victim inside the grace period.
-        fileprivate var victimTimer: TimerID?
+        var victimTimer: TimerID?
         /// Report what the operations observed to the client (reads, or asked for).
-        fileprivate var observe = false
+        var observe = false
 
         /// Active and queued for a lock.
         public var isWaitingForLock: Bool { state == .active && locksGranted < lockPlan.count }
         public var operationCount: Int { branches.reduce(0) { $0 + $1.branch.operations.count } }
         public var participantsPrepared: Int { branches.reduce(0) { $0 + ($1.status == .voted(.yes) ? 1 : 0) } }
 
-        fileprivate func index(of participant: ParticipantID) -> Int? {
+        func index(of participant: ParticipantID) -> Int? {
             branches.firstIndex { $0.branch.participant == participant }
         }
     }
@@ -152,13 +169,21 @@ public struct Coordinator: Sendable {
     public private(set) var deadlockHistory: DeadlockHistory
     /// Deadlocks found and not yet broken (a victim inside its grace period, or manual policy).
     public private(set) var unresolvedDeadlocks: [Deadlock] = []
+    /// Every heuristic case found, open or settled (rebuilt from its records at start).
+    public internal(set) var reconciliation: ReconciliationQueue
+    /// Until `recoveryComplete`, a transaction it does not know may yet be recovered from the
+    /// log: nothing is presumed about it.
+    public internal(set) var recovering: Bool
     /// Grants and cycles produced while handling one input, settled before it returns.
     private var lockChanges = LockManager.Changes()
     private var nextDeadlockID: UInt64 = 1
     private var random: SplitMix64
     private var nextTimerGeneration: UInt32 = 1
 
-    public init(configuration: Configuration = Configuration()) {
+    /// - Parameter recovering: the driver will feed recovery (`recover...`) and then
+    ///   `recoveryComplete`; until then nothing is presumed about an unknown transaction.
+    public init(configuration: Configuration = Configuration(), reconciliation: ReconciliationQueue = ReconciliationQueue(),
+                recovering: Bool = false) {
         precondition(configuration.prepareTimeoutMs > 0, "prepare timeout must be positive")
         precondition(configuration.resendInitialMs > 0 && configuration.resendInitialMs <= configuration.resendMaxMs)
         precondition(configuration.maxInFlight > 0)
@@ -170,6 +195,8 @@ public struct Coordinator: Sendable {
         self.locks = LockManager(configuration: lockConfiguration)
         self.deadlockHistory = DeadlockHistory(limit: configuration.deadlockHistoryLimit)
         self.random = SplitMix64(seed: configuration.seed)
+        self.reconciliation = reconciliation
+        self.recovering = recovering
     }
 
     public var inFlightCount: Int { transactions.count }
@@ -195,7 +222,7 @@ public struct Coordinator: Sendable {
             switch tx.state {
             case .active, .preparing:
                 abort(&tx, reason: reason, cause: .requested, nowUs: nowUs, into: &effects)
-            case .prepared, .committing, .committed, .aborting, .aborted:
+            case .prepared, .committing, .committed, .aborting, .aborted, .heuristic:
                 break // decided already: an abort request cannot change the outcome
             }
         case .forceAbort(let id, let note):
@@ -222,13 +249,20 @@ public struct Coordinator: Sendable {
             recover(id, participants: participants, locks: locks, commit: true, nowUs: nowUs, into: &effects)
         case .recoverInDoubt(let id, let participants, let locks):
             recover(id, participants: participants, locks: locks, commit: false, nowUs: nowUs, into: &effects)
+        case .recoveryComplete:
+            recoveryComplete(nowUs: nowUs, into: &effects)
+        case .heuristicReported(let id, let participant, let committed, let operations, let writers):
+            heuristicReported(id, participant: participant, committed: committed, operations: operations, writers: writers,
+                              nowUs: nowUs, into: &effects)
+        case .resolveHeuristic(let id, let action, let operatorName, let note, let linked):
+            resolveHeuristic(id, action: action, operatorName: operatorName, note: note, linked: linked, nowUs: nowUs, into: &effects)
         }
         settleLocks(nowUs: nowUs, into: &effects)
     }
 
     // MARK: - Phase one
 
-    private mutating func begin(_ id: TransactionID, branches: [Branch], observe: Bool, nowUs: UInt64,
+    mutating func begin(_ id: TransactionID, branches: [Branch], observe: Bool, nowUs: UInt64,
                                 into effects: inout [CoordinatorEffect]) {
         precondition(transactions[id] == nil, "transaction \(id) began twice")
         if let problem = Self.validate(branches) {
@@ -303,13 +337,14 @@ public struct Coordinator: Sendable {
         return debits == credits ? nil : "debits \(Paise(debits)) and credits \(Paise(credits)) do not balance"
     }
 
-    private func reject(_ id: TransactionID, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+    private mutating func reject(_ id: TransactionID, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         effects.append(.emit(EngineEvent(atUs: nowUs, .rejected(id, reason: reason))))
         effects.append(.decided(id, .aborted(reason: reason, cause: .rejected)))
+        linkedEnded(id, committed: false, reason: "rejected: \(reason)", nowUs: nowUs, into: &effects)
         effects.append(.finished(id, .aborted(reason: reason, cause: .rejected)))
     }
 
-    private mutating func requestCommit(_ id: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+    mutating func requestCommit(_ id: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         guard var tx = take(id) else { return }
         defer { store(tx) }
         guard tx.state == .active else { return }
@@ -465,7 +500,7 @@ public struct Coordinator: Sendable {
                 // May hold prepared state (or will, once a PREPARE in flight lands).
                 tx.branches[index].status = .awaitingAck(sentAtUs: nowUs)
                 sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects)
-            case .idle, .voted, .awaitingAck, .acknowledged:
+            case .idle, .voted, .awaitingAck, .acknowledged, .decidedAlone:
                 tx.branches[index].status = .acknowledged
             }
         }
@@ -491,12 +526,25 @@ public struct Coordinator: Sendable {
     }
 
     @discardableResult
-    private mutating func finishIfAcknowledged(_ tx: inout CoordinatorTransaction, nowUs: UInt64,
+    mutating func finishIfAcknowledged(_ tx: inout CoordinatorTransaction, nowUs: UInt64,
                                                into effects: inout [CoordinatorEffect]) -> Bool {
         guard tx.state == .committing || tx.state == .aborting,
-              tx.branches.allSatisfy({ $0.status == .acknowledged }) else { return false }
+              tx.branches.allSatisfy({ $0.status.hasAnswered }) else { return false }
         cancelTimer(&tx, into: &effects)
         releaseLocks(tx, nowUs: nowUs) // a recovered transaction holds its locks until here
+        let decision: LoggedDecision = tx.state == .committing ? .commit : .abort
+        let outcome: Outcome = decision == .commit ? .committed : .aborted(reason: tx.abortReason ?? "aborted", cause: tx.abortCause)
+        // A linked transaction's end settles its case (or reopens it) before END can reach the
+        // log: once END is durable its segment may be reclaimed, and with it the only trace of
+        // the linked transaction's outcome.
+        linkedEnded(tx.id, committed: decision == .commit, reason: tx.abortReason ?? "aborted", nowUs: nowUs, into: &effects)
+        if tx.branches.contains(where: { $0.status.decidedAlone.map { $0 != (decision == .commit) } ?? false }) {
+            openCase(for: tx, decision: decision, nowUs: nowUs, into: &effects)
+            if decision == .commit { effects.append(.appendDecision(.end(transaction: tx.id), forced: false)) }
+            transition(&tx, to: .heuristic, nowUs: nowUs, into: &effects)
+            effects.append(.finished(tx.id, outcome))
+            return true
+        }
         if tx.state == .committing {
             effects.append(.appendDecision(.end(transaction: tx.id), forced: false))
             transition(&tx, to: .committed, nowUs: nowUs, into: &effects)
@@ -801,7 +849,7 @@ public struct Coordinator: Sendable {
 
     // MARK: - Bookkeeping
 
-    private func transition(_ tx: inout CoordinatorTransaction, to next: TransactionState, nowUs: UInt64,
+    func transition(_ tx: inout CoordinatorTransaction, to next: TransactionState, nowUs: UInt64,
                             into effects: inout [CoordinatorEffect]) {
         assert(Self.allowed(from: tx.state, to: next), "illegal transition \(tx.state) -> \(next)")
         effects.append(.emit(EngineEvent(atUs: nowUs, .stateChanged(tx.id, from: tx.state, to: next))))
@@ -814,7 +862,8 @@ public struct Coordinator: Sendable {
         case (.active, .preparing), (.active, .aborting),
              (.preparing, .prepared), (.preparing, .aborting), (.preparing, .committed),
              (.prepared, .committing),
-             (.committing, .committed), (.aborting, .aborted):
+             (.committing, .committed), (.aborting, .aborted),
+             (.committing, .heuristic), (.aborting, .heuristic):
             return true
         default:
             return false
@@ -823,12 +872,12 @@ public struct Coordinator: Sendable {
 
     /// Takes a transaction out of the table to change it; `store` puts it back. A copy left in
     /// the table would make every change to the copy's arrays (its branches) copy them first.
-    private mutating func take(_ id: TransactionID) -> CoordinatorTransaction? {
+    mutating func take(_ id: TransactionID) -> CoordinatorTransaction? {
         transactions.removeValue(forKey: id)
     }
 
     /// Keeps a live transaction, or forgets a finished one.
-    private mutating func store(_ tx: CoordinatorTransaction) {
+    mutating func store(_ tx: CoordinatorTransaction) {
         if tx.state.isFinal {
             transactions[tx.id] = nil
         } else {

@@ -7,10 +7,13 @@ public enum ParticipantMessage: Hashable, Sendable {
     case commit(TransactionID)
     /// Discard the prepared write-set (or nothing, if never prepared). Idempotent.
     case rollback(TransactionID)
+    /// The coordinator has durably recorded this branch's heuristic decision: drop it.
+    case forget(TransactionID)
 
     public var transaction: TransactionID {
         switch self {
-        case .prepare(let transaction, _, _), .commit(let transaction), .rollback(let transaction): return transaction
+        case .prepare(let transaction, _, _), .commit(let transaction), .rollback(let transaction), .forget(let transaction):
+            return transaction
         }
     }
 }
@@ -75,6 +78,13 @@ public enum CoordinatorInput: Sendable {
     case recoverCommitted(TransactionID, participants: [ParticipantID], locks: [ResourceID] = [])
     /// Recovery: participants hold this transaction prepared and the log has no COMMIT.
     case recoverInDoubt(TransactionID, participants: [ParticipantID], locks: [ResourceID] = [])
+    /// Recovery has fed every transaction it found: what is not in flight now never will be.
+    case recoveryComplete
+    /// A participant decided a branch on its own (`ParticipantReply.heuristic`).
+    case heuristicReported(TransactionID, participant: ParticipantID, committed: Bool, operations: [Operation], writers: [ParticipantID])
+    /// An operator settles heuristic case `TransactionID`; `linked` is a fresh transaction id
+    /// for the action to run as (unused by mark-resolved). Refusals are `operatorRefused` events.
+    case resolveHeuristic(TransactionID, action: ReconcileAction, operatorName: String, note: String, linked: TransactionID)
 }
 
 /// What the coordinator asks its driver to do. The driver performs effects in order.
@@ -85,6 +95,9 @@ public enum CoordinatorEffect: Sendable {
     case setTimer(TimerID, afterUs: UInt64)
     case cancelTimer(TimerID)
     case emit(EngineEvent)
+    /// Make this reconciliation record durable before performing any later effect (a FORGET
+    /// that follows it lets a participant drop its own copy of the outcome).
+    case recordReconciliation(ReconciliationRecord)
     /// Just before `decided(.committed)`: what each participant's operations saw (the values
     /// a transaction read), in branch order, for the client.
     case observed(TransactionID, [ParticipantID: [Observation]])

@@ -35,6 +35,12 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
         indirect case lockTimedOut(TransactionID, resource: ResourceID?, waitedUs: UInt64)
         indirect case deadlockDetected(Deadlock)
         case deadlockVictimAborted(deadlockID: UInt64, victim: TransactionID, byOperator: Bool)
+        /// A participant decided a branch on its own; `agrees`: the same way as the decision.
+        case heuristicReported(TransactionID, participant: ParticipantID, outcome: BranchOutcome, agrees: Bool)
+        /// A mixed outcome, recorded for an operator.
+        indirect case heuristicCaseOpened(HeuristicCase)
+        /// An operator's action on a heuristic case, or the end of its linked transaction.
+        indirect case reconciled(TransactionID, ReconcileEntry)
         /// An operator command that could not be carried out.
         case operatorRefused(TransactionID, reason: String)
         case fatal(reason: String)
@@ -47,8 +53,11 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
              .decisionDurable(let tx, _, _), .phaseTwoSent(let tx, _, _, _), .acknowledged(let tx, _, _),
              .retryScheduled(let tx, _, _, _), .finished(let tx, _, _), .lateMessage(let tx, _, _),
              .recovered(let tx, _, _), .lockWaiting(let tx, _, _, _), .lockGranted(let tx, _, _, _),
-             .lockTimedOut(let tx, _, _), .deadlockVictimAborted(_, let tx, _), .operatorRefused(let tx, _):
+             .lockTimedOut(let tx, _, _), .deadlockVictimAborted(_, let tx, _), .operatorRefused(let tx, _),
+             .heuristicReported(let tx, _, _, _), .reconciled(let tx, _):
             return tx
+        case .heuristicCaseOpened(let heuristicCase):
+            return heuristicCase.transaction
         case .deadlockDetected(let deadlock):
             return deadlock.victim ?? deadlock.cycle.first
         case .fatal:
@@ -86,6 +95,13 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
             return "deadlock #\(deadlock.id) \(deadlock.description); \(verdict)" + (deadlock.foundByFullCheck ? " (found by the full check)" : "")
         case .deadlockVictimAborted(let id, let victim, let byOperator):
             return "deadlock #\(id): \(victim) aborted" + (byOperator ? " by the operator" : "")
+        case .heuristicReported(let tx, let participant, let outcome, let agrees):
+            return "\(tx) \(participant) reports a \(outcome.label)" + (agrees ? " (agrees with the decision)" : " AGAINST the decision")
+        case .heuristicCaseOpened(let heuristicCase):
+            return "\(heuristicCase.transaction) HEURISTIC: decision \(heuristicCase.decision.label), "
+                + heuristicCase.participants.map { "\($0.participant) \($0.outcome.label)" }.joined(separator: ", ")
+        case .reconciled(let tx, let entry):
+            return "\(tx) \(entry.action.rawValue) by \(entry.operatorName): \(entry.result.label)" + (entry.linked.map { " (\($0))" } ?? "")
         case .operatorRefused(let tx, let reason): return "\(tx): operator command refused: \(reason)"
         case .fatal(let reason): return "coordinator halted: \(reason)"
         }

@@ -29,13 +29,22 @@ import DequeModule
 //   finished --prepare-->        finished   a PREPARE duplicated or overtaken by the network:
 //                                           committed -> ignored; rolled back -> NO, never staged
 //   restart  --restored(tx)-->   prepared   re-take locks from the persisted write-set
+//   prepared --decideAlone-->    heuristic  commit or roll back without the coordinator (the
+//                                           operator's or the store's own policy after a long
+//                                           wait); release locks; report HEURISTIC
+//   heuristic --commit/rollback-> heuristic report HEURISTIC again (the coordinator compares)
+//   heuristic --inquire-->       heuristic  report HEURISTIC again, until the coordinator forgets it
+//   heuristic --forget-->        finished   the coordinator has recorded the outcome durably
+//   restart  --restoredHeuristic-> heuristic
 //
 // Finished branches are remembered (a bounded, volatile window of `maxRemembered`
 // transactions) so that a PREPARE that arrives after its own COMMIT or ROLLBACK can neither
 // apply a transfer twice nor leave a branch prepared that nobody will ever resolve.
 //
-// The participant never decides on its own here; a prepared branch waits for the coordinator
-// for as long as it takes (heuristic decisions are a separate, explicit feature).
+// A prepared branch waits for the coordinator for as long as it takes, unless its driver feeds
+// `decideAlone` (a heuristic policy, or an operator at the database). A heuristic decision is
+// durable and reported until the coordinator, having recorded it, says `forget`: the
+// coordinator must hear of every one, since only it can tell whether the outcome is mixed.
 
 /// A participant's reply to the coordinator.
 public enum ParticipantReply: Hashable, Sendable {
@@ -43,10 +52,14 @@ public enum ParticipantReply: Hashable, Sendable {
     /// READ-ONLY vote; empty with NO).
     case vote(TransactionID, Vote, observed: [Observation] = [])
     case acknowledged(TransactionID)
+    /// The branch was decided here without the coordinator: committed or rolled back on its
+    /// own. Carries the branch's work so the coordinator can record (and an operator undo or
+    /// redo) it even for a transaction it no longer knows.
+    case heuristic(TransactionID, committed: Bool, operations: [Operation], writers: [ParticipantID])
 
     public var transaction: TransactionID {
         switch self {
-        case .vote(let tx, _, _), .acknowledged(let tx): return tx
+        case .vote(let tx, _, _), .acknowledged(let tx), .heuristic(let tx, _, _, _): return tx
         }
     }
 }
@@ -71,6 +84,10 @@ public struct ParticipantProtocol: Sendable {
         /// committed the branch and then restarted, forgetting it. Staging it again would apply
         /// the transfer twice at the next COMMIT; it is dropped instead.
         case alreadyCommitted(TransactionID)
+        /// Decide a prepared branch without the coordinator (ignored for any other branch).
+        case decideAlone(TransactionID, commit: Bool)
+        /// After a restart: storage holds this heuristic decision, not yet forgotten.
+        case restoredHeuristic(TransactionID, committed: Bool, operations: [Operation], writers: [ParticipantID])
     }
 
     public enum Effect: Hashable, Sendable {
@@ -83,13 +100,28 @@ public struct ParticipantProtocol: Sendable {
         case apply(TransactionID, operations: [Operation], writers: [ParticipantID])
         /// Delete the prepared write-set.
         case discard(TransactionID)
+        /// Apply (`commit`) or delete the prepared write-set and, in the same durable step,
+        /// record the heuristic decision with the branch's work.
+        case decideAlone(TransactionID, commit: Bool, operations: [Operation], writers: [ParticipantID])
+        /// Delete the heuristic record: the coordinator has it.
+        case forgetHeuristic(TransactionID)
         /// Send to the coordinator once everything before it is durable.
         case reply(ParticipantReply)
+    }
+
+    /// A branch decided here without the coordinator, kept until the coordinator forgets it.
+    public struct Heuristic: Hashable, Sendable {
+        public var committed: Bool
+        public var operations: [Operation]
+        public var writers: [ParticipantID]
     }
 
     /// How a branch ended, remembered for late duplicates.
     public enum Finished: Hashable, Sendable {
         case committed, rolledBack
+        /// Decided here on its own, and forgotten once the coordinator recorded it: either of
+        /// the coordinator's decisions may still arrive late, and is acknowledged.
+        case heuristicRollback
     }
 
     public enum BranchState: Hashable, Sendable {
@@ -108,6 +140,9 @@ public struct ParticipantProtocol: Sendable {
     public private(set) var finished: [TransactionID: Finished] = [:]
     private var finishedOrder = Deque<TransactionID>()
     public let maxRemembered: Int
+    /// Heuristic decisions not yet forgotten by the coordinator (they count against
+    /// `maxBranches`: each one is durable state the coordinator must come back for).
+    public private(set) var heuristics: [TransactionID: Heuristic] = [:]
 
     /// Tests only: a known bug to plant (`.noLocks`: no lock is checked or held).
     public let plantedBug: PlantedBug?
@@ -151,6 +186,21 @@ public struct ParticipantProtocol: Sendable {
             finish(tx, commit: true, into: &effects)
         case .message(.rollback(let tx)):
             finish(tx, commit: false, into: &effects)
+        case .message(.forget(let tx)):
+            if let heuristic = heuristics.removeValue(forKey: tx) {
+                effects.append(.forgetHeuristic(tx))
+                remember(tx, heuristic.committed ? .committed : .heuristicRollback)
+            }
+        case .decideAlone(let tx, let commit):
+            guard case .prepared(let operations, let writers) = branches[tx] else { return }
+            effects.append(.decideAlone(tx, commit: commit, operations: operations, writers: writers))
+            release(tx, operations: operations)
+            branches[tx] = nil
+            heuristics[tx] = Heuristic(committed: commit, operations: operations, writers: writers)
+            effects.append(.reply(.heuristic(tx, committed: commit, operations: operations, writers: writers)))
+        case .restoredHeuristic(let tx, let committed, let operations, let writers):
+            precondition(branches[tx] == nil && heuristics[tx] == nil, "restored \(tx) twice")
+            heuristics[tx] = Heuristic(committed: committed, operations: operations, writers: writers)
         case .staged(let tx, let failure, let observed):
             guard case .staging(let operations, let writers, let readOnly, let rollbackRequested) = branches[tx] else {
                 preconditionFailure("staged \(tx) that was not staging")
@@ -188,6 +238,9 @@ public struct ParticipantProtocol: Sendable {
             for (tx, state) in branches.sorted(by: { $0.key < $1.key }) {
                 if case .prepared = state { effects.append(.reply(.vote(tx, .yes))) }
             }
+            for (tx, heuristic) in heuristics.sorted(by: { $0.key < $1.key }) {
+                effects.append(.reply(.heuristic(tx, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers)))
+            }
         case .restored(let tx, let operations, let writers):
             precondition(branches[tx] == nil, "restored \(tx) twice")
             for account in Self.writtenAccounts(operations) where plantedBug != .noLocks {
@@ -211,16 +264,21 @@ public struct ParticipantProtocol: Sendable {
         case nil:
             break
         }
+        if let heuristic = heuristics[tx] {
+            // A late PREPARE of a branch decided here: like a finished one.
+            if !heuristic.committed { effects.append(.reply(.vote(tx, .no(reason: "\(participant) rolled back \(tx) on its own")))) }
+            return
+        }
         switch finished[tx] {
         case .committed:
             return // a duplicate of a PREPARE whose transaction already committed here
-        case .rolledBack:
+        case .rolledBack, .heuristicRollback:
             effects.append(.reply(.vote(tx, .no(reason: "\(participant) already rolled back \(tx)"))))
             return
         case nil:
             break
         }
-        guard branches.count < maxBranches else {
+        guard branches.count + heuristics.count < maxBranches else {
             effects.append(.reply(.vote(tx, .no(reason: "\(participant) has \(maxBranches) branches in flight"))))
             return
         }
@@ -252,6 +310,10 @@ public struct ParticipantProtocol: Sendable {
             // Acknowledging now would be a lie (staging may still persist the write-set), so the
             // rollback waits for staging to end.
             branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: true)
+        case nil where heuristics[tx] != nil:
+            // Decided here already: the coordinator compares, and records a mixed outcome.
+            let heuristic = heuristics[tx]!
+            effects.append(.reply(.heuristic(tx, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers)))
         case nil:
             // Already done, or never prepared. A ROLLBACK that finds nothing may have overtaken
             // its PREPARE: remember it, so the late PREPARE is refused instead of staged.

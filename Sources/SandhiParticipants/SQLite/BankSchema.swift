@@ -11,6 +11,20 @@ enum BankSchema {
         UPDATE meta SET value = '\(format)' WHERE key = 'format';
         """
 
+    /// Branches this bank decided on its own (a heuristic decision, after waiting too long for
+    /// the coordinator). Reported to the coordinator until it says FORGET, and kept after that
+    /// (`forgotten_at_ms` set) for the audit. Added to older files when they open.
+    static let heuristicTable = """
+        CREATE TABLE IF NOT EXISTS heuristic(
+            tx INTEGER PRIMARY KEY,
+            committed INTEGER NOT NULL,
+            operations BLOB NOT NULL,
+            writers TEXT NOT NULL,
+            decided_at_ms INTEGER NOT NULL,
+            forgotten_at_ms INTEGER
+        );
+        """
+
     static let create = """
         CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
         -- `version` counts the committed writes to the account and `writer` names the last
@@ -37,6 +51,7 @@ enum BankSchema {
             writers TEXT NOT NULL,
             net_paise INTEGER NOT NULL
         );
+        \(heuristicTable)
         -- The regulator's large-transaction report, written atomically with the money.
         CREATE TABLE reports(
             id INTEGER PRIMARY KEY,

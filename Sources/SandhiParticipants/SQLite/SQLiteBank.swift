@@ -61,6 +61,8 @@ public final class SQLiteBank: ParticipantResource {
     public var failNextSync = false
     /// The first fsync failure; sticky.
     private var syncFailure: SQLiteError?
+    /// Decide prepared branches alone after this long (nil: wait for the coordinator forever).
+    public var heuristicPolicy: HeuristicPolicy?
     private var closed = false
 
     /// The statements every batch runs, prepared once and held: looking them up by SQL text
@@ -162,6 +164,7 @@ public final class SQLiteBank: ParticipantResource {
             }
             logger.info("upgraded bank file: accounts now carry versions", metadata: ["participant": "\(participant)", "path": "\(path)"])
         }
+        try database.execute(BankSchema.heuristicTable)
         try database.execute("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0")
         database.countWALFrames()
         let pageSize = try database.statement("PRAGMA page_size")
@@ -227,6 +230,18 @@ public final class SQLiteBank: ParticipantResource {
             let writers = Self.decodeWriters(statement.text(2))
             _ = machine.handle(.restored(tx, operations: operations, writers: writers))
         }
+        let heuristics = try database.statement("SELECT tx, committed, operations, writers FROM heuristic WHERE forgotten_at_ms IS NULL ORDER BY tx")
+        while try heuristics.step() {
+            let tx = TransactionID(rawValue: UInt64(bitPattern: heuristics.int64(0)))
+            let operations: [Operation]
+            do {
+                operations = try OperationCodec.decode(heuristics.blob(2))
+            } catch {
+                throw OpenError.notSandhi(path: path, detail: "heuristic decision on \(tx) is damaged: \(error)")
+            }
+            _ = machine.handle(.restoredHeuristic(tx, committed: heuristics.int64(1) != 0, operations: operations,
+                                                  writers: Self.decodeWriters(heuristics.text(3))))
+        }
         if machine.preparedCount > 0 {
             logger.info("restored prepared branches", metadata: ["participant": "\(id)", "count": "\(machine.preparedCount)"])
         }
@@ -286,14 +301,48 @@ public final class SQLiteBank: ParticipantResource {
     // MARK: - The batch
 
     public func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
+        try batch(messages.map { .message($0) })
+    }
+
+    public func sweep() throws -> [ParticipantReply] {
+        var inputs: [ParticipantProtocol.Input] = []
+        if let heuristicPolicy {
+            let cutoffMs = clock() - heuristicPolicy.afterMs
+            let statement = try database.statement("SELECT tx FROM prepared WHERE prepared_at_ms <= ? ORDER BY tx").bind(1, cutoffMs)
+            while try statement.step() {
+                inputs.append(.decideAlone(TransactionID(rawValue: UInt64(bitPattern: statement.int64(0))), commit: heuristicPolicy.commit))
+            }
+        }
+        // Decisions made now report themselves; earlier ones again, until forgotten.
+        let decidedNow = Set(inputs.compactMap { if case .decideAlone(let tx, _) = $0 { return tx } else { return nil } })
+        var replies = inputs.isEmpty ? [] : try batch(inputs)
+        for (tx, heuristic) in machine.heuristics.sorted(by: { $0.key < $1.key }) where !decidedNow.contains(tx) {
+            replies.append(.heuristic(tx, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers))
+        }
+        return replies
+    }
+
+    /// Decides the prepared branch of `tx` now, without the coordinator (an operator at the
+    /// database, or a test). Returns the replies to send once durable; none if `tx` is not
+    /// prepared here.
+    public func decideAlone(_ tx: TransactionID, commit: Bool) throws -> [ParticipantReply] {
+        try batch([.decideAlone(tx, commit: commit)])
+    }
+
+    public var needsSweep: Bool { heuristicPolicy != nil || !machine.heuristics.isEmpty }
+
+    public func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic] { machine.heuristics }
+
+    /// Every input's effects, in one SQLite transaction.
+    private func batch(_ inputs: [ParticipantProtocol.Input]) throws -> [ParticipantReply] {
         var replies: [ParticipantReply] = []
-        replies.reserveCapacity(messages.count)
+        replies.reserveCapacity(inputs.count)
         var effects: [ParticipantProtocol.Effect] = []
         do {
             try hot.begin.reused().run()
-            for message in messages {
+            for input in inputs {
                 effects.removeAll(keepingCapacity: true)
-                machine.handle(.message(message), into: &effects)
+                machine.handle(input, into: &effects)
                 try perform(effects, replies: &replies)
             }
             try hot.commit.reused().run() // to the page cache; `makeDurable` syncs it
@@ -349,6 +398,20 @@ public final class SQLiteBank: ParticipantResource {
                 try apply(tx, operations: operations, writers: writers)
             case .discard(let tx):
                 try hot.deletePrepared.reused().bind(1, Int64(bitPattern: tx.rawValue)).run()
+            case .decideAlone(let tx, let commit, let operations, let writers):
+                if commit {
+                    try apply(tx, operations: operations, writers: writers)
+                } else {
+                    try hot.deletePrepared.reused().bind(1, Int64(bitPattern: tx.rawValue)).run()
+                }
+                try database.statement("INSERT INTO heuristic(tx, committed, operations, writers, decided_at_ms) VALUES (?, ?, ?, ?, ?)")
+                    .bind(1, Int64(bitPattern: tx.rawValue)).bind(2, commit ? 1 : 0).bind(3, OperationCodec.encode(operations))
+                    .bind(4, Self.encodeWriters(writers)).bind(5, clock()).run()
+                logger.warning("decided a prepared branch without the coordinator",
+                               metadata: ["participant": "\(id)", "transaction": "\(tx)", "outcome": "\(commit ? "commit" : "rollback")"])
+            case .forgetHeuristic(let tx):
+                try database.statement("UPDATE heuristic SET forgotten_at_ms = ? WHERE tx = ?")
+                    .bind(1, clock()).bind(2, Int64(bitPattern: tx.rawValue)).run()
             case .reply(let reply):
                 replies.append(reply)
             }

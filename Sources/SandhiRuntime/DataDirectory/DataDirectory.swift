@@ -36,6 +36,8 @@ public struct DataDirectory: Sendable {
     public var coordinatorPath: String { path + "/coordinator" }
     public var banksPath: String { path + "/banks" }
     public var deadlockHistoryPath: String { path + "/deadlocks.json" }
+    /// Heuristic cases and every operator action on them (`ReconciliationJournal`).
+    public var reconciliationPath: String { path + "/reconciliation.log" }
     public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
 
     public init(path: String) {

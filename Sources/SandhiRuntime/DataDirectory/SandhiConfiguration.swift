@@ -1,4 +1,5 @@
 import SandhiEngine
+import SandhiParticipants
 import TOMLKit
 
 /// The contents of `sandhi.toml`: participants, coordinator tuning and compliance rules.
@@ -12,9 +13,14 @@ public struct SandhiConfiguration: Sendable, Equatable {
     public struct Participant: Sendable, Equatable {
         public var id: ParticipantID
         public var kind: ParticipantKind
-        public init(id: ParticipantID, kind: ParticipantKind = .sqlite) {
+        /// Decide prepared branches alone after waiting this long (as real resource managers
+        /// may): `heuristic_after_ms` and `heuristic_decision = "commit" | "rollback"`. Off by
+        /// default; it exists to show, and to test, what Sandhi does about mixed outcomes.
+        public var heuristic: HeuristicPolicy?
+        public init(id: ParticipantID, kind: ParticipantKind = .sqlite, heuristic: HeuristicPolicy? = nil) {
             self.id = id
             self.kind = kind
+            self.heuristic = heuristic
         }
     }
 
@@ -81,7 +87,22 @@ public struct SandhiConfiguration: Sendable, Equatable {
             guard !participants.contains(where: { $0.id == id }) else {
                 throw ParseError(description: "sandhi.toml: participant \(name) is listed twice")
             }
-            participants.append(Participant(id: id, kind: kind))
+            var heuristic: HeuristicPolicy?
+            switch (entry["heuristic_after_ms"], entry["heuristic_decision"]) {
+            case (nil, nil):
+                break
+            case (let after?, let decision?):
+                guard let afterMs = after.int, afterMs >= 0 else {
+                    throw ParseError(description: "sandhi.toml: participant \(name): heuristic_after_ms must be 0 or more")
+                }
+                guard let word = decision.string, word == "commit" || word == "rollback" else {
+                    throw ParseError(description: "sandhi.toml: participant \(name): heuristic_decision must be \"commit\" or \"rollback\"")
+                }
+                heuristic = HeuristicPolicy(afterMs: Int64(afterMs), commit: word == "commit")
+            default:
+                throw ParseError(description: "sandhi.toml: participant \(name): heuristic_after_ms and heuristic_decision go together")
+            }
+            participants.append(Participant(id: id, kind: kind, heuristic: heuristic))
         }
         self.init(participants: participants)
         if let coordinator = table["coordinator"]?.table {
@@ -168,6 +189,9 @@ public struct SandhiConfiguration: Sendable, Equatable {
         if let reportLedger { lines.append("report_ledger = \"\(reportLedger)\"") }
         for participant in participants {
             lines += ["", "[[participants]]", "name = \"\(participant.id)\"", "kind = \"\(participant.kind.rawValue)\""]
+            if let heuristic = participant.heuristic {
+                lines += ["heuristic_after_ms = \(heuristic.afterMs)", "heuristic_decision = \"\(heuristic.commit ? "commit" : "rollback")\""]
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }

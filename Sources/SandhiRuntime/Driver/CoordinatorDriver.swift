@@ -12,6 +12,8 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
     case unknownParticipant(ParticipantID, transaction: TransactionID?)
     /// The transfer would create or destroy money.
     case unbalanced(String)
+    /// An operator command the engine refused, with its reason.
+    case refused(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
         case .unknownParticipant(let participant, let transaction):
             return "unknown participant \(participant)" + (transaction.map { " named by \($0)" } ?? "")
         case .unbalanced(let why): return "transfer refused: \(why)"
+        case .refused(let why): return why
         }
     }
 }
@@ -92,19 +95,32 @@ public final class CoordinatorDriver: Sendable {
     private let timers: Lock<TimerService?>
     private let logger: Logger
     private let onEvent: (@Sendable (EngineEvent) -> Void)?
+    /// Where heuristic cases and operator actions are made durable (nil: kept in memory only,
+    /// for tests of the driver alone).
+    private let journal: ReconciliationJournal?
 
     /// - Parameters:
     ///   - epoch: this coordinator process's epoch, already durable in the log.
     ///   - onEvent: called under the driver's lock for every event, in order; it must be quick
     ///     and must not call back into the driver.
+    ///   - journal, reconciliation: the durable reconciliation record and what it holds.
     public init(epoch: UInt32, log: GroupCommitWriter, resources: [ParticipantResource],
                 configuration: Configuration = Configuration(), logger: Logger,
+                journal: ReconciliationJournal? = nil, reconciliation: ReconciliationQueue = ReconciliationQueue(),
                 onEvent: (@Sendable (EngineEvent) -> Void)? = nil) {
         self.epoch = epoch
         self.log = log
         self.logger = logger
         self.onEvent = onEvent
-        self.state = Lock(State(coordinator: Coordinator(configuration: configuration.coordinator)))
+        self.journal = journal
+        var coordinatorConfiguration = configuration.coordinator
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        coordinatorConfiguration.wallClockOffsetMs = Int64(wall.tv_sec) * 1_000 + Int64(wall.tv_nsec) / 1_000_000
+            - Int64(MonotonicClock.nowUs() / 1_000)
+        // Every driver recovers first (`recover`, then `completeRecovery`).
+        self.state = Lock(State(coordinator: Coordinator(configuration: coordinatorConfiguration, reconciliation: reconciliation,
+                                                         recovering: true)))
         self.timers = Lock(nil)
         // Each transaction has at most a few messages queued per participant at a time
         // (PREPARE, then one COMMIT or ROLLBACK, plus rare resends), so this never blocks the
@@ -170,6 +186,9 @@ public final class CoordinatorDriver: Sendable {
                                 handle(.voted(tx, participant: participant, vote: vote, observed: observed), nowUs: now, state: &state, resume: &resume)
                             case .acknowledged(let tx):
                                 handle(.acknowledged(tx, participant: participant), nowUs: now, state: &state, resume: &resume)
+                            case .heuristic(let tx, let committed, let operations, let writers):
+                                handle(.heuristicReported(tx, participant: participant, committed: committed, operations: operations,
+                                                          writers: writers), nowUs: now, state: &state, resume: &resume)
                             }
                         }
                     case .input(let input):
@@ -351,6 +370,57 @@ public final class CoordinatorDriver: Sendable {
     /// The decision log's fsyncs and records so far (records per fsync is its group-commit factor).
     public var logStats: (syncs: Int, records: Int) { log.stats }
 
+    // MARK: - Reconciliation
+
+    /// Every heuristic case, open or settled, in the order found.
+    public var reconciliation: ReconciliationQueue { state.withLock { $0.coordinator.reconciliation } }
+
+    /// Hands recovery's last findings to the coordinator: heuristic decisions the participants
+    /// still hold (reported before any reached the coordinator, or never forgotten), then the
+    /// end of recovery, which settles actions whose linked transaction never committed.
+    public func completeRecovery(heuristics: [(ParticipantID, TransactionID, ParticipantProtocol.Heuristic)]) {
+        for (participant, tx, heuristic) in heuristics {
+            input(.heuristicReported(tx, participant: participant, committed: heuristic.committed,
+                                     operations: heuristic.operations, writers: heuristic.writers))
+        }
+        input(.recoveryComplete)
+    }
+
+    /// An operator settles heuristic case `tx`. For retry-commit and compensate this runs the
+    /// linked transaction to its end; returns the case afterwards (its last entries say how the
+    /// action went). Throws `refused` with the engine's reason when the action cannot be taken.
+    public func resolveHeuristic(_ tx: TransactionID, action: ReconcileAction, operatorName: String, note: String) async throws -> HeuristicCase {
+        _ = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<TransferResult, Error>) in
+            var resume = AfterUnlock()
+            state.withLock { state in
+                if let reason = state.halted ?? (state.shutDown ? "shutting down" : nil) {
+                    continuation.resume(throwing: CoordinatorError.halted(reason))
+                    return
+                }
+                if let refusal = state.coordinator.refusal(of: action, on: tx, operatorName: operatorName, note: note) {
+                    continuation.resume(throwing: CoordinatorError.refused(refusal))
+                    return
+                }
+                let linked = TransactionID(epoch: epoch, sequence: state.nextSequence)
+                state.nextSequence += 1
+                let now = MonotonicClock.nowUs()
+                // Answered when the linked transaction finishes, like a client's transfer.
+                state.waiters[linked] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
+                handle(.resolveHeuristic(tx, action: action, operatorName: operatorName, note: note, linked: linked),
+                       nowUs: now, state: &state, resume: &resume)
+                let running: Bool
+                if case .acting(_, let runningAs) = state.coordinator.reconciliation[tx]?.status { running = runningAs == linked } else { running = false }
+                if !running, let waiter = state.waiters.removeValue(forKey: linked) {
+                    // Nothing to run (mark-resolved): done already.
+                    resume.answers.append((waiter, .success(TransferResult(transaction: linked, outcome: .committed, latencyUs: 0, observed: [:]))))
+                }
+            }
+            finish(resume)
+        }
+        guard let settled = reconciliation[tx] else { throw CoordinatorError.refused("\(tx) is not a heuristic case") }
+        return settled
+    }
+
     // MARK: - Inputs from workers, the log and timers
 
     func deliver(_ replies: [(ParticipantID, ParticipantReply)]) {
@@ -373,7 +443,7 @@ public final class CoordinatorDriver: Sendable {
         var effects = state.effects
         effects.removeAll(keepingCapacity: true)
         state.coordinator.handle(input, nowUs: nowUs, into: &effects)
-        for effect in effects {
+        effectLoop: for effect in effects {
             switch effect {
             case .send(let participant, let message):
                 guard let worker = workers[participant] else {
@@ -397,6 +467,19 @@ public final class CoordinatorDriver: Sendable {
                 timers.withLock { $0?.cancel(timer) }
             case .emit(let event):
                 onEvent?(event)
+            case .recordReconciliation(let record):
+                do {
+                    try journal?.append(record)
+                } catch {
+                    // Whatever follows (a FORGET) may depend on this record: stop here. The
+                    // participant keeps its heuristic decision and reports it after a restart.
+                    let reason = "reconciliation record for \(record.transaction) failed to reach disk (\(error))"
+                    logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
+                    state.halted = reason
+                    for (_, waiter) in state.waiters { resume.answers.append((waiter, .failure(CoordinatorError.halted(reason)))) }
+                    state.waiters.removeAll()
+                    break effectLoop
+                }
             case .observed(let tx, let observed):
                 state.waiters[tx]?.observed = observed
             case .decided(let tx, let outcome):

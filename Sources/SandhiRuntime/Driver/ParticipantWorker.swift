@@ -37,6 +37,9 @@ final class ParticipantWorker: @unchecked Sendable {
 
     /// Replies held for a shared fsync, at most; more are synced at once.
     static let maxHeldReplies = 4_096
+    /// How often a resource that asks for it (`needsSweep`) decides overdue branches alone and
+    /// reports its heuristic decisions again.
+    static let sweepIntervalUs: UInt64 = 250_000
 
     init(resource: ParticipantResource, capacity: Int, lazySyncUs: UInt64 = 2_000, logger: Logger,
          onFailure: @escaping @Sendable (String) -> Void = { _ in },
@@ -95,9 +98,12 @@ final class ParticipantWorker: @unchecked Sendable {
         /// Replies of batches committed but not yet synced, and when the oldest was committed.
         var held: [(ParticipantID, ParticipantReply)] = []
         var heldSinceUs: UInt64 = 0
+        var nextSweepUs: UInt64 = 0
         var open = true
         while open {
-            if held.isEmpty {
+            if held.isEmpty && resource.needsSweep {
+                open = queue.drain(into: &batch, timeoutUs: Self.sweepIntervalUs)
+            } else if held.isEmpty {
                 queue.drain(into: &batch)
                 open = !batch.isEmpty
             } else {
@@ -120,6 +126,16 @@ final class ParticipantWorker: @unchecked Sendable {
                     // Nothing of the batch was applied and the resource reloaded itself from
                     // storage. No reply goes out: the coordinator's deadline or resend covers it.
                     logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
+                }
+            }
+            if resource.needsSweep && nowUs >= nextSweepUs && stats.withLock({ $0.failed }) == nil {
+                nextSweepUs = nowUs + Self.sweepIntervalUs
+                do {
+                    let replies = try resource.sweep()
+                    if !replies.isEmpty { urgent = true }
+                    for reply in replies { held.append((id, reply)) }
+                } catch {
+                    logger.error("participant sweep failed", metadata: ["participant": "\(id)", "error": "\(error)"])
                 }
             }
             if (urgent || held.count >= Self.maxHeldReplies) && !held.isEmpty {

@@ -36,6 +36,7 @@ public final class SandhiNode: Sendable {
             for participant in configuration.participants {
                 let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger,
                                           plantedBug: configuration.plantedBug)
+                bank.heuristicPolicy = participant.heuristic
                 banks.append(bank)
                 for (tx, writers) in bank.inDoubt() {
                     inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
@@ -48,6 +49,19 @@ public final class SandhiNode: Sendable {
         } catch {
             store.close()
             throw error
+        }
+        let journal: ReconciliationJournal
+        let reconciliation: ReconciliationQueue
+        let journalNotes: [String]
+        do {
+            (journal, reconciliation, journalNotes) = try ReconciliationJournal.open(path: directory.reconciliationPath, logger: logger)
+        } catch {
+            store.close()
+            throw error
+        }
+        // Reported to the coordinator once recovery has fed it the log (see below).
+        let heuristics = banks.flatMap { bank in
+            bank.unforgottenHeuristics().sorted { $0.key < $1.key }.map { (bank.id, $0.key, $0.value) }
         }
         if recovered.maxEpoch == 0 && banksEpoch > 0 {
             // Presumed abort on an empty log would roll back branches that committed elsewhere.
@@ -95,7 +109,7 @@ public final class SandhiNode: Sendable {
         driverConfiguration.coordinator.deadlockGraceMs = configuration.deadlockGraceMs
         driverConfiguration.coordinator.plantedBug = configuration.plantedBug
         let driver = CoordinatorDriver(epoch: epoch, log: writer, resources: banks, configuration: driverConfiguration,
-                                       logger: logger, onEvent: onEvent)
+                                       logger: logger, journal: journal, reconciliation: reconciliation, onEvent: onEvent)
         let resolved: [CoordinatorDriver.RecoveredTransaction]
         do {
             resolved = try await driver.recover(committed: committed, inDoubt: inDoubt, locks: held)
@@ -106,7 +120,9 @@ public final class SandhiNode: Sendable {
         for item in resolved {
             logger.info("recovered in-doubt transaction", metadata: ["tx": "\(item.transaction)", "outcome": "\(item.outcome.label)"])
         }
-        let report = RecoveryReport(epoch: epoch, logNotes: recovered.notes, resolved: resolved)
+        driver.completeRecovery(heuristics: heuristics)
+        let report = RecoveryReport(epoch: epoch, logNotes: recovered.notes + journalNotes, resolved: resolved,
+                                    heuristicsReported: heuristics.map { ($0.0, $0.1, $0.2.committed) })
         return SandhiNode(directory: directory, configuration: configuration, driver: driver, recovery: report, lock: lock)
     }
 
@@ -155,4 +171,6 @@ public struct RecoveryReport: Sendable {
     public var logNotes: [String]
     /// Every in-doubt transaction and what was decided for it.
     public var resolved: [CoordinatorDriver.RecoveredTransaction]
+    /// Heuristic decisions the participants held at start, reported to the coordinator.
+    public var heuristicsReported: [(participant: ParticipantID, transaction: TransactionID, committed: Bool)] = []
 }

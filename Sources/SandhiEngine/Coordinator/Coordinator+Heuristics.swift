@@ -1,0 +1,172 @@
+// Heuristic outcomes at the coordinator: noticing a participant that decided on its own,
+// recording a mixed outcome for an operator, and carrying out the operator's action.
+//
+// Rules this file keeps:
+//   * Every heuristic decision the coordinator hears of is either consistent with the decision
+//     (and FORGET goes back at once) or recorded in the reconciliation queue before FORGET is
+//     sent: a participant drops its heuristic record only once the coordinator has it.
+//   * A transaction the coordinator no longer knows was not committed-and-unfinished (such a
+//     transaction is recovered from the log before anything else is handled), so its decision
+//     is abort (presumed abort), and a heuristic commit of it is a mixed outcome.
+//   * An action that runs a transaction records its end before that transaction's END record
+//     is appended, so a restart always finds out how the action ended.
+
+extension Coordinator.BranchStatus {
+    /// Acknowledged, or decided on its own: nothing more to send this participant.
+    var hasAnswered: Bool {
+        switch self {
+        case .acknowledged, .decidedAlone: return true
+        case .idle, .awaitingVote, .voted, .awaitingAck: return false
+        }
+    }
+
+    /// Whether the participant committed on its own; nil unless it decided alone.
+    var decidedAlone: Bool? {
+        if case .decidedAlone(let committed) = self { return committed }
+        return nil
+    }
+}
+
+extension Coordinator {
+    /// The reason an operator must give is bounded, like every other input.
+    public static let maxOperatorBytes = ReconciliationCodec.maxOperatorBytes
+    public static let maxNoteBytes = ReconciliationCodec.maxNoteBytes
+
+    func wallMs(_ nowUs: UInt64) -> Int64 { configuration.wallClockOffsetMs + Int64(nowUs / 1_000) }
+
+    mutating func record(_ record: ReconciliationRecord, into effects: inout [CoordinatorEffect]) {
+        reconciliation.apply(record)
+        effects.append(.recordReconciliation(record))
+    }
+
+    mutating func heuristicReported(_ id: TransactionID, participant: ParticipantID, committed: Bool, operations: [Operation],
+                                    writers: [ParticipantID], nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        let outcome = BranchOutcome(heuristic: committed)
+        if let known = reconciliation[id] {
+            // Recorded already; the FORGET was lost, or another participant is heard from.
+            let entry = HeuristicCase.Participant(participant: participant, outcome: outcome, operations: operations)
+            if !known.participants.contains(entry) {
+                effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome,
+                                                                                  agrees: !outcome.diverges(from: known.decision)))))
+                record(.outcomeLearned(id, entry), into: &effects)
+            }
+            effects.append(.send(participant, .forget(id)))
+            return
+        }
+        if recovering && transactions[id] == nil {
+            // The log may yet say COMMIT; the participant reports again (and FORGET waits).
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "heuristic \(outcome.label) during recovery"))))
+            return
+        }
+        guard var tx = take(id) else {
+            // Forgotten: presumed abort. A heuristic rollback agrees; a heuristic commit made
+            // the outcome mixed. The other writers rolled back (or will, when they ask).
+            effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: !committed))))
+            if committed {
+                var participants = [HeuristicCase.Participant(participant: participant, outcome: outcome, operations: operations)]
+                for writer in writers where writer != participant {
+                    participants.append(HeuristicCase.Participant(participant: writer, outcome: .rolledBack, operations: nil))
+                }
+                let heuristicCase = HeuristicCase(transaction: id, decision: .abort, detectedAtWallMs: wallMs(nowUs), participants: participants)
+                effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicCaseOpened(heuristicCase))))
+                record(.opened(heuristicCase), into: &effects)
+            }
+            effects.append(.send(participant, .forget(id)))
+            return
+        }
+        defer { store(tx) }
+        guard let index = tx.index(of: participant), tx.state == .committing || tx.state == .aborting,
+              case .awaitingAck = tx.branches[index].status else {
+            // Still deciding: it hears the decision later and reports again, against it.
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "heuristic \(outcome.label) while \(tx.state)"))))
+            return
+        }
+        // A recovered transaction knows its participants but not their work.
+        if tx.branches[index].branch.operations.isEmpty { tx.branches[index].branch.operations = operations }
+        let decision: LoggedDecision = tx.state == .committing ? .commit : .abort
+        let agrees = !outcome.diverges(from: decision)
+        effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: agrees))))
+        tx.branches[index].status = .decidedAlone(committed: committed)
+        // Consistent with the decision: nothing to record, and the participant may forget it.
+        if agrees { effects.append(.send(participant, .forget(id))) }
+        finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
+    }
+
+    /// Every branch of `tx` has answered and at least one decided against `decision`.
+    mutating func openCase(for tx: CoordinatorTransaction, decision: LoggedDecision, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        let participants = tx.branches.map { progress -> HeuristicCase.Participant in
+            let outcome = progress.status.decidedAlone.map(BranchOutcome.init(heuristic:))
+                ?? (decision == .commit ? .committed : .rolledBack)
+            return HeuristicCase.Participant(participant: progress.branch.participant, outcome: outcome,
+                                             operations: progress.branch.operations.isEmpty ? nil : progress.branch.operations)
+        }
+        let heuristicCase = HeuristicCase(transaction: tx.id, decision: decision, detectedAtWallMs: wallMs(nowUs), participants: participants)
+        assert(!heuristicCase.divergent.isEmpty, "a heuristic case without a divergent branch")
+        effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicCaseOpened(heuristicCase))))
+        record(.opened(heuristicCase), into: &effects)
+        // Durable first (the driver performs effects in order), then the deciders may forget.
+        for progress in tx.branches where progress.status.decidedAlone.map({ $0 != (decision == .commit) }) ?? false {
+            effects.append(.send(progress.branch.participant, .forget(tx.id)))
+        }
+    }
+
+    /// Why an operator's action on heuristic case `id` would be refused, or nil: the check
+    /// `resolveHeuristic` makes, for a driver that wants the reason before it commits to waiting.
+    public func refusal(of action: ReconcileAction, on id: TransactionID, operatorName: String, note: String) -> String? {
+        guard note.contains(where: { !$0.isWhitespace }) else { return "a reason is required (--note)" }
+        guard note.utf8.count <= Self.maxNoteBytes else { return "the reason is longer than \(Self.maxNoteBytes) bytes" }
+        guard operatorName.contains(where: { !$0.isWhitespace }), operatorName.utf8.count <= Self.maxOperatorBytes else {
+            return "the operator's name must be 1 to \(Self.maxOperatorBytes) bytes"
+        }
+        if case .failure(let refusal) = reconciliation.plan(action, for: id) { return refusal.description }
+        return nil
+    }
+
+    mutating func resolveHeuristic(_ id: TransactionID, action: ReconcileAction, operatorName: String, note: String,
+                                   linked: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        if let reason = refusal(of: action, on: id, operatorName: operatorName, note: note) {
+            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: reason))))
+            return
+        }
+        guard case .success(let plan) = reconciliation.plan(action, for: id) else { preconditionFailure("plan refused after the check") }
+        guard let plan else {
+            let entry = ReconcileEntry(action: action, operatorName: operatorName, note: note, atWallMs: wallMs(nowUs), linked: nil,
+                                       plan: [], before: .open, after: .settled(action, linked: nil), result: .succeeded)
+            effects.append(.emit(EngineEvent(atUs: nowUs, .reconciled(id, entry))))
+            record(.entry(id, entry), into: &effects)
+            return
+        }
+        precondition(transactions[linked] == nil && reconciliation.linked[linked] == nil, "linked transaction \(linked) is not new")
+        let entry = ReconcileEntry(action: action, operatorName: operatorName, note: note, atWallMs: wallMs(nowUs), linked: linked,
+                                   plan: plan, before: .open, after: .acting(action, linked: linked), result: .started)
+        effects.append(.emit(EngineEvent(atUs: nowUs, .reconciled(id, entry))))
+        record(.entry(id, entry), into: &effects)
+        // An ordinary distributed transaction from here on: locks, PREPARE, a durable COMMIT.
+        begin(linked, branches: plan, observe: false, nowUs: nowUs, into: &effects)
+        requestCommit(linked, nowUs: nowUs, into: &effects)
+    }
+
+    /// `id` ended; if it carried out an operator's action, that action's case learns how.
+    mutating func linkedEnded(_ id: TransactionID, committed: Bool, reason: String, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        guard let caseID = reconciliation.linked[id], let heuristicCase = reconciliation[caseID],
+              case .acting(let action, let linked) = heuristicCase.status, linked == id else { return }
+        let started = heuristicCase.actions.last
+        let entry = ReconcileEntry(
+            action: action, operatorName: started?.operatorName ?? "sandhi",
+            note: committed ? "\(id) committed" : "\(id) aborted: \(reason)", atWallMs: wallMs(nowUs), linked: id, plan: [],
+            before: heuristicCase.status, after: committed ? .settled(action, linked: id) : .open,
+            result: committed ? .succeeded : .failed(reason: reason))
+        effects.append(.emit(EngineEvent(atUs: nowUs, .reconciled(caseID, entry))))
+        record(.entry(caseID, entry), into: &effects)
+    }
+
+    /// Recovery has handed over everything in the log and the participants: an action whose
+    /// linked transaction is not among them never committed (presumed abort).
+    mutating func recoveryComplete(nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+        recovering = false
+        for (linked, _) in reconciliation.linked.sorted(by: { $0.key < $1.key }) where transactions[linked] == nil {
+            linkedEnded(linked, committed: false, reason: "not committed before the coordinator stopped (presumed abort)",
+                        nowUs: nowUs, into: &effects)
+        }
+    }
+}

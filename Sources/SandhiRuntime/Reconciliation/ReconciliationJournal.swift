@@ -1,0 +1,118 @@
+import Glibc
+import Logging
+import SandhiEngine
+
+/// The durable record of heuristic cases and every operator action on them: one append-only
+/// file (`DIR/reconciliation.log`) of framed, CRC32C-checksummed `ReconciliationRecord`s,
+/// the same framing as the decision log. Never truncated except for a torn final write, and
+/// never reclaimed: a settled case stays queryable for good (the decision log may forget a
+/// transaction once its END is durable; this file is where a mixed outcome is remembered).
+///
+/// Records are rare (a heuristic outcome, an operator's action), so each append is written and
+/// fdatasynced before it returns: the coordinator's next effect (a FORGET that lets a
+/// participant drop its own copy) may depend on it.
+public final class ReconciliationJournal: @unchecked Sendable {
+    public let path: String
+    private var descriptor: Int32
+    private var endOffset: Int
+    /// A failed write or fsync leaves the file's state unknown: every later append fails too.
+    private var failure: DecisionLogError?
+    private let lock = Lock(())
+
+    /// Opens (creating if absent) and replays the journal. A torn final record is cut off and
+    /// said so in `notes`; damage anywhere else is an error naming the byte offset.
+    public static func open(path: String, logger: Logger) throws -> (ReconciliationJournal, ReconciliationQueue, notes: [String]) {
+        var notes: [String] = []
+        let exists = access(path, F_OK) == 0
+        let bytes = exists ? try PosixFile.readAll(path) : []
+        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+        var queue = ReconciliationQueue()
+        for record in scan.records {
+            let decoded: ReconciliationRecord
+            do {
+                decoded = try ReconciliationCodec.decode(record.payload)
+            } catch {
+                throw DecisionLogError.io("\(path): reconciliation record at byte \(record.offset) does not decode: \(error)")
+            }
+            guard Self.fits(decoded, queue) else {
+                throw DecisionLogError.io("\(path): reconciliation record at byte \(record.offset) does not follow from the records before it")
+            }
+            queue.apply(decoded)
+        }
+        switch scan.tail {
+        case .clean, .zeroFilled:
+            break
+        case .torn(let offset, let reason):
+            try PosixFile.truncate(path, toBytes: offset)
+            notes.append("\(path): cut a torn final write at byte \(offset) (\(reason))")
+            logger.warning("reconciliation journal: torn tail truncated", metadata: ["path": "\(path)", "offset": "\(offset)"])
+        case .corrupt(let offset, let reason):
+            throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")
+        }
+        let descriptor = exists ? try PosixFile.openForWriting(path) : try PosixFile.createForWriting(path)
+        if !exists { try PosixFile.syncDirectory(PosixFile.parentDirectory(of: path)) }
+        let journal = ReconciliationJournal(path: path, descriptor: descriptor, endOffset: scan.validEnd)
+        return (journal, queue, notes)
+    }
+
+    /// Whether applying `record` to `queue` keeps it consistent (the queue's own checks are
+    /// preconditions, for records the engine made; a file is checked before it is believed).
+    static func fits(_ record: ReconciliationRecord, _ queue: ReconciliationQueue) -> Bool {
+        switch record {
+        case .opened(let heuristicCase): return queue[heuristicCase.transaction] == nil
+        case .outcomeLearned(let tx, _): return queue[tx] != nil
+        case .entry(let tx, let entry): return queue[tx]?.status == entry.before
+        }
+    }
+
+    private init(path: String, descriptor: Int32, endOffset: Int) {
+        self.path = path
+        self.descriptor = descriptor
+        self.endOffset = endOffset
+    }
+
+    deinit { close() }
+
+    public func append(_ record: ReconciliationRecord) throws {
+        try lock.withLock { _ in
+            if let failure { throw failure }
+            let bytes = RecordFraming.frame(ReconciliationCodec.encode(record))
+            do {
+                try PosixFile.writeAll(descriptor, bytes, atOffset: endOffset, path: path)
+                try PosixFile.dataSync(descriptor, path: path)
+            } catch let error as DecisionLogError {
+                failure = error
+                throw error
+            }
+            endOffset += bytes.count
+        }
+    }
+
+    public func close() {
+        lock.withLock { _ in
+            if descriptor >= 0 {
+                PosixFile.close(descriptor)
+                descriptor = -1
+            }
+        }
+    }
+
+    /// Reads the journal without opening it for writing (for `sandhi reconcile list` while
+    /// nothing else runs, and for `sandhi check`). A torn tail is ignored, not cut.
+    public static func read(path: String) throws -> ReconciliationQueue {
+        guard access(path, F_OK) == 0 else { return ReconciliationQueue() }
+        let bytes = try PosixFile.readAll(path)
+        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+        if case .corrupt(let offset, let reason) = scan.tail {
+            throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")
+        }
+        var queue = ReconciliationQueue()
+        for record in scan.records {
+            guard let decoded = try? ReconciliationCodec.decode(record.payload), fits(decoded, queue) else {
+                throw DecisionLogError.io("\(path): reconciliation record at byte \(record.offset) is not valid")
+            }
+            queue.apply(decoded)
+        }
+        return queue
+    }
+}
