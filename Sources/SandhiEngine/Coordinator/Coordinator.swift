@@ -137,6 +137,9 @@ public struct Coordinator: Sendable {
         public internal(set) var branches: [BranchProgress]
         public let beganAtUs: UInt64
         public internal(set) var decisionPosition: LogPosition?
+        /// Rebuilt by recovery from the log or the participants: its COMMIT record (if any)
+        /// was durable before this process started, at a position nobody reported.
+        public internal(set) var recovered = false
         public internal(set) var abortReason: String?
         public internal(set) var abortCause: AbortCause = .requested
         var timer: TimerID?
@@ -835,6 +838,7 @@ public struct Coordinator: Sendable {
             id: id, state: commit ? .committing : .aborting,
             branches: participants.map { BranchProgress(branch: Branch(participant: $0, operations: []), status: .awaitingAck(sentAtUs: nowUs)) },
             beganAtUs: nowUs)
+        tx.recovered = true
         if !commit {
             tx.abortReason = "in doubt at recovery: no COMMIT record (presumed abort)"
             tx.abortCause = .presumedAbort
@@ -881,8 +885,7 @@ public struct Coordinator: Sendable {
         if tx.state.isFinal {
             transactions[tx.id] = nil
         } else {
-            assert(tx.state != .committing || tx.decisionPosition != nil || tx.branches.allSatisfy { $0.branch.operations.isEmpty },
-                   "committing without a durable decision")
+            assert(tx.state != .committing || tx.decisionPosition != nil || tx.recovered, "committing without a durable decision")
             assert([.preparing, .committing, .aborting].contains(tx.state) == (tx.timer != nil) || tx.isWaitingForLock,
                    "timer bookkeeping out of step in \(tx.state)")
             // (Waiting, or granted with the grant not yet settled at the end of this input.)

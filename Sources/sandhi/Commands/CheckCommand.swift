@@ -28,6 +28,7 @@ struct CheckCommand: AsyncParsableCommand {
                 struct Bank: Encodable { var name: String; var accounts: Int; var total: Int64; var minted: Int64; var prepared: Int; var locks: Int; var committed: Int; var reports: Int }
                 struct Output: Encodable {
                     var banks: [Bank]; var total: Int64; var minted: Int64; var unfinished_commits: Int; var violations: [String]; var ok: Bool
+                    var heuristic_cases: Int; var unsettled_heuristic_cases: Int; var notes: [String]
                     var deadlocks: DeadlockJournal?
                 }
                 print(jsonLine(Output(
@@ -35,6 +36,8 @@ struct CheckCommand: AsyncParsableCommand {
                                                   prepared: $0.prepared.count, locks: $0.lockedAccounts.count, committed: $0.committedBranches, reports: $0.reports) },
                     total: audit.total.value, minted: audit.minted.value, unfinished_commits: audit.unfinishedCommits.count,
                     violations: audit.violations, ok: audit.passed,
+                    heuristic_cases: audit.heuristicCases.count, unsettled_heuristic_cases: audit.heuristicCases.filter { !$0.isSettled }.count,
+                    notes: audit.notes,
                     deadlocks: deadlocks ? journal ?? DeadlockJournal(deadlocks: [], total: 0) : nil)))
             } else {
                 print(pad("participant", 12) + pad("accounts", 10, right: true) + pad("total", 22, right: true)
@@ -47,6 +50,7 @@ struct CheckCommand: AsyncParsableCommand {
                 print("minted: \(audit.minted.value)")
                 print("total: \(audit.total.value)")
                 print("decision log: \(audit.logSegments) segment(s), \(audit.unfinishedCommits.count) unfinished commit(s)")
+                for note in audit.notes { print(note) }
                 if audit.passed {
                     print("invariants: ok (conservation, atomicity, no prepared leftovers, no held locks)")
                 } else {

@@ -41,6 +41,10 @@ struct DemoCommand: AsyncParsableCommand {
                     }
                     failure = parsed
                 }
+                if name == "heuristic" {
+                    guard failure == nil else { throw UsageFailure("--fail applies to the mumbai scenario only") }
+                    return try await HeuristicDemo.run(directory: common.directory, logger: common.makeLogger())
+                }
                 return try await MumbaiDemo.run(directory: common.directory, failure: failure, logger: common.makeLogger())
             }
         }

@@ -16,6 +16,7 @@ struct RecoverCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let node = try await SandhiNode.start(directory: common.directory, logger: common.makeLogger())
+            let unsettled = node.driver.reconciliation.unsettled
             node.stop()
             let report = node.recovery
             for note in report.logNotes { print(json ? jsonLine(["note": note]) : "log: \(note)") }
@@ -29,8 +30,17 @@ struct RecoverCommand: AsyncParsableCommand {
                     print("\(item.transaction)  \(decision)  at \(participants)")
                 }
             }
+            for (participant, tx, committed) in report.heuristicsReported {
+                let outcome = committed ? "committed" : "rolled back"
+                print(json ? jsonLine(["transaction": tx.description, "participant": participant.name, "heuristic": outcome])
+                           : "\(tx)  \(participant) had \(outcome) on its own (a heuristic decision): reported to the coordinator")
+            }
             if !json {
                 print(report.resolved.isEmpty ? "nothing in doubt" : "resolved \(report.resolved.count) in-doubt transaction(s)")
+                if !unsettled.isEmpty {
+                    print("\(unsettled.count) heuristic case(s) need an operator: " + unsettled.prefix(5).map(\.transaction.description).joined(separator: ", ")
+                          + " (see `sandhi reconcile list`)")
+                }
             }
             return 0
         }

@@ -9,7 +9,10 @@ import Synchronization
 /// funds from HDFC, ICICI and Axis into SBI, with TDS to the tax ledger and a large-transaction
 /// report to the regulator, in ONE distributed transaction.
 enum MumbaiDemo {
-    static let scenarios = [(name: "mumbai", summary: "consolidate ₹18,00,000 from HDFC, ICICI and Axis into SBI, with TDS and a regulator's report")]
+    static let scenarios = [
+        (name: "mumbai", summary: "consolidate ₹18,00,000 from HDFC, ICICI and Axis into SBI, with TDS and a regulator's report"),
+        (name: "heuristic", summary: "the coordinator stops after the prepares; SBI decides alone; recovery records a mixed outcome for `sandhi reconcile`"),
+    ]
 
     enum Failure: String, CaseIterable {
         /// The withdrawal comes from an Axis account holding only ₹2,50,000: Axis votes NO.
