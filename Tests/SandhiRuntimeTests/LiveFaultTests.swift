@@ -11,6 +11,33 @@ import Testing
 @Suite struct LiveFaultTests {
     typealias B = ThreeBanks
 
+    /// A node over three fresh banks, its events recorded.
+    static func start(prepareTimeoutMs: UInt64 = 5_000) async throws -> (ThreeBanks, EventRecorder, SandhiNode) {
+        let banks = try ThreeBanks(prepareTimeoutMs: prepareTimeoutMs)
+        let events = EventRecorder()
+        do {
+            return (banks, events, try await banks.start(events: events))
+        } catch {
+            banks.remove()
+            throw error
+        }
+    }
+
+    /// Whether an event so far matches.
+    static func saw(_ events: EventRecorder, _ match: (EngineEvent.Kind) -> Bool) -> Bool {
+        events.all.contains { match($0.kind) }
+    }
+
+    /// Holds everything sent to sbi for `delayMs`, starts `branches` and waits until an event
+    /// matches `until`: the transfer is then caught where the test wants it.
+    static func transferWithSbiHeld(_ node: SandhiNode, _ events: EventRecorder, delayMs: UInt64, _ branches: [Branch],
+                                    until: @escaping (EngineEvent.Kind) -> Bool) async throws -> Task<TransferResult, Error> {
+        try await node.inject(.delayMessages(B.sbi, delayMs: delayMs))
+        let transfer = Task { try await node.driver.transfer(branches) }
+        #expect(await eventually { saw(events, until) })
+        return transfer
+    }
+
     /// `count` transfers of ₹1, one after another: their outcomes.
     static func client(_ node: SandhiNode, _ count: Int, from: (ParticipantID, AccountID),
                        to: (ParticipantID, AccountID)) async throws -> [Outcome] {
@@ -53,9 +80,7 @@ import Testing
     // MARK: - Participants
 
     @Test func aParticipantCrashedWhileTransfersRunRestartsAndEverythingFinishes() async throws {
-        let banks = try ThreeBanks(prepareTimeoutMs: 300); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 300); defer { banks.remove() }
         async let toIcici = Self.client(node, 15, from: (B.hdfc, B.alice), to: (B.icici, B.bob))
         async let fromIcici = Self.client(node, 15, from: (B.icici, B.bob), to: (B.sbi, B.carol))
         async let elsewhere = Self.client(node, 15, from: (B.sbi, B.carol), to: (B.hdfc, B.alice))
@@ -65,7 +90,7 @@ import Testing
         // The crash acts: what is sent to icici is lost, and a transfer waiting for its vote
         // aborts at the prepare deadline.
         #expect(await eventually {
-            events.all.contains { if case .prepareTimedOut(_, let silent) = $0.kind { silent == [B.icici] } else { false } }
+            Self.saw(events) { if case .prepareTimedOut(_, let silent) = $0 { silent == [B.icici] } else { false } }
         })
         #expect(node.driver.faultCounters.lost > 0)
         try await node.inject(.restartParticipant(B.icici))
@@ -82,13 +107,11 @@ import Testing
     }
 
     @Test func aParticipantCrashedWithAPreparedBranchRestoresItAndTheTransferCommits() async throws {
-        let banks = try ThreeBanks(prepareTimeoutMs: 5_000); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
         // sbi's PREPARE is held, so the transfer waits in phase one with icici prepared.
-        try await node.inject(.delayMessages(B.sbi, delayMs: 500))
-        let transfer = Task { try await node.driver.transfer(B.move(.rupees(30), from: (B.icici, B.bob), to: (B.sbi, B.carol))) }
-        #expect(await eventually { events.all.contains { if case .voteReceived(_, B.icici, .yes, _) = $0.kind { true } else { false } } })
+        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 500, B.move(.rupees(30), from: (B.icici, B.bob), to: (B.sbi, B.carol))) {
+            if case .voteReceived(_, B.icici, .yes, _) = $0 { true } else { false }
+        }
         try await node.inject(.crashParticipant(B.icici))
         try await node.inject(.restartParticipant(B.icici))
         let result = try await transfer.value
@@ -104,9 +127,7 @@ import Testing
     // MARK: - Links
 
     @Test func aPartitionedParticipantsTransferAbortsAtThePrepareDeadlineAndHealingRollsItBack() async throws {
-        let banks = try ThreeBanks(prepareTimeoutMs: 300); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 300); defer { banks.remove() }
         try await node.inject(.partition(B.sbi))
         #expect(node.activeFaults == [.partition(B.sbi)])
         let cut = try await node.driver.transfer(B.move(.rupees(10), from: (B.hdfc, B.alice), to: (B.sbi, B.carol)), answerWhen: .decided)
@@ -126,13 +147,11 @@ import Testing
     }
 
     @Test func aPartitionAfterTheDecisionHoldsPhaseTwoAndResendsFinishItOnceHealed() async throws {
-        let banks = try ThreeBanks(prepareTimeoutMs: 5_000); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
         // sbi's messages are held, so its COMMIT is still on the way when the partition falls.
-        try await node.inject(.delayMessages(B.sbi, delayMs: 400))
-        let transfer = Task { try await node.driver.transfer(B.move(.rupees(20), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) }
-        #expect(await eventually { events.all.contains { if case .decisionDurable = $0.kind { true } else { false } } })
+        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 400, B.move(.rupees(20), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) {
+            if case .decisionDurable = $0 { true } else { false }
+        }
         try await node.inject(.partition(B.sbi))
         let tx = try #require(events.all.lazy.compactMap { if case .decisionDurable(let tx, _, _) = $0.kind { tx } else { nil } }.first)
         #expect(await eventually {
@@ -148,8 +167,7 @@ import Testing
     }
 
     @Test func losingAThirdOfTheMessagesToAParticipantStillEndsEveryTransferConsistently() async throws {
-        let banks = try ThreeBanks(prepareTimeoutMs: 300); defer { banks.remove() }
-        let node = try await banks.start()
+        let (banks, _, node) = try await Self.start(prepareTimeoutMs: 300); defer { banks.remove() }
         try await node.inject(.dropMessages(B.icici, perMille: 300))
         async let toIcici = Self.client(node, 10, from: (B.hdfc, B.alice), to: (B.icici, B.bob))
         async let fromIcici = Self.client(node, 10, from: (B.icici, B.bob), to: (B.sbi, B.carol))
@@ -163,8 +181,7 @@ import Testing
     }
 
     @Test func delayedMessagesRaiseTheLatencyByAtLeastTheDelay() async throws {
-        let banks = try ThreeBanks(); defer { banks.remove() }
-        let node = try await banks.start()
+        let (banks, _, node) = try await Self.start(); defer { banks.remove() }
         let move = B.move(.rupees(1), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))
         try await node.inject(.delayMessages(B.sbi, delayMs: 200))
         let decided = try await node.driver.transfer(move, answerWhen: .decided)
@@ -182,9 +199,7 @@ import Testing
     // MARK: - The coordinator
 
     @Test func aFailedLogFsyncHaltsTheCoordinatorAndARestartRecovers() async throws {
-        let banks = try ThreeBanks(); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(); defer { banks.remove() }
         let firstEpoch = node.recovery.epoch
         try await node.inject(.failNextLogSync)
         #expect(node.activeFaults == [.failNextLogSync])
@@ -206,9 +221,7 @@ import Testing
     }
 
     @Test func aCoordinatorCrashedWithTransactionsInDoubtRestartsAndRecoveryResolvesThem() async throws {
-        let banks = try ThreeBanks(prepareTimeoutMs: 5_000); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
         // Everything to sbi is held a second: long enough to crash with two transactions in doubt.
         try await node.inject(.delayMessages(B.sbi, delayMs: 1_000))
         // Decided: its COMMIT record is durable, and the COMMIT to sbi is still held when the crash comes.
@@ -216,7 +229,7 @@ import Testing
         #expect(decided.outcome == .committed)
         // Undecided: prepared at icici, its PREPARE to sbi still held.
         let undecided = Task { try await node.driver.transfer(B.move(.rupees(7), from: (B.icici, B.bob), to: (B.sbi, B.carol))) }
-        #expect(await eventually { events.all.contains { if case .voteReceived(_, B.icici, .yes, _) = $0.kind { true } else { false } } })
+        #expect(await eventually { Self.saw(events) { if case .voteReceived(_, B.icici, .yes, _) = $0 { true } else { false } } })
         try await node.inject(.crashCoordinator)
         #expect(node.activeFaults.contains(.crashCoordinator))
         await #expect(throws: CoordinatorError.self) { try await undecided.value }
@@ -229,7 +242,7 @@ import Testing
         #expect(resolved[0].transaction == decided.transaction)
         #expect(resolved[0].outcome == .committed)
         #expect(resolved[1].outcome.abortCause == .presumedAbort)
-        #expect(events.all.contains { if case .recovered(decided.transaction, .committed, _) = $0.kind { true } else { false } })
+        #expect(Self.saw(events) { if case .recovered(decided.transaction, .committed, _) = $0 { true } else { false } })
         #expect(node.activeFaults == [])
         #expect(Self.faultEvents(events) == ["injected delay sbi 1000ms", "injected crash coordinator", "cleared restart coordinator"])
         try await Self.settleAndAudit(node, banks)
@@ -239,9 +252,7 @@ import Testing
     }
 
     @Test func faultsThatCannotApplyNowAreRefusedAndChangeNothing() async throws {
-        let banks = try ThreeBanks(); defer { banks.remove() }
-        let events = EventRecorder()
-        let node = try await banks.start(events: events)
+        let (banks, events, node) = try await Self.start(); defer { banks.remove() }
         try await node.inject(.crashParticipant(B.icici))
         let refusals: [(LiveFault, String)] = [
             (.crashParticipant(B.icici), "icici is already down"),

@@ -149,8 +149,6 @@ final class ParticipantWorker: @unchecked Sendable {
         }
     }
 
-    var isRunning: Bool { life.withLock { $0.running } }
-
     /// From now on, ask about branches that stay prepared (see the type's comment).
     func startInquiring() {
         if !inquiring.exchange(true, ordering: .sequentiallyConsistent) { queue.interrupt() }
