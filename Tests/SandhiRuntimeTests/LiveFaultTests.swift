@@ -299,15 +299,15 @@ import Testing
             #expect(fault.description == text)
         }
         // Other spellings of the same faults.
-        let spellings: [(String, LiveFault)] = [
-            ("  DROP   icici 0.3 ", .dropMessages(B.icici, perMille: 300)),
-            ("drop icici 100%", .dropMessages(B.icici, perMille: 1_000)),
-            ("drop icici 1", .dropMessages(B.icici, perMille: 1_000)),
-            ("drop hdfc 0.025", .dropMessages(B.hdfc, perMille: 25)),
-            ("delay sbi 1.5s", .delayMessages(B.sbi, delayMs: 1_500)),
-            ("delay sbi 60s", .delayMessages(B.sbi, delayMs: 60_000)),
-            ("Crash Coordinator", .crashCoordinator),
-            ("clear", .healAll),
+        let spellings: KeyValuePairs<String, LiveFault> = [
+            "  DROP   icici 0.3 ": .dropMessages(B.icici, perMille: 300),
+            "drop icici 100%": .dropMessages(B.icici, perMille: 1_000),
+            "drop icici 1": .dropMessages(B.icici, perMille: 1_000),
+            "drop hdfc 0.025": .dropMessages(B.hdfc, perMille: 25),
+            "delay sbi 1.5s": .delayMessages(B.sbi, delayMs: 1_500),
+            "delay sbi 60s": .delayMessages(B.sbi, delayMs: 60_000),
+            "Crash Coordinator": .crashCoordinator,
+            "clear": .healAll,
         ]
         for (text, fault) in spellings {
             #expect(try LiveFault.parse(text, participants: Self.participants) == fault, "\(text)")
