@@ -17,6 +17,8 @@ import Testing
         let id = ParticipantID(validated: "hdfc")
         let journal = Mutex<[String]>([])
         let failSync = Mutex(false)
+        /// What `inDoubt` reports: branches this storage holds prepared.
+        let prepared = Mutex<[TransactionID]>([])
 
         func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
             journal.withLock { $0.append("process \(messages.count)") }
@@ -33,7 +35,9 @@ import Testing
             journal.withLock { $0.append("sync") }
         }
 
-        func inDoubt() -> [TransactionID: [ParticipantID]] { [:] }
+        func inDoubt() -> [TransactionID: [ParticipantID]] {
+            Dictionary(uniqueKeysWithValues: prepared.withLock { $0 }.map { ($0, [id]) })
+        }
         func inDoubtLocks() -> [TransactionID: [AccountID]] { [:] }
         func close() { journal.withLock { $0.append("close") } }
     }
@@ -109,5 +113,41 @@ import Testing
         #expect(worker.failure?.contains("injected") == true)
         #expect(delivered.replies.withLock { $0.isEmpty }, "a reply left after durability became unknown")
         #expect(resource.journal.withLock { $0 }.filter { $0.hasPrefix("process") } == ["process 1"])
+    }
+
+    @Test func aCrashLosesWhatIsQueuedAndARestartSaysYesAgainForEveryRestoredBranch() async {
+        let first = RecordingResource()
+        let delivered = Delivered(first)
+        let worker = ParticipantWorker(resource: first, capacity: 16, logger: logger) { delivered.deliver($0) }
+        worker.send(.prepare(tx(1), operations: [], writers: []))
+        await waitFor { delivered.replies.withLock { $0.count == 1 } }
+        #expect(worker.crash())
+        #expect(first.journal.withLock { $0.last } == "close")
+        #expect(!worker.crash(), "a crashed worker crashed again")
+        // Queued for a process that is gone: lost.
+        worker.send(.prepare(tx(2), operations: [], writers: []))
+        let second = RecordingResource()
+        second.prepared.withLock { $0 = [tx(1)] } // the branch its storage restored
+        #expect(worker.restart(with: second))
+        #expect(!worker.restart(with: second), "a running worker restarted")
+        await waitFor { delivered.replies.withLock { $0.count == 2 } }
+        worker.send(.commit(tx(1)))
+        await waitFor { delivered.replies.withLock { $0.count == 3 } }
+        worker.stop()
+        #expect(delivered.replies.withLock { $0 } == [.vote(tx(1), .yes), .vote(tx(1), .yes), .acknowledged(tx(1))])
+        #expect(second.journal.withLock { $0 }.filter { $0.hasPrefix("process") } == ["process 1"])
+        #expect(second.journal.withLock { $0 }.last == "close")
+    }
+
+    @Test func onceAskedAWorkerInquiresAboutBranchesThatStayPrepared() async {
+        let resource = RecordingResource()
+        resource.prepared.withLock { $0 = [tx(7)] }
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 16, inquiryIntervalUs: 5_000, logger: logger) { delivered.deliver($0) }
+        worker.startInquiring()
+        // Prepared at two inquiries in a row: asked about, and again every interval after.
+        await waitFor { delivered.replies.withLock { $0.count >= 2 } }
+        worker.stop()
+        #expect(delivered.replies.withLock { Set($0) } == [.vote(tx(7), .yes)])
     }
 }

@@ -44,6 +44,11 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
         /// An operator command that could not be carried out.
         case operatorRefused(TransactionID, reason: String)
         case fatal(reason: String)
+        /// A live fault began (a crash, a partition, lost or delayed messages, a failed fsync),
+        /// in its command form: `crash icici`, `drop axis 30%`.
+        case faultInjected(String)
+        /// A live fault ended (a restart, a heal), in its command form: `restart icici`.
+        case faultCleared(String)
     }
 
     public var transaction: TransactionID? {
@@ -60,7 +65,7 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
             return heuristicCase.transaction
         case .deadlockDetected(let deadlock):
             return deadlock.victim ?? deadlock.cycle.first
-        case .fatal:
+        case .fatal, .faultInjected, .faultCleared:
             return nil
         }
     }
@@ -104,6 +109,8 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
             return "\(tx) \(entry.action.rawValue) by \(entry.operatorName): \(entry.result.label)" + (entry.linked.map { " (\($0))" } ?? "")
         case .operatorRefused(let tx, let reason): return "\(tx): operator command refused: \(reason)"
         case .fatal(let reason): return "coordinator halted: \(reason)"
+        case .faultInjected(let fault): return "fault injected: \(fault)"
+        case .faultCleared(let fault): return "fault cleared: \(fault)"
         }
     }
 }

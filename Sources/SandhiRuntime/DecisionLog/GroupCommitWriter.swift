@@ -43,6 +43,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [Pending] = []
     private var stopping = false
+    /// Stopping as a crash would: nothing queued is written, nothing more is synced.
+    private var abandoned = false
     private var finished = false
     private var writerWaiting = false
     private var appendersWaiting = 0
@@ -131,6 +133,26 @@ public final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Live fault: the process dies. Records still queued are never written (their completions
+    /// run with `.closed`, on this thread), the batch being written finishes as it would have,
+    /// and there is no final sync; then the store is closed. Returns once the writer thread is
+    /// gone, so a new incarnation may open the log. Idempotent; `shutdown` after it returns at
+    /// once. Like `shutdown`, not from a completion.
+    public func abandon() {
+        condition.lock()
+        precondition(!isWriterThread(), "GroupCommitWriter.abandon called from its own completion")
+        var lost: [Pending] = []
+        if !stopping {
+            stopping = true
+            abandoned = true
+            swap(&lost, &queue)
+            condition.broadcast()
+        }
+        while !finished { condition.wait() }
+        condition.unlock()
+        for pending in lost { pending.completion(.failure(.closed)) }
+    }
+
     /// Test/fault hook: make the next sync fail with an .io error (simulates a failed fsync;
     /// sticky after that).
     public func failNextSync() {
@@ -151,7 +173,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
             preallocateAhead()
         }
 
-        if unsyncedWrites {
+        if unsyncedWrites && !abandonedUnderLock() {
             do {
                 try store.sync()
             } catch {
@@ -244,6 +266,12 @@ public final class GroupCommitWriter: @unchecked Sendable {
         } catch {
             // The store logged it and keeps it (sticky): the next batch fails with this error.
         }
+    }
+
+    private func abandonedUnderLock() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return abandoned
     }
 
     /// Caller holds `condition`.

@@ -69,32 +69,37 @@ public final class CoordinatorDriver: Sendable {
         /// How often the full cycle check runs over the wait-for graph: the safety net behind
         /// the check made whenever a wait begins. 0 turns it off.
         public var fullDeadlockCheckMs: UInt64 = 1_000
+        /// Under live faults: how long a participant's branch stays prepared before it asks the
+        /// coordinator about it (see `ParticipantWorker`).
+        public var participantInquiryMs: UInt64 = 500
         public init() {}
     }
 
-    private struct Waiter {
+    struct Waiter {
         var continuation: CheckedContinuation<TransferResult, Error>
         var answerWhen: AnswerWhen
         var submittedAtUs: UInt64
         var observed: [ParticipantID: [Observation]] = [:]
     }
 
-    private struct State {
+    struct State {
         var coordinator: Coordinator
         var nextSequence: UInt64 = 1
         var waiters: [TransactionID: Waiter] = [:]
         var halted: String?
         var shutDown = false
         var effects: [CoordinatorEffect] = []
+        /// Live faults in force (CoordinatorDriver+Faults.swift).
+        var faults = LiveFaultState()
     }
 
     public let epoch: UInt32
-    private let state: Lock<State>
-    private let workers: [ParticipantID: ParticipantWorker]
-    private let log: GroupCommitWriter
-    private let timers: Lock<TimerService?>
+    let state: Lock<State>
+    let workers: [ParticipantID: ParticipantWorker]
+    let log: GroupCommitWriter
+    let timers: Lock<TimerService<TimerID>?>
     private let logger: Logger
-    private let onEvent: (@Sendable (EngineEvent) -> Void)?
+    let onEvent: (@Sendable (EngineEvent) -> Void)?
     /// Where heuristic cases and operator actions are made durable (nil: kept in memory only,
     /// for tests of the driver alone).
     private let journal: ReconciliationJournal?
@@ -130,14 +135,14 @@ public final class CoordinatorDriver: Sendable {
         let deliverBox = DeliverBox()
         for resource in resources {
             workers[resource.id] = ParticipantWorker(
-                resource: resource, capacity: capacity, logger: logger,
+                resource: resource, capacity: capacity, inquiryIntervalUs: configuration.participantInquiryMs * 1_000, logger: logger,
                 onFailure: { reason in deliverBox.driver?.halt(reason) },
                 deliver: { replies in deliverBox.driver?.deliver(replies) })
         }
         self.workers = workers
         self.deliverBox = deliverBox
         deliverBox.driver = self
-        let service = TimerService { [weak deliverBox] timer in
+        let service = TimerService<TimerID> { [weak deliverBox] timer in
             deliverBox?.driver?.input(.timerFired(timer))
         }
         timers.withLock { $0 = service }
@@ -181,6 +186,9 @@ public final class CoordinatorDriver: Sendable {
                     switch inbound {
                     case .replies(let replies):
                         for (participant, reply) in replies {
+                            // A partition cuts replies too. With no live fault in force, this
+                            // flag is all they cost.
+                            if state.faults.engaged && state.faults.losesReply(from: participant) { continue }
                             switch reply {
                             case .vote(let tx, let vote, let observed):
                                 handle(.voted(tx, participant: participant, vote: vote, observed: observed), nowUs: now, state: &state, resume: &resume)
@@ -308,6 +316,7 @@ public final class CoordinatorDriver: Sendable {
         }
         halt("shut down", failure: false)
         timers.withLock { $0?.stop(); $0 = nil }
+        stopDelayTimers()
         for worker in workers.values { worker.stop() }
         log.shutdown()
         inbox.close()
@@ -449,7 +458,13 @@ public final class CoordinatorDriver: Sendable {
                 guard let worker = workers[participant] else {
                     preconditionFailure("coordinator addressed unknown participant \(participant)")
                 }
-                if worker.enqueue(message), !resume.wake.contains(where: { $0 === worker }) { resume.wake.append(worker) }
+                // Live faults route the message (lost, held or passed on); with none in force
+                // this flag is all they cost.
+                if state.faults.engaged {
+                    sendThroughFaults(message, to: worker, nowUs: nowUs, faults: &state.faults, resume: &resume)
+                } else {
+                    resume.send(message, via: worker)
+                }
             case .appendDecision(let record, let forced):
                 let tx = record.transaction
                 let inbox = self.inbox
@@ -507,13 +522,18 @@ public final class CoordinatorDriver: Sendable {
     /// participant workers to wake. Waking a sleeping worker is a system call; under the lock
     /// it would stall every other input for its duration. The messages themselves are already
     /// queued, in order, under the lock.
-    private struct AfterUnlock {
+    struct AfterUnlock {
         var answers: [(Waiter, Result<TransferResult, Error>)] = []
         var wake: [ParticipantWorker] = []
         var wakeLog = false
+
+        /// Queues `message` (in order, under the driver's lock) and notes the worker to wake.
+        mutating func send(_ message: ParticipantMessage, via worker: ParticipantWorker) {
+            if worker.enqueue(message), !wake.contains(where: { $0 === worker }) { wake.append(worker) }
+        }
     }
 
-    private func finish(_ after: AfterUnlock) {
+    func finish(_ after: AfterUnlock) {
         for worker in after.wake { worker.wake() }
         if after.wakeLog { log.wakeWriter() }
         for (waiter, result) in after.answers { waiter.continuation.resume(with: result) }

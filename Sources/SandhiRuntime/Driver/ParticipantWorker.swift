@@ -18,14 +18,26 @@ import Synchronization
 ///
 /// A failed fsync stops the participant for good (durability is unknown) and tells the driver
 /// through `onFailure`, which halts the coordinator: the process must restart and recover.
+///
+/// Live faults (see `LiveFault`): `crash` is the participant's process dying: the thread stops
+/// between batches, and what was queued but not staged, and replies not yet synced and sent,
+/// are lost; the resource is closed. `restart` hands over the storage opened again (which has
+/// restored its prepared branches, the participant's own restart path) to a new thread, which
+/// first says YES again for every restored branch: a vote lost with the crash may be the one
+/// its transaction waits for. Once asked to (`startInquiring`, after the first fault), the
+/// worker also asks about branches that stay prepared across an inquiry interval, as the
+/// simulator's participants do: the coordinator answers a YES for a transaction it no longer
+/// knows with ROLLBACK, and for one it knows with what it decided.
 final class ParticipantWorker: @unchecked Sendable {
     let id: ParticipantID
-    private let resource: ParticipantResource
+    /// The current incarnation's storage: set before its thread starts, used by that thread only.
+    private var resource: ParticipantResource
     private let queue: BlockingQueue<ParticipantMessage>
     private let deliver: @Sendable ([(ParticipantID, ParticipantReply)]) -> Void
     private let onFailure: @Sendable (String) -> Void
     private let logger: Logger
     private let lazySyncUs: UInt64
+    private let inquiryIntervalUs: UInt64
     private let stoppedSignal = BlockingQueue<Bool>(capacity: 1)
     private struct Stats {
         var batches = 0, messages = 0, syncs = 0
@@ -33,7 +45,16 @@ final class ParticipantWorker: @unchecked Sendable {
         var failed: String?
     }
     private let stats = Mutex(Stats())
-    private let stopRequested = Mutex(false)
+    /// Whether a thread runs (not while crashed), and whether `stop` was called. Held across
+    /// `stop`, `crash` and `restart`, which wait for the thread; the thread never takes it.
+    private struct Life {
+        var running = true
+        var stopped = false
+    }
+    private let life = Mutex(Life())
+    /// Read by the thread after every drain: its process is to die now.
+    private let crashRequested = Atomic<Bool>(false)
+    private let inquiring = Atomic<Bool>(false)
 
     /// Replies held for a shared fsync, at most; more are synced at once.
     static let maxHeldReplies = 4_096
@@ -41,9 +62,10 @@ final class ParticipantWorker: @unchecked Sendable {
     /// reports its heuristic decisions again.
     static let sweepIntervalUs: UInt64 = 250_000
 
-    init(resource: ParticipantResource, capacity: Int, lazySyncUs: UInt64 = 2_000, logger: Logger,
-         onFailure: @escaping @Sendable (String) -> Void = { _ in },
+    init(resource: ParticipantResource, capacity: Int, lazySyncUs: UInt64 = 2_000, inquiryIntervalUs: UInt64 = 500_000,
+         logger: Logger, onFailure: @escaping @Sendable (String) -> Void = { _ in },
          deliver: @escaping @Sendable ([(ParticipantID, ParticipantReply)]) -> Void) {
+        precondition(inquiryIntervalUs > 0)
         self.id = resource.id
         self.resource = resource
         self.queue = BlockingQueue(capacity: capacity)
@@ -51,7 +73,8 @@ final class ParticipantWorker: @unchecked Sendable {
         self.onFailure = onFailure
         self.logger = logger
         self.lazySyncUs = lazySyncUs
-        startThread(name: "sandhi-\(resource.id.name)") { [self] in run() }
+        self.inquiryIntervalUs = inquiryIntervalUs
+        startThread(name: "sandhi-\(resource.id.name)") { [self] in run(announceRestored: false) }
     }
 
     /// Queues without blocking and wakes the worker if it sleeps.
@@ -85,30 +108,94 @@ final class ParticipantWorker: @unchecked Sendable {
     var failure: String? { stats.withLock { $0.failed } }
 
     /// Finishes what is queued (processed and synced), stops the thread, closes the resource.
+    /// After a `crash` there is nothing left to finish.
     func stop() {
-        guard !stopRequested.withLock({ let was = $0; $0 = true; return was }) else { return }
-        queue.close()
-        var ignored: [Bool] = []
-        stoppedSignal.drain(into: &ignored)
-        resource.close()
+        life.withLock { life in
+            guard !life.stopped else { return }
+            life.stopped = true
+            queue.close()
+            if life.running { waitForThread() }
+            life.running = false
+        }
     }
 
-    private func run() {
+    /// Live fault: the participant's process dies. Returns once its thread is gone and its
+    /// storage closed; messages queued meanwhile are dropped. False if it was not running.
+    /// Not under the driver's lock: the thread may be waiting for it to report a failure.
+    @discardableResult
+    func crash() -> Bool {
+        life.withLock { life in
+            guard life.running && !life.stopped else { return false }
+            crashRequested.store(true, ordering: .sequentiallyConsistent)
+            queue.interrupt()
+            waitForThread()
+            // Queued, never staged: lost with the process. (Whatever was committed to storage
+            // stays there, synced or not, as the disk had it.)
+            queue.removeAll()
+            life.running = false
+            return true
+        }
+    }
+
+    /// Live fault: a new incarnation over `resource` (the storage opened again). False, and
+    /// `resource` untouched, if the worker is running or stopped.
+    func restart(with resource: ParticipantResource) -> Bool {
+        life.withLock { life in
+            guard !life.running && !life.stopped else { return false }
+            self.resource = resource
+            crashRequested.store(false, ordering: .sequentiallyConsistent)
+            stats.withLock { $0.failed = nil }
+            queue.removeAll()
+            life.running = true
+            startThread(name: "sandhi-\(id.name)") { [self] in run(announceRestored: true) }
+            return true
+        }
+    }
+
+    /// From now on, ask about branches that stay prepared (see the type's comment).
+    func startInquiring() {
+        if !inquiring.exchange(true, ordering: .sequentiallyConsistent) { queue.interrupt() }
+    }
+
+    private func waitForThread() {
+        var ignored: [Bool] = []
+        stoppedSignal.drain(into: &ignored)
+    }
+
+    private func run(announceRestored: Bool) {
+        let resource = self.resource
         var batch: [ParticipantMessage] = []
         /// Replies of batches committed but not yet synced, and when the oldest was committed.
         var held: [(ParticipantID, ParticipantReply)] = []
         var heldSinceUs: UInt64 = 0
+        var inquiry = Inquiry()
         var nextSweepUs: UInt64 = 0
+        if announceRestored {
+            for tx in resource.inDoubt().keys.sorted() { held.append((id, .vote(tx, .yes))) }
+            if !held.isEmpty { sync(&held, resource) }
+        }
         var open = true
         while open {
-            if held.isEmpty && resource.needsSweep {
-                open = queue.drain(into: &batch, timeoutUs: Self.sweepIntervalUs)
-            } else if held.isEmpty {
-                queue.drain(into: &batch)
-                open = !batch.isEmpty
+            let asking = inquiring.load(ordering: .relaxed)
+            let sweeping = resource.needsSweep
+            if held.isEmpty && !asking && !sweeping {
+                open = queue.drain(into: &batch)
             } else {
-                let waitedUs = MonotonicClock.nowUs() &- heldSinceUs
-                open = queue.drain(into: &batch, timeoutUs: waitedUs < lazySyncUs ? lazySyncUs - waitedUs : 0)
+                let nowUs = MonotonicClock.nowUs()
+                var waitUs = UInt64.max
+                if !held.isEmpty {
+                    let waitedUs = nowUs &- heldSinceUs
+                    waitUs = waitedUs < lazySyncUs ? lazySyncUs - waitedUs : 0
+                }
+                if asking { waitUs = min(waitUs, inquiry.nextUs > nowUs ? inquiry.nextUs - nowUs : 0) }
+                if sweeping { waitUs = min(waitUs, nextSweepUs > nowUs ? nextSweepUs - nowUs : 0) }
+                open = queue.drain(into: &batch, timeoutUs: waitUs)
+            }
+            if crashRequested.load(ordering: .relaxed) {
+                // The process is gone: the batch was never staged and the held replies never
+                // left. Storage keeps what it committed.
+                held.removeAll()
+                break
             }
             let nowUs = MonotonicClock.nowUs()
             if held.isEmpty { heldSinceUs = nowUs }
@@ -128,6 +215,11 @@ final class ParticipantWorker: @unchecked Sendable {
                     logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
                 }
             }
+            if asking && nowUs >= inquiry.nextUs && stats.withLock({ $0.failed }) == nil {
+                let stale = inquiry.tick(prepared: resource.inDoubt().keys, nowUs: nowUs, intervalUs: inquiryIntervalUs)
+                for tx in stale { held.append((id, .vote(tx, .yes))) }
+                if !stale.isEmpty { urgent = true }
+            }
             if resource.needsSweep && nowUs >= nextSweepUs && stats.withLock({ $0.failed }) == nil {
                 nextSweepUs = nowUs + Self.sweepIntervalUs
                 do {
@@ -139,13 +231,30 @@ final class ParticipantWorker: @unchecked Sendable {
                 }
             }
             if (urgent || held.count >= Self.maxHeldReplies) && !held.isEmpty {
-                sync(&held)
+                sync(&held, resource)
             }
         }
+        resource.close()
         stoppedSignal.push(true)
     }
 
-    private func sync(_ held: inout [(ParticipantID, ParticipantReply)]) {
+    /// Which prepared branches to ask about: those prepared at two inquiries in a row, so a
+    /// branch is asked about only once it has waited at least an interval (a branch on its way
+    /// to its outcome is not). Bounded by the resource's prepared branches.
+    private struct Inquiry {
+        var nextUs: UInt64 = 0
+        var lastPrepared: Set<TransactionID> = []
+
+        mutating func tick(prepared: some Collection<TransactionID>, nowUs: UInt64, intervalUs: UInt64) -> [TransactionID] {
+            let current = Set(prepared)
+            let stale = current.intersection(lastPrepared).sorted()
+            lastPrepared = current
+            nextUs = nowUs + intervalUs
+            return stale
+        }
+    }
+
+    private func sync(_ held: inout [(ParticipantID, ParticipantReply)], _ resource: ParticipantResource) {
         do {
             try resource.makeDurable()
         } catch {

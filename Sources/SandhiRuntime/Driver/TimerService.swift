@@ -3,14 +3,15 @@ import HeapModule
 import SandhiEngine
 
 /// The real-time driver's timers: one thread, a min-heap of deadlines, cancellation by id.
+/// The coordinator's timers are `TimerID`s; the live-fault delay line's are message tickets.
 ///
 /// A cancelled timer stays in the heap and is skipped when it surfaces; only live ids are kept
 /// in the `live` table, so cancelling costs a dictionary removal and firing never reaches the
 /// coordinator for a timer it no longer wants.
-final class TimerService: @unchecked Sendable {
+final class TimerService<ID: Hashable & Sendable>: @unchecked Sendable {
     private struct Entry: Comparable {
         var deadlineUs: UInt64
-        var id: TimerID
+        var id: ID
         static func < (lhs: Entry, rhs: Entry) -> Bool { lhs.deadlineUs < rhs.deadlineUs }
         static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.deadlineUs == rhs.deadlineUs && lhs.id == rhs.id }
     }
@@ -18,21 +19,21 @@ final class TimerService: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var changed = pthread_cond_t()
     private var heap = Heap<Entry>()
-    private var live = Set<TimerID>()
+    private var live = Set<ID>()
     private var stopped = false
-    private let fire: @Sendable (TimerID) -> Void
+    private let fire: @Sendable (ID) -> Void
 
-    init(fire: @escaping @Sendable (TimerID) -> Void) {
+    init(name: String = "sandhi-timers", fire: @escaping @Sendable (ID) -> Void) {
         self.fire = fire
         pthread_mutex_init(&mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(&changed, &attributes)
-        startThread(name: "sandhi-timers") { [self] in run() }
+        startThread(name: name) { [self] in run() }
     }
 
-    func schedule(_ id: TimerID, afterUs: UInt64) {
+    func schedule(_ id: ID, afterUs: UInt64) {
         pthread_mutex_lock(&mutex)
         let entry = Entry(deadlineUs: MonotonicClock.nowUs() + afterUs, id: id)
         let earliest = heap.min.map { entry.deadlineUs < $0.deadlineUs } ?? true
@@ -42,7 +43,7 @@ final class TimerService: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    func cancel(_ id: TimerID) {
+    func cancel(_ id: ID) {
         pthread_mutex_lock(&mutex)
         live.remove(id)
         pthread_mutex_unlock(&mutex)
@@ -56,7 +57,7 @@ final class TimerService: @unchecked Sendable {
     }
 
     private func run() {
-        var due: [TimerID] = []
+        var due: [ID] = []
         pthread_mutex_lock(&mutex)
         while !stopped {
             let now = MonotonicClock.nowUs()

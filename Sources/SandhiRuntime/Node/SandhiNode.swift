@@ -6,15 +6,31 @@ import SandhiParticipants
 /// A running Sandhi coordinator over one data directory: the directory locked, the decision
 /// log open with a fresh epoch, every bank open, and recovery finished before the first new
 /// transaction is accepted.
+///
+/// The coordinator and the banks it hosts form one incarnation (one driver); a live fault can
+/// crash it and `restartCoordinator` starts the next one in-process, through the same recovery
+/// as `start` (SandhiNode+Faults.swift).
 public final class SandhiNode: Sendable {
     public let directory: DataDirectory
     public let configuration: SandhiConfiguration
-    public let driver: CoordinatorDriver
-    public let recovery: RecoveryReport
     private let lock: DirectoryLock
+    let logger: Logger
+    let onEvent: (@Sendable (EngineEvent) -> Void)?
+    struct Incarnation {
+        var driver: CoordinatorDriver
+        var recovery: RecoveryReport
+        /// A restart is under way: a second one is refused.
+        var restarting = false
+    }
+    let incarnation: Lock<Incarnation>
+
+    /// The current incarnation's driver (a new one after `restartCoordinator`).
+    public var driver: CoordinatorDriver { incarnation.withLock { $0.driver } }
+    /// What the current incarnation's start found and settled.
+    public var recovery: RecoveryReport { incarnation.withLock { $0.recovery } }
     /// What the journal on disk reflects (deadlocks found, and how many stand unresolved).
     private let journaled = Lock<(total: Int, unresolved: Int)>((0, 0))
-    private let stopped = Lock(false)
+    let stopped = Lock(false)
 
     /// Opens everything and runs recovery (every start is a recovery). Takes the directory's
     /// lock, or adopts `lock` if the caller already holds it (to read the banks first).
@@ -26,6 +42,15 @@ public final class SandhiNode: Sendable {
         var configuration = try directory.loadConfiguration()
         adjust(&configuration)
         let lock = try heldLock ?? directory.lock()
+        let (driver, report) = try await openIncarnation(directory: directory, configuration: configuration, logger: logger, onEvent: onEvent)
+        return SandhiNode(directory: directory, configuration: configuration, driver: driver, recovery: report, lock: lock,
+                          logger: logger, onEvent: onEvent)
+    }
+
+    /// Opens the decision log with a fresh epoch and every bank, and runs recovery: one
+    /// incarnation of the coordinator. The caller holds the directory's lock.
+    static func openIncarnation(directory: DataDirectory, configuration: SandhiConfiguration, logger: Logger,
+                                onEvent: (@Sendable (EngineEvent) -> Void)?) async throws -> (CoordinatorDriver, RecoveryReport) {
         let (store, recovered) = try DecisionLogStore.open(
             directory: directory.coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)
         var banks: [SQLiteBank] = []
@@ -121,18 +146,18 @@ public final class SandhiNode: Sendable {
             logger.info("recovered in-doubt transaction", metadata: ["tx": "\(item.transaction)", "outcome": "\(item.outcome.label)"])
         }
         driver.completeRecovery(heuristics: heuristics)
-        let report = RecoveryReport(epoch: epoch, logNotes: recovered.notes + journalNotes, resolved: resolved,
-                                    heuristicsReported: heuristics.map { ($0.0, $0.1, $0.2.committed) })
-        return SandhiNode(directory: directory, configuration: configuration, driver: driver, recovery: report, lock: lock)
+        return (driver, RecoveryReport(epoch: epoch, logNotes: recovered.notes + journalNotes, resolved: resolved,
+                                       heuristicsReported: heuristics.map { ($0.0, $0.1, $0.2.committed) }))
     }
 
     private init(directory: DataDirectory, configuration: SandhiConfiguration, driver: CoordinatorDriver,
-                 recovery: RecoveryReport, lock: DirectoryLock) {
+                 recovery: RecoveryReport, lock: DirectoryLock, logger: Logger, onEvent: (@Sendable (EngineEvent) -> Void)?) {
         self.directory = directory
         self.configuration = configuration
-        self.driver = driver
-        self.recovery = recovery
+        self.incarnation = Lock(Incarnation(driver: driver, recovery: recovery))
         self.lock = lock
+        self.logger = logger
+        self.onEvent = onEvent
         // Keeps the deadlock journal current while deadlocks happen (see `DeadlockJournal`).
         startThread(name: "sandhi-journal") { [weak self] in
             while let node = self, !node.stopped.withLock({ $0 }) {

@@ -13,6 +13,8 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
     private var notFull = pthread_cond_t()
     private var items: [Element] = []
     private var closed = false
+    /// Set by `interrupt`, cleared by the drain it ends.
+    private var interrupted = false
     public let capacity: Int
 
     public init(capacity: Int) {
@@ -73,14 +75,18 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Takes everything queued, waiting for at least one element; empty only once closed and drained.
-    public func drain(into batch: inout [Element]) {
+    /// Takes everything queued, waiting for at least one element; empty only once closed and
+    /// drained, or after an `interrupt`. Returns false once the queue is closed and drained.
+    @discardableResult
+    public func drain(into batch: inout [Element]) -> Bool {
         batch.removeAll(keepingCapacity: true)
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        while items.isEmpty && !closed { pthread_cond_wait(&notEmpty, &mutex) }
+        while items.isEmpty && !closed && !interrupted { pthread_cond_wait(&notEmpty, &mutex) }
+        interrupted = false
         swap(&batch, &items)
         pthread_cond_broadcast(&notFull)
+        return !(closed && batch.isEmpty)
     }
 
     /// Like `drain`, but gives up after `timeoutUs` and returns with `batch` empty.
@@ -91,12 +97,31 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         var deadline = timespec(tv_sec: Int(deadlineUs / 1_000_000), tv_nsec: Int(deadlineUs % 1_000_000) * 1_000)
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        while items.isEmpty && !closed {
+        while items.isEmpty && !closed && !interrupted {
             if pthread_cond_timedwait(&notEmpty, &mutex, &deadline) == ETIMEDOUT { break }
         }
+        interrupted = false
         swap(&batch, &items)
         pthread_cond_broadcast(&notFull)
         return !(closed && batch.isEmpty)
+    }
+
+    /// Ends the consumer's current `drain` (or its next one) even if nothing is queued, so that a
+    /// consumer asleep on the queue looks at its other business (a live fault: its process is
+    /// to die, or it is to start asking about prepared branches).
+    public func interrupt() {
+        pthread_mutex_lock(&mutex)
+        interrupted = true
+        pthread_cond_signal(&notEmpty)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Drops everything queued (what a process crash loses).
+    public func removeAll() {
+        pthread_mutex_lock(&mutex)
+        items.removeAll(keepingCapacity: true)
+        pthread_cond_broadcast(&notFull)
+        pthread_mutex_unlock(&mutex)
     }
 
     /// Wakes the consumer; later pushes are refused. Queued elements can still be drained.
