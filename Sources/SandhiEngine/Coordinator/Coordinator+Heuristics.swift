@@ -62,7 +62,7 @@ extension Coordinator {
             // Forgotten: presumed abort. A heuristic rollback agrees; a heuristic commit made
             // the outcome mixed. The other writers rolled back (or will, when they ask).
             effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: !committed))))
-            if committed {
+            if committed && configuration.plantedBug != .ignoreHeuristics {
                 var participants = [HeuristicCase.Participant(participant: participant, outcome: outcome, operations: operations)]
                 for writer in writers where writer != participant {
                     participants.append(HeuristicCase.Participant(participant: writer, outcome: .rolledBack, operations: nil))
@@ -84,9 +84,9 @@ extension Coordinator {
         // A recovered transaction knows its participants but not their work.
         if tx.branches[index].branch.operations.isEmpty { tx.branches[index].branch.operations = operations }
         let decision: LoggedDecision = tx.state == .committing ? .commit : .abort
-        let agrees = !outcome.diverges(from: decision)
+        let agrees = !outcome.diverges(from: decision) || configuration.plantedBug == .ignoreHeuristics
         effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: agrees))))
-        tx.branches[index].status = .decidedAlone(committed: committed)
+        tx.branches[index].status = configuration.plantedBug == .ignoreHeuristics ? .acknowledged : .decidedAlone(committed: committed)
         // Consistent with the decision: nothing to record, and the participant may forget it.
         if agrees { effects.append(.send(participant, .forget(id))) }
         finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)

@@ -67,6 +67,9 @@ public enum PlantedBug: String, Hashable, Sendable, CaseIterable {
     /// Never re-send an unacknowledged COMMIT or ROLLBACK: a lost one leaves its participant
     /// prepared, holding locks, for good.
     case skipResend = "skip-resend"
+    /// Take every heuristic report as agreeing with the decision: a mixed outcome is
+    /// acknowledged, forgotten at the participant, and never reaches the reconciliation queue.
+    case ignoreHeuristics = "ignore-heuristics"
 }
 
 /// The protocol state of one transaction at the coordinator.
