@@ -4,6 +4,8 @@
 // Layers (dependencies point down only), see ../shared/DESIGN.md:
 //
 //   sandhi (executable)      command line; the only place that wires layers together
+//   SandhiTerminalUI         pure terminal layer: cell grid with a display-width table, layout, widgets,
+//                            themes (TOML), key decoding, grid diff; no ncurses, no project imports
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
 //   SandhiParticipants       participant resources: embedded SQLite banks
@@ -22,6 +24,7 @@ let package = Package(
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
+        .library(name: "SandhiTerminalUI", targets: ["SandhiTerminalUI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -86,6 +89,12 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SandhiTerminalUI",
+            dependencies: [
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
             name: "SandhiTestSupport",
             dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime"],
             path: "Tests/SandhiTestSupport"
@@ -96,6 +105,7 @@ let package = Package(
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
         .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
