@@ -4,6 +4,8 @@
 // Layers (dependencies point down only), see ../shared/DESIGN.md:
 //
 //   sandhi (executable)      command line; the only place that wires layers together
+//   SandhiCursesBackend      the only code that touches the terminal: draws a cell grid with ncursesw,
+//                            reads keys and resizes, restores the terminal on exit and on signals
 //   SandhiTerminalUI         pure terminal layer: cell grid with a display-width table, layout, widgets,
 //                            themes (TOML), key decoding, grid diff; no ncurses, no project imports
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
@@ -12,6 +14,7 @@
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
+//   CNcursesw                system library: ncursesw, with a shim for the macros Swift cannot import
 import PackageDescription
 
 let package = Package(
@@ -25,6 +28,7 @@ let package = Package(
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
         .library(name: "SandhiTerminalUI", targets: ["SandhiTerminalUI"]),
+        .library(name: "SandhiCursesBackend", targets: ["SandhiCursesBackend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,6 +42,11 @@ let package = Package(
             name: "CSQLite",
             path: "Sources/CSQLite",
             providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNcursesw",
+            path: "Sources/CNcursesw",
+            providers: [.apt(["libncurses-dev"])]
         ),
         .target(
             name: "SandhiEngine",
@@ -93,6 +102,10 @@ let package = Package(
             dependencies: [
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
+        ),
+        .target(
+            name: "SandhiCursesBackend",
+            dependencies: ["CNcursesw", "SandhiTerminalUI"]
         ),
         .target(
             name: "SandhiTestSupport",
