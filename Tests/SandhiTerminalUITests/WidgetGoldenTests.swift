@@ -1,4 +1,4 @@
-import SandhiTerminalUI
+@testable import SandhiTerminalUI
 import SandhiTestSupport
 import Testing
 
@@ -7,66 +7,12 @@ import Testing
 @Suite struct WidgetGoldenTests {
     static let theme = Theme.builtIn
 
-    struct Transfer {
-        var id: String, state: String, ageMs: Int, votes: [Int], amount: String, waitsFor: String
-    }
-
-    static let transfers: [Transfer] = (0..<60).map { i in
-        let states = ["preparing", "waiting", "prepared", "committing", "committed", "aborted"]
-        return Transfer(id: "T-\(4711 + i)", state: states[i % states.count], ageMs: 12 + 7 * i,
-                        votes: (0..<6).map { (i + $0) % 5 }, amount: ["18,00,000", "2,500", "10,00,000", "75", "3,00,000"][i % 5],
-                        waitsFor: i % 6 == 1 ? "T-\(4698 + i) (lock)" : "")
-    }
-
-    /// A transactions screen in the shape the console will have: header, tabs, table with a
-    /// vote column per bank (hidden first when narrow), a detail panel when there is room, the
-    /// waits line and the key bar.
+    /// The sample transactions screen the compose benchmark times (60 transfers, the third
+    /// selected).
     static func transactionsScreen(_ size: Size, glyphs: GlyphSet = .unicode, selected: Int = 2) -> Grid {
-        let t = theme
         var grid = Grid(size: size)
-        let rows = Layout.vertical([.length(1), .length(1), .fill, .length(1), .length(1)]).split(grid.area)
-        grid.fill(rows[0], style: t[.header])
-        grid.write(Line([Span(" Sandhi  2pl  \(glyphs.arrowUp) 4,812 tx/s  p99 3.1ms  aborts 0.4%  in-doubt 2  heuristic 1  ", t[.header]),
-                         Span("FAULT: icici down", t[.headerAlert])]), in: rows[0], ellipsis: glyphs.ellipsis)
-        Tabs(["Tx", "Locks", "Waits", "Participants", "Reconcile", "Log"].enumerated().map { Tabs.Tab(key: "\($0 + 1)", title: $1) },
-             selected: 0, style: t[.tab], activeStyle: t[.tabActive]).render(into: &grid, area: rows[1])
-        let wide = size.width >= 120
-        let body = Layout.horizontal(wide ? [.fill, .length(46)] : [.fill]).split(rows[2])
-        let banks = ["HDFC", "ICICI", "AXIS", "SBI", "TDS", "REG"]
-        let columns = [ColumnSpec("TX", minWidth: 7), ColumnSpec("STATE", minWidth: 10), ColumnSpec("AGE", minWidth: 6, priority: 2, alignment: .right)]
-            + banks.map { ColumnSpec($0, minWidth: 5, priority: 3) }
-            + [ColumnSpec("AMOUNT", minWidth: 12, grow: 1, alignment: .right), ColumnSpec("WAITS FOR", minWidth: 14, priority: 4)]
-        let voteGlyphs = [glyphs.voteYes, glyphs.voteNo, glyphs.votePending, glyphs.voteTimedOut, glyphs.voteReadOnly]
-        let voteRoles: [ThemeRole] = [.voteYes, .voteNo, .votePending, .warning, .dim]
-        let stateRoles: [String: ThemeRole] = ["committed": .committed, "aborted": .aborted, "prepared": .prepared, "waiting": .waiting]
         var state = TableState(selected: selected)
-        let table = Table(columns: columns, rowCount: transfers.count, headerStyle: t[.tableHeader], style: t[.text],
-                          selectionStyle: t[.selection], glyphs: glyphs) { i in
-            let x = transfers[i]
-            return TableRow([Line(x.id), Line(x.state, t[stateRoles[x.state] ?? .active]), Line("\(x.ageMs)ms")]
-                + x.votes.map { Line(voteGlyphs[$0], t[voteRoles[$0]]) } + [Line(glyphs.rupee + x.amount), Line(x.waitsFor, t[.waiting])])
-        }
-        let block = Block(title: Line("Transactions", t[.title]), borderStyle: t[.border], glyphs: glyphs)
-        table.render(into: &grid, area: block.inner(body[0]), state: &state)
-        block.render(into: &grid, area: body[0])
-        if wide {
-            let x = transfers[selected]
-            var lines = [Line("\(x.id)  \(x.state)  \(x.ageMs)ms", t[.title])]
-            for (b, bank) in banks.enumerated() {
-                lines.append(Line([Span(bank + String(repeating: " ", count: 6 - bank.count)), Span("prepare\(glyphs.arrowRight)"),
-                                   Span(voteGlyphs[x.votes[b]], t[voteRoles[x.votes[b]]]), Span("  1.2ms", t[.dim])]))
-            }
-            lines.append(Line("decision: \(glyphs.emDash)", t[.dim]))
-            lines.append(Line("भारतीय स्टेट बैंक: ₹18,00,000 जमा (credit) — a long line that is cut at the panel's edge"))
-            let detail = Block(title: Line("Detail", t[.title]), borderStyle: t[.border], glyphs: glyphs)
-            Paragraph(lines, style: t[.text], glyphs: glyphs).render(into: &grid, area: detail.inner(body[1]))
-            detail.render(into: &grid, area: body[1])
-        }
-        grid.write(Line([Span(" Waits: T-4712 \(glyphs.arrowRight) T-4698 \(glyphs.arrowRight) T-4712 (cycle)", t[.cycle]),
-                         Span("  victim: T-4712 (least work)  [K] abort victim", t[.victim])]), in: rows[3], ellipsis: glyphs.ellipsis)
-        StatusBar([.init("?", "help"), .init("/", "filter"), .init("f", "faults"), .init("a", "abort"), .init("r", "reconcile"),
-                   .init("t", "theme"), .init("space", "pause"), .init("q", "quit")],
-                  note: Span("read-only", t[.warning]), style: t[.statusBar], keyStyle: t[.key]).render(into: &grid, area: rows[4])
+        composeTransactionsScreen(into: &grid, sample: SampleTransactions(count: 60), state: &state, theme: theme, glyphs: glyphs)
         return grid
     }
 
@@ -97,6 +43,7 @@ import Testing
     @Test func stylesOfChosenCellsInTheGoldenFrame() {
         let t = Self.theme
         let grid = Self.transactionsScreen(Size(width: 160, height: 48))
+        #expect(indianGrouping(18_00_000) == "18,00,000" && indianGrouping(1_23_45_678) == "1,23,45,678" && indianGrouping(999) == "999")
         // Header, the active tab, a bank's vote glyph, the selected row, the fault, the key bar.
         #expect(grid[1, 0].style == t[.header] && grid[1, 0].symbol == "S")
         #expect(grid[0, 1].style == t[.tabActive] && grid[0, 1].symbol == "[")
@@ -107,7 +54,7 @@ import Testing
         let fault = header.distance(from: header.startIndex, to: header.range(of: "FAULT")!.lowerBound)
         #expect(grid[fault, 0].style == t[.headerAlert])
         #expect(grid.styleDump([(x: 1, y: 47)]) == "(1,47) '?' \(t[.key])")
-        // A vote: row 0 of the data (T-4711) votes [0,1,2,3] -> HDFC ✓ in vote_yes.
+        // A vote: row 0 of the data (T-4711) votes yes at HDFC: ✓ in vote_yes.
         let columnsRow = grid.rowText(3)
         let hdfc = columnsRow.distance(from: columnsRow.startIndex, to: columnsRow.range(of: "HDFC")!.lowerBound)
         #expect(grid[hdfc, 4].symbol == "✓" && grid[hdfc, 4].style == t[.voteYes])

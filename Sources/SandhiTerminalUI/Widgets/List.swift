@@ -1,6 +1,6 @@
 /// A scrolling list of lines with a selection marker: menus (faults, workloads, victims) and
 /// picker dialogs.
-public struct List: Widget {
+public struct List: StatefulWidget {
     public var items: [Line]
     public var style: Style
     public var selectionStyle: Style
@@ -16,16 +16,10 @@ public struct List: Widget {
         self.glyphs = glyphs
     }
 
-    public func render(into grid: inout Grid, area: Rect) {
-        var state = self.state
-        render(into: &grid, area: area, state: &state)
-    }
-
     public func render(into grid: inout Grid, area: Rect, state: inout TableState) {
         guard !area.isEmpty else { return }
         grid.fill(area, style: style)
-        if let selected = state.selected { state.selected = items.isEmpty ? nil : min(max(0, selected), items.count - 1) }
-        state.offset = Scrolling.offset(current: state.offset, selected: state.selected, count: items.count, viewport: area.height)
+        state.scroll(count: items.count, viewport: area.height)
         let marker = glyphs.selectionMarker + " "
         let markerWidth = DisplayWidth.of(marker)
         for row in 0..<min(area.height, items.count - state.offset) {

@@ -1,7 +1,7 @@
 /// A scrolling table with a header, a selected row and columns that hide by priority when the
 /// area is narrow (see `ColumnLayout`). Rows are asked for by index and only for the rows that
 /// are visible, so a table over 10,000 transactions formats about 40 rows a frame.
-public struct Table: Widget {
+public struct Table: StatefulWidget {
     public var columns: [ColumnSpec]
     public var rowCount: Int
     /// The cells of row `i`, one line per column, in the order of `columns`; missing cells are
@@ -32,12 +32,6 @@ public struct Table: Widget {
     /// Rows of data that fit under the header.
     public static func viewport(_ area: Rect) -> Int { max(0, area.height - 1) }
 
-    public func render(into grid: inout Grid, area: Rect) {
-        var state = self.state
-        render(into: &grid, area: area, state: &state)
-    }
-
-    /// Draws and returns the state with its offset adjusted, for the caller to keep.
     public func render(into grid: inout Grid, area: Rect, state: inout TableState) {
         guard !area.isEmpty else { return }
         grid.fill(area, style: style)
@@ -50,8 +44,7 @@ public struct Table: Widget {
             grid.write(Line(column.title, alignment: column.alignment.lineAlignment), in: cell, base: headerStyle, ellipsis: glyphs.ellipsis)
         }
         let viewport = Table.viewport(area)
-        if let selected = state.selected { state.selected = rowCount == 0 ? nil : min(max(0, selected), rowCount - 1) }
-        state.offset = Scrolling.offset(current: state.offset, selected: state.selected, count: rowCount, viewport: viewport)
+        state.scroll(count: rowCount, viewport: viewport)
         guard viewport > 0 else { return }
         for visible in 0..<min(viewport, rowCount - state.offset) {
             let index = state.offset + visible
@@ -90,6 +83,13 @@ public struct TableState: Hashable, Sendable {
     public init(selected: Int? = nil, offset: Int = 0) {
         self.selected = selected
         self.offset = offset
+    }
+
+    /// Keeps the selection within `count` items and the offset where the selection is in a
+    /// view of `viewport` rows.
+    public mutating func scroll(count: Int, viewport: Int) {
+        if let current = selected { selected = count == 0 ? nil : min(max(0, current), count - 1) }
+        offset = Scrolling.offset(current: offset, selected: selected, count: count, viewport: viewport)
     }
 
     /// Moves the selection by `delta` rows within `count` (arrows, j/k, PgUp/PgDn).

@@ -11,6 +11,21 @@ extension Grid {
     }
 }
 
+/// A widget with a selection and a scroll offset that outlive the frame (a table, a list).
+/// Drawing it may move the offset to keep the selection in view, so the stateful `render`
+/// hands the state back for the caller to keep; the plain one draws from `state` and drops it.
+public protocol StatefulWidget: Widget {
+    var state: TableState { get }
+    func render(into grid: inout Grid, area: Rect, state: inout TableState)
+}
+
+extension StatefulWidget {
+    public func render(into grid: inout Grid, area: Rect) {
+        var state = self.state
+        render(into: &grid, area: area, state: &state)
+    }
+}
+
 /// Blanks an area (under a popup, before a screen is redrawn).
 public struct Clear: Widget {
     public var style: Style
