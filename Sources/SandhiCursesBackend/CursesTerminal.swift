@@ -176,10 +176,17 @@ public final class CursesTerminal {
     /// The curses colour number: -1 for the terminal's default (when it has them), else the
     /// palette index after bringing the colour down to what the terminal shows.
     private func number(_ color: Color, isForeground: Bool) -> Int32 {
+        let fallback: Int32 = defaultColors ? -1 : (isForeground ? 7 : 0)
+        if colorDepth == .trueColor {
+            // A direct-colour terminal (TERM=xterm-direct): colour numbers are 0xRRGGBB, except
+            // that 0-7 stay the user's ANSI palette.
+            if case .ansi(let i) = color, i < 8 { return Int32(i) }
+            guard let (r, g, b) = color.rgbComponents else { return fallback }
+            return Int32(r) << 16 | Int32(g) << 8 | Int32(b)
+        }
         switch color.downgraded(to: colorDepth) {
-        case .default: return defaultColors ? -1 : (isForeground ? 7 : 0)
+        case .default, .rgb: return fallback  // rgb only survives at true colour, handled above
         case .ansi(let i), .indexed(let i): return Int32(i)
-        case .rgb: return defaultColors ? -1 : (isForeground ? 7 : 0)  // not reached below true colour
         }
     }
 

@@ -103,6 +103,8 @@ import Testing
         #expect(Color.rgb(255, 128, 0).downgraded(to: .indexed256) == .indexed(208))
         #expect(Color.indexed(196).downgraded(to: .ansi16) == .ansi(9))
         #expect(Color.rgb(40, 40, 40).downgraded(to: .indexed256) == .indexed(235))   // a grey, not black
+        #expect(Color.indexed(117).rgbComponents! == (135, 215, 255) && Color.ansi(9).rgbComponents! == (255, 0, 0))
+        #expect(Color.indexed(244).rgbComponents! == (128, 128, 128) && Color.default.rgbComponents == nil)
     }
 
     @Test func glyphSetFollowsTheLocale() {

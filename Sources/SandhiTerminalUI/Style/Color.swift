@@ -65,6 +65,17 @@ public enum Color: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The colour's red, green and blue (the xterm defaults for palette colours); nil for the
+    /// terminal's default. For direct-colour terminals, whose colour numbers are RGB values.
+    public var rgbComponents: (red: UInt8, green: UInt8, blue: UInt8)? {
+        switch self {
+        case .default: nil
+        case .ansi(let i): Color.ansiRGB[Int(i & 15)]
+        case .indexed(let i): Color.rgbOfIndexed(i)
+        case .rgb(let r, let g, let b): (r, g, b)
+        }
+    }
+
     /// The nearest of the 16 ANSI colours (by the xterm default palette), or `default`.
     var ansi16: Color {
         switch self {
