@@ -4,12 +4,17 @@
 // Layers (dependencies point down only), see ../shared/DESIGN.md:
 //
 //   sandhi (executable)      command line; the only place that wires layers together
+//   SandhiCursesBackend      the only code that touches the terminal: draws a cell grid with ncursesw,
+//                            reads keys and resizes, restores the terminal on exit and on signals
+//   SandhiTerminalUI         pure terminal layer: cell grid with a display-width table, layout, widgets,
+//                            themes (TOML), key decoding, grid diff; no ncurses, no project imports
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
 //   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
+//   CNcursesw                system library: ncursesw, with a shim for the macros Swift cannot import
 import PackageDescription
 
 let package = Package(
@@ -22,6 +27,8 @@ let package = Package(
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
+        .library(name: "SandhiTerminalUI", targets: ["SandhiTerminalUI"]),
+        .library(name: "SandhiCursesBackend", targets: ["SandhiCursesBackend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +42,11 @@ let package = Package(
             name: "CSQLite",
             path: "Sources/CSQLite",
             providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNcursesw",
+            path: "Sources/CNcursesw",
+            providers: [.apt(["libncurses-dev"])]
         ),
         .target(
             name: "SandhiEngine",
@@ -86,6 +98,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SandhiTerminalUI",
+            dependencies: [
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
+            name: "SandhiCursesBackend",
+            dependencies: ["CNcursesw", "SandhiTerminalUI"]
+        ),
+        .target(
             name: "SandhiTestSupport",
             dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime"],
             path: "Tests/SandhiTestSupport"
@@ -96,6 +118,7 @@ let package = Package(
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
         .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
