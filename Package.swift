@@ -4,6 +4,7 @@
 // Layers (dependencies point down only), see ../shared/DESIGN.md:
 //
 //   sandhi (executable)      command line; the only place that wires layers together
+//   SandhiConsole            the operator console: model-update-view over engine events and keys; pure
 //   SandhiCursesBackend      the only code that touches the terminal: draws a cell grid with ncursesw,
 //                            reads keys and resizes, restores the terminal on exit and on signals
 //   SandhiTerminalUI         pure terminal layer: cell grid with a display-width table, layout, widgets,
@@ -28,6 +29,7 @@ let package = Package(
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
         .library(name: "SandhiTerminalUI", targets: ["SandhiTerminalUI"]),
+        .library(name: "SandhiConsole", targets: ["SandhiConsole"]),
         .library(name: "SandhiCursesBackend", targets: ["SandhiCursesBackend"]),
     ],
     dependencies: [
@@ -104,6 +106,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SandhiConsole",
+            dependencies: [
+                "SandhiEngine",
+                "SandhiTerminalUI",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
             name: "SandhiCursesBackend",
             dependencies: ["CNcursesw", "SandhiTerminalUI"]
         ),
@@ -119,6 +129,7 @@ let package = Package(
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
         .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiConsoleTests", dependencies: ["SandhiConsole", "SandhiEngine", "SandhiTerminalUI", "SandhiTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
