@@ -15,6 +15,7 @@ extension SimulatedWorld {
                 sendToParticipant(indexOf[participant]!, message)
             case .appendDecision(let record, let forced):
                 coordinatorProcess.unsynced.append((record, forced))
+                log.write(record)
                 if !coordinatorProcess.syncScheduled {
                     coordinatorProcess.syncScheduled = true
                     schedule(.logSync(incarnation: coordinatorProcess.incarnation), afterUs: 50 + random.next() % 300)
@@ -28,11 +29,14 @@ extension SimulatedWorld {
                    vote.tx == tx, indexOf[participant] == vote.index, !vote.observed.isEmpty {
                     seen[tx, default: [:]][vote.index] = vote.observed // the vote that counted
                 }
-                if case .deadlockDetected = event.kind { cases["deadlock", default: 0] += 1 }
-                if case .recovered = event.kind { cases["in-doubt resolved by recovery", default: 0] += 1 }
+                if case .deadlockDetected = event.kind { cases[.deadlock] += 1 }
+                if case .recovered = event.kind { cases[.inDoubtResolvedByRecovery] += 1 }
             case .observed:
                 break
             case .decided(let tx, let outcome):
+                if outcome.isCommitted && !everDurableCommit.contains(tx) && submitted[tx]?.contains(where: { !$0.isReadOnly }) == true {
+                    violation("decision-before-commit", "the client was told \(tx) committed before its COMMIT record was durable")
+                }
                 if told[tx] == nil { told[tx] = outcome }
             case .finished:
                 break
@@ -45,17 +49,20 @@ extension SimulatedWorld {
 
     mutating func crashCoordinator(reason: String) {
         guard coordinatorProcess.up else { return }
-        injected["coordinator crash", default: 0] += 1
-        let states = coordinatorProcess.coordinator.transactions.values.map(\.state)
-        let deciding = coordinatorProcess.coordinator.transactions.values.filter { $0.state == .prepared }.map(\.id)
-        if deciding.contains(where: { !everDurableCommit.contains($0) }) {
-            cases["coordinator crash before the decision is durable", default: 0] += 1
+        injected[.coordinatorCrash] += 1
+        var deciding = false, decidedDurable = false, committing = false
+        for transaction in coordinatorProcess.coordinator.transactions.values {
+            switch transaction.state {
+            case .prepared:
+                if everDurableCommit.contains(transaction.id) { decidedDurable = true } else { deciding = true }
+            case .committing: committing = true
+            default: break
+            }
         }
-        if deciding.contains(where: { everDurableCommit.contains($0) }) {
-            cases["coordinator crash between the durable decision and the first COMMIT", default: 0] += 1
-        }
-        if states.contains(.committing) { cases["coordinator crash after the decision is durable", default: 0] += 1 }
-        if !coordinatorProcess.unsynced.isEmpty { injected["unsynced log records lost", default: 0] += coordinatorProcess.unsynced.count }
+        if deciding { cases[.coordinatorCrashBeforeDurable] += 1 }
+        if decidedDurable { cases[.coordinatorCrashBetweenDurableAndCommit] += 1 }
+        if committing { cases[.coordinatorCrashAfterDurable] += 1 }
+        crashDecisionLog()
         coordinatorProcess.up = false
         coordinatorProcess.incarnation += 1
         coordinatorProcess.unsynced.removeAll()
@@ -64,25 +71,25 @@ extension SimulatedWorld {
         schedule(.restartCoordinator, afterUs: 1_000 + random.next() % 20_000)
     }
 
-    /// A new incarnation with a higher epoch, recovered from the durable log and the banks'
-    /// prepared write-sets, exactly as `SandhiNode.start` does.
+    /// A new incarnation, recovered from the decision log and the banks' prepared write-sets,
+    /// exactly as `SandhiNode.start` does: the log scanned (its torn tail cut), a new epoch above
+    /// every one in it made durable, then every COMMIT without an END (or with a branch still
+    /// prepared) re-driven and every other prepared branch resolved by presumed abort.
     mutating func restartCoordinator() {
-        let epoch = coordinatorProcess.epoch + 1
+        recoverDecisionLog()
+        let epoch = log.maxEpoch + 1
+        if epoch <= coordinatorProcess.epoch {
+            violation("log", "the log's highest epoch is \(log.maxEpoch), but epoch \(coordinatorProcess.epoch) handed out transaction ids")
+        }
+        log.writeSynced(.epochStarted(epoch: epoch))
+        log.maxEpoch = epoch
+        log.recoveredEnd = log.bytes.count
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         record(9, UInt64(epoch), 0)
-        var ended = Set<TransactionID>()
-        var commits: [(TransactionID, [ParticipantID])] = []
-        for record in durableLog {
-            switch record {
-            case .commit(let tx, let participants): commits.append((tx, participants))
-            case .end(let tx): ended.insert(tx)
-            default: break
-            }
-        }
         var preparedAt: [TransactionID: (participants: [ParticipantID], locks: [ResourceID])] = [:]
         for (index, bank) in banks.enumerated() {
             for (tx, branch) in bank.prepared {
@@ -91,8 +98,8 @@ extension SimulatedWorld {
                 preparedAt[tx] = entry
             }
         }
-        let committed = Set(commits.map(\.0))
-        for (tx, participants) in commits where !ended.contains(tx) || preparedAt[tx] != nil {
+        var committed = Set<TransactionID>()
+        for (tx, participants) in log.commits where committed.insert(tx).inserted && (!log.ended.contains(tx) || preparedAt[tx] != nil) {
             feed(.recoverCommitted(tx, participants: participants, locks: preparedAt[tx]?.locks ?? []))
         }
         for (tx, entry) in preparedAt.sorted(by: { $0.key < $1.key }) where !committed.contains(tx) {

@@ -1,6 +1,7 @@
 import SandhiEngine
 
-// The network between the coordinator and the participants: latency, loss, duplication, delay, partitions.
+// The network between the coordinator and the participants: latency, loss, duplication, delay,
+// and partitions, each link's two directions cut on their own (see the nemesis).
 extension SimulatedWorld {
     mutating func sendToParticipant(_ index: Int, _ message: ParticipantMessage) {
         let kind: MessageKind
@@ -9,7 +10,7 @@ extension SimulatedWorld {
         case .commit: kind = .commit
         case .rollback: kind = .rollback
         }
-        deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
+        deliver(kind, partitioned: banks[index].cutToUntilUs > nowUs) { world, delayUs in
             world.schedule(.toParticipant(index, message), afterUs: delayUs)
         }
     }
@@ -17,30 +18,30 @@ extension SimulatedWorld {
     mutating func sendToCoordinator(from index: Int, _ reply: ParticipantReply) {
         let kind: MessageKind
         if case .vote = reply { kind = .vote } else { kind = .ack }
-        deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
+        deliver(kind, partitioned: banks[index].cutFromUntilUs > nowUs) { world, delayUs in
             world.schedule(.toCoordinator(index, reply), afterUs: delayUs)
         }
     }
 
     /// Loses, duplicates or delays one message, by the seed's profile.
-    enum MessageKind: String {
+    enum MessageKind {
         case prepare, vote, commit, rollback, ack
-        var lost: String {
+        var lost: FailureCase {
             switch self {
-            case .prepare: "lost prepare"
-            case .vote: "lost vote"
-            case .commit: "lost commit"
-            case .rollback: "lost rollback"
-            case .ack: "lost ack"
+            case .prepare: .lostPrepare
+            case .vote: .lostVote
+            case .commit: .lostCommit
+            case .rollback: .lostRollback
+            case .ack: .lostAck
             }
         }
-        var duplicated: String {
+        var duplicated: FailureCase {
             switch self {
-            case .prepare: "duplicated prepare"
-            case .vote: "duplicated vote"
-            case .commit: "duplicated commit"
-            case .rollback: "duplicated rollback"
-            case .ack: "duplicated ack"
+            case .prepare: .duplicatedPrepare
+            case .vote: .duplicatedVote
+            case .commit: .duplicatedCommit
+            case .rollback: .duplicatedRollback
+            case .ack: .duplicatedAck
             }
         }
     }
@@ -48,24 +49,24 @@ extension SimulatedWorld {
     mutating func deliver(_ kind: MessageKind, partitioned: Bool, _ enqueue: (inout SimulatedWorld, UInt64) -> Void) {
         let faulty = nowUs < faultsStopAtUs
         if faulty && partitioned {
-            cases[kind.lost, default: 0] += 1
-            injected["message cut by a partition", default: 0] += 1
+            cases[kind.lost] += 1
+            injected[.messageCut] += 1
             return
         }
         if faulty && chance(faults.lossPerMille) {
-            cases[kind.lost, default: 0] += 1
-            injected["message lost", default: 0] += 1
+            cases[kind.lost] += 1
+            injected[.messageLost] += 1
             return
         }
         var delayUs = 20 + random.next() % 200
         if faulty && chance(faults.delayPerMille) {
             delayUs += random.next() % 20_000
-            injected["message delayed", default: 0] += 1
+            injected[.messageDelayed] += 1
         }
         enqueue(&self, delayUs)
         if faulty && chance(faults.duplicationPerMille) {
-            cases[kind.duplicated, default: 0] += 1
-            injected["message duplicated", default: 0] += 1
+            cases[kind.duplicated] += 1
+            injected[.messageDuplicated] += 1
             enqueue(&self, delayUs + random.next() % 5_000)
         }
     }

@@ -12,6 +12,7 @@ extension SimulatedWorld {
             switch effect {
             case .stage(let tx, let operations, let writers):
                 banks[index].stagingInFlight += 1
+                banks[index].persisting = Persist(tx: tx, operations: operations, writers: writers)
                 schedule(.staged(index, tx, operations: operations, writers: writers, readOnly: false, incarnation: banks[index].incarnation),
                          afterUs: 30 + random.next() % 300)
             case .validateReads(let tx, let operations):
@@ -38,6 +39,11 @@ extension SimulatedWorld {
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
             case .reply(let reply):
+                if case .vote(let tx, .yes, _) = reply, banks[index].prepared[tx] == nil,
+                   case .prepared = banks[index].machine.branches[tx] {
+                    // A YES is a promise to commit whatever comes: the write-set must be on the disk.
+                    violation("durable-vote", "\(names[index]) votes YES for \(tx), whose write-set is not durable")
+                }
                 banks[index].repliesInFlight += 1
                 schedule(.participantSends(index, reply, incarnation: banks[index].incarnation), afterUs: 1 + random.next() % 50)
             }
@@ -52,7 +58,25 @@ extension SimulatedWorld {
         schedule(.inquiry(index, incarnation: banks[index].incarnation), afterUs: 20_000 + random.next() % 20_000)
     }
 
+    /// The bank's process (and machine) stops: staging in flight and replies not yet sent are
+    /// lost, a write-set being persisted may be torn; prepared write-sets survive.
+    mutating func crashParticipant(_ index: Int) {
+        guard banks[index].up else { return }
+        injected[.participantCrash] += 1
+        if banks[index].stagingInFlight > 0 { cases[.participantCrashBeforeVote] += 1 }
+        if banks[index].repliesInFlight > 0 { cases[.participantCrashBetweenReplyAndSend] += 1 }
+        if !banks[index].prepared.isEmpty { cases[.participantCrashAfterVote] += 1 }
+        crashPersist(index)
+        banks[index].up = false
+        banks[index].incarnation += 1
+        banks[index].stagingInFlight = 0
+        banks[index].repliesInFlight = 0
+        record(10, 0, UInt64(index))
+        schedule(.restartParticipant(index), afterUs: 1_000 + random.next() % 20_000)
+    }
+
     mutating func restartParticipant(_ index: Int) {
+        recoverPersist(index)
         var bank = banks[index]
         bank.up = true
         if options.bug == .forgetPreparedOnRestart { bank.prepared.removeAll() }

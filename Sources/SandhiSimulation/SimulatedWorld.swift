@@ -9,15 +9,22 @@ import SandhiEngine
 // reproducible).
 //
 // The fault model ("nemesis"), each fault with a per-mille rate drawn from the seed:
-//   network      loss, duplication, extra delay (reordering), partitions of one participant
-//   processes    crash and restart of a participant (staging in flight is lost, prepared
-//                write-sets survive) or of the coordinator (unsynced log records are lost; the
-//                new incarnation recovers from the durable log and the banks' prepared sets)
-//   disk         a decision-log fsync that fails: the records it was to make durable are lost,
-//                and the coordinator, whose decision's durability is unknown, halts and restarts
+//   network      loss, duplication, extra delay (reordering); partitions: one participant cut
+//                off, half of them, one link cut one way only, and a bridge (see the nemesis)
+//   processes    crash and restart of a participant (staging in flight is lost, or its write
+//                torn; prepared write-sets survive) or of the coordinator (the new incarnation
+//                recovers from the durable log and the banks' prepared sets)
+//   disk         the decision log is bytes in the engine's record framing: a crash loses,
+//                keeps or tears what was not synced, and recovery scans it with the engine's
+//                scanner; a log fsync that fails (fsyncgate) halts the coordinator; a bank's
+//                prepare fsync that fails stops the bank without a vote, its write gone; a
+//                bank's crash mid-persist can tear the write-set, which recovery must drop whole
+//   clocks       the coordinator's clock jumps forwards and backwards
 //
 // Checked after every step: no participant applies a COMMIT whose decision is not durable, no
-// balance goes negative. Checked once faults stop and everything settles: atomicity,
+// client is told of a commit whose decision is not durable, no participant votes YES without
+// its write-set durable, no balance goes negative, recovery never cuts a synced log record nor
+// restores part of a write-set. Checked once faults stop and everything settles: atomicity,
 // conservation, durability of every commit a client was told of, no orphaned prepared state
 // or locks, liveness (everything finishes within a bound of virtual time), and isolation: the
 // history of what every committed transaction read and wrote (values, versions, writers, as
@@ -39,20 +46,33 @@ public struct SimulatedWorld {
         /// Survives crashes too: every branch committed here (the SQLite bank's `committed` table).
         var committed: Set<TransactionID> = []
         var stagingInFlight = 0
+        /// The write-set being persisted last (the tail of the bank's journal): a crash may tear it.
+        var persisting: Persist?
+        /// What a crash left of that write: read by the bank's recovery at restart.
+        var torn: (bytes: [UInt8], writeSet: Persist, observed: [Observation])?
         /// Replies made durable but not yet handed to the network (the real worker's fsync ->
         /// deliver window): a crash there loses them.
         var repliesInFlight = 0
-        var partitionedUntilUs: UInt64 = 0
+        /// The link's two directions: coordinator to this participant, and back. Cut until then.
+        var cutToUntilUs: UInt64 = 0
+        var cutFromUntilUs: UInt64 = 0
         var inquiryScheduled = false
+    }
+
+    struct Persist {
+        var tx: TransactionID
+        var operations: [Operation]
+        var writers: [ParticipantID]
     }
 
     struct CoordinatorProcess {
         var coordinator: Coordinator
         var up = true
         var incarnation = 0
+        /// Read from the log at each start (one above the highest there), as `SandhiNode` does.
         var epoch: UInt32 = 1
         var nextSequence: UInt64 = 1
-        /// Appended, not yet synced: lost in a crash.
+        /// Appended, not yet synced (their bytes are in `DecisionLogDisk.unsynced`).
         var unsynced: [(record: DecisionRecord, forced: Bool)] = []
         var syncScheduled = false
         /// How far the coordinator's clock is from true (virtual) time: skewed and jumping, in
@@ -108,7 +128,7 @@ public struct SimulatedWorld {
     var banks: [Bank]
     var coordinatorProcess: CoordinatorProcess
     /// Survives coordinator crashes.
-    var durableLog: [DecisionRecord] = []
+    var log = DecisionLogDisk()
     var everDurableCommit: Set<TransactionID> = []
     let openingTotal: Int64
 
@@ -129,8 +149,8 @@ public struct SimulatedWorld {
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
 
     // What the run did.
-    var injected: [String: Int] = [:]
-    var cases: [String: Int] = [:]
+    var injected = Tally<Fault>()
+    var cases = Tally<FailureCase>()
     var violations: [SimulationReport.Violation] = []
     var traceHash: UInt64 = 0xcbf2_9ce4_8422_2325
     /// The last events as (code, time, a, b), formatted only for a report.
@@ -153,6 +173,8 @@ public struct SimulatedWorld {
                  balances: Dictionary(uniqueKeysWithValues: (0..<options.accountsPerParticipant).map { (AccountID(validated: "a\($0)"), options.openingBalance) }))
         }
         coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
+        log.writeSynced(.segmentHeader(segment: 1, epoch: 0))
+        log.writeSynced(.epochStarted(epoch: coordinatorProcess.epoch))
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
     }
@@ -191,7 +213,7 @@ public struct SimulatedWorld {
         let tail = (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
         return SimulationReport(
             seed: options.seed, bug: options.bug, faults: faults, transactions: submitted.count, committed: committed, aborted: aborted,
-            steps: step, virtualTimeUs: nowUs, injected: injected, cases: cases, violations: violations, traceHash: traceHash,
+            steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
             traceTail: tail)
     }
 
@@ -228,7 +250,7 @@ public struct SimulatedWorld {
     mutating func process(_ kind: EventKind) {
         switch kind {
         case .submit(let index):
-            guard coordinatorProcess.up else { record(1, 0, 0); injected["submission refused: coordinator down", default: 0] += 1; return }
+            guard coordinatorProcess.up else { record(1, 0, 0); injected[.submissionRefused] += 1; return }
             let id = TransactionID(epoch: coordinatorProcess.epoch, sequence: coordinatorProcess.nextSequence)
             coordinatorProcess.nextSequence += 1
             submitted[id] = workload[index]
@@ -252,14 +274,32 @@ public struct SimulatedWorld {
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].stagingInFlight -= 1
+            if banks[index].persisting?.tx == tx { banks[index].persisting = nil }
             record(4, tx.rawValue, UInt64(index))
             if !readOnly && banks[index].committed.contains(tx) {
-                cases["stale PREPARE of a committed branch", default: 0] += 1
+                cases[.stalePrepareOfCommitted] += 1
                 participant(index, .alreadyCommitted(tx))
                 return
             }
             let (failure, observed) = validate(index, tx, operations)
             if failure == nil {
+                if !readOnly && nowUs < faultsStopAtUs && chance(faults.participantSyncFailurePerMille) {
+                    // The write-set is in the page cache and its fsync failed. After fsyncgate the
+                    // kernel may have dropped the dirty pages and marked them clean: the write is
+                    // gone, and a second fsync would succeed with nothing to write.
+                    injected[.participantSyncFailure] += 1
+                    if options.bug == .voteAfterFailedFsync {
+                        // The planted bug: retry, see success, vote YES on a write that is gone.
+                        staged[tx, default: [:]][index] = observed
+                        participant(index, .staged(tx, failure: nil, observed: observed))
+                        return
+                    }
+                    // As the real worker does: the bank stops without replying (durability is
+                    // unknown) and restarts; its recovery finds no write-set, so it never voted.
+                    cases[.participantSyncFailureNoVote] += 1
+                    crashParticipant(index)
+                    return
+                }
                 staged[tx, default: [:]][index] = observed
                 if !readOnly { banks[index].prepared[tx] = (operations, writers) }
             }
@@ -271,21 +311,26 @@ public struct SimulatedWorld {
             coordinatorProcess.unsynced.removeAll()
             record(5, UInt64(batch.count), 0)
             if nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille) {
-                // fsyncgate: what this sync was to make durable may be gone; nobody may act on it.
-                injected["log fsync failure", default: 0] += 1
+                // fsyncgate: what this sync was to make durable may or may not reach the disk
+                // (its bytes stay in `log.unsynced` for the crash to decide); nobody may act on it.
+                injected[.logSyncFailure] += 1
+                log.failedSync = true
                 if let forced = batch.first(where: { $0.forced }), let tx = forced.record.transaction {
                     feed(.decisionFailed(tx, reason: "simulated fsync failure"))
-                } else {
-                    crashCoordinator(reason: "log fsync failure")
+                    if coordinatorProcess.up {
+                        violation("halt", "the coordinator carried on after \(tx)'s COMMIT record failed to sync")
+                    }
                 }
+                // With only unforced records (ENDs) failing, the writer stops the process itself.
+                crashCoordinator(reason: "log fsync failure")
                 return
             }
+            log.sync()
             for (record, forced) in batch {
-                durableLog.append(record)
                 guard case .commit(let tx, _) = record else { continue }
                 everDurableCommit.insert(tx)
                 if forced {
-                    schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(durableLog.count)), incarnation: incarnation),
+                    schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
                              afterUs: 1 + random.next() % 50)
                 }
             }
