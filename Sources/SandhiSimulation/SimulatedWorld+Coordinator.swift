@@ -12,7 +12,7 @@ extension SimulatedWorld {
         for effect in effects {
             switch effect {
             case .send(let participant, let message):
-                sendToParticipant(indexOf[participant]!, message)
+                sendToParticipant(index(of: participant)!, message)
             case .appendDecision(let record, let forced):
                 coordinatorProcess.unsynced.append((record, forced))
                 log.write(record)
@@ -21,12 +21,13 @@ extension SimulatedWorld {
                     schedule(.logSync(incarnation: coordinatorProcess.incarnation), afterUs: 50 + random.next() % 300)
                 }
             case .setTimer(let timer, let afterUs):
+                liveTimers.insert(timer)
                 schedule(.timer(timer, incarnation: coordinatorProcess.incarnation), afterUs: afterUs)
-            case .cancelTimer:
-                break // a cancelled timer that fires anyway is ignored by its generation
+            case .cancelTimer(let timer):
+                liveTimers.remove(timer)
             case .emit(let event):
                 if case .voteReceived(let tx, let participant, _, _) = event.kind, let vote = voteInFlight,
-                   vote.tx == tx, indexOf[participant] == vote.index, !vote.observed.isEmpty {
+                   vote.tx == tx, index(of: participant) == vote.index, !vote.observed.isEmpty {
                     seen[tx, default: [:]][vote.index] = vote.observed // the vote that counted
                 }
                 if case .deadlockDetected = event.kind { cases[.deadlock] += 1 }
@@ -67,6 +68,7 @@ extension SimulatedWorld {
         coordinatorProcess.incarnation += 1
         coordinatorProcess.unsynced.removeAll()
         coordinatorProcess.syncScheduled = false
+        liveTimers.removeAll(keepingCapacity: true)
         record(8, 0, 0)
         schedule(.restartCoordinator, afterUs: 1_000 + random.next() % 20_000)
     }

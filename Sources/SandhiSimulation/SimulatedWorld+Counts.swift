@@ -9,6 +9,7 @@ enum Fault: Int, CaseIterable {
     case messageCut, messageLost, messageDelayed, messageDuplicated
     case logSyncFailure, unsyncedLogRecordsLost, tornLogWrite
     case participantSyncFailure, tornParticipantWrite
+    case staleTimerFired
     case submissionRefused
 
     var name: String {
@@ -30,6 +31,7 @@ enum Fault: Int, CaseIterable {
         case .tornLogWrite: "torn decision-log write"
         case .participantSyncFailure: "participant fsync failure"
         case .tornParticipantWrite: "torn write at a participant"
+        case .staleTimerFired: "cancelled timer fired anyway"
         case .submissionRefused: "submission refused: coordinator down"
         }
     }

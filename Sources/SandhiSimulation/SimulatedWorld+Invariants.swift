@@ -54,7 +54,7 @@ extension SimulatedWorld {
             }
             var ops: [HistoryTransaction.Op] = []
             for branch in branches {
-                guard let index = indexOf[branch.participant], let observed = seen[tx]?[index] ?? staged[tx]?[index] else { continue }
+                guard let index = index(of: branch.participant), let observed = seen[tx]?[index] ?? staged[tx]?[index] else { continue }
                 for (operation, before) in zip(branch.operations.filter { $0.account != nil }, observed) {
                     ops += HistoryTransaction.Op.access(key: "\(branch.participant)/\(before.account)", sawValue: before.balance.value,
                                    sawVersion: Int64(before.version), writer: before.writer?.description,

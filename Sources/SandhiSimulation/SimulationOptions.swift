@@ -35,6 +35,9 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     public var participantTornWritePerMille: UInt64 = 0
     /// Per step: the coordinator's clock jumps by up to 100 ms, forwards or backwards.
     public var clockJumpPerMille: UInt64 = 0
+    /// Per cancelled timer that comes due: it fires anyway (its cancel lost the race with the
+    /// timer thread), and the coordinator must see that it is stale.
+    public var staleTimerPerMille: UInt64 = 0
 
     public init() {}
 
@@ -60,6 +63,7 @@ public struct FaultProfile: Sendable, Hashable, Codable {
         profile.logTornWritePerMille = draw(1_000)
         profile.participantSyncFailurePerMille = draw(20)
         profile.participantTornWritePerMille = draw(1_000)
+        profile.staleTimerPerMille = draw(300)
         return profile
     }
 }
@@ -100,6 +104,9 @@ public struct SimulationOptions: Sendable {
     public var settleLimitUs: UInt64 = 60_000_000
     /// How many of the last trace entries a report keeps.
     public var traceTail = 40
+    /// Whether a run that passed renders its trace tail too (a range of seeds wants only the
+    /// failures'; rendering costs more than some runs).
+    public var traceTailOfPassingRuns = true
 
     public init(seed: UInt64) {
         self.seed = seed

@@ -95,6 +95,7 @@ struct SimulateCommand: AsyncParsableCommand {
             var options = template
             options.seed = seed
             options.traceTail = 40
+            options.traceTailOfPassingRuns = false
             var world = SimulatedWorld(options)
             let report = world.run()
             transfers += report.transactions
