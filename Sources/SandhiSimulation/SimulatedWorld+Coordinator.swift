@@ -28,17 +28,18 @@ extension SimulatedWorld {
             case .emit(let event):
                 if case .voteReceived(let tx, let participant, _, _) = event.kind, let vote = voteInFlight,
                    vote.tx == tx, index(of: participant) == vote.index, !vote.observed.isEmpty {
-                    seen[tx, default: [:]][vote.index] = vote.observed // the vote that counted
+                    if let slot = slot(of: tx) { seen[slot * names.count + vote.index] = vote.observed } // the vote that counted
                 }
                 if case .deadlockDetected = event.kind { cases[.deadlock] += 1 }
                 if case .recovered = event.kind { cases[.inDoubtResolvedByRecovery] += 1 }
             case .observed:
                 break
             case .decided(let tx, let outcome):
-                if outcome.isCommitted && !everDurableCommit.contains(tx) && submitted[tx]?.contains(where: { !$0.isReadOnly }) == true {
+                guard let slot = slot(of: tx) else { break }
+                if outcome.isCommitted && !ledger[slot].durable && ledger[slot].branches.contains(where: { !$0.isReadOnly }) {
                     violation("decision-before-commit", "the client was told \(tx) committed before its COMMIT record was durable")
                 }
-                if told[tx] == nil { told[tx] = outcome }
+                if ledger[slot].told == nil { ledger[slot].told = outcome }
             case .finished:
                 break
             case .fatal(let reason):
@@ -55,7 +56,7 @@ extension SimulatedWorld {
         for transaction in coordinatorProcess.coordinator.transactions.values {
             switch transaction.state {
             case .prepared:
-                if everDurableCommit.contains(transaction.id) { decidedDurable = true } else { deciding = true }
+                if isDurable(transaction.id) { decidedDurable = true } else { deciding = true }
             case .committing: committing = true
             default: break
             }
@@ -91,6 +92,7 @@ extension SimulatedWorld {
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
+        while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }
         record(9, UInt64(epoch), 0)
         var preparedAt: [TransactionID: (participants: [ParticipantID], locks: [ResourceID])] = [:]
         for (index, bank) in banks.enumerated() {

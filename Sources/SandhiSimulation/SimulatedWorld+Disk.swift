@@ -129,9 +129,9 @@ extension SimulatedWorld {
                 log.maxEpoch = max(log.maxEpoch, epoch)
             case .commit(let tx, let participants):
                 log.commits.append((tx, participants))
-                if !everDurableCommit.contains(tx) {
+                if let slot = slot(of: tx), !ledger[slot].durable {
                     // Written, never acknowledged, landed anyway: durable now, and it decides.
-                    everDurableCommit.insert(tx)
+                    ledger[slot].durable = true
                     cases[.unsyncedCommitSurvived] += 1
                 }
             case .end(let tx):
@@ -175,7 +175,7 @@ extension SimulatedWorld {
     mutating func crashPersist(_ index: Int) {
         guard let persisting = banks[index].persisting else { return }
         banks[index].persisting = nil
-        guard chance(faults.participantTornWritePerMille), !banks[index].committed.contains(persisting.tx) else { return }
+        guard chance(faults.participantTornWritePerMille), !isCommitted(persisting.tx, at: index) else { return }
         let (failure, observed) = validate(index, persisting.tx, persisting.operations)
         guard failure == nil else { return }
         let bytes = Self.framedWriteSet(persisting.tx, persisting.operations, persisting.writers)
@@ -205,6 +205,6 @@ extension SimulatedWorld {
         }
         cases[.writeSetLandedWhole] += 1
         banks[index].prepared[tx] = (operations, writers)
-        staged[tx, default: [:]][index] = torn.observed
+        setStaged(tx, index, torn.observed)
     }
 }

@@ -20,22 +20,22 @@ extension SimulatedWorld {
                 schedule(.staged(index, tx, operations: operations, writers: [], readOnly: true, incarnation: banks[index].incarnation),
                          afterUs: 30 + random.next() % 300)
             case .apply(let tx, let operations, _):
-                if !everDurableCommit.contains(tx) {
+                let slot = slot(of: tx)
+                if slot.map({ !ledger[$0].durable }) ?? true {
                     violation("decision-before-commit", "\(names[index]) applied \(tx), whose COMMIT record was never durable")
                 }
-                if (applied[tx] ?? 0) & (1 << index) != 0 {
+                if let slot, ledger[slot].applied & (1 << index) != 0 {
                     violation("atomicity", "\(names[index]) applied \(tx) twice")
                 }
                 for operation in operations {
-                    guard let account = operation.account, operation.isWrite else { continue }
-                    let balance = banks[index].balances[account, default: 0] + operation.delta.value
-                    banks[index].balances[account] = balance
-                    banks[index].versions[account] = ((banks[index].versions[account]?.version ?? 0) + 1, tx)
+                    guard let account = operation.account, operation.isWrite, let at = accountIndex(of: account) else { continue }
+                    let balance = banks[index].balances[at] + operation.delta.value
+                    banks[index].balances[at] = balance
+                    banks[index].versions[at] = (banks[index].versions[at].version + 1, tx)
                     if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
                 }
                 banks[index].prepared[tx] = nil
-                banks[index].committed.insert(tx)
-                applied[tx, default: 0] |= 1 << index
+                if let slot { ledger[slot].applied |= 1 << index }
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
             case .reply(let reply):

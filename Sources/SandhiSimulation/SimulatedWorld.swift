@@ -38,13 +38,13 @@ public struct SimulatedWorld {
         var up = true
         /// Bumped at every crash: work scheduled by an earlier incarnation is void.
         var incarnation = 0
-        var balances: [AccountID: Int64]
-        /// Survives crashes: each account's committed version and its writer.
-        var versions: [AccountID: (version: UInt64, writer: TransactionID?)] = [:]
+        /// Survives crashes: each account's balance, committed version and its writer, by the
+        /// account's index in `SimulatedWorld.accounts`. (Every branch committed here, the SQLite
+        /// bank's `committed` table, is the ledger's `applied` bit of this bank.)
+        var balances: [Int64]
+        var versions: [(version: UInt64, writer: TransactionID?)]
         /// Survives crashes: prepared write-sets (what `restored` reads at restart).
         var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID])] = [:]
-        /// Survives crashes too: every branch committed here (the SQLite bank's `committed` table).
-        var committed: Set<TransactionID> = []
         var stagingInFlight = 0
         /// The write-set being persisted last (the tail of the bank's journal): a crash may tear it.
         var persisting: Persist?
@@ -57,6 +57,17 @@ public struct SimulatedWorld {
         var cutToUntilUs: UInt64 = 0
         var cutFromUntilUs: UInt64 = 0
         var inquiryScheduled = false
+    }
+
+    struct Submission {
+        var id: TransactionID
+        var branches: [Branch]
+        /// What the client was told (the first word is the one that counts).
+        var told: Outcome?
+        /// Where it was applied, a bit per participant: each bank's committed branches too.
+        var applied: UInt16 = 0
+        /// Its COMMIT record was durable at some point (synced, or found by a recovery).
+        var durable = false
     }
 
     struct Persist {
@@ -138,22 +149,23 @@ public struct SimulatedWorld {
     var coordinatorProcess: CoordinatorProcess
     /// Survives coordinator crashes.
     var log = DecisionLogDisk()
-    var everDurableCommit: Set<TransactionID> = []
     let openingTotal: Int64
 
-    // The clients' view.
+    // The clients' view, and what the checks need to know of each transaction.
     var workload: [[Branch]] = []
-    var submitted: [TransactionID: [Branch]] = [:]
-    var told: [TransactionID: Outcome] = [:]
-    /// Where each transaction was applied, one bit per participant.
-    var applied: [TransactionID: UInt16] = [:]
-    /// What each branch's operations saw, by bank, as carried by the vote the coordinator
-    /// counted (a duplicate PREPARE can stage a branch again later; that vote is not counted):
-    /// the record the isolation check is built from.
-    var seen: [TransactionID: [Int: [Observation]]] = [:]
-    /// What each branch saw at its last successful staging: for a vote counted without its
-    /// observations (a repeat YES from a participant already prepared carries none).
-    var staged: [TransactionID: [Int: [Observation]]] = [:]
+    /// One entry per transaction submitted, in id order. Ids are dense within an epoch (this
+    /// world hands them out), so `slot(of:)` finds one by arithmetic, without hashing.
+    var ledger: [Submission] = []
+    /// The ledger slot of each epoch's first transaction, by epoch.
+    var epochStarts: [Int] = [0, 0]
+    /// What each branch's operations saw, at `slot * participants + bank`, as carried by the
+    /// vote the coordinator counted (a duplicate PREPARE can stage a branch again later; that
+    /// vote is not counted): the record the isolation check is built from.
+    var seen: [[Observation]?] = []
+    /// What each branch saw at its last successful staging, at the same index: for a vote
+    /// counted without its observations (a repeat YES from a participant already prepared
+    /// carries none).
+    var staged: [[Observation]?] = []
     /// The vote being delivered, until the coordinator says whether it counted it.
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
 
@@ -178,7 +190,8 @@ public struct SimulatedWorld {
         let engineBug = options.bug?.engineBug
         banks = names.map { name in
             Bank(machine: ParticipantProtocol(participant: name, plantedBug: engineBug == .noLocks ? .noLocks : nil),
-                 balances: Dictionary(uniqueKeysWithValues: (0..<options.accountsPerParticipant).map { (AccountID(validated: "a\($0)"), options.openingBalance) }))
+                 balances: Array(repeating: options.openingBalance, count: options.accountsPerParticipant),
+                 versions: Array(repeating: (0, nil), count: options.accountsPerParticipant))
         }
         coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
         log.writeSynced(.segmentHeader(segment: 1, epoch: 0))
@@ -220,17 +233,40 @@ public struct SimulatedWorld {
         }
         checkFinalState(timedOut: !queue.isEmpty && !settled)
         var committed = 0, aborted = 0
-        for outcome in told.values { if outcome.isCommitted { committed += 1 } else { aborted += 1 } }
+        for entry in ledger { if let outcome = entry.told { if outcome.isCommitted { committed += 1 } else { aborted += 1 } } }
         let keepTrace = !violations.isEmpty || options.traceTailOfPassingRuns
         let tail = !keepTrace ? [] : (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
         return SimulationReport(
-            seed: options.seed, bug: options.bug, faults: faults, transactions: submitted.count, committed: committed, aborted: aborted,
+            seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count, committed: committed, aborted: aborted,
             steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
             traceTail: tail)
     }
 
     /// A participant's index (a scan: there are at most eight, and it hashes no string).
     func index(of participant: ParticipantID) -> Int? { names.firstIndex(of: participant) }
+
+    /// The ledger slot of a transaction this world submitted.
+    func slot(of tx: TransactionID) -> Int? {
+        let epoch = Int(tx.epoch)
+        guard epoch < epochStarts.count else { return nil }
+        let slot = epochStarts[epoch] + Int(tx.sequence) - 1
+        guard slot >= epochStarts[epoch], slot < ledger.count, ledger[slot].id == tx else { return nil }
+        return slot
+    }
+
+    func isDurable(_ tx: TransactionID) -> Bool { slot(of: tx).map { ledger[$0].durable } ?? false }
+
+    /// Whether bank `index` committed its branch of `tx` (its `committed` table).
+    func isCommitted(_ tx: TransactionID, at index: Int) -> Bool {
+        slot(of: tx).map { ledger[$0].applied & (1 << index) != 0 } ?? false
+    }
+
+    mutating func setStaged(_ tx: TransactionID, _ index: Int, _ observed: [Observation]) {
+        if let slot = slot(of: tx) { staged[slot * names.count + index] = observed }
+    }
+
+    /// An account's index (a scan of a handful: cheaper than hashing its name).
+    func accountIndex(of account: AccountID) -> Int? { accounts.firstIndex(of: account) }
 
     /// Nothing left in flight: every queued event is a stale timer or a late message.
     var settled: Bool {
@@ -276,7 +312,9 @@ public struct SimulatedWorld {
             guard coordinatorProcess.up else { record(1, 0, 0); injected[.submissionRefused] += 1; return }
             let id = TransactionID(epoch: coordinatorProcess.epoch, sequence: coordinatorProcess.nextSequence)
             coordinatorProcess.nextSequence += 1
-            submitted[id] = workload[index]
+            ledger.append(Submission(id: id, branches: workload[index]))
+            seen.append(contentsOf: repeatElement(nil, count: names.count))
+            staged.append(contentsOf: repeatElement(nil, count: names.count))
             record(1, id.rawValue, 0)
             feed(.begin(id, branches: workload[index]))
             feed(.requestCommit(id))
@@ -299,7 +337,7 @@ public struct SimulatedWorld {
             banks[index].stagingInFlight -= 1
             if banks[index].persisting?.tx == tx { banks[index].persisting = nil }
             record(4, tx.rawValue, UInt64(index))
-            if !readOnly && banks[index].committed.contains(tx) {
+            if !readOnly && isCommitted(tx, at: index) {
                 cases[.stalePrepareOfCommitted] += 1
                 participant(index, .alreadyCommitted(tx))
                 return
@@ -313,7 +351,7 @@ public struct SimulatedWorld {
                     injected[.participantSyncFailure] += 1
                     if options.bug == .voteAfterFailedFsync {
                         // The planted bug: retry, see success, vote YES on a write that is gone.
-                        staged[tx, default: [:]][index] = observed
+                        setStaged(tx, index, observed)
                         participant(index, .staged(tx, failure: nil, observed: observed))
                         return
                     }
@@ -323,7 +361,7 @@ public struct SimulatedWorld {
                     crashParticipant(index)
                     return
                 }
-                staged[tx, default: [:]][index] = observed
+                setStaged(tx, index, observed)
                 if !readOnly { banks[index].prepared[tx] = (operations, writers) }
             }
             participant(index, .staged(tx, failure: failure, observed: observed))
@@ -351,7 +389,7 @@ public struct SimulatedWorld {
             log.sync()
             for (record, forced) in batch {
                 guard case .commit(let tx, _) = record else { continue }
-                everDurableCommit.insert(tx)
+                if let slot = slot(of: tx) { ledger[slot].durable = true }
                 if forced {
                     schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
                              afterUs: 1 + random.next() % 50)
@@ -388,9 +426,9 @@ public struct SimulatedWorld {
     /// The engine's staging rule, against this bank's committed accounts.
     func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (String?, [Observation]) {
         Staging.validate(tx, at: names[index], operations) { account in
-            guard let balance = banks[index].balances[account] else { return nil }
-            let committed = banks[index].versions[account]
-            return Observation(account: account, balance: Paise(balance), version: committed?.version ?? 0, writer: committed?.writer)
+            guard let at = accountIndex(of: account) else { return nil }
+            let committed = banks[index].versions[at]
+            return Observation(account: account, balance: Paise(banks[index].balances[at]), version: committed.version, writer: committed.writer)
         }
     }
 }
