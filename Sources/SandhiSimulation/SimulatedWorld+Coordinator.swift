@@ -9,7 +9,11 @@ extension SimulatedWorld {
         effects.removeAll(keepingCapacity: true)
         coordinatorProcess.coordinator.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &effects)
         defer { swap(&effects, &coordinatorEffects) }
-        for effect in effects {
+        for position in effects.indices {
+            // Moved out, a plain value left behind: no copy of each effect's payload to retain
+            // and release (nothing here feeds the coordinator again while the loop runs).
+            var effect = CoordinatorEffect.observed(TransactionID(rawValue: 0), [:])
+            swap(&effect, &effects[position])
             switch effect {
             case .send(let participant, let message):
                 sendToParticipant(index(of: participant)!, message)
@@ -21,17 +25,21 @@ extension SimulatedWorld {
                     schedule(.logSync(incarnation: coordinatorProcess.incarnation), afterUs: 50 + random.next() % 300)
                 }
             case .setTimer(let timer, let afterUs):
-                liveTimers.insert(timer)
+                setLive(timer, true)
                 schedule(.timer(timer, incarnation: coordinatorProcess.incarnation), afterUs: afterUs)
             case .cancelTimer(let timer):
-                liveTimers.remove(timer)
+                setLive(timer, false)
             case .emit(let event):
-                if case .voteReceived(let tx, let participant, _, _) = event.kind, let vote = voteInFlight,
-                   vote.tx == tx, index(of: participant) == vote.index, !vote.observed.isEmpty {
-                    if let slot = slot(of: tx) { seen[slot * names.count + vote.index] = vote.observed } // the vote that counted
+                switch event.kind {
+                case .voteReceived(let tx, let participant, _, _):
+                    if let vote = voteInFlight, vote.tx == tx, index(of: participant) == vote.index, !vote.observed.isEmpty,
+                       let slot = slot(of: tx) {
+                        seen[slot * names.count + vote.index] = vote.observed // the vote that counted
+                    }
+                case .deadlockDetected: cases[.deadlock] += 1
+                case .recovered: cases[.inDoubtResolvedByRecovery] += 1
+                default: break
                 }
-                if case .deadlockDetected = event.kind { cases[.deadlock] += 1 }
-                if case .recovered = event.kind { cases[.inDoubtResolvedByRecovery] += 1 }
             case .observed:
                 break
             case .decided(let tx, let outcome):
@@ -69,7 +77,6 @@ extension SimulatedWorld {
         coordinatorProcess.incarnation += 1
         coordinatorProcess.unsynced.removeAll()
         coordinatorProcess.syncScheduled = false
-        liveTimers.removeAll(keepingCapacity: true)
         record(8, 0, 0)
         schedule(.restartCoordinator, afterUs: 1_000 + random.next() % 20_000)
     }

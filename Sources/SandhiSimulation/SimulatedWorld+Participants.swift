@@ -8,7 +8,9 @@ extension SimulatedWorld {
         effects.removeAll(keepingCapacity: true)
         banks[index].machine.handle(input, into: &effects)
         defer { swap(&effects, &participantEffects) }
-        for effect in effects {
+        for position in effects.indices {
+            var effect = ParticipantProtocol.Effect.discard(TransactionID(rawValue: 0)) // moved out, as in `feed`
+            swap(&effect, &effects[position])
             switch effect {
             case .stage(let tx, let operations, let writers):
                 banks[index].stagingInFlight += 1

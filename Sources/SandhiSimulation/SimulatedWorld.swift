@@ -68,6 +68,13 @@ public struct SimulatedWorld {
         var applied: UInt16 = 0
         /// Its COMMIT record was durable at some point (synced, or found by a recovery).
         var durable = false
+        /// Its timers set and not cancelled, as the real `TimerService` keeps them live: a
+        /// cancelled timer that surfaces is skipped, unless the nemesis lets it win the race
+        /// with its cancel. The coordinator keeps at most one of each (it cancels the old one
+        /// before it sets another); generations make them unique within an incarnation, and
+        /// the incarnation check drops an earlier incarnation's.
+        var liveTimer: TimerID?
+        var liveVictimTimer: TimerID?
     }
 
     struct Persist {
@@ -133,9 +140,6 @@ public struct SimulatedWorld {
     /// work in flight: a few events per transaction and per participant).
     var payloads: [EventKind] = []
     var freeSlots: [Int] = []
-    /// Timers set and not cancelled, as the real `TimerService` keeps them: a cancelled timer
-    /// that surfaces is skipped, unless the nemesis lets it win the race with its cancel.
-    var liveTimers = Set<TimerID>()
     var nextEventSequence: UInt64 = 0
     var step = 0
     var faultsStopAtUs: UInt64 = 0
@@ -252,6 +256,20 @@ public struct SimulatedWorld {
         let slot = epochStarts[epoch] + Int(tx.sequence) - 1
         guard slot >= epochStarts[epoch], slot < ledger.count, ledger[slot].id == tx else { return nil }
         return slot
+    }
+
+    func isLive(_ timer: TimerID) -> Bool {
+        guard let slot = slot(of: timer.transaction) else { return false }
+        return (timer.kind == .deadlockVictim ? ledger[slot].liveVictimTimer : ledger[slot].liveTimer) == timer
+    }
+
+    mutating func setLive(_ timer: TimerID, _ live: Bool) {
+        guard let slot = slot(of: timer.transaction) else { return }
+        if timer.kind == .deadlockVictim {
+            if live || ledger[slot].liveVictimTimer == timer { ledger[slot].liveVictimTimer = live ? timer : nil }
+        } else {
+            if live || ledger[slot].liveTimer == timer { ledger[slot].liveTimer = live ? timer : nil }
+        }
     }
 
     func isDurable(_ tx: TransactionID) -> Bool { slot(of: tx).map { ledger[$0].durable } ?? false }
@@ -401,7 +419,9 @@ public struct SimulatedWorld {
             feed(.decisionDurable(tx, position: position))
         case .timer(let timer, let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
-            if liveTimers.remove(timer) == nil {
+            if isLive(timer) {
+                setLive(timer, false) // fired
+            } else {
                 guard nowUs < faultsStopAtUs && chance(faults.staleTimerPerMille) else { return }
                 injected[.staleTimerFired] += 1 // the coordinator must ignore it (its generation is old)
             }
