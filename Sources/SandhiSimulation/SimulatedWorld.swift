@@ -445,10 +445,12 @@ public struct SimulatedWorld {
 
     /// The engine's staging rule, against this bank's committed accounts.
     func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (String?, [Observation]) {
-        Staging.validate(tx, at: names[index], operations) { account in
+        // The two arrays taken first: read through `banks[index]` inside the closure, the whole
+        // bank was copied for each account.
+        let balances = banks[index].balances, versions = banks[index].versions
+        return Staging.validate(tx, at: names[index], operations) { account in
             guard let at = accountIndex(of: account) else { return nil }
-            let committed = banks[index].versions[at]
-            return Observation(account: account, balance: Paise(banks[index].balances[at]), version: committed.version, writer: committed.writer)
+            return Observation(account: account, balance: Paise(balances[at]), version: versions[at].version, writer: versions[at].writer)
         }
     }
 }
