@@ -75,21 +75,22 @@ extension SimulatedWorld {
         defer { log.failedSync = false }
         guard !tail.isEmpty else { return }
         let start = log.bytes.count
-        if chance(faults.logTornWritePerMille) {
-            let sector = RecordFraming.sectorBytes
-            let boundary = (start / sector + 1) * sector
-            if boundary < start + tail.count && random.next() % 4 != 0 {
-                // The batch's pages landed out of order: a later sector did, the first did not
-                // (it still reads as the zeros preallocated there), whole records after the hole.
-                log.bytes.append(contentsOf: repeatElement(0, count: boundary - start))
-                log.bytes.append(contentsOf: tail[(boundary - start)...])
-                cases[.logBatchTornAtASector] += 1
-            } else {
-                // A prefix that ends inside the tail (a record cut short), or all of it.
-                let landed = random.next() % 3 == 0 ? tail.count : 1 + pick(tail.count - 1)
-                log.bytes.append(contentsOf: tail[..<landed])
-                if landed < tail.count { injected[.unsyncedLogRecordsLost] += 1 }
-            }
+        let sector = RecordFraming.sectorBytes
+        let boundary = (start / sector + 1) * sector
+        if faults.logTornWritePerMille > 0 && boundary < start + tail.count {
+            // A seed that tears writes tears every batch that spans a sector boundary (few do:
+            // batches are small) the way only such a batch can tear: its pages landed out of
+            // order, a later sector did and the first did not (it still reads as the zeros
+            // preallocated there), whole records after the hole.
+            log.bytes.append(contentsOf: repeatElement(0, count: boundary - start))
+            log.bytes.append(contentsOf: tail[(boundary - start)...])
+            cases[.logBatchTornAtASector] += 1
+            injected[.tornLogWrite] += 1
+        } else if chance(faults.logTornWritePerMille) {
+            // A prefix that ends inside the tail (a record cut short), or all of it.
+            let landed = random.next() % 3 == 0 ? tail.count : 1 + pick(tail.count - 1)
+            log.bytes.append(contentsOf: tail[..<landed])
+            if landed < tail.count { injected[.unsyncedLogRecordsLost] += 1 }
             injected[.tornLogWrite] += 1
         } else if random.next() % 2 == 0 {
             log.bytes.append(contentsOf: tail) // the kernel had written it all back

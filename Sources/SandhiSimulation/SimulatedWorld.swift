@@ -393,6 +393,16 @@ public struct SimulatedWorld {
                 // fsyncgate: what this sync was to make durable may or may not reach the disk
                 // (its bytes stay in `log.unsynced` for the crash to decide); nobody may act on it.
                 injected[.logSyncFailure] += 1
+                if options.bug == .durableAfterFailedLogFsync {
+                    // The planted bug: the kernel dropped the pages, a retried fsync succeeds, and
+                    // the writer reports the batch durable; the coordinator carries on.
+                    log.unsynced.removeAll(keepingCapacity: true)
+                    for case (.commit(let tx, _), true) in batch {
+                        schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
+                                 afterUs: 1 + random.next() % 50)
+                    }
+                    return
+                }
                 log.failedSync = true
                 if let forced = batch.first(where: { $0.forced }), let tx = forced.record.transaction {
                     feed(.decisionFailed(tx, reason: "simulated fsync failure"))

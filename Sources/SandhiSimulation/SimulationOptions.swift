@@ -24,8 +24,9 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     /// the disk (fsyncgate), so the coordinator halts and recovery decides.
     public var logSyncFailurePerMille: UInt64 = 0
     /// Per coordinator crash with unsynced log bytes: the crash cuts the last write part-way
-    /// (a prefix of it lands, ending inside a record; sometimes a sector of it does not land),
-    /// rather than losing or keeping it whole.
+    /// (a prefix of it lands, ending inside a record), rather than losing or keeping it whole.
+    /// Any rate at all also tears every unsynced tail that spans a sector boundary (few do) at
+    /// that boundary: the first sector does not land, the later one does.
     public var logTornWritePerMille: UInt64 = 0
     /// Per participant prepare persist: its fsync fails. The participant stops without voting
     /// (as the real worker does); the write, acknowledged only by the page cache, is gone.
@@ -79,13 +80,16 @@ public enum SimulationBug: String, Sendable, Hashable, CaseIterable, Codable {
     /// A participant whose prepare fsync failed retries the fsync, which succeeds (the kernel
     /// marked the dirty pages clean: fsyncgate), and votes YES for a write-set that is gone.
     case voteAfterFailedFsync = "vote-after-failed-fsync"
+    /// The decision log's writer, its fsync failed, retries; the retry succeeds (nothing is
+    /// dirty any more) and it reports the batch durable. The bytes are gone.
+    case durableAfterFailedLogFsync = "durable-after-failed-log-fsync"
 
     var engineBug: PlantedBug? {
         switch self {
         case .commitBeforeDurable: return .commitBeforeDurable
         case .skipResend: return .skipResend
         case .noLocks: return .noLocks
-        case .forgetPreparedOnRestart, .voteAfterFailedFsync: return nil
+        case .forgetPreparedOnRestart, .voteAfterFailedFsync, .durableAfterFailedLogFsync: return nil
         }
     }
 }
