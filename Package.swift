@@ -69,7 +69,6 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiHistory",
-                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(

@@ -1,4 +1,3 @@
-import HeapModule
 import SandhiEngine
 
 // A deterministic world around the engine's real state machines: one `Coordinator` and a few
@@ -118,26 +117,15 @@ public struct SimulatedWorld {
         case inquiry(Int, incarnation: Int)
     }
 
-    /// What the queue orders: when, and the order of scheduling among equal times. The event
-    /// itself waits in `payloads[slot]`, so the heap moves 24 plain bytes rather than an enum
-    /// with arrays in it.
-    struct Event: Comparable {
-        var atUs: UInt64
-        var sequence: UInt64
-        var slot: Int
-        static func < (a: Event, b: Event) -> Bool { (a.atUs, a.sequence) < (b.atUs, b.sequence) }
-        static func == (a: Event, b: Event) -> Bool { a.atUs == b.atUs && a.sequence == b.sequence }
-    }
-
     // MARK: - State
 
     let options: SimulationOptions
     let faults: FaultProfile
     var random: SplitMix64
     var nowUs: UInt64 = 0
-    var queue = Heap<Event>()
-    /// Each queued event's kind, by slot; freed slots are reused (the queue's bound is the
-    /// work in flight: a few events per transaction and per participant).
+    var queue = EventQueue()
+    /// Each queued event's kind, by its key's slot (the heap moves 24 plain bytes, not an enum
+    /// with arrays in it); freed slots are reused, so this is as long as the queue's peak.
     var payloads: [EventKind] = []
     var freeSlots: [Int] = []
     var nextEventSequence: UInt64 = 0
@@ -301,7 +289,7 @@ public struct SimulatedWorld {
             slot = payloads.count
             payloads.append(kind)
         }
-        queue.insert(Event(atUs: nowUs + afterUs, sequence: nextEventSequence, slot: slot))
+        queue.insert(EventQueue.Key(atUs: nowUs + afterUs, sequence: nextEventSequence, slot: slot))
     }
 
     mutating func chance(_ perMille: UInt64) -> Bool { perMille > 0 && random.next() % 1_000 < perMille }
