@@ -56,6 +56,12 @@ public struct SimulatedWorld {
         var cutToUntilUs: UInt64 = 0
         var cutFromUntilUs: UInt64 = 0
         var inquiryScheduled = false
+
+        /// The persist of `tx` finished (a method: read through `banks[index]`, the test of
+        /// `persisting` copied the whole bank).
+        mutating func persisted(_ tx: TransactionID) {
+            if persisting?.tx == tx { persisting = nil }
+        }
     }
 
     struct Submission {
@@ -279,7 +285,7 @@ public struct SimulatedWorld {
         coordinatorProcess.up && coordinatorProcess.coordinator.inFlightCount == 0 && banks.allSatisfy { $0.up && $0.machine.branches.isEmpty }
     }
 
-    mutating func schedule(_ kind: EventKind, afterUs: UInt64) {
+    mutating func schedule(_ kind: consuming EventKind, afterUs: UInt64) {
         nextEventSequence += 1
         let slot: Int
         if let free = freeSlots.popLast() {
@@ -341,7 +347,7 @@ public struct SimulatedWorld {
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].stagingInFlight -= 1
-            if banks[index].persisting?.tx == tx { banks[index].persisting = nil }
+            banks[index].persisted(tx)
             record(4, tx.rawValue, UInt64(index))
             if !readOnly && isCommitted(tx, at: index) {
                 cases[.stalePrepareOfCommitted] += 1
