@@ -14,7 +14,7 @@ extension SimulatedWorld {
             // and release (nothing here feeds the coordinator again while the loop runs).
             var effect = CoordinatorEffect.observed(TransactionID(rawValue: 0), [:])
             swap(&effect, &effects[position])
-            switch effect {
+            switch consume effect {
             case .send(let participant, let message):
                 sendToParticipant(index(of: participant)!, message)
             case .appendDecision(let record, let forced):

@@ -11,7 +11,7 @@ extension SimulatedWorld {
         for position in effects.indices {
             var effect = ParticipantProtocol.Effect.discard(TransactionID(rawValue: 0)) // moved out, as in `feed`
             swap(&effect, &effects[position])
-            switch effect {
+            switch consume effect {
             case .stage(let tx, let operations, let writers):
                 banks[index].stagingInFlight += 1
                 banks[index].persisting = Persist(tx: tx, operations: operations, writers: writers)
