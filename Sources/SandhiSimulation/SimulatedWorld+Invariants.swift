@@ -48,11 +48,12 @@ extension SimulatedWorld {
     mutating func checkIsolation() {
         // Each account's key, and each transaction's name, made once.
         let keys = names.map { participant in accounts.map { "\(participant)/\($0)" } }
-        var descriptions: [TransactionID: String] = [:]
+        var descriptions = [String?](repeating: nil, count: ledger.count)
         func name(_ tx: TransactionID) -> String {
-            if let known = descriptions[tx] { return known }
+            guard let slot = slot(of: tx) else { return tx.description }
+            if let known = descriptions[slot] { return known }
             let made = tx.description
-            descriptions[tx] = made
+            descriptions[slot] = made
             return made
         }
         var history: [HistoryTransaction] = []
