@@ -83,7 +83,6 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiHistory",
-                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(

@@ -9,33 +9,47 @@ extension SimulatedWorld {
         effects.removeAll(keepingCapacity: true)
         coordinatorProcess.coordinator.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &effects)
         defer { swap(&effects, &coordinatorEffects) }
-        for effect in effects {
-            switch effect {
+        for position in effects.indices {
+            // Moved out, a plain value left behind: no copy of each effect's payload to retain
+            // and release (nothing here feeds the coordinator again while the loop runs).
+            var effect = CoordinatorEffect.observed(TransactionID(rawValue: 0), [:])
+            swap(&effect, &effects[position])
+            switch consume effect {
             case .send(let participant, let message):
-                sendToParticipant(indexOf[participant]!, message)
+                sendToParticipant(index(of: participant)!, message)
             case .appendDecision(let record, let forced):
                 coordinatorProcess.unsynced.append((record, forced))
+                log.write(record)
                 if !coordinatorProcess.syncScheduled {
                     coordinatorProcess.syncScheduled = true
                     schedule(.logSync(incarnation: coordinatorProcess.incarnation), afterUs: 50 + random.next() % 300)
                 }
             case .setTimer(let timer, let afterUs):
+                setLive(timer, true)
                 schedule(.timer(timer, incarnation: coordinatorProcess.incarnation), afterUs: afterUs)
-            case .cancelTimer:
-                break // a cancelled timer that fires anyway is ignored by its generation
+            case .cancelTimer(let timer):
+                setLive(timer, false)
             case .emit(let event):
-                if case .voteReceived(let tx, let participant, _, _) = event.kind, let vote = voteInFlight,
-                   vote.tx == tx, indexOf[participant] == vote.index, !vote.observed.isEmpty {
-                    seen[tx, default: [:]][vote.index] = vote.observed // the vote that counted
+                switch event.kind {
+                case .voteReceived(let tx, let participant, _, _):
+                    if let vote = voteInFlight, vote.tx == tx, index(of: participant) == vote.index, !vote.observed.isEmpty,
+                       let slot = slot(of: tx) {
+                        seen[slot * names.count + vote.index] = vote.observed // the vote that counted
+                    }
+                case .deadlockDetected: cases[.deadlock] += 1
+                case .recovered: cases[.inDoubtResolvedByRecovery] += 1
+                default: break
                 }
-                if case .deadlockDetected = event.kind { cases["deadlock", default: 0] += 1 }
-                if case .recovered = event.kind { cases["in-doubt resolved by recovery", default: 0] += 1 }
             case .observed:
                 break
             case .recordReconciliation:
                 break // the simulated coordinator's reconciliation record survives crashes
             case .decided(let tx, let outcome):
-                if told[tx] == nil { told[tx] = outcome }
+                guard let slot = slot(of: tx) else { break }
+                if outcome.isCommitted && !ledger[slot].durable && ledger[slot].branches.contains(where: { !$0.isReadOnly }) {
+                    violation("decision-before-commit", "the client was told \(tx) committed before its COMMIT record was durable")
+                }
+                if ledger[slot].told == nil { ledger[slot].told = outcome }
             case .finished:
                 break
             case .fatal(let reason):
@@ -47,17 +61,20 @@ extension SimulatedWorld {
 
     mutating func crashCoordinator(reason: String) {
         guard coordinatorProcess.up else { return }
-        injected["coordinator crash", default: 0] += 1
-        let states = coordinatorProcess.coordinator.transactions.values.map(\.state)
-        let deciding = coordinatorProcess.coordinator.transactions.values.filter { $0.state == .prepared }.map(\.id)
-        if deciding.contains(where: { !everDurableCommit.contains($0) }) {
-            cases["coordinator crash before the decision is durable", default: 0] += 1
+        injected[.coordinatorCrash] += 1
+        var deciding = false, decidedDurable = false, committing = false
+        for transaction in coordinatorProcess.coordinator.transactions.values {
+            switch transaction.state {
+            case .prepared:
+                if isDurable(transaction.id) { decidedDurable = true } else { deciding = true }
+            case .committing: committing = true
+            default: break
+            }
         }
-        if deciding.contains(where: { everDurableCommit.contains($0) }) {
-            cases["coordinator crash between the durable decision and the first COMMIT", default: 0] += 1
-        }
-        if states.contains(.committing) { cases["coordinator crash after the decision is durable", default: 0] += 1 }
-        if !coordinatorProcess.unsynced.isEmpty { injected["unsynced log records lost", default: 0] += coordinatorProcess.unsynced.count }
+        if deciding { cases[.coordinatorCrashBeforeDurable] += 1 }
+        if decidedDurable { cases[.coordinatorCrashBetweenDurableAndCommit] += 1 }
+        if committing { cases[.coordinatorCrashAfterDurable] += 1 }
+        crashDecisionLog()
         coordinatorProcess.up = false
         coordinatorProcess.incarnation += 1
         coordinatorProcess.unsynced.removeAll()
@@ -66,26 +83,27 @@ extension SimulatedWorld {
         schedule(.restartCoordinator, afterUs: 1_000 + random.next() % 20_000)
     }
 
-    /// A new incarnation with a higher epoch, recovered from the durable log and the banks'
-    /// prepared write-sets, exactly as `SandhiNode.start` does.
+    /// A new incarnation, recovered from the decision log and the banks' prepared write-sets,
+    /// exactly as `SandhiNode.start` does: the log scanned (its torn tail cut), a new epoch above
+    /// every one in it made durable, then every COMMIT without an END (or with a branch still
+    /// prepared) re-driven and every other prepared branch resolved by presumed abort.
     mutating func restartCoordinator() {
-        let epoch = coordinatorProcess.epoch + 1
+        recoverDecisionLog()
+        let epoch = log.maxEpoch + 1
+        if epoch <= coordinatorProcess.epoch {
+            violation("log", "the log's highest epoch is \(log.maxEpoch), but epoch \(coordinatorProcess.epoch) handed out transaction ids")
+        }
+        log.writeSynced(.epochStarted(epoch: epoch))
+        log.maxEpoch = epoch
+        log.recoveredEnd = log.bytes.count
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
                                      reconciliation: coordinatorProcess.coordinator.reconciliation, recovering: true), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
+        while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }
         record(9, UInt64(epoch), 0)
-        var ended = Set<TransactionID>()
-        var commits: [(TransactionID, [ParticipantID])] = []
-        for record in durableLog {
-            switch record {
-            case .commit(let tx, let participants): commits.append((tx, participants))
-            case .end(let tx): ended.insert(tx)
-            default: break
-            }
-        }
         var preparedAt: [TransactionID: (participants: [ParticipantID], locks: [ResourceID])] = [:]
         for (index, bank) in banks.enumerated() {
             for (tx, branch) in bank.prepared {
@@ -94,8 +112,8 @@ extension SimulatedWorld {
                 preparedAt[tx] = entry
             }
         }
-        let committed = Set(commits.map(\.0))
-        for (tx, participants) in commits where !ended.contains(tx) || preparedAt[tx] != nil {
+        var committed = Set<TransactionID>()
+        for (tx, participants) in log.commits where committed.insert(tx).inserted && (!log.ended.contains(tx) || preparedAt[tx] != nil) {
             feed(.recoverCommitted(tx, participants: participants, locks: preparedAt[tx]?.locks ?? []))
         }
         for (tx, entry) in preparedAt.sorted(by: { $0.key < $1.key }) where !committed.contains(tx) {

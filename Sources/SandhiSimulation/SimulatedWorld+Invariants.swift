@@ -18,24 +18,25 @@ extension SimulatedWorld {
             if !bank.prepared.isEmpty || !bank.machine.lockOwners.isEmpty {
                 violation("no-orphans", "\(names[index]) still holds \(bank.prepared.keys.sorted().map(\.description)) prepared, locks \(bank.machine.lockOwners.count)")
             }
-            total += bank.balances.values.reduce(0, +)
+            total += bank.balances.reduce(0, +)
         }
         if !coordinatorProcess.coordinator.locks.table.isEmpty {
             violation("no-orphans", "the coordinator's lock table still holds \(coordinatorProcess.coordinator.locks.table.count) resources")
         }
         if total != openingTotal { violation("conservation", "total \(total), opened with \(openingTotal)") }
-        for (tx, branches) in submitted.sorted(by: { $0.key < $1.key }) {
-            let writers = Set(branches.filter { !$0.isReadOnly }.map { names.firstIndex(of: $0.participant)! })
-            let bits = applied[tx] ?? 0
-            let at = Set((0..<names.count).filter { bits & (1 << $0) != 0 })
-            if !at.isEmpty && at != writers {
-                violation("atomicity", "\(tx) applied at \(at.sorted().map { names[$0].name }) of \(writers.sorted().map { names[$0].name })")
+        for entry in ledger {
+            var writers: UInt16 = 0
+            for branch in entry.branches where !branch.isReadOnly { writers |= 1 << index(of: branch.participant)! }
+            let at = entry.applied
+            func named(_ bits: UInt16) -> [String] { names.indices.filter { bits & (1 << $0) != 0 }.map { names[$0].name } }
+            if at != 0 && at != writers {
+                violation("atomicity", "\(entry.id) applied at \(named(at)) of \(named(writers))")
             }
-            if told[tx]?.isCommitted == true && at != writers {
-                violation("durability", "\(tx) was reported committed but is applied at \(at.sorted().map { names[$0].name }) only")
+            if entry.told?.isCommitted == true && at != writers {
+                violation("durability", "\(entry.id) was reported committed but is applied at \(named(at)) only")
             }
-            if let outcome = told[tx], !outcome.isCommitted, !at.isEmpty {
-                violation("atomicity", "\(tx) was reported aborted but applied at \(at.sorted().map { names[$0].name })")
+            if let outcome = entry.told, !outcome.isCommitted, at != 0 {
+                violation("atomicity", "\(entry.id) was reported aborted but applied at \(named(at))")
             }
         }
         checkIsolation()
@@ -45,23 +46,36 @@ extension SimulatedWorld {
     /// A transaction counts as committed when it was applied somewhere or was only read (told
     /// committed); atomicity is checked on its own above.
     mutating func checkIsolation() {
+        // Each account's key, and each transaction's name, made once.
+        let keys = names.map { participant in accounts.map { "\(participant)/\($0)" } }
+        var descriptions = [String?](repeating: nil, count: ledger.count)
+        func name(_ tx: TransactionID) -> String {
+            guard let slot = slot(of: tx) else { return tx.description }
+            if let known = descriptions[slot] { return known }
+            let made = tx.description
+            descriptions[slot] = made
+            return made
+        }
         var history: [HistoryTransaction] = []
-        for (tx, branches) in submitted.sorted(by: { $0.key < $1.key }) {
-            let committed = (applied[tx] ?? 0) != 0 || told[tx]?.isCommitted == true
+        history.reserveCapacity(ledger.count)
+        for (slot, entry) in ledger.enumerated() {
+            let committed = entry.applied != 0 || entry.told?.isCommitted == true
             guard committed else {
-                history.append(HistoryTransaction(id: tx.description, outcome: .aborted, ops: []))
+                history.append(HistoryTransaction(id: name(entry.id), outcome: .aborted, ops: []))
                 continue
             }
             var ops: [HistoryTransaction.Op] = []
-            for branch in branches {
-                guard let index = indexOf[branch.participant], let observed = seen[tx]?[index] ?? staged[tx]?[index] else { continue }
-                for (operation, before) in zip(branch.operations.filter { $0.account != nil }, observed) {
-                    ops += HistoryTransaction.Op.access(key: "\(branch.participant)/\(before.account)", sawValue: before.balance.value,
-                                   sawVersion: Int64(before.version), writer: before.writer?.description,
+            for branch in entry.branches {
+                guard let index = index(of: branch.participant),
+                      let observed = seen[slot * names.count + index] ?? staged[slot * names.count + index] else { continue }
+                for (operation, before) in zip(branch.operations.lazy.filter { $0.account != nil }, observed) {
+                    let key = accountIndex(of: before.account).map { keys[index][$0] } ?? "\(branch.participant)/\(before.account)"
+                    ops += HistoryTransaction.Op.access(key: key, sawValue: before.balance.value,
+                                   sawVersion: Int64(before.version), writer: before.writer.map(name),
                                    delta: operation.isWrite ? operation.delta.value : nil)
                 }
             }
-            history.append(HistoryTransaction(id: tx.description, outcome: .committed, ops: ops))
+            history.append(HistoryTransaction(id: name(entry.id), outcome: .committed, ops: ops))
         }
         let report = HistoryChecker().check(header: HistoryHeader(totalPaise: openingTotal), transactions: history)
         for anomaly in report.anomalies.prefix(3) { violation("isolation", anomaly.description) }

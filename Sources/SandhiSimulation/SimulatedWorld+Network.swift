@@ -1,6 +1,7 @@
 import SandhiEngine
 
-// The network between the coordinator and the participants: latency, loss, duplication, delay, partitions.
+// The network between the coordinator and the participants: latency, loss, duplication, delay,
+// and partitions, each link's two directions cut on their own (see the nemesis).
 extension SimulatedWorld {
     mutating func sendToParticipant(_ index: Int, _ message: ParticipantMessage) {
         let kind: MessageKind
@@ -10,7 +11,7 @@ extension SimulatedWorld {
         case .rollback: kind = .rollback
         case .forget: kind = .forget
         }
-        deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
+        deliver(kind, partitioned: banks[index].cutToUntilUs > nowUs) { world, delayUs in
             world.schedule(.toParticipant(index, message), afterUs: delayUs)
         }
     }
@@ -22,34 +23,34 @@ extension SimulatedWorld {
         case .acknowledged: kind = .ack
         case .heuristic: kind = .heuristic
         }
-        deliver(kind, partitioned: banks[index].partitionedUntilUs > nowUs) { world, delayUs in
+        deliver(kind, partitioned: banks[index].cutFromUntilUs > nowUs) { world, delayUs in
             world.schedule(.toCoordinator(index, reply), afterUs: delayUs)
         }
     }
 
     /// Loses, duplicates or delays one message, by the seed's profile.
-    enum MessageKind: String {
+    enum MessageKind {
         case prepare, vote, commit, rollback, ack, forget, heuristic
-        var lost: String {
+        var lost: FailureCase {
             switch self {
-            case .forget: "lost forget"
-            case .heuristic: "lost heuristic report"
-            case .prepare: "lost prepare"
-            case .vote: "lost vote"
-            case .commit: "lost commit"
-            case .rollback: "lost rollback"
-            case .ack: "lost ack"
+            case .prepare: .lostPrepare
+            case .vote: .lostVote
+            case .commit: .lostCommit
+            case .rollback: .lostRollback
+            case .ack: .lostAck
+            case .forget: .lostForget
+            case .heuristic: .lostHeuristicReport
             }
         }
-        var duplicated: String {
+        var duplicated: FailureCase {
             switch self {
-            case .forget: "duplicated forget"
-            case .heuristic: "duplicated heuristic report"
-            case .prepare: "duplicated prepare"
-            case .vote: "duplicated vote"
-            case .commit: "duplicated commit"
-            case .rollback: "duplicated rollback"
-            case .ack: "duplicated ack"
+            case .prepare: .duplicatedPrepare
+            case .vote: .duplicatedVote
+            case .commit: .duplicatedCommit
+            case .rollback: .duplicatedRollback
+            case .ack: .duplicatedAck
+            case .forget: .duplicatedForget
+            case .heuristic: .duplicatedHeuristicReport
             }
         }
     }
@@ -57,24 +58,24 @@ extension SimulatedWorld {
     mutating func deliver(_ kind: MessageKind, partitioned: Bool, _ enqueue: (inout SimulatedWorld, UInt64) -> Void) {
         let faulty = nowUs < faultsStopAtUs
         if faulty && partitioned {
-            cases[kind.lost, default: 0] += 1
-            injected["message cut by a partition", default: 0] += 1
+            cases[kind.lost] += 1
+            injected[.messageCut] += 1
             return
         }
         if faulty && chance(faults.lossPerMille) {
-            cases[kind.lost, default: 0] += 1
-            injected["message lost", default: 0] += 1
+            cases[kind.lost] += 1
+            injected[.messageLost] += 1
             return
         }
         var delayUs = 20 + random.next() % 200
         if faulty && chance(faults.delayPerMille) {
             delayUs += random.next() % 20_000
-            injected["message delayed", default: 0] += 1
+            injected[.messageDelayed] += 1
         }
         enqueue(&self, delayUs)
         if faulty && chance(faults.duplicationPerMille) {
-            cases[kind.duplicated, default: 0] += 1
-            injected["message duplicated", default: 0] += 1
+            cases[kind.duplicated] += 1
+            injected[.messageDuplicated] += 1
             enqueue(&self, delayUs + random.next() % 5_000)
         }
     }

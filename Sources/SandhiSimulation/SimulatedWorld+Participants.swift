@@ -8,10 +8,13 @@ extension SimulatedWorld {
         effects.removeAll(keepingCapacity: true)
         banks[index].machine.handle(input, into: &effects)
         defer { swap(&effects, &participantEffects) }
-        for effect in effects {
-            switch effect {
+        for position in effects.indices {
+            var effect = ParticipantProtocol.Effect.discard(TransactionID(rawValue: 0)) // moved out, as in `feed`
+            swap(&effect, &effects[position])
+            switch consume effect {
             case .stage(let tx, let operations, let writers):
                 banks[index].stagingInFlight += 1
+                banks[index].persisting = Persist(tx: tx, operations: operations, writers: writers)
                 schedule(.staged(index, tx, operations: operations, writers: writers, readOnly: false, incarnation: banks[index].incarnation),
                          afterUs: 30 + random.next() % 300)
             case .validateReads(let tx, let operations):
@@ -19,27 +22,32 @@ extension SimulatedWorld {
                 schedule(.staged(index, tx, operations: operations, writers: [], readOnly: true, incarnation: banks[index].incarnation),
                          afterUs: 30 + random.next() % 300)
             case .apply(let tx, let operations, _):
-                if !everDurableCommit.contains(tx) {
+                let slot = slot(of: tx)
+                if slot.map({ !ledger[$0].durable }) ?? true {
                     violation("decision-before-commit", "\(names[index]) applied \(tx), whose COMMIT record was never durable")
                 }
-                if (applied[tx] ?? 0) & (1 << index) != 0 {
+                if let slot, ledger[slot].applied & (1 << index) != 0 {
                     violation("atomicity", "\(names[index]) applied \(tx) twice")
                 }
                 for operation in operations {
-                    guard let account = operation.account, operation.isWrite else { continue }
-                    let balance = banks[index].balances[account, default: 0] + operation.delta.value
-                    banks[index].balances[account] = balance
-                    banks[index].versions[account] = ((banks[index].versions[account]?.version ?? 0) + 1, tx)
+                    guard let account = operation.account, operation.isWrite, let at = accountIndex(of: account) else { continue }
+                    let balance = banks[index].balances[at] + operation.delta.value
+                    banks[index].balances[at] = balance
+                    banks[index].versions[at] = (banks[index].versions[at].version + 1, tx)
                     if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
                 }
                 banks[index].prepared[tx] = nil
-                banks[index].committed.insert(tx)
-                applied[tx, default: 0] |= 1 << index
+                if let slot { ledger[slot].applied |= 1 << index }
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
             case .decideAlone, .forgetHeuristic:
                 preconditionFailure("the simulated banks never decide alone")
             case .reply(let reply):
+                if case .vote(let tx, .yes, _) = reply, banks[index].prepared[tx] == nil,
+                   case .prepared = banks[index].machine.branches[tx] {
+                    // A YES is a promise to commit whatever comes: the write-set must be on the disk.
+                    violation("durable-vote", "\(names[index]) votes YES for \(tx), whose write-set is not durable")
+                }
                 banks[index].repliesInFlight += 1
                 schedule(.participantSends(index, reply, incarnation: banks[index].incarnation), afterUs: 1 + random.next() % 50)
             }
@@ -54,7 +62,25 @@ extension SimulatedWorld {
         schedule(.inquiry(index, incarnation: banks[index].incarnation), afterUs: 20_000 + random.next() % 20_000)
     }
 
+    /// The bank's process (and machine) stops: staging in flight and replies not yet sent are
+    /// lost, a write-set being persisted may be torn; prepared write-sets survive.
+    mutating func crashParticipant(_ index: Int) {
+        guard banks[index].up else { return }
+        injected[.participantCrash] += 1
+        if banks[index].stagingInFlight > 0 { cases[.participantCrashBeforeVote] += 1 }
+        if banks[index].repliesInFlight > 0 { cases[.participantCrashBetweenReplyAndSend] += 1 }
+        if !banks[index].prepared.isEmpty { cases[.participantCrashAfterVote] += 1 }
+        crashPersist(index)
+        banks[index].up = false
+        banks[index].incarnation += 1
+        banks[index].stagingInFlight = 0
+        banks[index].repliesInFlight = 0
+        record(10, 0, UInt64(index))
+        schedule(.restartParticipant(index), afterUs: 1_000 + random.next() % 20_000)
+    }
+
     mutating func restartParticipant(_ index: Int) {
+        recoverPersist(index)
         var bank = banks[index]
         bank.up = true
         if options.bug == .forgetPreparedOnRestart { bank.prepared.removeAll() }

@@ -1,4 +1,3 @@
-import HeapModule
 import SandhiEngine
 
 // A deterministic world around the engine's real state machines: one `Coordinator` and a few
@@ -9,15 +8,22 @@ import SandhiEngine
 // reproducible).
 //
 // The fault model ("nemesis"), each fault with a per-mille rate drawn from the seed:
-//   network      loss, duplication, extra delay (reordering), partitions of one participant
-//   processes    crash and restart of a participant (staging in flight is lost, prepared
-//                write-sets survive) or of the coordinator (unsynced log records are lost; the
-//                new incarnation recovers from the durable log and the banks' prepared sets)
-//   disk         a decision-log fsync that fails: the records it was to make durable are lost,
-//                and the coordinator, whose decision's durability is unknown, halts and restarts
+//   network      loss, duplication, extra delay (reordering); partitions: one participant cut
+//                off, half of them, one link cut one way only, and a bridge (see the nemesis)
+//   processes    crash and restart of a participant (staging in flight is lost, or its write
+//                torn; prepared write-sets survive) or of the coordinator (the new incarnation
+//                recovers from the durable log and the banks' prepared sets)
+//   disk         the decision log is bytes in the engine's record framing: a crash loses,
+//                keeps or tears what was not synced, and recovery scans it with the engine's
+//                scanner; a log fsync that fails (fsyncgate) halts the coordinator; a bank's
+//                prepare fsync that fails stops the bank without a vote, its write gone; a
+//                bank's crash mid-persist can tear the write-set, which recovery must drop whole
+//   clocks       the coordinator's clock jumps forwards and backwards
 //
 // Checked after every step: no participant applies a COMMIT whose decision is not durable, no
-// balance goes negative. Checked once faults stop and everything settles: atomicity,
+// client is told of a commit whose decision is not durable, no participant votes YES without
+// its write-set durable, no balance goes negative, recovery never cuts a synced log record nor
+// restores part of a write-set. Checked once faults stop and everything settles: atomicity,
 // conservation, durability of every commit a client was told of, no orphaned prepared state
 // or locks, liveness (everything finishes within a bound of virtual time), and isolation: the
 // history of what every committed transaction read and wrote (values, versions, writers, as
@@ -31,28 +37,65 @@ public struct SimulatedWorld {
         var up = true
         /// Bumped at every crash: work scheduled by an earlier incarnation is void.
         var incarnation = 0
-        var balances: [AccountID: Int64]
-        /// Survives crashes: each account's committed version and its writer.
-        var versions: [AccountID: (version: UInt64, writer: TransactionID?)] = [:]
+        /// Survives crashes: each account's balance, committed version and its writer, by the
+        /// account's index in `SimulatedWorld.accounts`. (Every branch committed here, the SQLite
+        /// bank's `committed` table, is the ledger's `applied` bit of this bank.)
+        var balances: [Int64]
+        var versions: [(version: UInt64, writer: TransactionID?)]
         /// Survives crashes: prepared write-sets (what `restored` reads at restart).
         var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID])] = [:]
-        /// Survives crashes too: every branch committed here (the SQLite bank's `committed` table).
-        var committed: Set<TransactionID> = []
         var stagingInFlight = 0
+        /// The write-set being persisted last (the tail of the bank's journal): a crash may tear it.
+        var persisting: Persist?
+        /// What a crash left of that write: read by the bank's recovery at restart.
+        var torn: (bytes: [UInt8], writeSet: Persist, observed: [Observation])?
         /// Replies made durable but not yet handed to the network (the real worker's fsync ->
         /// deliver window): a crash there loses them.
         var repliesInFlight = 0
-        var partitionedUntilUs: UInt64 = 0
+        /// The link's two directions: coordinator to this participant, and back. Cut until then.
+        var cutToUntilUs: UInt64 = 0
+        var cutFromUntilUs: UInt64 = 0
         var inquiryScheduled = false
+
+        /// The persist of `tx` finished (a method: read through `banks[index]`, the test of
+        /// `persisting` copied the whole bank).
+        mutating func persisted(_ tx: TransactionID) {
+            if persisting?.tx == tx { persisting = nil }
+        }
+    }
+
+    struct Submission {
+        var id: TransactionID
+        var branches: [Branch]
+        /// What the client was told (the first word is the one that counts).
+        var told: Outcome?
+        /// Where it was applied, a bit per participant: each bank's committed branches too.
+        var applied: UInt16 = 0
+        /// Its COMMIT record was durable at some point (synced, or found by a recovery).
+        var durable = false
+        /// Its timers set and not cancelled, as the real `TimerService` keeps them live: a
+        /// cancelled timer that surfaces is skipped, unless the nemesis lets it win the race
+        /// with its cancel. The coordinator keeps at most one of each (it cancels the old one
+        /// before it sets another); generations make them unique within an incarnation, and
+        /// the incarnation check drops an earlier incarnation's.
+        var liveTimer: TimerID?
+        var liveVictimTimer: TimerID?
+    }
+
+    struct Persist {
+        var tx: TransactionID
+        var operations: [Operation]
+        var writers: [ParticipantID]
     }
 
     struct CoordinatorProcess {
         var coordinator: Coordinator
         var up = true
         var incarnation = 0
+        /// Read from the log at each start (one above the highest there), as `SandhiNode` does.
         var epoch: UInt32 = 1
         var nextSequence: UInt64 = 1
-        /// Appended, not yet synced: lost in a crash.
+        /// Appended, not yet synced (their bytes are in `DecisionLogDisk.unsynced`).
         var unsynced: [(record: DecisionRecord, forced: Bool)] = []
         var syncScheduled = false
         /// How far the coordinator's clock is from true (virtual) time: skewed and jumping, in
@@ -80,27 +123,22 @@ public struct SimulatedWorld {
         case inquiry(Int, incarnation: Int)
     }
 
-    struct Event: Comparable {
-        var atUs: UInt64
-        var sequence: UInt64
-        var kind: EventKind
-        static func < (a: Event, b: Event) -> Bool { (a.atUs, a.sequence) < (b.atUs, b.sequence) }
-        static func == (a: Event, b: Event) -> Bool { a.atUs == b.atUs && a.sequence == b.sequence }
-    }
-
     // MARK: - State
 
     let options: SimulationOptions
     let faults: FaultProfile
     var random: SplitMix64
     var nowUs: UInt64 = 0
-    var queue = Heap<Event>()
+    var queue = EventQueue()
+    /// Each queued event's kind, by its key's slot (the heap moves 24 plain bytes, not an enum
+    /// with arrays in it); freed slots are reused, so this is as long as the queue's peak.
+    var payloads: [EventKind] = []
+    var freeSlots: [Int] = []
     var nextEventSequence: UInt64 = 0
     var step = 0
     var faultsStopAtUs: UInt64 = 0
 
     let names: [ParticipantID]
-    let indexOf: [ParticipantID: Int]
     let accounts: [AccountID]
     /// Reused effect buffers: a simulation handles millions of inputs.
     var coordinatorEffects: [CoordinatorEffect] = []
@@ -108,29 +146,30 @@ public struct SimulatedWorld {
     var banks: [Bank]
     var coordinatorProcess: CoordinatorProcess
     /// Survives coordinator crashes.
-    var durableLog: [DecisionRecord] = []
-    var everDurableCommit: Set<TransactionID> = []
+    var log = DecisionLogDisk()
     let openingTotal: Int64
 
-    // The clients' view.
+    // The clients' view, and what the checks need to know of each transaction.
     var workload: [[Branch]] = []
-    var submitted: [TransactionID: [Branch]] = [:]
-    var told: [TransactionID: Outcome] = [:]
-    /// Where each transaction was applied, one bit per participant.
-    var applied: [TransactionID: UInt16] = [:]
-    /// What each branch's operations saw, by bank, as carried by the vote the coordinator
-    /// counted (a duplicate PREPARE can stage a branch again later; that vote is not counted):
-    /// the record the isolation check is built from.
-    var seen: [TransactionID: [Int: [Observation]]] = [:]
-    /// What each branch saw at its last successful staging: for a vote counted without its
-    /// observations (a repeat YES from a participant already prepared carries none).
-    var staged: [TransactionID: [Int: [Observation]]] = [:]
+    /// One entry per transaction submitted, in id order. Ids are dense within an epoch (this
+    /// world hands them out), so `slot(of:)` finds one by arithmetic, without hashing.
+    var ledger: [Submission] = []
+    /// The ledger slot of each epoch's first transaction, by epoch.
+    var epochStarts: [Int] = [0, 0]
+    /// What each branch's operations saw, at `slot * participants + bank`, as carried by the
+    /// vote the coordinator counted (a duplicate PREPARE can stage a branch again later; that
+    /// vote is not counted): the record the isolation check is built from.
+    var seen: [[Observation]?] = []
+    /// What each branch saw at its last successful staging, at the same index: for a vote
+    /// counted without its observations (a repeat YES from a participant already prepared
+    /// carries none).
+    var staged: [[Observation]?] = []
     /// The vote being delivered, until the coordinator says whether it counted it.
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
 
     // What the run did.
-    var injected: [String: Int] = [:]
-    var cases: [String: Int] = [:]
+    var injected = Tally<Fault>()
+    var cases = Tally<FailureCase>()
     var violations: [SimulationReport.Violation] = []
     var traceHash: UInt64 = 0xcbf2_9ce4_8422_2325
     /// The last events as (code, time, a, b), formatted only for a report.
@@ -145,14 +184,16 @@ public struct SimulatedWorld {
         let allNames = ["hdfc", "icici", "axis", "sbi", "kotak", "yes", "pnb", "bob"]
         precondition((2...allNames.count).contains(options.participants))
         names = allNames.prefix(options.participants).map { ParticipantID(validated: $0) }
-        indexOf = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         accounts = (0..<options.accountsPerParticipant).map { AccountID(validated: "a\($0)") }
         let engineBug = options.bug?.engineBug
         banks = names.map { name in
             Bank(machine: ParticipantProtocol(participant: name, plantedBug: engineBug == .noLocks ? .noLocks : nil),
-                 balances: Dictionary(uniqueKeysWithValues: (0..<options.accountsPerParticipant).map { (AccountID(validated: "a\($0)"), options.openingBalance) }))
+                 balances: Array(repeating: options.openingBalance, count: options.accountsPerParticipant),
+                 versions: Array(repeating: (0, nil), count: options.accountsPerParticipant))
         }
         coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
+        log.writeSynced(.segmentHeader(segment: 1, epoch: 0))
+        log.writeSynced(.epochStarted(epoch: coordinatorProcess.epoch))
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
     }
@@ -182,27 +223,79 @@ public struct SimulatedWorld {
             if event.atUs > limitUs { queue.insert(event); break }
             nowUs = max(nowUs, event.atUs)
             step += 1
-            process(event.kind)
+            var kind = EventKind.restartCoordinator
+            swap(&kind, &payloads[event.slot])
+            freeSlots.append(event.slot)
+            process(kind)
             if nowUs < faultsStopAtUs { nemesis() }
         }
         checkFinalState(timedOut: !queue.isEmpty && !settled)
         var committed = 0, aborted = 0
-        for outcome in told.values { if outcome.isCommitted { committed += 1 } else { aborted += 1 } }
-        let tail = (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
+        for entry in ledger { if let outcome = entry.told { if outcome.isCommitted { committed += 1 } else { aborted += 1 } } }
+        let keepTrace = !violations.isEmpty || options.traceTailOfPassingRuns
+        let tail = !keepTrace ? [] : (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
         return SimulationReport(
-            seed: options.seed, bug: options.bug, faults: faults, transactions: submitted.count, committed: committed, aborted: aborted,
-            steps: step, virtualTimeUs: nowUs, injected: injected, cases: cases, violations: violations, traceHash: traceHash,
+            seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count, committed: committed, aborted: aborted,
+            steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
             traceTail: tail)
     }
+
+    /// A participant's index (a scan: there are at most eight, and it hashes no string).
+    func index(of participant: ParticipantID) -> Int? { names.firstIndex(of: participant) }
+
+    /// The ledger slot of a transaction this world submitted.
+    func slot(of tx: TransactionID) -> Int? {
+        let epoch = Int(tx.epoch)
+        guard epoch < epochStarts.count else { return nil }
+        let slot = epochStarts[epoch] + Int(tx.sequence) - 1
+        guard slot >= epochStarts[epoch], slot < ledger.count, ledger[slot].id == tx else { return nil }
+        return slot
+    }
+
+    func isLive(_ timer: TimerID) -> Bool {
+        guard let slot = slot(of: timer.transaction) else { return false }
+        return (timer.kind == .deadlockVictim ? ledger[slot].liveVictimTimer : ledger[slot].liveTimer) == timer
+    }
+
+    mutating func setLive(_ timer: TimerID, _ live: Bool) {
+        guard let slot = slot(of: timer.transaction) else { return }
+        if timer.kind == .deadlockVictim {
+            if live || ledger[slot].liveVictimTimer == timer { ledger[slot].liveVictimTimer = live ? timer : nil }
+        } else {
+            if live || ledger[slot].liveTimer == timer { ledger[slot].liveTimer = live ? timer : nil }
+        }
+    }
+
+    func isDurable(_ tx: TransactionID) -> Bool { slot(of: tx).map { ledger[$0].durable } ?? false }
+
+    /// Whether bank `index` committed its branch of `tx` (its `committed` table).
+    func isCommitted(_ tx: TransactionID, at index: Int) -> Bool {
+        slot(of: tx).map { ledger[$0].applied & (1 << index) != 0 } ?? false
+    }
+
+    mutating func setStaged(_ tx: TransactionID, _ index: Int, _ observed: [Observation]) {
+        if let slot = slot(of: tx) { staged[slot * names.count + index] = observed }
+    }
+
+    /// An account's index (a scan of a handful: cheaper than hashing its name).
+    func accountIndex(of account: AccountID) -> Int? { accounts.firstIndex(of: account) }
 
     /// Nothing left in flight: every queued event is a stale timer or a late message.
     var settled: Bool {
         coordinatorProcess.up && coordinatorProcess.coordinator.inFlightCount == 0 && banks.allSatisfy { $0.up && $0.machine.branches.isEmpty }
     }
 
-    mutating func schedule(_ kind: EventKind, afterUs: UInt64) {
+    mutating func schedule(_ kind: consuming EventKind, afterUs: UInt64) {
         nextEventSequence += 1
-        queue.insert(Event(atUs: nowUs + afterUs, sequence: nextEventSequence, kind: kind))
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            payloads[free] = kind
+            slot = free
+        } else {
+            slot = payloads.count
+            payloads.append(kind)
+        }
+        queue.insert(EventQueue.Key(atUs: nowUs + afterUs, sequence: nextEventSequence, slot: slot))
     }
 
     mutating func chance(_ perMille: UInt64) -> Bool { perMille > 0 && random.next() % 1_000 < perMille }
@@ -228,10 +321,12 @@ public struct SimulatedWorld {
     mutating func process(_ kind: EventKind) {
         switch kind {
         case .submit(let index):
-            guard coordinatorProcess.up else { record(1, 0, 0); injected["submission refused: coordinator down", default: 0] += 1; return }
+            guard coordinatorProcess.up else { record(1, 0, 0); injected[.submissionRefused] += 1; return }
             let id = TransactionID(epoch: coordinatorProcess.epoch, sequence: coordinatorProcess.nextSequence)
             coordinatorProcess.nextSequence += 1
-            submitted[id] = workload[index]
+            ledger.append(Submission(id: id, branches: workload[index]))
+            seen.append(contentsOf: repeatElement(nil, count: names.count))
+            staged.append(contentsOf: repeatElement(nil, count: names.count))
             record(1, id.rawValue, 0)
             feed(.begin(id, branches: workload[index]))
             feed(.requestCommit(id))
@@ -254,15 +349,33 @@ public struct SimulatedWorld {
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].stagingInFlight -= 1
+            banks[index].persisted(tx)
             record(4, tx.rawValue, UInt64(index))
-            if !readOnly && banks[index].committed.contains(tx) {
-                cases["stale PREPARE of a committed branch", default: 0] += 1
+            if !readOnly && isCommitted(tx, at: index) {
+                cases[.stalePrepareOfCommitted] += 1
                 participant(index, .alreadyCommitted(tx))
                 return
             }
             let (failure, observed) = validate(index, tx, operations)
             if failure == nil {
-                staged[tx, default: [:]][index] = observed
+                if !readOnly && nowUs < faultsStopAtUs && chance(faults.participantSyncFailurePerMille) {
+                    // The write-set is in the page cache and its fsync failed. After fsyncgate the
+                    // kernel may have dropped the dirty pages and marked them clean: the write is
+                    // gone, and a second fsync would succeed with nothing to write.
+                    injected[.participantSyncFailure] += 1
+                    if options.bug == .voteAfterFailedFsync {
+                        // The planted bug: retry, see success, vote YES on a write that is gone.
+                        setStaged(tx, index, observed)
+                        participant(index, .staged(tx, failure: nil, observed: observed))
+                        return
+                    }
+                    // As the real worker does: the bank stops without replying (durability is
+                    // unknown) and restarts; its recovery finds no write-set, so it never voted.
+                    cases[.participantSyncFailureNoVote] += 1
+                    crashParticipant(index)
+                    return
+                }
+                setStaged(tx, index, observed)
                 if !readOnly { banks[index].prepared[tx] = (operations, writers) }
             }
             participant(index, .staged(tx, failure: failure, observed: observed))
@@ -273,21 +386,36 @@ public struct SimulatedWorld {
             coordinatorProcess.unsynced.removeAll()
             record(5, UInt64(batch.count), 0)
             if nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille) {
-                // fsyncgate: what this sync was to make durable may be gone; nobody may act on it.
-                injected["log fsync failure", default: 0] += 1
+                // fsyncgate: what this sync was to make durable may or may not reach the disk
+                // (its bytes stay in `log.unsynced` for the crash to decide); nobody may act on it.
+                injected[.logSyncFailure] += 1
+                if options.bug == .durableAfterFailedLogFsync {
+                    // The planted bug: the kernel dropped the pages, a retried fsync succeeds, and
+                    // the writer reports the batch durable; the coordinator carries on.
+                    log.unsynced.removeAll(keepingCapacity: true)
+                    for case (.commit(let tx, _), true) in batch {
+                        schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
+                                 afterUs: 1 + random.next() % 50)
+                    }
+                    return
+                }
+                log.failedSync = true
                 if let forced = batch.first(where: { $0.forced }), let tx = forced.record.transaction {
                     feed(.decisionFailed(tx, reason: "simulated fsync failure"))
-                } else {
-                    crashCoordinator(reason: "log fsync failure")
+                    if coordinatorProcess.up {
+                        violation("halt", "the coordinator carried on after \(tx)'s COMMIT record failed to sync")
+                    }
                 }
+                // With only unforced records (ENDs) failing, the writer stops the process itself.
+                crashCoordinator(reason: "log fsync failure")
                 return
             }
+            log.sync()
             for (record, forced) in batch {
-                durableLog.append(record)
                 guard case .commit(let tx, _) = record else { continue }
-                everDurableCommit.insert(tx)
+                if let slot = slot(of: tx) { ledger[slot].durable = true }
                 if forced {
-                    schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(durableLog.count)), incarnation: incarnation),
+                    schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
                              afterUs: 1 + random.next() % 50)
                 }
             }
@@ -297,6 +425,12 @@ public struct SimulatedWorld {
             feed(.decisionDurable(tx, position: position))
         case .timer(let timer, let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
+            if isLive(timer) {
+                setLive(timer, false) // fired
+            } else {
+                guard nowUs < faultsStopAtUs && chance(faults.staleTimerPerMille) else { return }
+                injected[.staleTimerFired] += 1 // the coordinator must ignore it (its generation is old)
+            }
             record(6, timer.transaction.rawValue, UInt64(timer.kind.rawValue))
             feed(.timerFired(timer))
         case .participantSends(let index, let reply, let incarnation):
@@ -317,10 +451,12 @@ public struct SimulatedWorld {
 
     /// The engine's staging rule, against this bank's committed accounts.
     func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (String?, [Observation]) {
-        Staging.validate(tx, at: names[index], operations) { account in
-            guard let balance = banks[index].balances[account] else { return nil }
-            let committed = banks[index].versions[account]
-            return Observation(account: account, balance: Paise(balance), version: committed?.version ?? 0, writer: committed?.writer)
+        // The two arrays taken first: read through `banks[index]` inside the closure, the whole
+        // bank was copied for each account.
+        let balances = banks[index].balances, versions = banks[index].versions
+        return Staging.validate(tx, at: names[index], operations) { account in
+            guard let at = accountIndex(of: account) else { return nil }
+            return Observation(account: account, balance: Paise(balances[at]), version: versions[at].version, writer: versions[at].writer)
         }
     }
 }

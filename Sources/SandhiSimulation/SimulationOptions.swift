@@ -14,10 +14,31 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     public var coordinatorCrashPerMille: UInt64 = 0
     /// One participant, or half of them, cut off from the coordinator for a while.
     public var partitionPerMille: UInt64 = 0
-    /// Per decision-log sync: the fsync fails, and what it was to make durable is lost.
+    /// One link cut in one direction only: the coordinator's messages reach a participant but
+    /// its replies do not, or the other way round.
+    public var oneWayCutPerMille: UInt64 = 0
+    /// The bridge: the participants split in two halves, one cut off one way only (see the
+    /// nemesis file for why that is a bridge in a star).
+    public var bridgePerMille: UInt64 = 0
+    /// Per decision-log sync: the fsync fails; what it was to make durable may or may not reach
+    /// the disk (fsyncgate), so the coordinator halts and recovery decides.
     public var logSyncFailurePerMille: UInt64 = 0
+    /// Per coordinator crash with unsynced log bytes: the crash cuts the last write part-way
+    /// (a prefix of it lands, ending inside a record), rather than losing or keeping it whole.
+    /// Any rate at all also tears every unsynced tail that spans a sector boundary (few do) at
+    /// that boundary: the first sector does not land, the later one does.
+    public var logTornWritePerMille: UInt64 = 0
+    /// Per participant prepare persist: its fsync fails. The participant stops without voting
+    /// (as the real worker does); the write, acknowledged only by the page cache, is gone.
+    public var participantSyncFailurePerMille: UInt64 = 0
+    /// Per participant crash while a prepare persist is in flight: a prefix of that write-set's
+    /// bytes lands, torn; recovery must drop it whole.
+    public var participantTornWritePerMille: UInt64 = 0
     /// Per step: the coordinator's clock jumps by up to 100 ms, forwards or backwards.
     public var clockJumpPerMille: UInt64 = 0
+    /// Per cancelled timer that comes due: it fires anyway (its cancel lost the race with the
+    /// timer thread), and the coordinator must see that it is stale.
+    public var staleTimerPerMille: UInt64 = 0
 
     public init() {}
 
@@ -37,25 +58,38 @@ public struct FaultProfile: Sendable, Hashable, Codable {
         profile.partitionPerMille = draw(4)
         profile.logSyncFailurePerMille = draw(30)
         profile.clockJumpPerMille = draw(5)
+        // Drawn after the first eight so that those stay what a seed drew before these existed.
+        profile.oneWayCutPerMille = draw(4)
+        profile.bridgePerMille = draw(3)
+        profile.logTornWritePerMille = draw(1_000)
+        profile.participantSyncFailurePerMille = draw(20)
+        profile.participantTornWritePerMille = draw(1_000)
+        profile.staleTimerPerMille = draw(300)
         return profile
     }
 }
 
 /// Known bugs the simulator can plant, to prove that its checks fail when they must. The
-/// first three are the engine's own (`PlantedBug`); the last is the simulated participant's.
+/// first three are the engine's own (`PlantedBug`); the others are the simulated participant's.
 public enum SimulationBug: String, Sendable, Hashable, CaseIterable, Codable {
     case commitBeforeDurable = "commit-before-durable"
     case skipResend = "skip-resend"
     case noLocks = "no-locks"
     /// A participant restarts without its prepared write-sets: it forgets what it promised.
     case forgetPreparedOnRestart = "forget-prepared-on-restart"
+    /// A participant whose prepare fsync failed retries the fsync, which succeeds (the kernel
+    /// marked the dirty pages clean: fsyncgate), and votes YES for a write-set that is gone.
+    case voteAfterFailedFsync = "vote-after-failed-fsync"
+    /// The decision log's writer, its fsync failed, retries; the retry succeeds (nothing is
+    /// dirty any more) and it reports the batch durable. The bytes are gone.
+    case durableAfterFailedLogFsync = "durable-after-failed-log-fsync"
 
     var engineBug: PlantedBug? {
         switch self {
         case .commitBeforeDurable: return .commitBeforeDurable
         case .skipResend: return .skipResend
         case .noLocks: return .noLocks
-        case .forgetPreparedOnRestart: return nil
+        case .forgetPreparedOnRestart, .voteAfterFailedFsync, .durableAfterFailedLogFsync: return nil
         }
     }
 }
@@ -74,6 +108,9 @@ public struct SimulationOptions: Sendable {
     public var settleLimitUs: UInt64 = 60_000_000
     /// How many of the last trace entries a report keeps.
     public var traceTail = 40
+    /// Whether a run that passed renders its trace tail too (a range of seeds wants only the
+    /// failures'; rendering costs more than some runs).
+    public var traceTailOfPassingRuns = true
 
     public init(seed: UInt64) {
         self.seed = seed

@@ -2,7 +2,8 @@
 public struct SimulationReport: Sendable, Codable {
     public struct Violation: Sendable, Codable, Hashable, CustomStringConvertible {
         /// The invariant broken: `atomicity`, `conservation`, `durability`, `decision-before-commit`,
-        /// `no-orphans`, `liveness`, `non-negative`.
+        /// `durable-vote`, `halt`, `log`, `torn-write`, `no-orphans`, `liveness`, `non-negative`,
+        /// `isolation`.
         public var invariant: String
         public var detail: String
         /// The step at which it was seen.

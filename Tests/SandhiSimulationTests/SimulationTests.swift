@@ -39,22 +39,21 @@ struct SimulationTests {
         }
         #expect(failing.isEmpty, "\(failing.prefix(3).map { "\($0.replayCommand): \($0.violations[0])" })")
         print("simulation: 2000 seeds, \(transfers) transfers; cases: \(cases.sorted { $0.key < $1.key }); faults: \(injected.sorted { $0.key < $1.key })")
-        for name in [
-            "coordinator crash before the decision is durable", "coordinator crash after the decision is durable",
-            "coordinator crash between the durable decision and the first COMMIT",
-            "participant crash before its durable vote", "participant crash after its durable vote",
-            "participant crash between a durable reply and sending it",
-            "lost prepare", "lost vote", "lost commit", "lost ack", "lost rollback",
-            "duplicated prepare", "duplicated vote", "duplicated commit", "duplicated ack",
-            "in-doubt resolved by recovery", "deadlock",
-        ] {
+        // Every named case but one too rare for 2,000 seeds (a PREPARE duplicated or delayed
+        // past its own COMMIT and the participant's restart: about once in 20,000 seeds).
+        let rare: Set = ["stale PREPARE of a committed branch",
+                         // Until the simulated banks decide alone, nothing sends these.
+                         "lost forget", "lost heuristic report", "duplicated forget", "duplicated heuristic report"]
+        for name in SimulationReport.caseNames where !rare.contains(name) {
             #expect(cases[name, default: 0] > 0, "never hit: \(name)")
         }
-        for fault in ["participant crash", "coordinator crash", "partition of one participant", "partition of half the participants",
-                      "log fsync failure", "coordinator clock jump", "message lost",
-                      "message duplicated", "message delayed"] {
+        for fault in SimulationReport.faultNames {
             #expect(injected[fault, default: 0] > 0, "never injected: \(fault)")
         }
+        print("simulation: 2000 seeds, torn decision-log writes \(injected["torn decision-log write", default: 0]), "
+              + "torn participant writes \(injected["torn write at a participant", default: 0]), "
+              + "participant fsync failures \(injected["participant fsync failure", default: 0]), "
+              + "bridges \(injected["bridge partition", default: 0])")
     }
 
     @Test(arguments: SimulationBug.allCases)

@@ -42,4 +42,11 @@ public struct TransactionID: Hashable, Comparable, Sendable, CustomStringConvert
     }
 
     public static func < (lhs: TransactionID, rhs: TransactionID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
+    /// Hashed as its raw value is: one call for the whole word, not a `Hasher` filled and
+    /// finalised. Every table of the coordinator, the lock manager and the participants is keyed
+    /// by transaction, so this is on every path; `hash(into:)` above gives the same hash value.
+    public func _rawHashValue(seed: Int) -> Int { rawValue._rawHashValue(seed: seed) }
 }

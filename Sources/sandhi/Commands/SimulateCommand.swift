@@ -77,7 +77,8 @@ struct SimulateCommand: AsyncParsableCommand {
         print("cases         " + Self.counts(report.cases))
         print("trace         \(String(report.traceHash, radix: 16))")
         if report.passed {
-            print("invariants    all hold (atomicity, conservation, durability, decision before commit, no orphans, liveness)")
+            print("invariants    all hold (atomicity, conservation, durability, decision before commit, durable votes, "
+                  + "log and write-set recovery, no orphans, liveness, isolation)")
         } else {
             for violation in report.violations.prefix(10) { print("VIOLATION     \(violation)") }
             print("last steps:")
@@ -95,6 +96,7 @@ struct SimulateCommand: AsyncParsableCommand {
             var options = template
             options.seed = seed
             options.traceTail = 40
+            options.traceTailOfPassingRuns = false
             var world = SimulatedWorld(options)
             let report = world.run()
             transfers += report.transactions
