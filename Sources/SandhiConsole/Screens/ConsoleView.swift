@@ -43,7 +43,7 @@ public enum ConsoleView {
     static func header(_ model: ConsoleModel, into grid: inout Grid, area: Rect, context: RenderContext) {
         let coordinator = model.view?.coordinator
         let inFlight = coordinator?.inFlightCount ?? 0
-        let inDoubt = coordinator?.transactions.values.reduce(0) { $0 + (($1.recovered || $1.state == .prepared) ? 1 : 0) } ?? 0
+        let inDoubt = ConsoleView.inDoubt(model).count
         let heuristic = coordinator?.reconciliation.unsettled.count ?? 0
         let faults = model.view?.activeFaults ?? []
         let alert = heuristic > 0 || !faults.isEmpty || model.view?.halted != nil
@@ -69,6 +69,25 @@ public enum ConsoleView {
         if !(model.view?.workload.isEmpty ?? true) { spans.append(Span(" load: \(model.view!.workload) ", base)) }
         grid.fill(area, style: base)
         grid.write(Line(spans), in: area, base: base, ellipsis: context.glyphs.ellipsis)
+    }
+
+    /// Transactions whose outcome some participant holding their prepared state cannot know
+    /// yet: the decision is being logged, recovery is settling them, or phase two waits on a
+    /// participant that is down.
+    public static func inDoubt(_ model: ConsoleModel) -> [TransactionID] {
+        guard let view = model.view else { return [] }
+        let down = Set(view.participants.filter(\.isDown).map(\.id))
+        return view.coordinator.transactions.values.filter { tx in
+            if tx.recovered || tx.state == .prepared { return true }
+            guard !down.isEmpty else { return false }
+            return tx.branches.contains { progress in
+                guard down.contains(progress.branch.participant) else { return false }
+                switch progress.status {
+                case .awaitingAck, .voted(.yes): return true
+                default: return false
+                }
+            }
+        }.map(\.id)
     }
 
     static func statusBar(_ model: ConsoleModel, into grid: inout Grid, area: Rect, context: RenderContext) {
