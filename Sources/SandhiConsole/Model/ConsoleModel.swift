@@ -56,6 +56,22 @@ public struct ConsoleModel: Sendable {
     public var nowUs: UInt64 = 0
     /// Latency of each participant's last votes, for the participants screen.
     public var voteLatencyUs: [ParticipantID: UInt64] = [:]
+    /// What the screens show, worked out once per picture of the engine (and per filter or
+    /// sort change), not once per frame: with 10,000 transactions in flight, sorting and
+    /// filtering them is most of a frame's cost, and a key press redraws without it.
+    var derived = Derived()
+
+    struct Derived {
+        var transactions: [TransactionsScreen.Row] = []
+        var locks: [LocksScreen.Row] = []
+        var inDoubt: [TransactionID] = []
+    }
+
+    mutating func derive() {
+        derived.transactions = TransactionsScreen.computeRows(self)
+        derived.locks = LocksScreen.computeRows(self)
+        derived.inDoubt = ConsoleView.computeInDoubt(self)
+    }
 
     public init(readOnly: Bool = false) {
         self.readOnly = readOnly
@@ -76,6 +92,7 @@ extension ConsoleModel {
         case .snapshot(let view):
             history.learnAmounts(from: view.coordinator)
             if !paused { self.view = view }
+            derive()
             return []
         case .tick(let nowUs):
             self.nowUs = nowUs
@@ -115,6 +132,7 @@ extension ConsoleModel {
             case .cancelled: filterInput = nil
             default: filterInput = input; filter = input.text
             }
+            derive()
             return []
         }
         switch key {
@@ -128,8 +146,8 @@ extension ConsoleModel {
         case .character(" "): paused.toggle()
         case .character("/"): filterInput = TextInputState(filter)
         case .escape:
-            if detail != nil { detail = nil } else if !filter.isEmpty { filter = "" }
-        case .character("s"): sortByAge.toggle()
+            if detail != nil { detail = nil } else if !filter.isEmpty { filter = ""; derive() }
+        case .character("s"): sortByAge.toggle(); derive()
         case .character("t"): return [.nextTheme]
         case .character("+"), .character("="): return mutating(.changeWorkloadRate(by: 1))
         case .character("-"): return mutating(.changeWorkloadRate(by: -1))

@@ -43,7 +43,7 @@ public enum ConsoleView {
     static func header(_ model: ConsoleModel, into grid: inout Grid, area: Rect, context: RenderContext) {
         let coordinator = model.view?.coordinator
         let inFlight = coordinator?.inFlightCount ?? 0
-        let inDoubt = ConsoleView.inDoubt(model).count
+        let inDoubt = model.derived.inDoubt.count
         let heuristic = coordinator?.reconciliation.unsettled.count ?? 0
         let faults = model.view?.activeFaults ?? []
         let alert = heuristic > 0 || !faults.isEmpty || model.view?.halted != nil
@@ -52,7 +52,7 @@ public enum ConsoleView {
             Span(" Sandhi ", base.adding(.bold)),
             Span(" \(model.view?.mode ?? "2pl") ", base),
             Span(" \(context.glyphs.arrowUp) \(grouped(Int(model.metrics.transfersPerSecond.rounded()))) tx/s ", base),
-            Span(" p50 \(formatMicros(model.metrics.p50Us)) p99 \(formatMicros(model.metrics.p99Us)) ", base),
+            Span(" p50 \(age(model.metrics.p50Us)) p99 \(age(model.metrics.p99Us)) ", base),
             Span(" aborts \(String(format: "%.1f", model.metrics.abortRate * 100))% ", base),
             Span(" in-flight \(inFlight) ", base),
             Span(" in-doubt \(inDoubt) ", inDoubt > 0 ? context[.inDoubt] : base),
@@ -74,7 +74,9 @@ public enum ConsoleView {
     /// Transactions whose outcome some participant holding their prepared state cannot know
     /// yet: the decision is being logged, recovery is settling them, or phase two waits on a
     /// participant that is down.
-    public static func inDoubt(_ model: ConsoleModel) -> [TransactionID] {
+    public static func inDoubt(_ model: ConsoleModel) -> [TransactionID] { model.derived.inDoubt }
+
+    static func computeInDoubt(_ model: ConsoleModel) -> [TransactionID] {
         guard let view = model.view else { return [] }
         let down = Set(view.participants.filter(\.isDown).map(\.id))
         return view.coordinator.transactions.values.filter { tx in

@@ -10,7 +10,9 @@ enum LocksScreen {
         var waiters: [LockManager.Waiter]
     }
 
-    static func rows(_ model: ConsoleModel) -> [Row] {
+    static func rows(_ model: ConsoleModel) -> [Row] { model.derived.locks }
+
+    static func computeRows(_ model: ConsoleModel) -> [Row] {
         guard let table = model.view?.coordinator.locks.table else { return [] }
         var rows = table.map { Row(resource: $0.key, holders: Array($0.value.holders), waiters: Array($0.value.waiters)) }
         if !model.filter.isEmpty {
@@ -22,7 +24,7 @@ enum LocksScreen {
             }
         }
         // Contended first, then by name: what an operator looks for is at the top.
-        return rows.sorted { ($0.waiters.count, $1.resource) > ($1.waiters.count, $0.resource) }
+        return rows.sorted { $0.waiters.count != $1.waiters.count ? $0.waiters.count > $1.waiters.count : $0.resource < $1.resource }
     }
 
     static func render(_ model: ConsoleModel, into grid: inout Grid, area: Rect, context: RenderContext) {

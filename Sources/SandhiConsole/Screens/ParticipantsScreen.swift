@@ -30,7 +30,7 @@ enum ParticipantsScreen {
             let own = faults.filter { $0.split(separator: " ").dropFirst().first.map(String.init) == participant.id.name }
             return TableRow([Line(participant.id.name),
                              Line(participant.isDown ? "DOWN" : "up", context[participant.isDown ? .fault : .ok]),
-                             Line(model.voteLatencyUs[participant.id].map(formatMicros) ?? "", context[.dim]),
+                             Line(model.voteLatencyUs[participant.id].map(age) ?? "", context[.dim]),
                              Line(String(prepared[participant.id] ?? 0)), Line(String(participant.fsyncs), context[.dim]),
                              Line(own.joined(separator: ", "), context[.fault])])
         }.render(into: &grid, area: parts[0], state: &state)

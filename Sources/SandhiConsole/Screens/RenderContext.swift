@@ -52,6 +52,8 @@ extension String {
 
 /// `12ms`, `3.4s`, `2m05s`: ages for people.
 func age(_ micros: UInt64) -> String {
+    // No µ: it is not ASCII, and a terminal without UTF-8 must read every figure.
+    if micros < 1_000 { return "0.\(micros / 100)ms" }
     if micros < 60_000_000 { return formatMicros(micros) }
     let seconds = micros / 1_000_000
     return "\(seconds / 60)m\(seconds % 60 < 10 ? "0" : "")\(seconds % 60)s"

@@ -8,7 +8,9 @@ enum TransactionsScreen {
     struct Row {
         var transaction: TransactionID
         var state: TransactionState
-        var ageUs: UInt64
+        /// In flight: when it began (its age is worked out at each frame); finished: how long it took.
+        var beganAtUs: UInt64
+        var durationUs: UInt64?
         var marks: [ParticipantID: TransactionHistory.Mark]
         var amount: Paise?
         var inFlight: Bool
@@ -17,7 +19,9 @@ enum TransactionsScreen {
     /// Bounded: a screen shows tens of rows; thousands are enough to scroll through.
     static let maxRows = 5_000
 
-    static func rows(_ model: ConsoleModel) -> [Row] {
+    static func rows(_ model: ConsoleModel) -> [Row] { model.derived.transactions }
+
+    static func computeRows(_ model: ConsoleModel) -> [Row] {
         var rows: [Row] = []
         if let coordinator = model.view?.coordinator {
             var inFlight = Array(coordinator.transactions.values)
@@ -36,7 +40,7 @@ enum TransactionsScreen {
                     }
                 }
                 let amount = tx.branches.allSatisfy({ $0.branch.operations.isEmpty }) ? nil : TransactionHistory.amount(of: tx.branches.map(\.branch))
-                rows.append(Row(transaction: tx.id, state: tx.state, ageUs: model.nowUs &- min(model.nowUs, tx.beganAtUs),
+                rows.append(Row(transaction: tx.id, state: tx.state, beganAtUs: tx.beganAtUs, durationUs: nil,
                                 marks: marks, amount: amount, inFlight: true))
             }
         }
@@ -44,7 +48,8 @@ enum TransactionsScreen {
         for entry in model.history.finished where !live.contains(entry.transaction) {
             guard rows.count < maxRows else { break }
             let state: TransactionState = entry.heuristic ? .heuristic : (entry.outcome?.isCommitted == true ? .committed : .aborted)
-            rows.append(Row(transaction: entry.transaction, state: state, ageUs: (entry.finishedAtUs ?? entry.beganAtUs) - entry.beganAtUs,
+            rows.append(Row(transaction: entry.transaction, state: state, beganAtUs: entry.beganAtUs,
+                            durationUs: (entry.finishedAtUs ?? entry.beganAtUs) - entry.beganAtUs,
                             marks: entry.marks, amount: entry.amount, inFlight: false))
         }
         guard !model.filter.isEmpty else { return rows }
@@ -73,7 +78,7 @@ enum TransactionsScreen {
                           style: context[.text], selectionStyle: context[.selection], glyphs: context.glyphs) { index in
             let row = rows[index]
             var cells: [Line] = [Line(row.transaction.description), Line(row.state.rawValue, context[context.stateRole(row.state)]),
-                                 Line(age(row.ageUs), context[.dim])]
+                                 Line(age(row.durationUs ?? (model.nowUs &- min(model.nowUs, row.beganAtUs))), context[.dim])]
             for participant in participants {
                 cells.append(Line([row.marks[participant].map(context.mark) ?? Span(" ")]))
             }
@@ -126,14 +131,14 @@ enum TransactionDetail {
             switch event.kind {
             case .prepareSent(_, let p): to = participants.firstIndex(of: p); label = "PREPARE"
             case .voteReceived(_, let p, let vote, let latencyUs):
-                to = participants.firstIndex(of: p); backwards = true; label = "\(vote.label.prefix(10)) \(formatMicros(latencyUs))"
+                to = participants.firstIndex(of: p); backwards = true; label = "\(vote.label.prefix(10)) \(age(latencyUs))"
                 role = vote.isNo ? .voteNo : .voteYes
             case .phaseTwoSent(_, let p, let commit, _): to = participants.firstIndex(of: p); label = commit ? "COMMIT" : "ROLLBACK"
-            case .acknowledged(_, let p, let latencyUs): to = participants.firstIndex(of: p); backwards = true; label = "ack \(formatMicros(latencyUs))"
+            case .acknowledged(_, let p, let latencyUs): to = participants.firstIndex(of: p); backwards = true; label = "ack \(age(latencyUs))"
             case .heuristicReported(_, let p, let outcome, _): to = participants.firstIndex(of: p); backwards = true; label = outcome.label; role = .heuristic
             default: break
             }
-            var text = ("+" + formatMicros(event.atUs &- startUs)).padding(toLength: 10, withPad: " ", startingAt: 0)
+            var text = ("+" + age(event.atUs &- startUs)).padding(toLength: 10, withPad: " ", startingAt: 0)
             if let to {
                 let from = column(0) - 10, target = column(to + 1) - 10
                 var row = Array(repeating: Character(" "), count: target + 2)

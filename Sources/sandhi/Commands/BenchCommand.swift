@@ -1,4 +1,6 @@
 import ArgumentParser
+import SandhiConsole
+import SandhiTerminalUI
 import Foundation
 import SandhiEngine
 import SandhiParticipants
@@ -28,7 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Answer clients at the commit point, `decided` (COMMIT record durable), or once `finished` (every bank acknowledged phase two).")
     var answer: String = "decided"
 
-    @Option(help: "`uniform` (random accounts of two banks), `contention` (a few hot accounts, random order: lock waits and deadlocks), or `wait-graph` (the deadlock detector alone, in memory).")
+    @Option(help: "`uniform` (random accounts of two banks), `contention` (a few hot accounts, random order: lock waits and deadlocks), `wait-graph` (the deadlock detector alone, in memory), or `console` (the console composing frames of --waiters transactions in flight, in memory).")
     var workload: String = "uniform"
 
     @Option(help: "Accounts the contention workload moves money between.")
@@ -64,6 +66,12 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             if workload == "wait-graph" { return try runWaitGraph() }
+            if workload == "console" {
+                // The console's frame composition over a busy engine, in memory (no banks).
+                let result = ConsoleComposeBenchmark.run(transactions: waiters, context: RenderContext(theme: Theme.builtIn, glyphs: .unicode))
+                print(result)
+                return 0
+            }
             guard (1...4_096).contains(clients) else { throw UsageFailure("--clients must be between 1 and 4096, got \(clients)") }
             guard duration > 0, duration <= 86_400 else { throw UsageFailure("--duration must be between 0 and 86400 seconds") }
             guard accounts >= 2, accounts <= 1_000_000 else { throw UsageFailure("--accounts must be between 2 and 1000000") }
