@@ -139,3 +139,29 @@ extension DataDirectory {
         return try InvariantAudit.run(directory: self, configuration: loadConfiguration(), logger: ThreeBanks.logger)
     }
 }
+
+/// Four banks of `accounts` accounts at ₹1,000 each: enough accounts that concurrent random
+/// transfers seldom meet, so many are in flight at once.
+struct SpreadBanks {
+    static let banks = ["hdfc", "icici", "axis", "sbi"].map { ParticipantID(validated: $0) }
+
+    let temporary = TemporaryDirectory()
+    let directory: DataDirectory
+    /// Every balance added up.
+    let total: Paise
+
+    init(accounts: Int = 100) throws {
+        directory = DataDirectory(path: temporary.appending("data"))
+        total = Paise(Paise.rupees(1_000).value * Int64(Self.banks.count * accounts))
+        var configuration = SandhiConfiguration(participants: Self.banks.map { .init(id: $0) })
+        configuration.resendInitialMs = 5
+        let rows = (1...accounts).map { (AccountID(validated: "acct-\($0)"), Paise.rupees(1_000)) }
+        try directory.create(configuration) { directory in
+            for bank in Self.banks {
+                try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: ThreeBanks.logger)
+            }
+        }
+    }
+
+    func remove() { temporary.remove() }
+}

@@ -13,8 +13,10 @@ import SandhiParticipants
 // the banks (a worker frozen since it answered still has, when the last one answers, the state
 // it reported). While they are held, the driver's coordinator is copied too, so the cut also
 // says what the coordinator had decided about every branch the banks hold prepared. Messages
-// queue meanwhile; the coordinator goes on. A hold ends when the last worker answers, at the
-// probe's deadline, or when a held worker is told to crash.
+// queue meanwhile; the coordinator goes on. A worker's hold ends when the last worker answers,
+// at the probe's deadline, or when that worker is told to crash. A held worker still answers
+// other probes (two holding probes asked in a different order at two workers must not wait
+// for each other).
 
 /// What one participant said to a probe.
 public enum ProbeAnswer<Answer: Sendable>: Sendable {
@@ -56,12 +58,15 @@ public struct ProbeResult<Answer: Sendable>: Sendable {
 
 /// The side of a probe that a worker sees.
 protocol ParticipantProbe: AnyObject, Sendable {
-    /// On the worker's thread, between batches: answers from `resource`, and for a holding probe
-    /// waits until it is released (or `crashRequested` says the process is to die).
-    func answer(_ participant: ParticipantID, from resource: ParticipantResource, failure: String?,
-                crashRequested: () -> Bool)
+    /// On the worker's thread, between batches: answers from `resource`. True if the worker
+    /// must now take no batch until `released` (a holding probe).
+    func answer(_ participant: ParticipantID, from resource: ParticipantResource, failure: String?) -> Bool
     /// The worker went down, or refused the probe, without answering.
     func withdraw(_ participant: ParticipantID, _ answer: ProbeWithdrawal)
+    /// Every participant answered, or the probe expired.
+    var released: Bool { get }
+    /// Returns once released, or after `timeoutUs`, whichever is first.
+    func waitForRelease(timeoutUs: UInt64)
 }
 
 enum ProbeWithdrawal {
@@ -77,11 +82,8 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
     private let body: @Sendable (ParticipantResource) throws -> Answer
     /// Taken by the last worker to answer a holding probe, while every worker is held.
     private let whileHeld: @Sendable () -> Coordinator?
-    /// A held worker looks at its crash flag this often while it waits.
-    private static var holdSliceUs: UInt64 { 1_000 }
-
     private var mutex = pthread_mutex_t()
-    private var released = pthread_cond_t()
+    private var releasedCondition = pthread_cond_t()
     private var answers: [ParticipantID: ProbeAnswer<Answer>] = [:]
     /// The last answer is in and the coordinator is being copied: the deadline no longer applies.
     private var finishing = false
@@ -100,17 +102,16 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&released, &attributes)
+        pthread_cond_init(&releasedCondition, &attributes)
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
         pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&released)
+        pthread_cond_destroy(&releasedCondition)
     }
 
-    func answer(_ participant: ParticipantID, from resource: ParticipantResource, failure: String?,
-                crashRequested: () -> Bool) {
+    func answer(_ participant: ParticipantID, from resource: ParticipantResource, failure: String?) -> Bool {
         let answer: ProbeAnswer<Answer>
         if let failure {
             answer = .failed("stopped after a failed fsync (\(failure))")
@@ -122,12 +123,19 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
             }
         }
         post(participant, answer)
-        guard hold else { return }
+        return hold && !released
+    }
+
+    var released: Bool {
         pthread_mutex_lock(&mutex)
-        while !done && !crashRequested() {
-            var deadline = Self.timespec(atUs: MonotonicClock.nowUs() + Self.holdSliceUs)
-            _ = pthread_cond_timedwait(&released, &mutex, &deadline)
-        }
+        defer { pthread_mutex_unlock(&mutex) }
+        return done
+    }
+
+    func waitForRelease(timeoutUs: UInt64) {
+        var deadline = Self.timespec(atUs: MonotonicClock.nowUs() + timeoutUs)
+        pthread_mutex_lock(&mutex)
+        if !done { _ = pthread_cond_timedwait(&releasedCondition, &mutex, &deadline) }
         pthread_mutex_unlock(&mutex)
     }
 
@@ -196,7 +204,7 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
         for participant in expected where all[participant] == nil { all[participant] = .timedOut }
         result = ProbeResult(answers: all, consistent: consistent, coordinator: coordinator,
                              heldUs: hold && firstAnswerUs > 0 ? MonotonicClock.nowUs() - firstAnswerUs : 0)
-        pthread_cond_broadcast(&released)
+        pthread_cond_broadcast(&releasedCondition)
         defer { continuation = nil }
         return continuation
     }

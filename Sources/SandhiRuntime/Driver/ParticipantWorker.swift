@@ -283,14 +283,25 @@ final class ParticipantWorker: @unchecked Sendable {
         stoppedSignal.push(true)
     }
 
+    /// Answers every probe pending, and while a holding probe is not yet released, takes no
+    /// batch: it waits, answering any probe that arrives meanwhile (two holding probes asked
+    /// in a different order at two workers would otherwise each wait for the other), until
+    /// every hold is released or the process is to crash.
     private func answerProbes(_ resource: ParticipantResource) {
-        probeRequested.store(false, ordering: .sequentiallyConsistent)
-        let pending = probes.withLock { pending in defer { pending.removeAll() }; return pending }
-        let failure = stats.withLock { $0.failed }
-        for probe in pending {
-            probe.answer(id, from: resource, failure: failure, crashRequested: { crashRequested.load(ordering: .relaxed) })
+        var holding: [ParticipantProbe] = []
+        while true {
+            probeRequested.store(false, ordering: .sequentiallyConsistent)
+            let pending = probes.withLock { pending in defer { pending.removeAll() }; return pending }
+            let failure = stats.withLock { $0.failed }
+            for probe in pending where probe.answer(id, from: resource, failure: failure) { holding.append(probe) }
+            holding.removeAll { $0.released }
+            guard let first = holding.first, !crashRequested.load(ordering: .relaxed) else { return }
+            first.waitForRelease(timeoutUs: Self.holdSliceUs)
         }
     }
+
+    /// A held worker looks for new probes and for a crash this often.
+    static let holdSliceUs: UInt64 = 1_000
 
     static func movingAverage(_ average: UInt64, _ sample: UInt64) -> UInt64 {
         average == 0 ? sample : average - average / 8 + sample / 8
