@@ -12,37 +12,10 @@ import Testing
 @Suite struct HeuristicReconciliationTests {
     typealias B = ThreeBanks
 
-    func prepareEverywhere(_ banks: ThreeBanks, _ tx: TransactionID, amount: Paise) throws {
-        let writers = [B.hdfc, B.sbi]
-        let hdfc = try banks.bank(B.hdfc), sbi = try banks.bank(B.sbi)
-        defer { hdfc.close(); sbi.close() }
-        _ = try hdfc.process([.prepare(tx, operations: [.debit(account: B.alice, amount: amount)], writers: writers)])
-        _ = try sbi.process([.prepare(tx, operations: [.credit(account: B.carol, amount: amount)], writers: writers)])
-    }
-
-    func writeLog(_ banks: ThreeBanks, commits: [TransactionID]) throws {
-        let (store, _) = try DecisionLogStore.open(directory: banks.directory.coordinatorPath, logger: B.logger)
-        store.epoch = 1
-        _ = try store.append([.epochStarted(epoch: 1)] + commits.map { .commit(transaction: $0, participants: [B.hdfc, B.sbi]) })
-        try store.sync()
-        store.close()
-    }
-
-    /// sbi rolls back alone a branch whose COMMIT is in the log.
-    func heuristicRollbackUnderCommit(_ banks: ThreeBanks, _ tx: TransactionID) throws {
-        try prepareEverywhere(banks, tx, amount: .rupees(100))
-        try writeLog(banks, commits: [tx])
-        let sbi = try banks.bank(B.sbi)
-        let replies = try sbi.decideAlone(tx, commit: false)
-        try sbi.makeDurable()
-        sbi.close()
-        #expect(replies.count == 1)
-    }
-
     @Test func aHeuristicRollbackUnderACommitIsFoundAtRecoveryAndSettledByRetryCommit() async throws {
         let banks = try ThreeBanks(); defer { banks.remove() }
         let tx = TransactionID(epoch: 1, sequence: 1)
-        try heuristicRollbackUnderCommit(banks, tx)
+        try banks.rollBackAloneUnderCommit(tx)
 
         let node = try await banks.start()
         let heuristicCase = try #require(node.driver.reconciliation[tx])
@@ -79,8 +52,8 @@ import Testing
     @Test func aHeuristicCommitUnderPresumedAbortIsCompensated() async throws {
         let banks = try ThreeBanks(); defer { banks.remove() }
         let tx = TransactionID(epoch: 1, sequence: 1)
-        try prepareEverywhere(banks, tx, amount: .rupees(30))
-        try writeLog(banks, commits: []) // the coordinator died before its decision was durable
+        try banks.prepareEverywhere(tx, amount: .rupees(30))
+        try banks.writeLog(commits: []) // the coordinator died before its decision was durable
         let sbi = try banks.bank(B.sbi)
         _ = try sbi.decideAlone(tx, commit: true)
         try sbi.makeDurable()
@@ -115,8 +88,8 @@ import Testing
     @Test func aFailedCompensationLeavesTheCaseOpenAndRecorded() async throws {
         let banks = try ThreeBanks(); defer { banks.remove() }
         let tx = TransactionID(epoch: 1, sequence: 1)
-        try prepareEverywhere(banks, tx, amount: .rupees(30))
-        try writeLog(banks, commits: [])
+        try banks.prepareEverywhere(tx, amount: .rupees(30))
+        try banks.writeLog(commits: [])
         let sbi = try banks.bank(B.sbi)
         _ = try sbi.decideAlone(tx, commit: true)
         try sbi.makeDurable()
@@ -141,8 +114,8 @@ import Testing
         try banks.directory.writeConfiguration(configuration)
         #expect(try banks.directory.loadConfiguration().participants[2].heuristic == HeuristicPolicy(afterMs: 0, commit: false))
         let tx = TransactionID(epoch: 1, sequence: 1)
-        try prepareEverywhere(banks, tx, amount: .rupees(5))
-        try writeLog(banks, commits: [tx])
+        try banks.prepareEverywhere(tx, amount: .rupees(5))
+        try banks.writeLog(commits: [tx])
         // Recovery re-drives the COMMIT, but sbi's sweep may roll the branch back first: either
         // way the outcome is consistent or recorded, never silently mixed.
         let node = try await banks.start()
@@ -156,7 +129,7 @@ import Testing
     @Test func aDamagedJournalIsRefusedWithItsOffset() async throws {
         let banks = try ThreeBanks(); defer { banks.remove() }
         let tx = TransactionID(epoch: 1, sequence: 1)
-        try heuristicRollbackUnderCommit(banks, tx)
+        try banks.rollBackAloneUnderCommit(tx)
         let node = try await banks.start()
         _ = try await node.driver.resolveHeuristic(tx, action: .markResolved, operatorName: "asha", note: "fixed by hand")
         node.stop()

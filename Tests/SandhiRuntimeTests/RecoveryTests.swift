@@ -9,29 +9,11 @@ import Testing
 @Suite struct RecoveryTests {
     typealias B = ThreeBanks
 
-    /// Prepares `tx` at both banks directly (as if the coordinator died after the votes).
-    func prepareEverywhere(_ banks: ThreeBanks, _ tx: TransactionID, amount: Paise) throws {
-        let writers = [B.hdfc, B.sbi]
-        let hdfc = try banks.bank(B.hdfc), sbi = try banks.bank(B.sbi)
-        defer { hdfc.close(); sbi.close() }
-        #expect(try hdfc.process([.prepare(tx, operations: [.debit(account: B.alice, amount: amount)], writers: writers)]).voteOnly == [.vote(tx, .yes)])
-        #expect(try sbi.process([.prepare(tx, operations: [.credit(account: B.carol, amount: amount)], writers: writers)]).voteOnly == [.vote(tx, .yes)])
-    }
-
-    /// Writes the log a coordinator would have left: epoch 1, and the given COMMIT records.
-    func writeLog(_ banks: ThreeBanks, commits: [TransactionID]) throws {
-        let (store, _) = try DecisionLogStore.open(directory: banks.directory.coordinatorPath, logger: B.logger)
-        store.epoch = 1
-        _ = try store.append([.epochStarted(epoch: 1)] + commits.map { .commit(transaction: $0, participants: [B.hdfc, B.sbi]) })
-        try store.sync()
-        store.close()
-    }
-
     @Test func preparedWithACommitRecordCommitsAndWithoutOneAborts() async throws {
         let banks = try ThreeBanks(); defer { banks.remove() }
         let committed = TransactionID(epoch: 1, sequence: 1), presumedAborted = TransactionID(epoch: 1, sequence: 2)
-        try prepareEverywhere(banks, committed, amount: .rupees(100))
-        try writeLog(banks, commits: [committed])
+        try banks.prepareEverywhere(committed, amount: .rupees(100))
+        try banks.writeLog(commits: [committed])
         // The second transaction prepared at icici only; sbi never heard of it.
         let icici = try banks.bank(B.icici)
         #expect(try icici.process([.prepare(presumedAborted, operations: [.debit(account: B.bob, amount: .rupees(7))], writers: [B.icici, B.sbi])]).voteOnly
@@ -55,8 +37,8 @@ import Testing
     @Test func aCommitWhoseAcknowledgementsWereLostIsRedrivenIdempotently() async throws {
         let banks = try ThreeBanks(); defer { banks.remove() }
         let tx = TransactionID(epoch: 1, sequence: 1)
-        try prepareEverywhere(banks, tx, amount: .rupees(40))
-        try writeLog(banks, commits: [tx])
+        try banks.prepareEverywhere(tx, amount: .rupees(40))
+        try banks.writeLog(commits: [tx])
         // hdfc applied the commit before the crash; sbi did not.
         let hdfc = try banks.bank(B.hdfc)
         _ = try hdfc.process([.commit(tx)])

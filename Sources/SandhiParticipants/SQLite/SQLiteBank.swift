@@ -470,6 +470,25 @@ public final class SQLiteBank: ParticipantResource {
         return result
     }
 
+    /// What each prepared branch would change here if it commits (its write-set's net), for a
+    /// live audit of conservation: money of a decided transaction that one bank has committed
+    /// and another still holds prepared is in neither's balances.
+    public func inDoubtNet() -> [TransactionID: Paise] {
+        var result: [TransactionID: Paise] = [:]
+        for (tx, state) in machine.branches {
+            if case .prepared(let operations, _) = state { result[tx] = operations.reduce(Paise.zero) { $0 + $1.delta } }
+        }
+        return result
+    }
+
+    /// Whether `tx` committed here: one indexed lookup (a live audit rechecks a few branches).
+    public func hasCommitted(_ tx: TransactionID) throws -> Bool {
+        let statement = hot.selectCommitted.reused().bind(1, Int64(bitPattern: tx.rawValue))
+        // Reset at once: a statement left open is a read that would hold back a checkpoint.
+        defer { statement.reset() }
+        return try statement.step()
+    }
+
     /// The highest coordinator epoch among this bank's prepared and committed branches (0 if
     /// none): the coordinator must never start an epoch at or below it.
     public func highestEpoch() throws -> UInt32 {

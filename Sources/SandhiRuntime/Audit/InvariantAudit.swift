@@ -47,10 +47,8 @@ public struct InvariantAudit: Sendable {
         audit.logSegments = Set(log.records.map(\.position.segment)).count
         let reconciliation = try ReconciliationJournal.read(path: directory.reconciliationPath)
         audit.heuristicCases = reconciliation.all
-        var unknownImbalance: [TransactionID] = []
-        for heuristicCase in reconciliation.unsettled {
-            if let imbalance = heuristicCase.imbalance { audit.openImbalance = audit.openImbalance + imbalance } else { unknownImbalance.append(heuristicCase.transaction) }
-        }
+        let allowance = InvariantChecks.HeuristicAllowance(reconciliation)
+        audit.openImbalance = allowance.imbalance
         var committed: [ParticipantID: [TransactionID: (writers: [ParticipantID], netPaise: Int64)]] = [:]
         for participant in configuration.participants {
             let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
@@ -73,37 +71,13 @@ public struct InvariantAudit: Sendable {
                 audit.violations.append("\(participant.id) holds \(summary.prepared.count) prepared transaction(s) and \(summary.lockedAccounts.count) lock(s): \(list) (run `sandhi recover`)")
             }
         }
-        let open = reconciliation.unsettled
-        if !open.isEmpty {
-            audit.notes.append("heuristic: \(open.count) unsettled case(s) in the reconciliation queue (`sandhi reconcile list`): "
-                + open.prefix(5).map { "\($0.transaction) \($0.status.label)" }.joined(separator: ", ")
-                + (audit.openImbalance == .zero ? "" : "; they account for \(audit.openImbalance) (\(audit.openImbalance.value) paise)"))
+        audit.notes += allowance.notes
+        if let violation = InvariantChecks.conservation(total: audit.total, minted: audit.minted, allowance: allowance) {
+            audit.violations.append(violation)
         }
-        if !unknownImbalance.isEmpty {
-            audit.notes.append("conservation not verifiable: the operations of heuristic case(s) "
-                + unknownImbalance.prefix(5).map(\.description).joined(separator: ", ") + " are unknown")
-        }
-        if audit.total != audit.minted + audit.openImbalance && unknownImbalance.isEmpty {
-            let allowance = audit.openImbalance == .zero ? "" : ", of which open heuristic cases account for \(audit.openImbalance.value)"
-            audit.violations.append("conservation: balances total \(audit.total.value) paise, but \(audit.minted.value) paise were minted "
-                + "(difference \((audit.total - audit.minted).value)\(allowance))")
-        }
-        var halfApplied = 0
-        for (participant, branches) in committed {
-            for (tx, entry) in branches {
-                for writer in entry.writers where writer != participant {
-                    guard let other = committed[writer] else {
-                        audit.violations.append("atomicity: \(tx) names \(writer), which is not a configured participant")
-                        continue
-                    }
-                    if other[tx] == nil && reconciliation[tx] == nil {
-                        halfApplied += 1
-                        if halfApplied <= 5 { audit.violations.append("atomicity: \(tx) committed at \(participant) but not at \(writer)") }
-                    }
-                }
-            }
-        }
-        if halfApplied > 5 { audit.violations.append("atomicity: \(halfApplied - 5) more half-applied branches") }
+        let atomicity = InvariantChecks.atomicity(committed, writers: \.writers, configured: Set(configuration.participants.map(\.id)),
+                                                  exempt: { reconciliation[$0] != nil })
+        audit.violations += InvariantChecks.atomicityViolations(halfApplied: atomicity.halfApplied, unknownWriters: atomicity.unknownWriters)
         if !audit.unfinishedCommits.isEmpty {
             let list = audit.unfinishedCommits.keys.sorted().prefix(5).map(\.description).joined(separator: ", ")
             audit.violations.append("decision log: \(audit.unfinishedCommits.count) committed transaction(s) not yet acknowledged everywhere: \(list) (run `sandhi recover`)")

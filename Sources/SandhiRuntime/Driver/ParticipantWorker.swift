@@ -28,6 +28,9 @@ import Synchronization
 /// worker also asks about branches that stay prepared across an inquiry interval, as the
 /// simulator's participants do: the coordinator answers a YES for a transaction it no longer
 /// knows with ROLLBACK, and for one it knows with what it decided.
+///
+/// Probes (ParticipantProbe.swift): between two batches, after the drain, the thread answers
+/// questions about its storage that others may not ask directly (the bank is open by it alone).
 final class ParticipantWorker: @unchecked Sendable {
     let id: ParticipantID
     /// The current incarnation's storage: set before its thread starts, used by that thread only.
@@ -41,6 +44,9 @@ final class ParticipantWorker: @unchecked Sendable {
     private let stoppedSignal = BlockingQueue<Bool>(capacity: 1)
     private struct Stats {
         var batches = 0, messages = 0, syncs = 0
+        /// Moving averages (weight 1/8 on the newest) of storing one batch and of one fsync:
+        /// what a message waits here once it is taken, for the console's participant view.
+        var recentBatchUs: UInt64 = 0, recentSyncUs: UInt64 = 0
         /// Set when an fsync failed: durability is unknown, so this participant stops.
         var failed: String?
     }
@@ -55,6 +61,11 @@ final class ParticipantWorker: @unchecked Sendable {
     /// Read by the thread after every drain: its process is to die now.
     private let crashRequested = Atomic<Bool>(false)
     private let inquiring = Atomic<Bool>(false)
+    /// Probes to answer between batches, and the flag the thread checks after every drain.
+    private let probes = Mutex<[ParticipantProbe]>([])
+    private let probeRequested = Atomic<Bool>(false)
+    /// Probes waiting for this worker, at most (a bound on every queue).
+    static let maxPendingProbes = 8
 
     /// Replies held for a shared fsync, at most; more are synced at once.
     static let maxHeldReplies = 4_096
@@ -106,6 +117,28 @@ final class ParticipantWorker: @unchecked Sendable {
     var messages: Int { stats.withLock { $0.messages } }
     var syncs: Int { stats.withLock { $0.syncs } }
     var failure: String? { stats.withLock { $0.failed } }
+    var recentBatchUs: UInt64 { stats.withLock { $0.recentBatchUs } }
+    var recentSyncUs: UInt64 { stats.withLock { $0.recentSyncUs } }
+    /// Messages queued and not yet taken.
+    var queued: Int { queue.count }
+
+    /// Asks the thread to answer `probe` between two batches (waking it if it sleeps). When it
+    /// is not running, or has too many probes pending, the probe is told at once.
+    func submit(_ probe: ParticipantProbe) {
+        let refusal: ProbeWithdrawal? = life.withLock { life in
+            guard life.running && !life.stopped else { return .down }
+            let queued = probes.withLock { pending in
+                guard pending.count < Self.maxPendingProbes else { return false }
+                pending.append(probe)
+                return true
+            }
+            guard queued else { return .busy }
+            probeRequested.store(true, ordering: .sequentiallyConsistent)
+            queue.interrupt()
+            return nil
+        }
+        if let refusal { probe.withdraw(id, refusal) }
+    }
 
     /// Finishes what is queued (processed and synced), stops the thread, closes the resource.
     /// After a `crash` there is nothing left to finish.
@@ -191,6 +224,11 @@ final class ParticipantWorker: @unchecked Sendable {
                 if sweeping { waitUs = min(waitUs, nextSweepUs > nowUs ? nextSweepUs - nowUs : 0) }
                 open = queue.drain(into: &batch, timeoutUs: waitUs)
             }
+            if probeRequested.load(ordering: .relaxed) {
+                // Before the batch: a holding probe keeps it (and everything behind it) waiting.
+                // A crash ends the hold, and is seen just below.
+                answerProbes(resource)
+            }
             if crashRequested.load(ordering: .relaxed) {
                 // The process is gone: the batch was never staged and the held replies never
                 // left. Storage keeps what it committed.
@@ -204,7 +242,12 @@ final class ParticipantWorker: @unchecked Sendable {
             if !batch.isEmpty && stats.withLock({ $0.failed }) == nil {
                 do {
                     let replies = try resource.process(batch)
-                    stats.withLock { $0.batches += 1; $0.messages += batch.count }
+                    let storedUs = MonotonicClock.nowUs() &- nowUs
+                    stats.withLock { stats in
+                        stats.batches += 1
+                        stats.messages += batch.count
+                        stats.recentBatchUs = Self.movingAverage(stats.recentBatchUs, storedUs)
+                    }
                     for reply in replies {
                         if case .vote = reply { urgent = true }
                         held.append((id, reply))
@@ -235,7 +278,33 @@ final class ParticipantWorker: @unchecked Sendable {
             }
         }
         resource.close()
+        // Gone before answering: whoever asks must not wait for this thread.
+        for probe in probes.withLock({ pending in defer { pending.removeAll() }; return pending }) { probe.withdraw(id, .down) }
         stoppedSignal.push(true)
+    }
+
+    /// Answers every probe pending, and while a holding probe is not yet released, takes no
+    /// batch: it waits, answering any probe that arrives meanwhile (two holding probes asked
+    /// in a different order at two workers would otherwise each wait for the other), until
+    /// every hold is released or the process is to crash.
+    private func answerProbes(_ resource: ParticipantResource) {
+        var holding: [ParticipantProbe] = []
+        while true {
+            probeRequested.store(false, ordering: .sequentiallyConsistent)
+            let pending = probes.withLock { pending in defer { pending.removeAll() }; return pending }
+            let failure = stats.withLock { $0.failed }
+            for probe in pending where probe.answer(id, from: resource, failure: failure) { holding.append(probe) }
+            holding.removeAll { $0.released }
+            guard let first = holding.first, !crashRequested.load(ordering: .relaxed) else { return }
+            first.waitForRelease(timeoutUs: Self.holdSliceUs)
+        }
+    }
+
+    /// A held worker looks for new probes and for a crash this often.
+    static let holdSliceUs: UInt64 = 1_000
+
+    static func movingAverage(_ average: UInt64, _ sample: UInt64) -> UInt64 {
+        average == 0 ? sample : average - average / 8 + sample / 8
     }
 
     /// Which prepared branches to ask about: those prepared at two inquiries in a row, so a
@@ -255,6 +324,7 @@ final class ParticipantWorker: @unchecked Sendable {
     }
 
     private func sync(_ held: inout [(ParticipantID, ParticipantReply)], _ resource: ParticipantResource) {
+        let startedUs = MonotonicClock.nowUs()
         do {
             try resource.makeDurable()
         } catch {
@@ -267,7 +337,11 @@ final class ParticipantWorker: @unchecked Sendable {
             onFailure("participant \(id) failed to sync: \(error)")
             return
         }
-        stats.withLock { $0.syncs += 1 }
+        let syncedUs = MonotonicClock.nowUs() &- startedUs
+        stats.withLock { stats in
+            stats.syncs += 1
+            stats.recentSyncUs = Self.movingAverage(stats.recentSyncUs, syncedUs)
+        }
         deliver(held)
         held.removeAll(keepingCapacity: true)
     }

@@ -116,6 +116,13 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
+    /// Elements queued now: a gauge (for the console), stale as soon as it is read.
+    public var count: Int {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return items.count
+    }
+
     /// Drops everything queued (what a process crash loses).
     public func removeAll() {
         pthread_mutex_lock(&mutex)
