@@ -52,6 +52,8 @@ public final class LiveWorkload: Sendable {
 
     /// What the workload has done so far.
     public struct Counters: Sendable, Equatable {
+        /// Transfers begun (each once, however many attempts it takes): what the rate paces.
+        public var begun = 0
         /// Transactions handed to the coordinator, retries included.
         public var submitted = 0
         public var committed = 0
@@ -277,6 +279,7 @@ public final class LiveWorkload: Sendable {
 
     /// Sees one transfer through: retries after transient aborts and after failures.
     private func run(_ job: Job, seed: UInt64) async {
+        tally.withLock { $0.begun += 1 }
         var random = SplitMix64(seed: seed)
         var attempt = 0, failures = 0
         while !stopped {
