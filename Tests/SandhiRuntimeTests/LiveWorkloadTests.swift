@@ -48,8 +48,8 @@ import Testing
         let (node, workload) = try await Self.start(banks.directory, Self.options(.random, rate: 50))
         #expect(await eventually { workload.counters.committed >= 5 })
         // Not faster than the rate (give or take the pacer's catch-up burst), and not much slower.
-        let startUs = MonotonicClock.nowUs(), before = workload.counters.submitted
-        #expect(await eventually(timeoutMs: 3_000) { workload.counters.submitted >= before + 25 })
+        let startUs = MonotonicClock.nowUs(), before = workload.counters.begun
+        #expect(await eventually(timeoutMs: 3_000) { workload.counters.begun >= before + 25 })
         let elapsedUs = MonotonicClock.nowUs() - startUs
         #expect(elapsedUs >= 400_000, "25 transfers at 50/s took \(elapsedUs)µs")
 

@@ -13,10 +13,11 @@ extension CoordinatorDriver {
     /// Cost: the copy itself is O(1) under the driver's lock (the coordinator is a value type;
     /// its collections are copy-on-write and only their storage is retained). The price comes
     /// later, once per snapshot: the engine's next change to each collection the snapshot still
-    /// shares copies that collection whole (O(its size), on the driver's path, under its lock).
-    /// With thousands of transactions in flight that is tens to hundreds of microseconds, so
-    /// take snapshots at a display's pace (a few a second), not per event, and drop each one
-    /// before taking the next.
+    /// shares copies that collection whole (O(its size), on the driver's path, under its lock):
+    /// with 10,000 transactions in flight and 20,000 locks held, the input after a snapshot
+    /// took about 4 ms in a debug build instead of 0.05 ms. So take snapshots at a display's
+    /// pace (a few a second), not per event, and drop each one before taking the next; the
+    /// event stream (`onEvent`) is the cheap way to follow every change.
     public func snapshot() -> Coordinator {
         state.withLock { $0.coordinator }
     }

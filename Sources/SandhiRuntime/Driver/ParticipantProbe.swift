@@ -99,11 +99,7 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
         self.whileHeld = whileHeld
         self.body = body
         pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&releasedCondition, &attributes)
-        pthread_condattr_destroy(&attributes)
+        MonotonicClock.initializeCondition(&releasedCondition)
     }
 
     deinit {
@@ -133,7 +129,7 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
     }
 
     func waitForRelease(timeoutUs: UInt64) {
-        var deadline = Self.timespec(atUs: MonotonicClock.nowUs() + timeoutUs)
+        var deadline = MonotonicClock.deadline(atUs: MonotonicClock.nowUs() + timeoutUs)
         pthread_mutex_lock(&mutex)
         if !done { _ = pthread_cond_timedwait(&releasedCondition, &mutex, &deadline) }
         pthread_mutex_unlock(&mutex)
@@ -207,9 +203,5 @@ final class ProbeRound<Answer: Sendable>: ParticipantProbe, @unchecked Sendable 
         pthread_cond_broadcast(&releasedCondition)
         defer { continuation = nil }
         return continuation
-    }
-
-    private static func timespec(atUs: UInt64) -> Glibc.timespec {
-        Glibc.timespec(tv_sec: Int(atUs / 1_000_000), tv_nsec: Int(atUs % 1_000_000) * 1_000)
     }
 }

@@ -26,10 +26,7 @@ final class TimerService<ID: Hashable & Sendable>: @unchecked Sendable {
     init(name: String = "sandhi-timers", fire: @escaping @Sendable (ID) -> Void) {
         self.fire = fire
         pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&changed, &attributes)
+        MonotonicClock.initializeCondition(&changed)
         startThread(name: name) { [self] in run() }
     }
 
@@ -73,7 +70,7 @@ final class TimerService<ID: Hashable & Sendable>: @unchecked Sendable {
                 continue
             }
             if let first = heap.min {
-                var deadline = timespec(tv_sec: Int(first.deadlineUs / 1_000_000), tv_nsec: Int(first.deadlineUs % 1_000_000) * 1_000)
+                var deadline = MonotonicClock.deadline(atUs: first.deadlineUs)
                 pthread_cond_timedwait(&changed, &mutex, &deadline)
             } else {
                 pthread_cond_wait(&changed, &mutex)

@@ -21,10 +21,7 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         precondition(capacity > 0)
         self.capacity = capacity
         pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&notEmpty, &attributes)
+        MonotonicClock.initializeCondition(&notEmpty)
         pthread_cond_init(&notFull, nil)
     }
 
@@ -94,7 +91,7 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
     public func drain(into batch: inout [Element], timeoutUs: UInt64) -> Bool {
         batch.removeAll(keepingCapacity: true)
         let deadlineUs = MonotonicClock.nowUs() + timeoutUs
-        var deadline = timespec(tv_sec: Int(deadlineUs / 1_000_000), tv_nsec: Int(deadlineUs % 1_000_000) * 1_000)
+        var deadline = MonotonicClock.deadline(atUs: deadlineUs)
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while items.isEmpty && !closed && !interrupted {

@@ -18,3 +18,20 @@ extension MonotonicClock {
         return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
 }
+
+extension MonotonicClock {
+    /// Sets up `condition` so that timed waits on it count on this clock, unaffected by
+    /// wall-clock jumps (pthread's default is the wall clock).
+    static func initializeCondition(_ condition: inout pthread_cond_t) {
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    /// `atUs` on this clock, as a timed wait's deadline.
+    static func deadline(atUs: UInt64) -> timespec {
+        timespec(tv_sec: Int(atUs / 1_000_000), tv_nsec: Int(atUs % 1_000_000) * 1_000)
+    }
+}

@@ -15,10 +15,11 @@ import SandhiParticipants
 /// One dispatcher paces transfers to the target rate (transfers begun per second; 0 pauses,
 /// `unlimited` runs closed-loop) and starts each as a task, at most `maxInFlight` at once.
 /// Each task sees its transfer through: a deadlock victim or lock timeout is run again with
-/// back-off (up to `maxRetries`); a transfer that throws (the coordinator crashed, halted or
-/// restarting) is counted as failed and tried again later, against `node.driver` as it is then
-/// (after `restartCoordinator`, the new incarnation), with back-off up to a second. The
-/// workload survives every live fault this way, and stops only when told.
+/// back-off (up to `maxRetries`); a transfer that throws `halted` (the coordinator crashed or
+/// is restarting) is counted as failed and tried again later, against `node.driver` as it is
+/// then (after `restartCoordinator`, the new incarnation), with back-off up to a second. The
+/// workload survives every live fault this way, and stops only when told (`stop`; a stopped
+/// node leaves it retrying once a second until then).
 ///
 /// The accounts to draw from are read before the node starts (`readAccounts`): a running node
 /// holds its bank files exclusively. Money is integer paise throughout.
@@ -52,12 +53,14 @@ public final class LiveWorkload: Sendable {
 
     /// What the workload has done so far.
     public struct Counters: Sendable, Equatable {
+        /// Transfers begun (each once, however many attempts it takes): what the rate paces.
+        public var begun = 0
         /// Transactions handed to the coordinator, retries included.
         public var submitted = 0
         public var committed = 0
         /// Aborted attempts by cause (`deadlock`, `lock-timeout`, `insufficient-funds`, ...).
         public var abortedByCause: [String: Int] = [:]
-        /// Attempts that threw (coordinator crashed, halted, restarting); each is tried again.
+        /// Attempts that threw: `halted` (coordinator crashed, restarting) ones are tried again.
         public var failed = 0
         /// Attempts run again after a transient abort.
         public var retries = 0
@@ -277,6 +280,7 @@ public final class LiveWorkload: Sendable {
 
     /// Sees one transfer through: retries after transient aborts and after failures.
     private func run(_ job: Job, seed: UInt64) async {
+        tally.withLock { $0.begun += 1 }
         var random = SplitMix64(seed: seed)
         var attempt = 0, failures = 0
         while !stopped {
@@ -286,6 +290,9 @@ public final class LiveWorkload: Sendable {
                 outcome = try await node.driver.transfer(job.branches, answerWhen: .decided).outcome
             } catch {
                 tally.withLock { $0.failed += 1; $0.lastFailure = "\(error)" }
+                // Only a halted coordinator goes away (a restart); any other refusal would
+                // come back every time.
+                guard case .halted = error as? CoordinatorError else { break }
                 failures += 1
                 let ceilingUs = min(Self.maxFailureBackoffUs, UInt64(10_000) << UInt64(min(failures, 10)))
                 try? await Task.sleep(nanoseconds: (ceilingUs / 2 + random.next() % ceilingUs) * 1_000)
