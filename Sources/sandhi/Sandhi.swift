@@ -7,7 +7,7 @@ struct Sandhi: AsyncParsableCommand {
         commandName: "sandhi",
         abstract: "An embedded distributed-transaction coordinator: one transfer across many databases, all or nothing.",
         subcommands: [
-            InitCommand.self, TransferCommand.self, CheckCommand.self, CheckHistoryCommand.self, SimulateCommand.self, RecoverCommand.self,
+            OperatorConsoleCommand.self, InitCommand.self, TransferCommand.self, CheckCommand.self, CheckHistoryCommand.self, SimulateCommand.self, RecoverCommand.self,
             ReconcileCommand.self, LogCommand.self, BenchCommand.self, DemoCommand.self,
         ]
     )

@@ -19,7 +19,7 @@ struct CoordinatorTransitionTests {
         #expect(effects.sends.isEmpty)
         #expect(effects.timersSet.isEmpty)
         #expect(effects.decisions.isEmpty)
-        #expect(effects.events == [.began(t1, participants: [hdfc, sbi])])
+        #expect(effects.events == [.began(t1, participants: [hdfc, sbi], amount: Paise(10_000))])
         #expect(h.transaction(t1)?.branches.map(\.status) == [.idle, .idle])
         #expect(h.transaction(t1)?.beganAtUs == h.nowUs)
     }

@@ -102,7 +102,7 @@ struct EngineEventTests {
 
     @Test func everyKindButFatalNamesItsTransaction() {
         let kinds: [EngineEvent.Kind] = [
-            .began(t1, participants: [Fixture.hdfc]),
+            .began(t1, participants: [Fixture.hdfc], amount: Paise(5)),
             .rejected(t1, reason: "r"),
             .stateChanged(t1, from: .active, to: .preparing),
             .prepareSent(t1, participant: Fixture.hdfc),

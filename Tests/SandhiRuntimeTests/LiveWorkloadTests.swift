@@ -164,6 +164,6 @@ import Testing
 
     /// The participants of every transaction begun so far.
     static func began(_ events: EventRecorder) -> [[ParticipantID]] {
-        events.all.compactMap { if case .began(_, let participants) = $0.kind { participants } else { nil } }
+        events.all.compactMap { if case .began(_, let participants, _) = $0.kind { participants } else { nil } }
     }
 }

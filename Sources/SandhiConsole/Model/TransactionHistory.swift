@@ -50,7 +50,7 @@ public struct TransactionHistory: Sendable {
         if case .deadlockDetected = event.kind { return } // about many transactions; the waits screen has it
         if entries[tx] == nil {
             var participants: [ParticipantID] = []
-            if case .began(_, let named) = event.kind { participants = named }
+            if case .began(_, let named, _) = event.kind { participants = named }
             if case .recovered(_, _, let named) = event.kind { participants = named }
             entries[tx] = Entry(transaction: tx, participants: participants, beganAtUs: event.atUs)
             order.append(tx)
@@ -59,6 +59,7 @@ public struct TransactionHistory: Sendable {
         var entry = entries[tx]!
         if entry.events.count < maxEvents { entry.events.append(event) } else { entry.eventsDropped += 1 }
         switch event.kind {
+        case .began(_, _, let amount): entry.amount = amount
         case .prepareSent(_, let participant): entry.marks[participant] = .pending
         case .voteReceived(_, let participant, let vote, _):
             switch vote {
@@ -89,23 +90,8 @@ public struct TransactionHistory: Sendable {
     /// Amounts are not in the events; a snapshot of the in-flight table fills them in.
     public mutating func learnAmounts(from coordinator: Coordinator) {
         for (tx, transaction) in coordinator.transactions where entries[tx]?.amount == nil {
-            entries[tx]?.amount = Self.amount(of: transaction.branches.map(\.branch))
+            entries[tx]?.amount = Branch.amountMoved(by: transaction.branches.map(\.branch))
             if entries[tx]?.participants.isEmpty == true { entries[tx]?.participants = transaction.branches.map(\.branch.participant) }
         }
-    }
-
-    /// What a transfer moves: the sum of its debits (its credits, for a pure deposit).
-    public static func amount(of branches: [Branch]) -> Paise {
-        var debits = Paise.zero, credits = Paise.zero
-        for branch in branches {
-            for operation in branch.operations {
-                switch operation {
-                case .debit(_, let amount): debits = debits + amount
-                case .credit(_, let amount): credits = credits + amount
-                case .read, .fileReport: break
-                }
-            }
-        }
-        return debits == .zero ? credits : debits
     }
 }

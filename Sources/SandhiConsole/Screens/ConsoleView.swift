@@ -51,17 +51,20 @@ public enum ConsoleView {
         var spans: [Span] = [
             Span(" Sandhi ", base.adding(.bold)),
             Span(" \(model.view?.mode ?? "2pl") ", base),
-            Span(" \(context.glyphs.arrowUp) \(grouped(Int(model.metrics.transfersPerSecond.rounded()))) tx/s ", base),
-            Span(" p50 \(age(model.metrics.p50Us)) p99 \(age(model.metrics.p99Us)) ", base),
-            Span(" aborts \(String(format: "%.1f", model.metrics.abortRate * 100))% ", base),
-            Span(" in-flight \(inFlight) ", base),
-            Span(" in-doubt \(inDoubt) ", inDoubt > 0 ? context[.inDoubt] : base),
-            Span(" heuristic \(heuristic) ", heuristic > 0 ? context[.heuristic] : base),
         ]
+        // Alerts first: on a narrow terminal the figures are cut, never what is wrong.
         if let halted = model.view?.halted { spans.append(Span(" COORDINATOR DOWN: \(halted.prefix(40)) ", context[.fault])) }
         if !faults.isEmpty { spans.append(Span(" FAULT: \(faults.joined(separator: ", ")) ", context[.fault])) }
         if model.paused { spans.append(Span(" PAUSED ", context[.warning])) }
         if model.readOnly { spans.append(Span(" READ-ONLY ", context[.warning])) }
+        spans += [
+            Span(" in-flight \(inFlight) ", base),
+            Span(" in-doubt \(inDoubt) ", inDoubt > 0 ? context[.inDoubt] : base),
+            Span(" heuristic \(heuristic) ", heuristic > 0 ? context[.heuristic] : base),
+            Span(" \(context.glyphs.arrowUp) \(grouped(Int(model.metrics.transfersPerSecond.rounded()))) tx/s ", base),
+            Span(" p50 \(age(model.metrics.p50Us)) p99 \(age(model.metrics.p99Us)) ", base),
+            Span(" aborts \(String(format: "%.1f", model.metrics.abortRate * 100))% ", base),
+        ]
         if let view = model.view, !model.paused {
             let staleUs = model.nowUs &- min(model.nowUs, view.takenAtUs)
             spans.append(Span(" data \(age(staleUs)) old ", staleUs > 2_000_000 ? context[.warning] : base))

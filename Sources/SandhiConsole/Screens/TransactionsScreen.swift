@@ -39,7 +39,7 @@ enum TransactionsScreen {
                     case .decidedAlone: marks[progress.branch.participant] = .heuristic
                     }
                 }
-                let amount = tx.branches.allSatisfy({ $0.branch.operations.isEmpty }) ? nil : TransactionHistory.amount(of: tx.branches.map(\.branch))
+                let amount = tx.branches.allSatisfy({ $0.branch.operations.isEmpty }) ? nil : Branch.amountMoved(by: tx.branches.map(\.branch))
                 rows.append(Row(transaction: tx.id, state: tx.state, beganAtUs: tx.beganAtUs, durationUs: nil,
                                 marks: marks, amount: amount, inFlight: true))
             }

@@ -286,7 +286,7 @@ public struct Coordinator: Sendable {
         tx.lockPlan = configuration.plantedBug == .noLocks ? [] : LockRequest.plan(for: branches)
         // Reads are asked for their values; writes' observations only when the client wants them.
         tx.observe = observe || branches.contains { branch in branch.operations.contains { if case .read = $0 { true } else { false } } }
-        effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant)))))
+        effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant), amount: Branch.amountMoved(by: branches)))))
         acquireLocks(&tx, nowUs: nowUs, into: &effects)
         store(tx)
     }

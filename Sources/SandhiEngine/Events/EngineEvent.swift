@@ -13,7 +13,8 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
     /// Cases with large payloads are `indirect` (boxed): every effect the coordinator returns
     /// is as large as the largest event, and the common ones are small.
     public enum Kind: Hashable, Sendable {
-        case began(TransactionID, participants: [ParticipantID])
+        /// `amount`: what the transfer moves (`Branch.amountMoved`).
+        case began(TransactionID, participants: [ParticipantID], amount: Paise)
         case rejected(TransactionID, reason: String)
         case stateChanged(TransactionID, from: TransactionState, to: TransactionState)
         case prepareSent(TransactionID, participant: ParticipantID)
@@ -53,7 +54,7 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
 
     public var transaction: TransactionID? {
         switch kind {
-        case .began(let tx, _), .rejected(let tx, _), .stateChanged(let tx, _, _), .prepareSent(let tx, _),
+        case .began(let tx, _, _), .rejected(let tx, _), .stateChanged(let tx, _, _), .prepareSent(let tx, _),
              .voteReceived(let tx, _, _, _), .prepareTimedOut(let tx, _), .decisionLogging(let tx),
              .decisionDurable(let tx, _, _), .phaseTwoSent(let tx, _, _, _), .acknowledged(let tx, _, _),
              .retryScheduled(let tx, _, _, _), .finished(let tx, _, _), .lateMessage(let tx, _, _),
@@ -72,7 +73,8 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch kind {
-        case .began(let tx, let participants): return "\(tx) began with \(participants.map(\.name).joined(separator: ", "))"
+        case .began(let tx, let participants, let amount):
+            return "\(tx) began with \(participants.map(\.name).joined(separator: ", ")) moving \(amount)"
         case .rejected(let tx, let reason): return "\(tx) rejected: \(reason)"
         case .stateChanged(let tx, let from, let to): return "\(tx) \(from) -> \(to)"
         case .prepareSent(let tx, let participant): return "\(tx) PREPARE -> \(participant)"

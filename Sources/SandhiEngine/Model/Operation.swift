@@ -58,5 +58,21 @@ public struct Branch: Hashable, Sendable {
     }
 
     public var isReadOnly: Bool { !operations.contains { $0.isWrite } }
+
+    /// What a transfer over `branches` moves: the sum of its debits (its credits, for a pure
+    /// deposit such as a compensation). For people: headers, rows, the event stream.
+    public static func amountMoved(by branches: [Branch]) -> Paise {
+        var debits: Int64 = 0, credits: Int64 = 0
+        for branch in branches {
+            for operation in branch.operations {
+                switch operation {
+                case .debit(_, let amount): debits &+= amount.value
+                case .credit(_, let amount): credits &+= amount.value
+                case .read, .fileReport: break
+                }
+            }
+        }
+        return Paise(debits == 0 ? credits : debits)
+    }
     public var netDelta: Paise { operations.reduce(.zero) { $0 + $1.delta } }
 }

@@ -23,7 +23,7 @@ enum HeuristicDemo {
         let lock = try directory.lock()
         let began = Mutex<TransactionID?>(nil)
         let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger) { event in
-            if case .began(let tx, _) = event.kind { began.withLock { if $0 == nil { $0 = tx } } }
+            if case .began(let tx, _, _) = event.kind { began.withLock { if $0 == nil { $0 = tx } } }
         }
         node.driver.failNextLogSync()
         let branches = [Branch(participant: hdfc, operations: [.debit(account: client, amount: amount)]),

@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import SandhiConsole
+import SandhiCursesBackend
+import SandhiEngine
+import SandhiRuntime
+import SandhiTerminalUI
+import Synchronization
+
+/// The console's loop, on the one thread that owns the terminal: keys, engine events and the
+/// results of earlier commands go into the model; its commands go to the engine (the slow ones
+/// as tasks, whose results come back as messages); the frame is drawn only when something
+/// changed. The engine never waits for any of this: events reach it through a bounded inbox,
+/// and pictures of the engine are copies taken a few times a second.
+final class ConsoleSession: @unchecked Sendable {
+    let node: SandhiNode
+    let workload: LiveWorkload
+    let inbox: EventInbox
+    let logger: Logger
+    let operatorName: String
+    private let results = Mutex<[ConsoleMessage]>([])
+    private var model: ConsoleModel
+    private var context: RenderContext
+    private let themeDirectories: [String]
+    private var themeName: String
+
+    /// How often the picture of the engine and the header's figures are refreshed.
+    static let snapshotIntervalUs: UInt64 = 250_000
+    /// How long a key wait lasts: the loop's idle wake-up.
+    static let keyWaitMs: Int32 = 100
+
+    init(node: SandhiNode, workload: LiveWorkload, inbox: EventInbox, model: ConsoleModel, context: RenderContext,
+         themeDirectories: [String], themeName: String, operatorName: String, logger: Logger) {
+        self.node = node
+        self.workload = workload
+        self.inbox = inbox
+        self.model = model
+        self.context = context
+        self.themeDirectories = themeDirectories
+        self.themeName = themeName
+        self.operatorName = operatorName
+        self.logger = logger
+    }
+
+    func post(_ message: ConsoleMessage) { results.withLock { $0.append(message) } }
+
+    /// Runs until the operator quits. Call on the thread that created `terminal`.
+    func run(terminal: CursesTerminal) {
+        var lastRefreshUs: UInt64 = 0
+        var dirty = true
+        while true {
+            var commands: [ConsoleCommand] = []
+            if let key = terminal.nextKey(timeoutMs: Self.keyWaitMs) {
+                commands += model.update(.key(key))
+                dirty = true
+            }
+            let (events, dropped) = inbox.take()
+            if dropped > 0 { logger.warning("console fell behind the engine; events dropped", metadata: ["count": "\(dropped)"]) }
+            if !events.isEmpty {
+                _ = model.update(.events(events))
+                dirty = true
+            }
+            for message in results.withLock({ let taken = $0; $0.removeAll(); return taken }) {
+                commands += model.update(message)
+                dirty = true
+            }
+            let nowUs = MonotonicClock.nowUs()
+            if nowUs &- lastRefreshUs >= Self.snapshotIntervalUs {
+                lastRefreshUs = nowUs
+                _ = model.update(.snapshot(view(nowUs: nowUs)))
+                _ = model.update(.tick(nowUs: nowUs))
+                dirty = true
+            }
+            for command in commands {
+                if command == .quit { return }
+                perform(command)
+            }
+            if dirty {
+                terminal.draw(ConsoleView.render(model, size: terminal.size, context: context))
+                dirty = false
+            }
+        }
+    }
+
+    func view(nowUs: UInt64) -> EngineView {
+        let driver = node.driver
+        let stats = Dictionary(uniqueKeysWithValues: driver.participantStats.map { ($0.participant, $0.syncs) })
+        return EngineView(
+            coordinator: driver.snapshot(),
+            participants: node.configuration.participants.map {
+                EngineView.Participant(id: $0.id, isDown: driver.isDown($0.id), fsyncs: stats[$0.id] ?? 0)
+            },
+            activeFaults: node.activeFaults.map(\.description), mode: node.configuration.concurrency.rawValue,
+            workload: Self.describe(workload), takenAtUs: nowUs, halted: driver.haltReason)
+    }
+
+    // MARK: - Commands
+
+    private func perform(_ command: ConsoleCommand) {
+        switch command {
+        case .quit:
+            break
+        case .forceAbort(let tx, let note):
+            if let refusal = node.driver.forceAbort(tx, note: note) {
+                post(.commandFinished("abort \(tx) refused: \(refusal)", ok: false))
+            } else {
+                post(.commandFinished("aborted \(tx)", ok: true))
+            }
+        case .injectFault(let text):
+            let fault: LiveFault
+            do {
+                fault = try LiveFault.parse(text, participants: node.configuration.participants.map(\.id))
+            } catch {
+                post(.commandFinished("fault refused: \(error)", ok: false))
+                return
+            }
+            logger.notice("operator injected a fault", metadata: ["fault": "\(fault)"])
+            Task { [self] in
+                do {
+                    try await node.inject(fault)
+                    post(.commandFinished("fault: \(fault)", ok: true))
+                } catch {
+                    post(.commandFinished("fault refused: \(error)", ok: false))
+                    return
+                }
+                // A crashed coordinator process would be restarted by its supervisor; the console
+                // is that supervisor here, so the operator sees recovery resolve what was in doubt.
+                if fault == .crashCoordinator {
+                    try? await Task.sleep(nanoseconds: 1_500_000_000)
+                    do {
+                        let report = try await node.restartCoordinator()
+                        let resolved = report.resolved.map { "\($0.transaction) \($0.outcome.isCommitted ? "committed" : "aborted")" }
+                        post(.commandFinished("coordinator restarted (epoch \(report.epoch)); recovery resolved \(report.resolved.count) in-doubt"
+                                              + (resolved.isEmpty ? "" : ": " + resolved.prefix(6).joined(separator: ", ")), ok: true))
+                    } catch {
+                        post(.commandFinished("coordinator restart failed: \(error)", ok: false))
+                    }
+                }
+            }
+        case .resolveHeuristic(let tx, let action, let note):
+            Task { [self] in
+                do {
+                    let settled = try await node.driver.resolveHeuristic(tx, action: action, operatorName: operatorName, note: note)
+                    let result = settled.actions.last?.result.label ?? "recorded"
+                    post(.commandFinished("\(action.rawValue) on \(tx): \(result); \(settled.status.label)", ok: settled.isSettled))
+                } catch {
+                    post(.commandFinished("\(action.rawValue) on \(tx) refused: \(error)", ok: false))
+                }
+                await audit()
+            }
+        case .runAudit:
+            Task { [self] in await audit() }
+        case .changeWorkloadRate(let delta):
+            if delta > 0 { workload.faster() } else { workload.slower() }
+            post(.commandFinished("workload: \(Self.describe(workload))", ok: true))
+        case .nextWorkload:
+            let kinds = LiveWorkload.Kind.allCases.filter { workload.unavailableKinds[$0] == nil }
+            guard let current = kinds.firstIndex(of: workload.kind) else { return }
+            do {
+                try workload.setKind(kinds[(current + 1) % kinds.count])
+                post(.commandFinished("workload: \(Self.describe(workload))", ok: true))
+            } catch {
+                post(.commandFinished("workload: \(error)", ok: false))
+            }
+        case .nextTheme:
+            let names = ThemeLoader.available(in: themeDirectories)
+            guard !names.isEmpty else { return }
+            let next = names[((names.firstIndex(of: themeName) ?? -1) + 1) % names.count]
+            let (theme, error) = ThemeLoader.choose(next, directories: themeDirectories, environment: ProcessInfo.processInfo.environment)
+            themeName = next
+            context.theme = theme
+            post(.commandFinished(error.map { "theme \(next): \($0)" } ?? "theme: \(next)", ok: error == nil))
+        }
+    }
+
+    static func describe(_ workload: LiveWorkload) -> String {
+        "\(workload.kind) \(LiveWorkload.rateLabel(workload.ratePerSecond))"
+    }
+
+    private func audit() async {
+        do {
+            let audit = try await node.liveAudit()
+            post(.auditFinished(lines: audit.violations + audit.notes, passed: audit.passed))
+        } catch {
+            post(.auditFinished(lines: ["the check could not run: \(error)"], passed: false))
+        }
+    }
+}
