@@ -28,14 +28,16 @@ import Testing
         func screen() throws -> String { try Self.run(["capture-pane", "-p", "-t", session]) }
 
         /// Waits until the screen satisfies `condition`; fails with the last screen.
+        /// Polls with an async sleep: a blocked thread of the cooperative pool would stall the
+        /// async tests running beside this one.
         @discardableResult
-        func wait(_ what: String, seconds: Double = 20, _ condition: (String) -> Bool) throws -> String {
+        func wait(_ what: String, seconds: Double = 30, _ condition: (String) -> Bool) async throws -> String {
             let deadline = Date().addingTimeInterval(seconds)
             var last = ""
             while Date() < deadline {
                 last = (try? screen()) ?? ""
                 if condition(last) { return last }
-                usleep(100_000)
+                try await Task.sleep(nanoseconds: 100_000_000)
             }
             Issue.record("timed out waiting for \(what); the screen was:\n\(last)")
             throw CancellationError()
@@ -49,7 +51,7 @@ import Testing
         return Int(header[range.upperBound...].prefix { $0.isNumber })
     }
 
-    @Test func theConsoleRunsUnderARealTerminal() throws {
+    @Test func theConsoleRunsUnderARealTerminal() async throws {
         let temporary = TemporaryDirectory("sandhi-console"); defer { temporary.remove() }
         let data = temporary.appending("data")
         let tmux = Tmux(session: "sandhi-e2e-\(getpid())")
@@ -59,47 +61,47 @@ import Testing
         defer { _ = try? Tmux.run(["kill-session", "-t", tmux.session]) }
 
         // The header, then transfers committing.
-        try tmux.wait("the header") { $0.hasPrefix(" Sandhi ") }
-        try tmux.wait("committed transfers") { $0.contains("committed") }
+        try await tmux.wait("the header") { $0.hasPrefix(" Sandhi ") }
+        try await tmux.wait("committed transfers") { $0.contains("committed") }
         // Screens.
         try tmux.keys("2")
-        try tmux.wait("the locks screen") { $0.contains("RESOURCE") }
+        try await tmux.wait("the locks screen") { $0.contains("RESOURCE") }
         try tmux.keys("3")
-        try tmux.wait("the waits screen") { $0.contains("wait-for graph") }
+        try await tmux.wait("the waits screen") { $0.contains("wait-for graph") }
         try tmux.keys("5")
-        try tmux.wait("the reconcile screen") { $0.contains("heuristic cases") || $0.contains("DECISION") }
+        try await tmux.wait("the reconcile screen") { $0.contains("heuristic cases") || $0.contains("DECISION") }
         try tmux.keys("6")
-        try tmux.wait("the log screen") { $0.contains("EVENT") }
+        try await tmux.wait("the log screen") { $0.contains("EVENT") }
         try tmux.keys("?")
-        try tmux.wait("the help") { $0.contains("pause the display") }
+        try await tmux.wait("the help") { $0.contains("pause the display") }
         try tmux.keys("Escape")
 
         // Crash icici (the second participant): its branches are left waiting, in doubt.
         try tmux.keys("4")
-        try tmux.wait("the participants screen") { $0.contains("PARTICIPANT") }
+        try await tmux.wait("the participants screen") { $0.contains("PARTICIPANT") }
         try tmux.keys("Down", "f")
-        try tmux.wait("the fault menu") { $0.contains("crash icici") }
+        try await tmux.wait("the fault menu") { $0.contains("crash icici") }
         try tmux.keys("Enter")
-        try tmux.wait("icici down") { $0.contains("DOWN") && Self.header($0).contains("FAULT") }
-        try tmux.wait("in-doubt transactions") { (Self.count("in-doubt", in: Self.header($0)) ?? 0) > 0 }
+        try await tmux.wait("icici down") { $0.contains("DOWN") && Self.header($0).contains("FAULT") }
+        try await tmux.wait("in-doubt transactions") { (Self.count("in-doubt", in: Self.header($0)) ?? 0) > 0 }
         // Restart it: everything in doubt resolves.
         try tmux.keys("f")
-        try tmux.wait("the restart item") { $0.contains("restart icici") }
+        try await tmux.wait("the restart item") { $0.contains("restart icici") }
         try tmux.keys("Enter")
-        try tmux.wait("in-doubt resolved", seconds: 30) { screen in
+        try await tmux.wait("in-doubt resolved", seconds: 30) { screen in
             !screen.contains("DOWN") && Self.count("in-doubt", in: Self.header(screen)) == 0
         }
 
         // A live resize.
         try Tmux.run(["resize-window", "-t", tmux.session, "-x", "80", "-y", "24"])
-        try tmux.wait("the narrower frame") { screen in
+        try await tmux.wait("the narrower frame") { screen in
             let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
             return lines.first?.hasPrefix(" Sandhi ") == true && lines.allSatisfy { $0.count <= 80 }
         }
 
         // Quit: exit status 0 and the terminal back in canonical (cooked) mode.
         try tmux.keys("q")
-        let after = try tmux.wait("the console to exit", seconds: 30) { $0.contains("EXITED") }
+        let after = try await tmux.wait("the console to exit", seconds: 30) { $0.contains("EXITED") }
         #expect(after.contains("EXITED 0"), "\(after)")
         #expect(after.split(separator: "\n").contains("icanon"), "the terminal was left raw:\n\(after)")
         // Its log went to a file, not the screen.

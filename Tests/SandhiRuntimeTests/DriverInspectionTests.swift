@@ -12,7 +12,7 @@ import Testing
     @Test func aSnapshotShowsATransactionInFlightAndStaysAsItWas() async throws {
         let (banks, events, node) = try await LiveFaultTests.start(); defer { banks.remove() }
         defer { node.stop() }
-        let transfer = try await LiveFaultTests.transferWithSbiHeld(node, events, delayMs: 300, B.move(.rupees(7), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) {
+        let transfer = try await LiveFaultTests.transferWithSbiHeld(node, events, delayMs: 3_000, B.move(.rupees(7), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) {
             if case .voteReceived(_, B.hdfc, .yes, _) = $0 { true } else { false }
         }
         let snapshot = node.driver.snapshot()

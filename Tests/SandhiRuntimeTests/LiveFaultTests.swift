@@ -109,7 +109,7 @@ import Testing
     @Test func aParticipantCrashedWithAPreparedBranchRestoresItAndTheTransferCommits() async throws {
         let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
         // sbi's PREPARE is held, so the transfer waits in phase one with icici prepared.
-        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 500, B.move(.rupees(30), from: (B.icici, B.bob), to: (B.sbi, B.carol))) {
+        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 2_000, B.move(.rupees(30), from: (B.icici, B.bob), to: (B.sbi, B.carol))) {
             if case .voteReceived(_, B.icici, .yes, _) = $0 { true } else { false }
         }
         try await node.inject(.crashParticipant(B.icici))
@@ -149,7 +149,7 @@ import Testing
     @Test func aPartitionAfterTheDecisionHoldsPhaseTwoAndResendsFinishItOnceHealed() async throws {
         let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
         // sbi's messages are held, so its COMMIT is still on the way when the partition falls.
-        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 400, B.move(.rupees(20), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) {
+        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 2_000, B.move(.rupees(20), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) {
             if case .decisionDurable = $0 { true } else { false }
         }
         try await node.inject(.partition(B.sbi))
@@ -158,7 +158,7 @@ import Testing
             events.of(tx).contains { if case .phaseTwoSent(_, B.sbi, true, let attempt) = $0 { attempt >= 2 } else { false } }
         })
         #expect(!events.of(tx).contains { if case .acknowledged(_, B.sbi, _) = $0 { true } else { false } })
-        #expect(node.activeFaults == [.partition(B.sbi), .delayMessages(B.sbi, delayMs: 400)])
+        #expect(node.activeFaults == [.partition(B.sbi), .delayMessages(B.sbi, delayMs: 2_000)])
         try await node.inject(.heal(B.sbi))
         let result = try await transfer.value
         #expect(result.outcome == .committed)
