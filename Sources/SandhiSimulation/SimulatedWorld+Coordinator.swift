@@ -16,7 +16,9 @@ extension SimulatedWorld {
             swap(&effect, &effects[position])
             switch consume effect {
             case .send(let participant, let message):
-                sendToParticipant(index(of: participant)!, message)
+                let to = index(of: participant)!
+                if case .forget(let tx) = message { checkForget(tx, to: to) }
+                sendToParticipant(to, message)
             case .appendDecision(let record, let forced):
                 coordinatorProcess.unsynced.append((record, forced))
                 log.write(record)
@@ -38,12 +40,17 @@ extension SimulatedWorld {
                     }
                 case .deadlockDetected: cases[.deadlock] += 1
                 case .recovered: cases[.inDoubtResolvedByRecovery] += 1
+                case .heuristicReported(_, _, _, let agrees): if agrees { cases[.heuristicAgreeing] += 1 }
+                case .heuristicCaseOpened: cases[.mixedOutcomeRecorded] += 1
+                case .reconciled(_, let entry): countReconciled(entry)
                 default: break
                 }
             case .observed:
                 break
-            case .recordReconciliation:
-                break // the simulated coordinator's reconciliation record survives crashes
+            case .recordReconciliation(let record):
+                // Durable at once, on a disk that survives the coordinator's crashes; a FORGET
+                // that follows it is checked against it.
+                reconciliationDisk.apply(record)
             case .decided(let tx, let outcome):
                 guard let slot = slot(of: tx) else { break }
                 if outcome.isCommitted && !ledger[slot].durable && ledger[slot].branches.contains(where: { !$0.isReadOnly }) {
@@ -99,7 +106,7 @@ extension SimulatedWorld {
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
-                                     reconciliation: coordinatorProcess.coordinator.reconciliation, recovering: true), up: true,
+                                     reconciliation: reconciliationDisk, recovering: true), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }
@@ -118,6 +125,14 @@ extension SimulatedWorld {
         }
         for (tx, entry) in preparedAt.sorted(by: { $0.key < $1.key }) where !committed.contains(tx) {
             feed(.recoverInDoubt(tx, participants: entry.participants, locks: entry.locks))
+        }
+        // The heuristic decisions the banks still hold, as `completeRecovery` hands them over:
+        // after the log, before recovery ends.
+        for (index, bank) in banks.enumerated() where !bank.heuristics.isEmpty {
+            for (tx, heuristic) in bank.heuristics.sorted(by: { $0.key < $1.key }) {
+                feed(.heuristicReported(tx, participant: names[index], committed: heuristic.committed,
+                                        operations: heuristic.operations, writers: heuristic.writers))
+            }
         }
         feed(.recoveryComplete)
     }

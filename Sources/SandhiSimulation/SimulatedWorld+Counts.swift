@@ -11,6 +11,7 @@ enum Fault: Int, CaseIterable {
     case participantSyncFailure, tornParticipantWrite
     case staleTimerFired
     case submissionRefused
+    case heuristicDecision
 
     var name: String {
         switch self {
@@ -33,6 +34,7 @@ enum Fault: Int, CaseIterable {
         case .tornParticipantWrite: "torn write at a participant"
         case .staleTimerFired: "cancelled timer fired anyway"
         case .submissionRefused: "submission refused: coordinator down"
+        case .heuristicDecision: "participant decided a prepared branch alone"
         }
     }
 }
@@ -47,6 +49,8 @@ enum FailureCase: Int, CaseIterable {
     case tornLogTailTruncated, logBatchTornAtASector, unsyncedCommitSurvived, writeLostAfterFailedLogSync
     case participantSyncFailureNoVote, tornWriteSetDropped, writeSetLandedWhole
     case lostForget, lostHeuristicReport, duplicatedForget, duplicatedHeuristicReport
+    case heuristicCommit, heuristicRollback, heuristicAgreeing, mixedOutcomeRecorded
+    case settledByRetryCommit, settledByCompensate, settledByMarkResolved, linkedTransactionFailed
 
     var name: String {
         switch self {
@@ -80,6 +84,14 @@ enum FailureCase: Int, CaseIterable {
         case .lostHeuristicReport: "lost heuristic report"
         case .duplicatedForget: "duplicated forget"
         case .duplicatedHeuristicReport: "duplicated heuristic report"
+        case .heuristicCommit: "heuristic commit"
+        case .heuristicRollback: "heuristic rollback"
+        case .heuristicAgreeing: "heuristic agreeing with the decision"
+        case .mixedOutcomeRecorded: "mixed outcome recorded"
+        case .settledByRetryCommit: "heuristic case settled by retry-commit"
+        case .settledByCompensate: "heuristic case settled by compensate"
+        case .settledByMarkResolved: "heuristic case settled by mark-resolved"
+        case .linkedTransactionFailed: "reconciliation's linked transaction failed"
         }
     }
 }

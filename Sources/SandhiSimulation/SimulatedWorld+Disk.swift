@@ -205,7 +205,7 @@ extension SimulatedWorld {
             return
         }
         cases[.writeSetLandedWhole] += 1
-        banks[index].prepared[tx] = (operations, writers)
+        banks[index].prepared[tx] = (operations, writers, nowUs)
         setStaged(tx, index, torn.observed)
     }
 }

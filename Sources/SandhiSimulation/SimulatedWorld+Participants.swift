@@ -22,26 +22,20 @@ extension SimulatedWorld {
                 schedule(.staged(index, tx, operations: operations, writers: [], readOnly: true, incarnation: banks[index].incarnation),
                          afterUs: 30 + random.next() % 300)
             case .apply(let tx, let operations, _):
-                let slot = slot(of: tx)
-                if slot.map({ !ledger[$0].durable }) ?? true {
+                // Only a heuristic decision may apply what the coordinator has not decided.
+                if slot(of: tx).map({ !ledger[$0].durable }) ?? true {
                     violation("decision-before-commit", "\(names[index]) applied \(tx), whose COMMIT record was never durable")
                 }
-                if let slot, ledger[slot].applied & (1 << index) != 0 {
-                    violation("atomicity", "\(names[index]) applied \(tx) twice")
-                }
-                for operation in operations {
-                    guard let account = operation.account, operation.isWrite, let at = accountIndex(of: account) else { continue }
-                    let balance = banks[index].balances[at] + operation.delta.value
-                    banks[index].balances[at] = balance
-                    banks[index].versions[at] = (banks[index].versions[at].version + 1, tx)
-                    if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
-                }
-                banks[index].prepared[tx] = nil
-                if let slot { ledger[slot].applied |= 1 << index }
+                apply(tx, operations, at: index)
             case .discard(let tx):
                 banks[index].prepared[tx] = nil
-            case .decideAlone, .forgetHeuristic:
-                preconditionFailure("the simulated banks never decide alone")
+            case .decideAlone(let tx, let commit, let operations, let writers):
+                // One durable step: the write-set applied (or dropped) and the decision kept.
+                if commit { apply(tx, operations, at: index) } else { banks[index].prepared[tx] = nil }
+                banks[index].heuristics[tx] = Heuristic(committed: commit, operations: operations, writers: writers)
+                cases[commit ? .heuristicCommit : .heuristicRollback] += 1
+            case .forgetHeuristic(let tx):
+                banks[index].heuristics[tx] = nil
             case .reply(let reply):
                 if case .vote(let tx, .yes, _) = reply, banks[index].prepared[tx] == nil,
                    case .prepared = banks[index].machine.branches[tx] {
@@ -53,11 +47,30 @@ extension SimulatedWorld {
             }
         }
         scheduleInquiryIfPrepared(index)
+        if faults.heuristicAfterMs > 0 { scheduleHeuristicSweep(index) }
     }
 
-    /// Prepared branches ask again every 20 to 40 ms until they are resolved.
+    /// Applies a committed write-set to bank `index`'s balances (a COMMIT, or a heuristic commit).
+    mutating func apply(_ tx: TransactionID, _ operations: [Operation], at index: Int) {
+        let slot = slot(of: tx)
+        if let slot, ledger[slot].applied & (1 << index) != 0 {
+            violation("atomicity", "\(names[index]) applied \(tx) twice")
+        }
+        for operation in operations {
+            guard let account = operation.account, operation.isWrite, let at = accountIndex(of: account) else { continue }
+            let balance = banks[index].balances[at] + operation.delta.value
+            banks[index].balances[at] = balance
+            banks[index].versions[at] = (banks[index].versions[at].version + 1, tx)
+            if balance < 0 { violation("non-negative", "\(names[index])/\(account) went to \(balance) applying \(tx)") }
+        }
+        banks[index].prepared[tx] = nil
+        if let slot { ledger[slot].applied |= 1 << index }
+    }
+
+    /// Prepared branches, and heuristic decisions not yet forgotten, ask again every 20 to 40 ms
+    /// until they are resolved.
     mutating func scheduleInquiryIfPrepared(_ index: Int) {
-        guard banks[index].up, !banks[index].inquiryScheduled, !banks[index].prepared.isEmpty else { return }
+        guard banks[index].up, !banks[index].inquiryScheduled, !banks[index].prepared.isEmpty || !banks[index].heuristics.isEmpty else { return }
         banks[index].inquiryScheduled = true
         schedule(.inquiry(index, incarnation: banks[index].incarnation), afterUs: 20_000 + random.next() % 20_000)
     }
@@ -88,9 +101,15 @@ extension SimulatedWorld {
         for (tx, branch) in bank.prepared.sorted(by: { $0.key < $1.key }) {
             _ = bank.machine.handle(.restored(tx, operations: branch.operations, writers: branch.writers))
         }
+        for (tx, heuristic) in bank.heuristics.sorted(by: { $0.key < $1.key }) {
+            _ = bank.machine.handle(.restoredHeuristic(tx, committed: heuristic.committed, operations: heuristic.operations,
+                                                       writers: heuristic.writers))
+        }
         bank.inquiryScheduled = false
+        bank.heuristicSweepScheduled = false
         banks[index] = bank
         record(7, UInt64(bank.prepared.count), UInt64(index))
         scheduleInquiryIfPrepared(index)
+        if faults.heuristicAfterMs > 0 { scheduleHeuristicSweep(index) }
     }
 }

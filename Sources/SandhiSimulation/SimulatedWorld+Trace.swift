@@ -31,6 +31,8 @@ extension SimulatedWorld {
         case 10: return "\(at) \(names[Int(entry.b)]) crashes"
         case 12: return "\(at) coordinator learns \(tx)'s COMMIT record is durable"
         case 11: return "\(at) \(names[Int(entry.b)]) asks about its prepared branches"
+        case 13: return "\(at) \(names[Int(entry.b & 0xFF)]) decides \(tx) alone: \(entry.b & 0x100 != 0 ? "commit" : "rollback")"
+        case 14: return "\(at) the operator settles \(tx) by \(ReconcileAction.allCases[Int(entry.b)].rawValue)"
         default: return "\(at) event \(entry.code)"
         }
     }

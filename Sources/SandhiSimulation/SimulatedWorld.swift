@@ -19,13 +19,20 @@ import SandhiEngine
 //                prepare fsync that fails stops the bank without a vote, its write gone; a
 //                bank's crash mid-persist can tear the write-set, which recovery must drop whole
 //   clocks       the coordinator's clock jumps forwards and backwards
+//   heuristics   a bank whose branch stays prepared too long decides it alone, commit or
+//                rollback (see +Heuristics.swift); once the faults stop, a simulated operator
+//                settles every heuristic case the coordinator recorded
 //
-// Checked after every step: no participant applies a COMMIT whose decision is not durable, no
-// client is told of a commit whose decision is not durable, no participant votes YES without
-// its write-set durable, no balance goes negative, recovery never cuts a synced log record nor
-// restores part of a write-set. Checked once faults stop and everything settles: atomicity,
-// conservation, durability of every commit a client was told of, no orphaned prepared state
-// or locks, liveness (everything finishes within a bound of virtual time), and isolation: the
+// Checked after every step: no participant applies a COMMIT whose decision is not durable (a
+// heuristic commit is its own decision), no client is told of a commit whose decision is not
+// durable, no participant votes YES without its write-set durable, no FORGET goes out before
+// the reconciliation record of the mixed outcome it settles is durable, no balance goes
+// negative, recovery never cuts a synced log record nor restores part of a write-set. Checked
+// once faults stop and everything settles: atomicity (a mixed outcome only as a case in the
+// reconciliation queue, and every case true to what the banks did, money included),
+// conservation (less what the operator wrote off), durability of every commit a client was
+// told of, no orphaned prepared state, locks or unforgotten heuristic decisions, every case
+// settled, liveness (everything finishes within a bound of virtual time), and isolation: the
 // history of what every committed transaction read and wrote (values, versions, writers, as
 // the banks saw them) goes through `SandhiHistory`'s checker (G0 ... G2-item).
 
@@ -42,8 +49,12 @@ public struct SimulatedWorld {
         /// bank's `committed` table, is the ledger's `applied` bit of this bank.)
         var balances: [Int64]
         var versions: [(version: UInt64, writer: TransactionID?)]
-        /// Survives crashes: prepared write-sets (what `restored` reads at restart).
-        var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID])] = [:]
+        /// Survives crashes: prepared write-sets (what `restored` reads at restart), with the
+        /// virtual time each was prepared (the SQLite bank's `prepared_at_ms`).
+        var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID], atUs: UInt64)] = [:]
+        /// Survives crashes: branches decided here alone, until the coordinator says FORGET
+        /// (the SQLite bank's `heuristic` table; `restoredHeuristic` reads it at restart).
+        var heuristics: [TransactionID: Heuristic] = [:]
         var stagingInFlight = 0
         /// The write-set being persisted last (the tail of the bank's journal): a crash may tear it.
         var persisting: Persist?
@@ -56,6 +67,7 @@ public struct SimulatedWorld {
         var cutToUntilUs: UInt64 = 0
         var cutFromUntilUs: UInt64 = 0
         var inquiryScheduled = false
+        var heuristicSweepScheduled = false
 
         /// The persist of `tx` finished (a method: read through `banks[index]`, the test of
         /// `persisting` copied the whole bank).
@@ -64,9 +76,19 @@ public struct SimulatedWorld {
         }
     }
 
+    /// A heuristic decision as the bank keeps it.
+    struct Heuristic {
+        var committed: Bool
+        var operations: [Operation]
+        var writers: [ParticipantID]
+    }
+
     struct Submission {
         var id: TransactionID
         var branches: [Branch]
+        /// Run by the simulated operator to settle a heuristic case (retry-commit, compensate),
+        /// not submitted by a client.
+        var linked = false
         /// What the client was told (the first word is the one that counts).
         var told: Outcome?
         /// Where it was applied, a bit per participant: each bank's committed branches too.
@@ -121,6 +143,8 @@ public struct SimulatedWorld {
         case participantSends(Int, ParticipantReply, incarnation: Int)
         /// A participant with prepared branches asks about them again.
         case inquiry(Int, incarnation: Int)
+        /// A participant's heuristic policy looks for branches prepared too long.
+        case heuristicSweep(Int, incarnation: Int)
     }
 
     // MARK: - State
@@ -166,6 +190,11 @@ public struct SimulatedWorld {
     var staged: [[Observation]?] = []
     /// The vote being delivered, until the coordinator says whether it counted it.
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
+    /// The coordinator's reconciliation records as made durable (`recordReconciliation`), in
+    /// order: what a new incarnation starts from, and what a FORGET must find first.
+    var reconciliationDisk = ReconciliationQueue()
+    /// The actions the simulated operator has taken on each heuristic case, in order.
+    var operatorActions: [TransactionID: [ReconcileAction]] = [:]
 
     // What the run did.
     var injected = Tally<Fault>()
@@ -219,8 +248,28 @@ public struct SimulatedWorld {
         }
         faultsStopAtUs = UInt64(options.transactions) * 400 + 20_000
         let limitUs = faultsStopAtUs + options.settleLimitUs
+        // Run until nothing is left to happen; then, the faults over and everything settled, the
+        // operator settles the heuristic cases left open, and everything settles again.
+        while drain(untilUs: limitUs) && settled && reconcileOpenCases() {}
+        checkFinalState(timedOut: !queue.isEmpty && !settled)
+        var committed = 0, aborted = 0, linked = 0
+        for entry in ledger {
+            if entry.linked { linked += 1; continue }
+            if let outcome = entry.told { if outcome.isCommitted { committed += 1 } else { aborted += 1 } }
+        }
+        let keepTrace = !violations.isEmpty || options.traceTailOfPassingRuns
+        let tail = !keepTrace ? [] : (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
+        let queue = coordinatorProcess.coordinator.reconciliation
+        return SimulationReport(
+            seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count - linked, committed: committed, aborted: aborted,
+            steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
+            traceTail: tail, heuristicCases: queue.order.count, linkedTransactions: linked, writtenOffPaise: writtenOff(queue))
+    }
+
+    /// Processes events until the queue is empty (true) or the next one is due after `untilUs`.
+    mutating func drain(untilUs limitUs: UInt64) -> Bool {
         while let event = queue.popMin() {
-            if event.atUs > limitUs { queue.insert(event); break }
+            if event.atUs > limitUs { queue.insert(event); return false }
             nowUs = max(nowUs, event.atUs)
             step += 1
             var kind = EventKind.restartCoordinator
@@ -229,15 +278,7 @@ public struct SimulatedWorld {
             process(kind)
             if nowUs < faultsStopAtUs { nemesis() }
         }
-        checkFinalState(timedOut: !queue.isEmpty && !settled)
-        var committed = 0, aborted = 0
-        for entry in ledger { if let outcome = entry.told { if outcome.isCommitted { committed += 1 } else { aborted += 1 } } }
-        let keepTrace = !violations.isEmpty || options.traceTailOfPassingRuns
-        let tail = !keepTrace ? [] : (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
-        return SimulationReport(
-            seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count, committed: committed, aborted: aborted,
-            steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
-            traceTail: tail)
+        return true
     }
 
     /// A participant's index (a scan: there are at most eight, and it hashes no string).
@@ -282,7 +323,8 @@ public struct SimulatedWorld {
 
     /// Nothing left in flight: every queued event is a stale timer or a late message.
     var settled: Bool {
-        coordinatorProcess.up && coordinatorProcess.coordinator.inFlightCount == 0 && banks.allSatisfy { $0.up && $0.machine.branches.isEmpty }
+        coordinatorProcess.up && coordinatorProcess.coordinator.inFlightCount == 0
+            && banks.allSatisfy { $0.up && $0.machine.branches.isEmpty && $0.heuristics.isEmpty }
     }
 
     mutating func schedule(_ kind: consuming EventKind, afterUs: UInt64) {
@@ -376,7 +418,7 @@ public struct SimulatedWorld {
                     return
                 }
                 setStaged(tx, index, observed)
-                if !readOnly { banks[index].prepared[tx] = (operations, writers) }
+                if !readOnly { banks[index].prepared[tx] = (operations, writers, nowUs) }
             }
             participant(index, .staged(tx, failure: failure, observed: observed))
         case .logSync(let incarnation):
@@ -442,6 +484,10 @@ public struct SimulatedWorld {
             banks[index].inquiryScheduled = false
             record(11, 0, UInt64(index))
             participant(index, .inquire)
+        case .heuristicSweep(let index, let incarnation):
+            guard banks[index].up, banks[index].incarnation == incarnation else { return }
+            banks[index].heuristicSweepScheduled = false
+            decideAloneIfWaitedTooLong(index)
         case .restartParticipant(let index):
             restartParticipant(index)
         case .restartCoordinator:

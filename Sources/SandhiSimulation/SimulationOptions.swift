@@ -39,6 +39,11 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     /// Per cancelled timer that comes due: it fires anyway (its cancel lost the race with the
     /// timer thread), and the coordinator must see that it is stale.
     public var staleTimerPerMille: UInt64 = 0
+    /// While faults strike, a bank decides a branch alone (commit or rollback, a coin from the
+    /// seed) once it has been prepared this many milliseconds of virtual time, as a resource
+    /// manager with a heuristic policy does when its coordinator is slow, cut off or down (the
+    /// first resend comes after 5 ms, a restarted coordinator after up to 21); 0: never.
+    public var heuristicAfterMs: UInt64 = 0
 
     public init() {}
 
@@ -65,12 +70,14 @@ public struct FaultProfile: Sendable, Hashable, Codable {
         profile.participantSyncFailurePerMille = draw(20)
         profile.participantTornWritePerMille = draw(1_000)
         profile.staleTimerPerMille = draw(300)
+        profile.heuristicAfterMs = random.next() % 3 == 0 ? 0 : 5 + random.next() % 21
         return profile
     }
 }
 
-/// Known bugs the simulator can plant, to prove that its checks fail when they must. The
-/// first three are the engine's own (`PlantedBug`); the others are the simulated participant's.
+/// Known bugs the simulator can plant, to prove that its checks fail when they must. The engine's
+/// own (`PlantedBug`): commit-before-durable, skip-resend, no-locks and ignore-heuristics; the
+/// others are the simulated participant's or its disks'.
 public enum SimulationBug: String, Sendable, Hashable, CaseIterable, Codable {
     case commitBeforeDurable = "commit-before-durable"
     case skipResend = "skip-resend"
@@ -83,12 +90,16 @@ public enum SimulationBug: String, Sendable, Hashable, CaseIterable, Codable {
     /// The decision log's writer, its fsync failed, retries; the retry succeeds (nothing is
     /// dirty any more) and it reports the batch durable. The bytes are gone.
     case durableAfterFailedLogFsync = "durable-after-failed-log-fsync"
+    /// The coordinator takes every heuristic report as agreeing with its decision: a mixed
+    /// outcome is forgotten at the participant and never reaches the reconciliation queue.
+    case ignoreHeuristics = "ignore-heuristics"
 
     var engineBug: PlantedBug? {
         switch self {
         case .commitBeforeDurable: return .commitBeforeDurable
         case .skipResend: return .skipResend
         case .noLocks: return .noLocks
+        case .ignoreHeuristics: return .ignoreHeuristics
         case .forgetPreparedOnRestart, .voteAfterFailedFsync, .durableAfterFailedLogFsync: return nil
         }
     }

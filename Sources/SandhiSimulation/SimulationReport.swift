@@ -3,7 +3,8 @@ public struct SimulationReport: Sendable, Codable {
     public struct Violation: Sendable, Codable, Hashable, CustomStringConvertible {
         /// The invariant broken: `atomicity`, `conservation`, `durability`, `decision-before-commit`,
         /// `durable-vote`, `halt`, `log`, `torn-write`, `no-orphans`, `liveness`, `non-negative`,
-        /// `isolation`.
+        /// `isolation`, `heuristic` (a case that misstates its transaction, or one left unsettled),
+        /// `forget-before-record`.
         public var invariant: String
         public var detail: String
         /// The step at which it was seen.
@@ -29,6 +30,14 @@ public struct SimulationReport: Sendable, Codable {
     public var traceHash: UInt64
     /// The last events, oldest first, for a failure report.
     public var traceTail: [String]
+    /// Heuristic (mixed) outcomes the coordinator recorded in its reconciliation queue.
+    public var heuristicCases: Int = 0
+    /// Transactions the simulated operator ran to settle them (retry-commit, compensate); not
+    /// counted in `transactions`.
+    public var linkedTransactions: Int = 0
+    /// Money the mixed outcomes settled by mark-resolved created (positive) or destroyed
+    /// (negative): written off, so the final total differs from the opening one by this much.
+    public var writtenOffPaise: Int64 = 0
 
     public var passed: Bool { violations.isEmpty }
 

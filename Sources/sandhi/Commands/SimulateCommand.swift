@@ -75,9 +75,14 @@ struct SimulateCommand: AsyncParsableCommand {
               + "\(report.steps) steps, \(formatMicros(report.virtualTimeUs)) of virtual time")
         print("faults        " + Self.counts(report.injected))
         print("cases         " + Self.counts(report.cases))
+        if report.heuristicCases > 0 {
+            print("reconciled    \(report.heuristicCases) heuristic case(s); the simulated operator ran \(report.linkedTransactions) "
+                  + "linked transaction(s) and wrote off \(report.writtenOffPaise) paise by mark-resolved")
+        }
         print("trace         \(String(report.traceHash, radix: 16))")
         if report.passed {
-            print("invariants    all hold (atomicity, conservation, durability, decision before commit, durable votes, "
+            print("invariants    all hold (atomicity unless in the reconciliation queue, heuristic cases true and settled, "
+                  + "conservation, durability, decision before commit, durable votes, record before forget, "
                   + "log and write-set recovery, no orphans, liveness, isolation)")
         } else {
             for violation in report.violations.prefix(10) { print("VIOLATION     \(violation)") }
@@ -91,6 +96,7 @@ struct SimulateCommand: AsyncParsableCommand {
     func runMany(_ range: ClosedRange<UInt64>, _ template: SimulationOptions) -> Int32 {
         var injected: [String: Int] = [:], cases: [String: Int] = [:]
         var transfers = 0, committed = 0, failing: [SimulationReport] = []
+        var heuristicCases = 0, linked = 0, writtenOff: Int64 = 0
         let startNs = DispatchTime.now().uptimeNanoseconds
         for seed in range {
             var options = template
@@ -101,6 +107,9 @@ struct SimulateCommand: AsyncParsableCommand {
             let report = world.run()
             transfers += report.transactions
             committed += report.committed
+            heuristicCases += report.heuristicCases
+            linked += report.linkedTransactions
+            writtenOff += report.writtenOffPaise
             injected.merge(report.injected, uniquingKeysWith: +)
             cases.merge(report.cases, uniquingKeysWith: +)
             if !report.passed { failing.append(report) }
@@ -110,16 +119,20 @@ struct SimulateCommand: AsyncParsableCommand {
         if json {
             struct Summary: Encodable {
                 var seeds: String; var transfers: Int; var committed: Int; var injected: [String: Int]; var cases: [String: Int]
+                var heuristic_cases: Int; var linked_transactions: Int; var written_off_paise: Int64
                 var failing_seeds: [UInt64]; var first_violation: String?; var replay: String?; var transfers_per_second: Double
             }
             print(jsonLine(Summary(seeds: "\(range.lowerBound)..\(range.upperBound)", transfers: transfers, committed: committed,
-                                   injected: injected, cases: cases, failing_seeds: failing.map(\.seed),
+                                   injected: injected, cases: cases, heuristic_cases: heuristicCases, linked_transactions: linked,
+                                   written_off_paise: writtenOff, failing_seeds: failing.map(\.seed),
                                    first_violation: failing.first?.violations.first?.description,
                                    replay: failing.first?.replayCommand, transfers_per_second: perSecond)))
             return failing.isEmpty ? 0 : 1
         }
         print("seeds         \(range.lowerBound)..\(range.upperBound) (\(range.count))" + (template.bug.map { ", planted bug \($0.rawValue)" } ?? ""))
         print("transfers     \(transfers) (\(committed) committed) in \(String(format: "%.1f", seconds))s: \(String(format: "%.0f", perSecond)) simulated transfers/s")
+        print("reconciled    \(heuristicCases) heuristic case(s); the simulated operator ran \(linked) linked transaction(s) "
+              + "and wrote off \(writtenOff) paise by mark-resolved")
         print(Self.table(["fault injected": injected, "failure case hit": cases]))
         if failing.isEmpty {
             print("violations    none")
