@@ -126,6 +126,10 @@ extension SimulatedWorld {
         for (tx, entry) in preparedAt.sorted(by: { $0.key < $1.key }) where !committed.contains(tx) {
             feed(.recoverInDoubt(tx, participants: entry.participants, locks: entry.locks))
         }
+        // Committed and finished: remembered, as `completeRecovery` does, so that a late
+        // heuristic report of one is not taken for presumed abort.
+        let finished = log.commits.map(\.0).filter { log.ended.contains($0) && preparedAt[$0] == nil }
+        if !finished.isEmpty { feed(.rememberCommitted(finished)) }
         // The heuristic decisions the banks still hold, as `completeRecovery` hands them over:
         // after the log, before recovery ends.
         for (index, bank) in banks.enumerated() where !bank.heuristics.isEmpty {

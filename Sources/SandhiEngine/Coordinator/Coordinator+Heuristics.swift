@@ -1,3 +1,5 @@
+import DequeModule
+
 // Heuristic outcomes at the coordinator: noticing a participant that decided on its own,
 // recording a mixed outcome for an operator, and carrying out the operator's action.
 //
@@ -59,15 +61,18 @@ extension Coordinator {
             return
         }
         guard var tx = take(id) else {
-            // Forgotten: presumed abort. A heuristic rollback agrees; a heuristic commit made
-            // the outcome mixed. The other writers rolled back (or will, when they ask).
-            effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: !committed))))
-            if committed && configuration.plantedBug != .ignoreHeuristics {
+            // Forgotten. Committed and finished lately (a late or repeated report), or else
+            // presumed abort. The report agreeing, only FORGET is due; otherwise the outcome is
+            // mixed, and the other writers followed the decision (or will, when they ask).
+            let decision: LoggedDecision = recentCommits.contains(id) ? .commit : .abort
+            let agrees = !outcome.diverges(from: decision)
+            effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: agrees))))
+            if !agrees && configuration.plantedBug != .ignoreHeuristics {
                 var participants = [HeuristicCase.Participant(participant: participant, outcome: outcome, operations: operations)]
                 for writer in writers where writer != participant {
-                    participants.append(HeuristicCase.Participant(participant: writer, outcome: .rolledBack, operations: nil))
+                    participants.append(HeuristicCase.Participant(participant: writer, outcome: decision == .commit ? .committed : .rolledBack, operations: nil))
                 }
-                let heuristicCase = HeuristicCase(transaction: id, decision: .abort, detectedAtWallMs: wallMs(nowUs), participants: participants)
+                let heuristicCase = HeuristicCase(transaction: id, decision: decision, detectedAtWallMs: wallMs(nowUs), participants: participants)
                 effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicCaseOpened(heuristicCase))))
                 record(.opened(heuristicCase), into: &effects)
             }
@@ -86,9 +91,19 @@ extension Coordinator {
         let decision: LoggedDecision = tx.state == .committing ? .commit : .abort
         let agrees = !outcome.diverges(from: decision) || configuration.plantedBug == .ignoreHeuristics
         effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: agrees))))
-        tx.branches[index].status = configuration.plantedBug == .ignoreHeuristics ? .acknowledged : .decidedAlone(committed: committed)
-        // Consistent with the decision: nothing to record, and the participant may forget it.
-        if agrees { effects.append(.send(participant, .forget(id))) }
+        if configuration.plantedBug == .ignoreHeuristics {
+            tx.branches[index].status = .acknowledged
+        } else if agrees {
+            // Consistent with the decision: nothing to record, and the participant may forget
+            // it. The branch stays unacknowledged until it has: were the transaction forgotten
+            // first and the FORGET lost, the participant's next report would reach a coordinator
+            // that could only presume abort, and record a mixed outcome that never happened.
+            // (Until the FORGET is acknowledged, resends of the decision draw the report again.)
+            effects.append(.send(participant, .forget(id)))
+            return
+        } else {
+            tx.branches[index].status = .decidedAlone(committed: committed)
+        }
         finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
     }
 
@@ -168,5 +183,19 @@ extension Coordinator {
             linkedEnded(linked, committed: false, reason: "not committed before the coordinator stopped (presumed abort)",
                         nowUs: nowUs, into: &effects)
         }
+    }
+}
+
+/// A set of transaction ids that forgets its oldest member past a limit (FIFO).
+struct RecentSet: Sendable {
+    private var members = Set<TransactionID>()
+    private var order = Deque<TransactionID>()
+
+    func contains(_ id: TransactionID) -> Bool { members.contains(id) }
+
+    mutating func insert(_ id: TransactionID, limit: Int) {
+        guard limit > 0, members.insert(id).inserted else { return }
+        order.append(id)
+        if order.count > limit { members.remove(order.removeFirst()) }
     }
 }

@@ -110,6 +110,8 @@ public struct Coordinator: Sendable {
         /// Wall-clock milliseconds since 1970 at the driver's time 0, so that the audit records
         /// of heuristic cases carry dates (the engine itself reads no clock).
         public var wallClockOffsetMs: Int64 = 0
+        /// Committed transactions remembered after they are forgotten (`recentCommits`).
+        public var recentCommitsRemembered = 65_536
 
         public init() {}
     }
@@ -180,6 +182,11 @@ public struct Coordinator: Sendable {
     /// Until `recoveryComplete`, a transaction it does not know may yet be recovered from the
     /// log: nothing is presumed about it.
     public internal(set) var recovering: Bool
+    /// The last committed transactions, after they finished (bounded, oldest dropped first). A
+    /// heuristic report can reach the coordinator after the transaction it is about finished:
+    /// a duplicate, or one delayed by the network past the FORGET that settled it. Presumed
+    /// abort must not judge those: a transaction here committed.
+    var recentCommits = RecentSet()
     /// Grants and cycles produced while handling one input, settled before it returns.
     private var lockChanges = LockManager.Changes()
     private var nextDeadlockID: UInt64 = 1
@@ -257,6 +264,8 @@ public struct Coordinator: Sendable {
             recover(id, participants: participants, locks: locks, commit: false, nowUs: nowUs, into: &effects)
         case .recoveryComplete:
             recoveryComplete(nowUs: nowUs, into: &effects)
+        case .rememberCommitted(let ids):
+            for id in ids { recentCommits.insert(id, limit: configuration.recentCommitsRemembered) }
         case .heuristicReported(let id, let participant, let committed, let operations, let writers):
             heuristicReported(id, participant: participant, committed: committed, operations: operations, writers: writers,
                               nowUs: nowUs, into: &effects)
@@ -544,6 +553,7 @@ public struct Coordinator: Sendable {
         // log: once END is durable its segment may be reclaimed, and with it the only trace of
         // the linked transaction's outcome.
         linkedEnded(tx.id, committed: decision == .commit, reason: tx.abortReason ?? "aborted", nowUs: nowUs, into: &effects)
+        if decision == .commit { recentCommits.insert(tx.id, limit: configuration.recentCommitsRemembered) }
         if tx.branches.contains(where: { $0.status.decidedAlone.map { $0 != (decision == .commit) } ?? false }) {
             openCase(for: tx, decision: decision, nowUs: nowUs, into: &effects)
             if decision == .commit { effects.append(.appendDecision(.end(transaction: tx.id), forced: false)) }

@@ -78,6 +78,9 @@ public enum CoordinatorInput: Sendable {
     case recoverCommitted(TransactionID, participants: [ParticipantID], locks: [ResourceID] = [])
     /// Recovery: participants hold this transaction prepared and the log has no COMMIT.
     case recoverInDoubt(TransactionID, participants: [ParticipantID], locks: [ResourceID] = [])
+    /// Recovery: these transactions committed and finished (COMMIT and END in the log), for
+    /// `recentCommits` (a late heuristic report of one must not be taken for presumed abort).
+    case rememberCommitted([TransactionID])
     /// Recovery has fed every transaction it found: what is not in flight now never will be.
     case recoveryComplete
     /// A participant decided a branch on its own (`ParticipantReply.heuristic`).

@@ -34,7 +34,8 @@ import DequeModule
 //                                           wait); release locks; report HEURISTIC
 //   heuristic --commit/rollback-> heuristic report HEURISTIC again (the coordinator compares)
 //   heuristic --inquire-->       heuristic  report HEURISTIC again, until the coordinator forgets it
-//   heuristic --forget-->        finished   the coordinator has recorded the outcome durably
+//   heuristic --forget-->        finished   the coordinator has recorded the outcome durably, or
+//                                           it agreed with the decision; acknowledge
 //   restart  --restoredHeuristic-> heuristic
 //
 // Finished branches are remembered (a bounded, volatile window of `maxRemembered`
@@ -191,6 +192,9 @@ public struct ParticipantProtocol: Sendable {
                 effects.append(.forgetHeuristic(tx))
                 remember(tx, heuristic.committed ? .committed : .heuristicRollback)
             }
+            // Acknowledged, forgotten now or before: the coordinator may be waiting on it to
+            // finish a transaction whose heuristic decision agreed with its own.
+            effects.append(.reply(.acknowledged(tx)))
         case .decideAlone(let tx, let commit):
             guard case .prepared(let operations, let writers) = branches[tx] else { return }
             effects.append(.decideAlone(tx, commit: commit, operations: operations, writers: writers))

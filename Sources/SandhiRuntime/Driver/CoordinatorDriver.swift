@@ -387,7 +387,10 @@ public final class CoordinatorDriver: Sendable {
     /// Hands recovery's last findings to the coordinator: heuristic decisions the participants
     /// still hold (reported before any reached the coordinator, or never forgotten), then the
     /// end of recovery, which settles actions whose linked transaction never committed.
-    public func completeRecovery(heuristics: [(ParticipantID, TransactionID, ParticipantProtocol.Heuristic)]) {
+    /// `finishedCommits`: transactions the log shows committed and acknowledged everywhere.
+    public func completeRecovery(heuristics: [(ParticipantID, TransactionID, ParticipantProtocol.Heuristic)],
+                                 finishedCommits: [TransactionID] = []) {
+        if !finishedCommits.isEmpty { input(.rememberCommitted(finishedCommits)) }
         for (participant, tx, heuristic) in heuristics {
             input(.heuristicReported(tx, participant: participant, committed: heuristic.committed,
                                      operations: heuristic.operations, writers: heuristic.writers))

@@ -145,7 +145,11 @@ public final class SandhiNode: Sendable {
         for item in resolved {
             logger.info("recovered in-doubt transaction", metadata: ["tx": "\(item.transaction)", "outcome": "\(item.outcome.label)"])
         }
-        driver.completeRecovery(heuristics: heuristics)
+        let finishedCommits = recovered.records.compactMap { (_, record) -> TransactionID? in
+            if case .commit(let tx, _) = record, committed[tx] == nil { return tx }
+            return nil
+        }
+        driver.completeRecovery(heuristics: heuristics, finishedCommits: finishedCommits)
         return (driver, RecoveryReport(epoch: epoch, logNotes: recovered.notes + journalNotes, resolved: resolved,
                                        heuristicsReported: heuristics.map { ($0.0, $0.1, $0.2.committed) }))
     }

@@ -30,6 +30,9 @@ struct SimulateCommand: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Option(help: "How many of the last steps a failing seed prints.")
+    var trace: Int = 40
+
     func run() async throws {
         try await reportingErrors {
             guard (1...100_000).contains(transactions) else { throw UsageFailure("--transactions must be between 1 and 100000, got \(transactions)") }
@@ -47,8 +50,10 @@ struct SimulateCommand: AsyncParsableCommand {
             case (nil, nil): throw UsageFailure("give --seed S or --seeds A..B")
             case (_?, _?): throw UsageFailure("give --seed or --seeds, not both")
             }
+            guard (1...100_000).contains(trace) else { throw UsageFailure("--trace must be between 1 and 100000, got \(trace)") }
             var options = SimulationOptions(seed: range.lowerBound)
             options.transactions = transactions
+            options.traceTail = trace
             options.bug = planted
             return range.count == 1 ? runOne(options) : runMany(range, options)
         }
@@ -101,7 +106,7 @@ struct SimulateCommand: AsyncParsableCommand {
         for seed in range {
             var options = template
             options.seed = seed
-            options.traceTail = 40
+            options.traceTail = template.traceTail
             options.traceTailOfPassingRuns = false
             var world = SimulatedWorld(options)
             let report = world.run()
