@@ -273,7 +273,8 @@ public struct SimulatedWorld {
         return SimulationReport(
             seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count - linked, committed: committed, aborted: aborted,
             steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
-            traceTail: tail, heuristicCases: queue.order.count, linkedTransactions: linked, writtenOffPaise: writtenOff(queue))
+            traceTail: tail, heuristicCases: queue.order.count, linkedTransactions: linked, writtenOffPaise: writtenOff(queue),
+            transactionsRequested: options.transactions)
     }
 
     /// Processes events until none is left (true) or the next one is due after `untilUs`.
