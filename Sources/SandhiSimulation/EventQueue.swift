@@ -21,6 +21,8 @@ struct EventQueue {
     private var keys: [Key] = []
 
     var isEmpty: Bool { keys.isEmpty }
+    /// The earliest key, left in place.
+    var first: Key? { keys.first }
     var count: Int { keys.count }
 
     mutating func insert(_ key: Key) {

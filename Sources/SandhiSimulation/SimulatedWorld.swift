@@ -158,6 +158,10 @@ public struct SimulatedWorld {
     /// with arrays in it); freed slots are reused, so this is as long as the queue's peak.
     var payloads: [EventKind] = []
     var freeSlots: [Int] = []
+    /// When each client submits its transfer, in order (increasing), and the next to come: kept
+    /// out of the queue, which they would only deepen.
+    var submissionTimes: [UInt64] = []
+    var nextSubmission = 0
     var nextEventSequence: UInt64 = 0
     var step = 0
     var faultsStopAtUs: UInt64 = 0
@@ -210,10 +214,10 @@ public struct SimulatedWorld {
         var random = SplitMix64(seed: options.seed)
         faults = options.faults ?? FaultProfile.drawn(from: &random)
         self.random = random
-        let allNames = ["hdfc", "icici", "axis", "sbi", "kotak", "yes", "pnb", "bob"]
-        precondition((2...allNames.count).contains(options.participants))
-        names = allNames.prefix(options.participants).map { ParticipantID(validated: $0) }
-        accounts = (0..<options.accountsPerParticipant).map { AccountID(validated: "a\($0)") }
+        precondition((2...Self.participantNames.count).contains(options.participants))
+        names = Array(Self.participantNames.prefix(options.participants))
+        accounts = options.accountsPerParticipant <= Self.accountNames.count ? Array(Self.accountNames.prefix(options.accountsPerParticipant))
+            : (0..<options.accountsPerParticipant).map { AccountID(validated: "a\($0)") }
         let engineBug = options.bug?.engineBug
         banks = names.map { name in
             Bank(machine: ParticipantProtocol(participant: name, plantedBug: engineBug == .noLocks ? .noLocks : nil),
@@ -226,6 +230,12 @@ public struct SimulatedWorld {
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
     }
+
+    /// The participants and accounts every world is made of, validated once rather than per
+    /// seed, and each account's name in the isolation history (`participant/account`).
+    static let participantNames = ["hdfc", "icici", "axis", "sbi", "kotak", "yes", "pnb", "bob"].map { ParticipantID(validated: $0) }
+    static let accountNames = (0..<64).map { AccountID(validated: "a\($0)") }
+    static let historyKeys = participantNames.map { participant in accountNames.map { "\(participant)/\($0)" } }
 
     static func coordinatorConfiguration(_ options: SimulationOptions) -> Coordinator.Configuration {
         var configuration = Coordinator.Configuration()
@@ -244,7 +254,7 @@ public struct SimulatedWorld {
     public mutating func run() -> SimulationReport {
         for index in 0..<options.transactions {
             workload.append(randomTransfer())
-            schedule(.submit(index), afterUs: UInt64(index) * 400 + random.next() % 400)
+            submissionTimes.append(UInt64(index) * 400 + random.next() % 400)
         }
         faultsStopAtUs = UInt64(options.transactions) * 400 + 20_000
         let limitUs = faultsStopAtUs + options.settleLimitUs
@@ -263,22 +273,33 @@ public struct SimulatedWorld {
         return SimulationReport(
             seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count - linked, committed: committed, aborted: aborted,
             steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
-            traceTail: tail, heuristicCases: queue.order.count, linkedTransactions: linked, writtenOffPaise: writtenOff(queue))
+            traceTail: tail, heuristicCases: queue.order.count, linkedTransactions: linked, writtenOffPaise: writtenOff(queue),
+            transactionsRequested: options.transactions)
     }
 
-    /// Processes events until the queue is empty (true) or the next one is due after `untilUs`.
+    /// Processes events until none is left (true) or the next one is due after `untilUs`.
     mutating func drain(untilUs limitUs: UInt64) -> Bool {
-        while let event = queue.popMin() {
-            if event.atUs > limitUs { queue.insert(event); return false }
-            nowUs = max(nowUs, event.atUs)
-            step += 1
-            var kind = EventKind.restartCoordinator
-            swap(&kind, &payloads[event.slot])
-            freeSlots.append(event.slot)
-            process(kind)
+        while true {
+            // The clients' submissions come first at any time they share with another event: as
+            // if scheduled before everything else, which is when they are drawn.
+            if nextSubmission < submissionTimes.count, queue.first.map({ submissionTimes[nextSubmission] <= $0.atUs }) ?? true {
+                nowUs = max(nowUs, submissionTimes[nextSubmission])
+                step += 1
+                nextSubmission += 1
+                process(.submit(nextSubmission - 1))
+            } else if let event = queue.popMin() {
+                if event.atUs > limitUs { queue.insert(event); return false }
+                nowUs = max(nowUs, event.atUs)
+                step += 1
+                var kind = EventKind.restartCoordinator
+                swap(&kind, &payloads[event.slot])
+                freeSlots.append(event.slot)
+                process(kind)
+            } else {
+                return true
+            }
             if nowUs < faultsStopAtUs { nemesis() }
         }
-        return true
     }
 
     /// A participant's index (a scan: there are at most eight, and it hashes no string).

@@ -41,8 +41,10 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     public var staleTimerPerMille: UInt64 = 0
     /// While faults strike, a bank decides a branch alone (commit or rollback, a coin from the
     /// seed) once it has been prepared this many milliseconds of virtual time, as a resource
-    /// manager with a heuristic policy does when its coordinator is slow, cut off or down (the
-    /// first resend comes after 5 ms, a restarted coordinator after up to 21); 0: never.
+    /// manager with a heuristic policy does when its coordinator is slow, cut off or down: drawn
+    /// from 7 to 27 ms, so that one lost COMMIT (resent after 5 ms) is mostly retried in time and
+    /// a partition, a crashed coordinator (back after up to 21 ms) or repeated losses are not;
+    /// 0: never.
     public var heuristicAfterMs: UInt64 = 0
 
     public init() {}
@@ -70,7 +72,7 @@ public struct FaultProfile: Sendable, Hashable, Codable {
         profile.participantSyncFailurePerMille = draw(20)
         profile.participantTornWritePerMille = draw(1_000)
         profile.staleTimerPerMille = draw(300)
-        profile.heuristicAfterMs = random.next() % 3 == 0 ? 0 : 5 + random.next() % 21
+        profile.heuristicAfterMs = random.next() % 3 == 0 ? 0 : 7 + random.next() % 21
         return profile
     }
 }

@@ -38,11 +38,19 @@ public struct SimulationReport: Sendable, Codable {
     /// Money the mixed outcomes settled by mark-resolved created (positive) or destroyed
     /// (negative): written off, so the final total differs from the opening one by this much.
     public var writtenOffPaise: Int64 = 0
+    /// The transfers the run was asked for (`SimulationOptions.transactions`; `transactions`
+    /// counts those the coordinator took).
+    public var transactionsRequested = SimulationReport.defaultTransactions
 
     public var passed: Bool { violations.isEmpty }
 
-    /// The command that replays this run.
+    static let defaultTransactions = SimulationOptions(seed: 0).transactions
+
+    /// The command that replays this run (`--transactions` too, when not the default: another
+    /// number of transfers is another run of the seed).
     public var replayCommand: String {
-        "sandhi simulate --seed \(seed)" + (bug.map { " --bug \($0.rawValue)" } ?? "")
+        "sandhi simulate --seed \(seed)"
+            + (transactionsRequested == Self.defaultTransactions ? "" : " --transactions \(transactionsRequested)")
+            + (bug.map { " --bug \($0.rawValue)" } ?? "")
     }
 }

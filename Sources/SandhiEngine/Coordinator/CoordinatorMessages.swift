@@ -99,8 +99,10 @@ public enum CoordinatorEffect: Sendable {
     case cancelTimer(TimerID)
     case emit(EngineEvent)
     /// Make this reconciliation record durable before performing any later effect (a FORGET
-    /// that follows it lets a participant drop its own copy of the outcome).
-    case recordReconciliation(ReconciliationRecord)
+    /// that follows it lets a participant drop its own copy of the outcome). Boxed: a record
+    /// (a whole heuristic case) is 144 bytes, and unboxed it made every effect that large, to
+    /// be copied on every append.
+    indirect case recordReconciliation(ReconciliationRecord)
     /// Just before `decided(.committed)`: what each participant's operations saw (the values
     /// a transaction read), in branch order, for the client.
     case observed(TransactionID, [ParticipantID: [Observation]])

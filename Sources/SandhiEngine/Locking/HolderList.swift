@@ -28,6 +28,11 @@ public struct HolderList: RandomAccessCollection, MutableCollection, Expressible
     }
 
     public mutating func removeAll(where shouldRemove: (LockManager.Holder) -> Bool) {
+        // The one-holder case (almost every release) without building an array of the kept.
+        if rest.isEmpty {
+            if let first, shouldRemove(first) { self.first = nil }
+            return
+        }
         var kept: [LockManager.Holder] = []
         if let first, !shouldRemove(first) { kept.append(first) }
         kept += rest.filter { !shouldRemove($0) }

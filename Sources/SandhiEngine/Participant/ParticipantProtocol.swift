@@ -287,7 +287,6 @@ public struct ParticipantProtocol: Sendable {
             return
         }
         let readOnly = !operations.contains { $0.isWrite }
-        let written = plantedBug == .noLocks ? [] : Self.writtenAccounts(operations)
         for operation in operations where plantedBug != .noLocks {
             if let account = operation.account, let owner = lockOwners[account], owner != tx {
                 // No waiting yet: a conflicting request is refused at once, and the client retries.
@@ -295,7 +294,10 @@ public struct ParticipantProtocol: Sendable {
                 return
             }
         }
-        for account in written { lockOwners[account] = tx }
+        // Every written account locked (`writtenAccounts`, without collecting them first).
+        for operation in operations where operation.isWrite && plantedBug != .noLocks {
+            if let account = operation.account { lockOwners[account] = tx }
+        }
         branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: false)
         effects.append(readOnly ? .validateReads(tx, operations: operations) : .stage(tx, operations: operations, writers: writers))
     }
@@ -328,8 +330,10 @@ public struct ParticipantProtocol: Sendable {
     }
 
     private mutating func release(_ tx: TransactionID, operations: [Operation]) {
-        for account in Self.writtenAccounts(operations) where lockOwners[account] == tx {
-            lockOwners[account] = nil
+        // Each written account in turn, without collecting them first (an account written twice
+        // is found released the second time).
+        for operation in operations where operation.isWrite {
+            if let account = operation.account, lockOwners[account] == tx { lockOwners[account] = nil }
         }
     }
 

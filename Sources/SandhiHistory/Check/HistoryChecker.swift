@@ -74,25 +74,27 @@ public struct HistoryChecker: Sendable {
             for (op, operation) in record.ops.enumerated() {
                 guard case .read(let keyName, _, let version, let writerName) = operation else { continue }
                 let key = index.key(reader, op)
-                let seen = "\(record.id) read \(keyName)@\(version)"
+                // Made only for an anomaly: most reads have none, and a string per read was a
+                // large part of checking a short history.
+                func seen() -> String { "\(record.id) read \(keyName)@\(version)" }
                 var readFrom: Int32 = -1
                 switch index.writer(reader, op) {
                 case .initial:
                     if judged && version != 0 {
                         anomalies.append(Anomaly(kind: .g1a, transactions: [record.id],
-                                                 description: "\(seen) naming no writer, but only version 0 is the initial state"))
+                                                 description: "\(seen()) naming no writer, but only version 0 is the initial state"))
                     }
                 case .missing:
                     if judged {
                         anomalies.append(Anomaly(kind: .g1a, transactions: [record.id, writerName ?? ""],
-                                                 description: "\(seen) written by \(writerName ?? ""), which is not in the history (writer unknown)"))
+                                                 description: "\(seen()) written by \(writerName ?? ""), which is not in the history (writer unknown)"))
                     }
                 case .transaction(let writer) where writer == readerID:
                     continue // its own write: no dependency on anyone
                 case .transaction(let writer) where !index.included[Int(writer)]:
                     if judged {
                         anomalies.append(Anomaly(kind: .g1a, transactions: [record.id, index.id(writer)],
-                                                 description: "\(seen) written by \(index.id(writer)), which aborted"))
+                                                 description: "\(seen()) written by \(index.id(writer)), which aborted"))
                     }
                 case .transaction(let writer):
                     readFrom = writer
@@ -101,11 +103,11 @@ public struct HistoryChecker: Sendable {
                         if judged && !write.isFinal {
                             let final = finalVersion(of: keyName, in: index.transactions[Int(writer)]).map { " with \(keyName)@\($0)" } ?? ""
                             anomalies.append(Anomaly(kind: .g1b, transactions: [record.id, index.id(writer)],
-                                                     description: "\(seen), an intermediate version: \(index.id(writer)) overwrote it\(final) before committing"))
+                                                     description: "\(seen()), an intermediate version: \(index.id(writer)) overwrote it\(final) before committing"))
                         }
                     } else if judged {
                         anomalies.append(Anomaly(kind: .g1a, transactions: [record.id, index.id(writer)],
-                                                 description: "\(seen) written by \(index.id(writer)), which never wrote that version"))
+                                                 description: "\(seen()) written by \(index.id(writer)), which never wrote that version"))
                     }
                 }
                 if let next = order.nextWriter(key: key, after: version, skipping: readFrom) {
@@ -125,6 +127,10 @@ public struct HistoryChecker: Sendable {
     /// that G0 again); a component of the full graph is G2-item if it holds an rw edge (else it
     /// is a G0 or G1c already reported). Each example cycle goes through an edge of its class.
     private func cycles(_ graph: DependencyGraph, _ index: HistoryIndex) -> [Anomaly] {
+        // A cycle of a subgraph is a cycle of the whole graph: with none there, there is none to
+        // look for (the common case, and what a short history costs most).
+        let whole = StronglyConnectedComponents(graph, mask: [.ww, .wr, .rw])
+        guard !whole.components.isEmpty else { return [] }
         var search = CycleSearch(nodeCount: graph.nodeCount)
         var anomalies: [Anomaly] = []
         let classes: [(AnomalyKind, mask: EdgeMask, through: EdgeMask)] = [
@@ -133,7 +139,7 @@ public struct HistoryChecker: Sendable {
             (.g2Item, [.ww, .wr, .rw], [.rw]),
         ]
         for (kind, mask, through) in classes {
-            let components = StronglyConnectedComponents(graph, mask: mask)
+            let components = kind == .g2Item ? whole : StronglyConnectedComponents(graph, mask: mask)
             var found: [(earliest: Int32, Anomaly)] = []
             for (componentIndex, component) in components.components.enumerated() {
                 guard let cycle = search.exampleCycle(in: component, componentIndex: Int32(componentIndex),
