@@ -90,7 +90,6 @@ extension ConsoleModel {
             for event in events { observe(event) }
             return []
         case .snapshot(let view):
-            history.learnAmounts(from: view.coordinator)
             if !paused { self.view = view }
             derive()
             return []

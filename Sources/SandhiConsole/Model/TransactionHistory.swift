@@ -21,7 +21,7 @@ public struct TransactionHistory: Sendable {
         public var finishedAtUs: UInt64?
         public var outcome: Outcome?
         public var heuristic = false
-        /// Sum of the debits, once a snapshot showed the branches.
+        /// What the transfer moves (from its `began` event; unknown for a recovered one).
         public var amount: Paise?
         public var lastState: TransactionState = .active
     }
@@ -85,13 +85,5 @@ public struct TransactionHistory: Sendable {
             break
         }
         entries[tx] = entry
-    }
-
-    /// Amounts are not in the events; a snapshot of the in-flight table fills them in.
-    public mutating func learnAmounts(from coordinator: Coordinator) {
-        for (tx, transaction) in coordinator.transactions where entries[tx]?.amount == nil {
-            entries[tx]?.amount = Branch.amountMoved(by: transaction.branches.map(\.branch))
-            if entries[tx]?.participants.isEmpty == true { entries[tx]?.participants = transaction.branches.map(\.branch.participant) }
-        }
     }
 }

@@ -77,8 +77,6 @@ public enum ConsoleView {
     /// Transactions whose outcome some participant holding their prepared state cannot know
     /// yet: the decision is being logged, recovery is settling them, or phase two waits on a
     /// participant that is down.
-    public static func inDoubt(_ model: ConsoleModel) -> [TransactionID] { model.derived.inDoubt }
-
     static func computeInDoubt(_ model: ConsoleModel) -> [TransactionID] {
         guard let view = model.view else { return [] }
         let down = Set(view.participants.filter(\.isDown).map(\.id))

@@ -120,7 +120,7 @@ enum ReconcileScreen {
                 lines.append(Line("a new transaction, linked to \(tx), changes:"))
                 for branch in plan {
                     for operation in branch.operations {
-                        lines.append(Line("  \(branch.participant): \(describe(operation, context))"))
+                        lines.append(Line("  \(branch.participant): \(operation.summary(money: context.money))"))
                     }
                 }
                 lines.append(Line("locks: a heuristic case holds none; the new transaction takes its own and frees them at its decision", context[.dim]))
@@ -142,15 +142,6 @@ enum ReconcileScreen {
         }
         return (Overlay(title: Line(" reconcile \(tx) ", context[.title]), lines: lines, width: 64, style: context[.overlay],
                         borderStyle: context[.overlayBorder], glyphs: context.glyphs), input)
-    }
-
-    static func describe(_ operation: SandhiEngine.Operation, _ context: RenderContext) -> String {
-        switch operation {
-        case .debit(let account, let amount): "debit \(account) \(context.money(amount))"
-        case .credit(let account, let amount): "credit \(account) \(context.money(amount))"
-        case .read(let account): "read \(account)"
-        case .fileReport(let report): "file a \(report.kind) report of \(context.money(report.amount))"
-        }
     }
 }
 

@@ -128,22 +128,30 @@ extension Coordinator {
     /// Why an operator's action on heuristic case `id` would be refused, or nil: the check
     /// `resolveHeuristic` makes, for a driver that wants the reason before it commits to waiting.
     public func refusal(of action: ReconcileAction, on id: TransactionID, operatorName: String, note: String) -> String? {
-        guard note.contains(where: { !$0.isWhitespace }) else { return "a reason is required (--note)" }
-        guard note.utf8.count <= Self.maxNoteBytes else { return "the reason is longer than \(Self.maxNoteBytes) bytes" }
-        guard operatorName.contains(where: { !$0.isWhitespace }), operatorName.utf8.count <= Self.maxOperatorBytes else {
-            return "the operator's name must be 1 to \(Self.maxOperatorBytes) bytes"
-        }
-        if case .failure(let refusal) = reconciliation.plan(action, for: id) { return refusal.description }
+        if case .failure(let refusal) = checkedPlan(action, on: id, operatorName: operatorName, note: note) { return refusal.description }
         return nil
+    }
+
+    /// The operator's input checked, then the action's plan (nil: nothing to run).
+    func checkedPlan(_ action: ReconcileAction, on id: TransactionID, operatorName: String, note: String) -> Result<[Branch]?, PlanRefusal> {
+        guard note.contains(where: { !$0.isWhitespace }) else { return .failure(PlanRefusal("a reason is required (--note)")) }
+        guard note.utf8.count <= Self.maxNoteBytes else { return .failure(PlanRefusal("the reason is longer than \(Self.maxNoteBytes) bytes")) }
+        guard operatorName.contains(where: { !$0.isWhitespace }), operatorName.utf8.count <= Self.maxOperatorBytes else {
+            return .failure(PlanRefusal("the operator's name must be 1 to \(Self.maxOperatorBytes) bytes"))
+        }
+        return reconciliation.plan(action, for: id)
     }
 
     mutating func resolveHeuristic(_ id: TransactionID, action: ReconcileAction, operatorName: String, note: String,
                                    linked: TransactionID, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
-        if let reason = refusal(of: action, on: id, operatorName: operatorName, note: note) {
-            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: reason))))
+        let plan: [Branch]?
+        switch checkedPlan(action, on: id, operatorName: operatorName, note: note) {
+        case .failure(let refusal):
+            effects.append(.emit(EngineEvent(atUs: nowUs, .operatorRefused(id, reason: refusal.description))))
             return
+        case .success(let planned):
+            plan = planned
         }
-        guard case .success(let plan) = reconciliation.plan(action, for: id) else { preconditionFailure("plan refused after the check") }
         guard let plan else {
             let entry = ReconcileEntry(action: action, operatorName: operatorName, note: note, atWallMs: wallMs(nowUs), linked: nil,
                                        plan: [], before: .open, after: .settled(action, linked: nil), result: .succeeded)

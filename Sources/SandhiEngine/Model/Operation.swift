@@ -22,6 +22,16 @@ public enum Operation: Hashable, Sendable {
         return true
     }
 
+    /// The operation for people; `money` formats amounts (a terminal without ₹ passes its own).
+    public func summary(money: (Paise) -> String = { $0.description }) -> String {
+        switch self {
+        case .debit(let account, let amount): return "debit \(account) \(money(amount))"
+        case .credit(let account, let amount): return "credit \(account) \(money(amount))"
+        case .read(let account): return "read \(account)"
+        case .fileReport(let report): return "file \(report.kind) report \(money(report.amount)) (\(report.reference))"
+        }
+    }
+
     /// Signed effect on the participant's total: debits negative, credits positive.
     public var delta: Paise {
         switch self {

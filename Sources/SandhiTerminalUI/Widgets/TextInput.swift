@@ -78,15 +78,12 @@ public struct TextInput: Widget {
     public var state: TextInputState
     public var style: Style
     public var cursorStyle: Style
-    public var placeholder: Span?
 
-    public init(prompt: Span, state: TextInputState, style: Style = .plain,
-                cursorStyle: Style = Style(.reverse), placeholder: Span? = nil) {
+    public init(prompt: Span, state: TextInputState, style: Style = .plain, cursorStyle: Style = Style(.reverse)) {
         self.prompt = prompt
         self.state = state
         self.style = style
         self.cursorStyle = cursorStyle
-        self.placeholder = placeholder
     }
 
     public func render(into grid: inout Grid, area: Rect) {
@@ -96,9 +93,6 @@ public struct TextInput: Widget {
         let fieldX = grid.write(prompt.text, x: rect.x, y: rect.y, style: prompt.style, clip: rect)
         let field = Rect(x: fieldX, y: rect.y, width: rect.right - fieldX, height: 1)
         guard field.width > 0 else { return }
-        if state.characters.isEmpty, let placeholder {
-            grid.write(placeholder.text, x: field.x + 1, y: field.y, style: placeholder.style, clip: field)
-        }
         // Scroll so the cursor (one column, after the text at the end) fits: columns before the
         // cursor, minus the room, is how far the text is pushed left.
         let widths = state.characters.map { DisplayWidth.of(String($0)) }

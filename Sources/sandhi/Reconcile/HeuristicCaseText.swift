@@ -3,18 +3,9 @@ import SandhiEngine
 
 /// How heuristic cases read for people (`sandhi reconcile`, `sandhi recover`) and machines.
 enum HeuristicCaseText {
-    static func operation(_ operation: SandhiEngine.Operation) -> String {
-        switch operation {
-        case .debit(let account, let amount): return "debit \(account) \(amount)"
-        case .credit(let account, let amount): return "credit \(account) \(amount)"
-        case .read(let account): return "read \(account)"
-        case .fileReport(let report): return "file \(report.kind) report \(report.amount) (\(report.reference))"
-        }
-    }
-
     static func operations(_ operations: [SandhiEngine.Operation]?) -> String {
         guard let operations else { return "(operations unknown: recovered after a restart)" }
-        return operations.isEmpty ? "(nothing)" : operations.map(operation).joined(separator: "; ")
+        return operations.isEmpty ? "(nothing)" : operations.map { $0.summary() }.joined(separator: "; ")
     }
 
     static func plan(_ branches: [Branch]) -> String {
@@ -99,7 +90,7 @@ enum HeuristicCaseText {
             imbalance_paise = heuristicCase.imbalance?.value
             participants = heuristicCase.participants.map {
                 Participant(name: $0.participant.name, outcome: $0.outcome.label, diverges: $0.outcome.diverges(from: heuristicCase.decision),
-                            operations: $0.operations?.map(HeuristicCaseText.operation))
+                            operations: $0.operations?.map { $0.summary() })
             }
             actions = heuristicCase.actions.map {
                 Action(action: $0.action.rawValue, operator_name: $0.operatorName, note: $0.note, at_ms: $0.atWallMs, linked: $0.linked?.description,
