@@ -134,13 +134,13 @@ import Testing
         var held = false
         for _ in 0..<400 where !held {
             let content = (try? String(contentsOfFile: fixture.data + "/sandhi.lock", encoding: .utf8)) ?? ""
-            held = content.trimmingCharacters(in: .whitespacesAndNewlines) == String(bench.processIdentifier)
+            held = content.trimmingCharacters(in: .whitespacesAndNewlines) == String(bench.pid)
             if !held { usleep(25_000) }
         }
         try #require(held, "the bench never took the directory lock")
         let result = try SandhiBinary.run(["transfer", "--data", fixture.data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000001", "--amount", "1"])
         #expect(result.stderr.contains("another sandhi process"), "\(result.stderr)")
         #expect(result.status != 0)
-        #expect(result.stderr.contains("pid \(bench.processIdentifier)"))
+        #expect(result.stderr.contains("pid \(bench.pid)"))
     }
 }

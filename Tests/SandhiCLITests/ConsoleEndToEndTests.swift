@@ -10,18 +10,12 @@ import Testing
     struct Tmux {
         let session: String
 
+        /// Runs one tmux command. A tmux client returns at once; ten seconds is a hang.
         @discardableResult
         static func run(_ arguments: [String]) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["tmux"] + arguments
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = Pipe()
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+            let result = try ChildProcess.run("tmux", arguments, timeoutSeconds: 10)
+            if result.timedOut { throw ChildProcess.SpawnError(description: "tmux \(arguments.first ?? "") hung and was killed") }
+            return result.stdout
         }
 
         func keys(_ keys: String...) throws { try Self.run(["send-keys", "-t", session] + keys) }

@@ -47,11 +47,13 @@ import Testing
         let banks = try ThreeBanks(); defer { banks.remove() }
         let (node, workload) = try await Self.start(banks.directory, Self.options(.random, rate: 50))
         #expect(await eventually { workload.counters.committed >= 5 })
-        // Not faster than the rate (give or take the pacer's catch-up burst), and not much slower.
+        // Not faster than the rate, and not much slower. Nominally 480 ms; the slack is the
+        // pacer's catch-up burst (50 ms) plus jobs already taken but not yet counted as begun
+        // when `before` is read (seen: 399 ms on a loaded machine). Unpaced, 25 take ~50 ms.
         let startUs = MonotonicClock.nowUs(), before = workload.counters.begun
         #expect(await eventually(timeoutMs: 3_000) { workload.counters.begun >= before + 25 })
         let elapsedUs = MonotonicClock.nowUs() - startUs
-        #expect(elapsedUs >= 400_000, "25 transfers at 50/s took \(elapsedUs)µs")
+        #expect(elapsedUs >= 300_000, "25 transfers at 50/s took \(elapsedUs)µs")
 
         workload.setRate(0)
         #expect(await eventually { workload.counters.inFlight == 0 })

@@ -12,43 +12,26 @@ public enum SandhiBinary {
         return directory.appendingPathComponent("sandhi").path
     }
 
-    public struct Result: Sendable {
-        public var status: Int32
-        public var stdout: String
-        public var stderr: String
-    }
+    public typealias Result = ChildProcess.Output
 
-    /// Runs `sandhi ARGS` to completion and captures its output.
-    public static func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting so a chatty child cannot fill the pipe and stall.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+    /// Runs `sandhi ARGS` to completion and captures its output. No command a test runs takes
+    /// minutes; one that does is killed, and the result says so.
+    public static func run(_ arguments: [String], timeoutSeconds: Double = 300) throws -> Result {
+        let result = try ChildProcess.run(path, arguments, timeoutSeconds: timeoutSeconds)
+        if result.timedOut {
+            throw ChildProcess.SpawnError(description: "sandhi \(arguments.joined(separator: " ")) was still running after \(Int(timeoutSeconds)) s and was killed")
+        }
+        return result
     }
 
     /// Starts `sandhi ARGS` in the background, output discarded.
-    public static func start(_ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+    public static func start(_ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess.start(path, arguments)
     }
 
     /// SIGKILL: no handler runs, no buffer is flushed. The crash the tests care about.
-    public static func kill(_ process: Process) {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    public static func kill(_ process: ChildProcess) {
+        process.signal(SIGKILL)
+        process.wait()
     }
 }
