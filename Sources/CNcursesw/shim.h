@@ -13,6 +13,8 @@
 #include <wchar.h>
 #include <ncursesw/curses.h>
 #include <ncursesw/term.h>
+#include <pty.h>
+#include <stdio.h>
 
 // Swift cannot import curses' global variables safely under strict concurrency, nor its
 // function-like and bit-shifting macros; these wrappers are the whole of what the backend
@@ -22,6 +24,15 @@ static inline WINDOW *sandhi_stdscr(void) { return stdscr; }
 // newterm on standard output and input; unlike initscr it returns NULL for an unknown TERM
 // instead of exiting.
 static inline SCREEN *sandhi_newterm(void) { return newterm(NULL, stdout, stdin); }
+// newterm on a terminal the program opened itself (a pseudo-terminal), of the given type.
+// The FILEs are the screen's for its lifetime; fclose them after delscreen.
+static inline SCREEN *sandhi_newterm_on(const char *type, FILE *out, FILE *in) { return newterm(type, out, in); }
+static inline FILE *sandhi_fdopen(int fd, const char *mode) { return fdopen(fd, mode); }
+// A pseudo-terminal pair of the given size (openpty is in glibc's libc since 2.34).
+static inline int sandhi_openpty(int *controller_fd, int *terminal_fd, unsigned short row_count, unsigned short column_count) {
+    struct winsize size = { row_count, column_count, 0, 0 };
+    return openpty(controller_fd, terminal_fd, NULL, NULL, &size);
+}
 static inline int sandhi_lines(void) { return LINES; }
 static inline int sandhi_cols(void) { return COLS; }
 static inline int sandhi_colors(void) { return COLORS; }

@@ -43,22 +43,53 @@ public final class CursesTerminal {
     private let pairLimit: Int32
     private let defaultColors: Bool
     private var restored = false
+    /// The streams of a pseudo-terminal's screen; nil on the process's own terminal.
+    private var files: (output: UnsafeMutablePointer<FILE>, input: UnsafeMutablePointer<FILE>)?
 
     /// Takes over the terminal on standard input and output. Fails, changing nothing, when
     /// they are not a terminal or the terminal type is unknown.
-    public init(escapeDelayMs: Int32 = 25) throws(Error) {
+    public convenience init(escapeDelayMs: Int32 = 25) throws(Error) {
         guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
             throw Error(description: "the console needs a terminal on standard input and output")
         }
+        try self.init(escapeDelayMs: escapeDelayMs, pseudoTerminal: nil)
+    }
+
+    /// Draws on `pseudoTerminal` instead, as a terminal of type `type`: the process's own
+    /// terminal, its modes and its signals are left alone. For measuring the console's whole
+    /// cost, curses included, with a program of one's own on the other side.
+    public convenience init(pseudoTerminal: PseudoTerminal, type: String = "xterm-256color", escapeDelayMs: Int32 = 25) throws(Error) {
+        guard let output = sandhi_fdopen(dup(pseudoTerminal.terminalFD), "w"),
+              let input = sandhi_fdopen(dup(pseudoTerminal.terminalFD), "r") else {
+            throw Error(description: "cannot open the pseudo-terminal: \(String(cString: strerror(errno)))")
+        }
+        do {
+            try self.init(escapeDelayMs: escapeDelayMs, pseudoTerminal: (type, output, input))
+        } catch {
+            fclose(output)
+            fclose(input)
+            throw error
+        }
+    }
+
+    private init(escapeDelayMs: Int32, pseudoTerminal: (type: String, output: UnsafeMutablePointer<FILE>, input: UnsafeMutablePointer<FILE>)?) throws(Error) {
         // The locale decides how ncurses encodes characters: without this, every non-ASCII
         // character would be drawn as escapes.
         setlocale(LC_ALL, "")
         let codeset = String(cString: sandhi_codeset())
         glyphs = GlyphSet.forCodeset(codeset)
         isUTF8 = glyphs.isUnicode
-        TerminalSignals.saveTerminalModes()
-        guard let screen = sandhi_newterm(), let window = sandhi_stdscr() else {
-            throw Error(description: "cannot start curses for TERM=\(getenv("TERM").map { String(cString: $0) } ?? "(unset)")")
+        let screen: OpaquePointer?
+        if let pseudoTerminal {
+            screen = sandhi_newterm_on(pseudoTerminal.type, pseudoTerminal.output, pseudoTerminal.input)
+            files = (pseudoTerminal.output, pseudoTerminal.input)
+        } else {
+            TerminalSignals.saveTerminalModes()
+            screen = sandhi_newterm()
+        }
+        guard let screen, let window = sandhi_stdscr() else {
+            let type = pseudoTerminal?.type ?? getenv("TERM").map { String(cString: $0) } ?? "(unset)"
+            throw Error(description: "cannot start curses for TERM=\(type)")
         }
         self.screen = screen
         self.window = window
@@ -84,7 +115,7 @@ public final class CursesTerminal {
         defaultColors = usesDefaults
         pairLimit = sandhi_color_pairs()
         size = Size(width: Int(sandhi_cols()), height: Int(sandhi_lines()))
-        TerminalSignals.install()
+        if pseudoTerminal == nil { TerminalSignals.install() }
     }
 
     deinit { restore() }
@@ -96,7 +127,12 @@ public final class CursesTerminal {
         restored = true
         endwin()
         delscreen(screen)
-        TerminalSignals.uninstall()
+        if let files {
+            fclose(files.output)
+            fclose(files.input)
+        } else {
+            TerminalSignals.uninstall()
+        }
     }
 
     // MARK: - Drawing

@@ -56,8 +56,26 @@ public struct ConsoleMetrics: Sendable {
 public struct EventLog: Sendable {
     public struct Line: Sendable {
         public var atUs: UInt64
-        public var text: String
         public var isOperator: Bool
+        /// An engine event is kept as it came and put into words only when a screen shows or
+        /// filters it: the engine sends hundreds of thousands a second, the screen shows forty.
+        private var event: EngineEvent?
+        private var note: String
+
+        public init(atUs: UInt64, text: String, isOperator: Bool) {
+            self.atUs = atUs
+            self.isOperator = isOperator
+            self.note = text
+        }
+
+        public init(_ event: EngineEvent) {
+            atUs = event.atUs
+            isOperator = false
+            self.event = event
+            note = ""
+        }
+
+        public var text: String { event?.description ?? note }
     }
 
     public let capacity: Int

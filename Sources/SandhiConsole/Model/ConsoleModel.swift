@@ -115,7 +115,7 @@ extension ConsoleModel {
         // Every event is in the log except the most frequent, which would drown the rest.
         switch event.kind {
         case .prepareSent, .phaseTwoSent, .stateChanged: return
-        default: log.append(EventLog.Line(atUs: event.atUs, text: event.description, isOperator: false))
+        default: log.append(EventLog.Line(event))
         }
     }
 

@@ -56,7 +56,12 @@ public struct TransactionHistory: Sendable {
             order.append(tx)
             if order.count > capacity { entries[order.removeFirst()] = nil }
         }
-        var entry = entries[tx]!
+        // In place: a copy taken out of the dictionary and written back would copy the
+        // entry's event list on every append (the dictionary still holds the original).
+        Self.apply(event, to: &entries[tx]!, maxEvents: maxEvents)
+    }
+
+    private static func apply(_ event: EngineEvent, to entry: inout Entry, maxEvents: Int) {
         if entry.events.count < maxEvents { entry.events.append(event) } else { entry.eventsDropped += 1 }
         switch event.kind {
         case .began(_, _, let amount): entry.amount = amount
@@ -84,6 +89,5 @@ public struct TransactionHistory: Sendable {
         default:
             break
         }
-        entries[tx] = entry
     }
 }

@@ -57,6 +57,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Waiting transactions in the graph of the wait-graph workload.")
     var waiters: Int = 10_000
 
+    @Flag(help: "Attach the real console (on a pseudo-terminal, every screen in turn) in every second of six phases, and report what it costs the engine.")
+    var console = false
+
     @Option(help: "Seed of the workload's random choices.")
     var seed: UInt64 = 1
 
@@ -85,6 +88,7 @@ struct BenchCommand: AsyncParsableCommand {
                 throw UsageFailure("--workload must be `uniform` or `contention`, got \(workload)")
             }
             options.workload = kind
+            guard !console || history == nil else { throw UsageFailure("--console and --history cannot be used together") }
             guard hotAccounts >= 1, hotAccounts <= 100_000 else { throw UsageFailure("--hot-accounts must be between 1 and 100000, got \(hotAccounts)") }
             guard (0...1_000).contains(maxRetries) else { throw UsageFailure("--max-retries must be between 0 and 1000, got \(maxRetries)") }
             guard readFraction >= 0, readFraction <= 1 else { throw UsageFailure("--read-fraction must be between 0 and 1, got \(readFraction)") }
@@ -144,12 +148,29 @@ struct BenchCommand: AsyncParsableCommand {
                 options.history = recorder
             }
             let phases = PhaseLatencies()
+            let attached = console ? try AttachedConsole(logger: logger) : nil
             let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger,
-                                                  onEvent: { phases.observe($0) }, adjust: { configuration in
+                                                  onEvent: { event in
+                phases.observe(event)
+                attached?.observe(event)
+            }, adjust: { configuration in
                 if let detection { configuration.detectDeadlocks = detection }
                 if let lockTimeoutMs { configuration.lockTimeoutMs = lockTimeoutMs }
             })
             let detectionUsed = node.configuration.detectDeadlocks
+            if let attached {
+                do {
+                    try await attached.start(node: node)
+                } catch {
+                    node.stop()
+                    throw error
+                }
+                let comparison = await ConsoleCostBench.run(driver: node.driver, console: attached, accounts: accountMap, options: options)
+                await attached.close()
+                node.stop()
+                print(json ? jsonLine(comparison) : comparison.text(banks: accountMap.keys.sorted().map(\.name), clients: clients))
+                return comparison.haltedReason == nil ? 0 : 1
+            }
             var report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
             node.stop()
             report.phases = phases.summary

@@ -14,7 +14,10 @@ import Synchronization
 /// and pictures of the engine are copies taken a few times a second.
 final class ConsoleSession: @unchecked Sendable {
     let node: SandhiNode
-    let workload: LiveWorkload
+    /// The live workload the operator steers with `+`/`-`; nil when the load comes from
+    /// elsewhere (`sandhi bench --console`), described then by `externalLoad`.
+    let workload: LiveWorkload?
+    let externalLoad: String
     let inbox: EventInbox
     let logger: Logger
     let operatorName: String
@@ -29,10 +32,20 @@ final class ConsoleSession: @unchecked Sendable {
     /// How long a key wait lasts: the loop's idle wake-up.
     static let keyWaitMs: Int32 = 100
 
-    init(node: SandhiNode, workload: LiveWorkload, inbox: EventInbox, model: ConsoleModel, context: RenderContext,
+    private let stopRequested = Atomic<Bool>(false)
+    /// What one run of the loop did, for `sandhi bench --console`.
+    struct Figures: Sendable {
+        var frames = 0
+        var events = 0
+        var dropped = 0
+    }
+    private(set) var figures = Figures()
+
+    init(node: SandhiNode, workload: LiveWorkload?, externalLoad: String = "", inbox: EventInbox, model: ConsoleModel, context: RenderContext,
          themeDirectories: [String], themeName: String, operatorName: String, logger: Logger) {
         self.node = node
         self.workload = workload
+        self.externalLoad = externalLoad
         self.inbox = inbox
         self.model = model
         self.context = context
@@ -44,11 +57,19 @@ final class ConsoleSession: @unchecked Sendable {
 
     func post(_ message: ConsoleMessage) { results.withLock { $0.append(message) } }
 
-    /// Runs until the operator quits. Call on the thread that created `terminal`.
+    /// Makes `run` return at its next turn, as if the operator had quit; the model stays, for
+    /// a later `run`.
+    func requestStop() { stopRequested.store(true, ordering: .releasing) }
+
+    /// Runs until the operator quits or `requestStop()`. Call on the thread that created
+    /// `terminal`.
     func run(terminal: CursesTerminal) {
         var lastRefreshUs: UInt64 = 0
         var dirty = true
-        while true {
+        figures = Figures()
+        // A stop asked for before the run began ends it at once; either way the next run may go.
+        defer { stopRequested.store(false, ordering: .relaxed) }
+        while !stopRequested.load(ordering: .acquiring) {
             var commands: [ConsoleCommand] = []
             if let key = terminal.nextKey(timeoutMs: Self.keyWaitMs) {
                 commands += model.update(.key(key))
@@ -56,6 +77,8 @@ final class ConsoleSession: @unchecked Sendable {
             }
             let (events, dropped) = inbox.take()
             if dropped > 0 { logger.warning("console fell behind the engine; events dropped", metadata: ["count": "\(dropped)"]) }
+            figures.events += events.count
+            figures.dropped += dropped
             if !events.isEmpty {
                 _ = model.update(.events(events))
                 dirty = true
@@ -77,6 +100,7 @@ final class ConsoleSession: @unchecked Sendable {
             }
             if dirty {
                 terminal.draw(ConsoleView.render(model, size: terminal.size, context: context))
+                figures.frames += 1
                 dirty = false
             }
         }
@@ -91,7 +115,7 @@ final class ConsoleSession: @unchecked Sendable {
                 EngineView.Participant(id: $0.id, isDown: driver.isDown($0.id), fsyncs: stats[$0.id] ?? 0)
             },
             activeFaults: node.activeFaults.map(\.description), mode: node.configuration.concurrency.rawValue,
-            workload: Self.describe(workload), takenAtUs: nowUs, halted: driver.haltReason)
+            workload: workload.map(Self.describe) ?? externalLoad, takenAtUs: nowUs, halted: driver.haltReason)
     }
 
     // MARK: - Commands
@@ -151,9 +175,11 @@ final class ConsoleSession: @unchecked Sendable {
         case .runAudit:
             Task { [self] in await audit() }
         case .changeWorkloadRate(let delta):
+            guard let workload else { return post(.commandFinished("the load is \(externalLoad)'s; it has no rate to change", ok: false)) }
             if delta > 0 { workload.faster() } else { workload.slower() }
             post(.commandFinished("workload: \(Self.describe(workload))", ok: true))
         case .nextWorkload:
+            guard let workload else { return post(.commandFinished("the load is \(externalLoad)'s; it has no other kind", ok: false)) }
             let kinds = LiveWorkload.Kind.allCases.filter { workload.unavailableKinds[$0] == nil }
             guard let current = kinds.firstIndex(of: workload.kind) else { return }
             do {
