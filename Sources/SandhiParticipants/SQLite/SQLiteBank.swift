@@ -27,7 +27,7 @@ import SandhiEngine
 /// locked) lives in the engine's `ParticipantProtocol`; this class performs its effects against
 /// SQLite. `process` runs a whole batch of messages inside one SQLite transaction and commits
 /// once, so many transactions' prepares share one fsync.
-public final class SQLiteBank: ParticipantResource {
+public final class SQLiteBank: Bank {
     public enum OpenError: Error, CustomStringConvertible, Equatable {
         case missing(path: String)
         case notSandhi(path: String, detail: String)
@@ -548,16 +548,11 @@ public final class SQLiteBank: ParticipantResource {
         return result
     }
 
-    public struct ReportRow: Sendable, Equatable {
-        public var transaction: TransactionID
-        public var report: Report
-    }
-
-    public func reports() throws -> [ReportRow] {
-        var result: [ReportRow] = []
+    public func reports() throws -> [BankReportRow] {
+        var result: [BankReportRow] = []
         let statement = try database.statement("SELECT tx, kind, amount_paise, reference FROM reports ORDER BY id")
         while try statement.step() {
-            result.append(ReportRow(transaction: TransactionID(rawValue: UInt64(bitPattern: statement.int64(0))),
+            result.append(BankReportRow(transaction: TransactionID(rawValue: UInt64(bitPattern: statement.int64(0))),
                                     report: Report(kind: statement.text(1), amount: Paise(statement.int64(2)), reference: statement.text(3))))
         }
         return result

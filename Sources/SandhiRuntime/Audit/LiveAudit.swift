@@ -77,18 +77,18 @@ public struct LiveAudit: Sendable {
 
     struct NotABank: Error, CustomStringConvertible {
         var participant: ParticipantID
-        var description: String { "\(participant) is not an embedded SQLite bank; the live audit reads SQLite banks only" }
+        var description: String { "\(participant) is not a bank; the live audit reads banks only" }
     }
 
     static func scan(_ resource: ParticipantResource) throws -> Scan {
-        guard let bank = resource as? SQLiteBank else { throw NotABank(participant: resource.id) }
+        guard let bank = resource as? Bank else { throw NotABank(participant: resource.id) }
         return Scan(committed: try bank.committedBranches().mapValues(\.writers), accounts: try bank.balances().count,
                     reports: try bank.reports().count)
     }
 
     /// Only in-memory state and indexed lookups: every bank stands still while the slowest answers.
     static func cut(_ resource: ParticipantResource, candidates: [TransactionID]) throws -> Cut {
-        guard let bank = resource as? SQLiteBank else { throw NotABank(participant: resource.id) }
+        guard let bank = resource as? Bank else { throw NotABank(participant: resource.id) }
         let prepared = bank.inDoubtNet()
         var found: [TransactionID: Bool] = [:]
         for tx in candidates {

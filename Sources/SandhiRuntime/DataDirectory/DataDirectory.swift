@@ -30,6 +30,8 @@ public enum DataDirectoryError: Error, CustomStringConvertible, Equatable {
 ///     DIR/deadlocks.json           the last deadlocks, for `sandhi check --deadlocks`
 public struct DataDirectory: Sendable {
     public let path: String
+    /// Opens banks of the kinds the runtime does not know itself (see `openBank`).
+    public var bankOpener = BankOpener()
 
     public var configurationPath: String { path + "/sandhi.toml" }
     public var lockPath: String { path + "/sandhi.lock" }
@@ -40,7 +42,8 @@ public struct DataDirectory: Sendable {
     public var reconciliationPath: String { path + "/reconciliation.log" }
     public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
 
-    public init(path: String) {
+    public init(path: String, bankOpener: BankOpener = BankOpener()) {
+        self.bankOpener = bankOpener
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.path = trimmed

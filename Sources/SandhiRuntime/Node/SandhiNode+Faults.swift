@@ -42,14 +42,13 @@ extension SandhiNode {
         }
         // Before opening: the bank of a participant still running is open (and locked) by it.
         guard driver.isDown(participant) else { throw LiveFaultError("\(participant) is not down") }
-        let bank: SQLiteBank
+        let bank: Bank
         do {
-            bank = try SQLiteBank(path: directory.bankPath(participant), participant: participant, logger: logger,
-                                  plantedBug: configuration.plantedBug)
+            guard let configured = configuration.participant(participant) else { throw LiveFaultError("unknown participant \(participant)") }
+            bank = try directory.openBank(configured, plantedBug: configuration.plantedBug, logger: logger)
         } catch {
             throw LiveFaultError("\(participant) could not restart: \(error)")
         }
-        bank.heuristicPolicy = configuration.participant(participant)?.heuristic
         do {
             try driver.restartParticipant(participant, resource: bank)
         } catch {

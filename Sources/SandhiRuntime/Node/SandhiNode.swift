@@ -53,15 +53,13 @@ public final class SandhiNode: Sendable {
                                 onEvent: (@Sendable (EngineEvent) -> Void)?) async throws -> (CoordinatorDriver, RecoveryReport) {
         let (store, recovered) = try DecisionLogStore.open(
             directory: directory.coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)
-        var banks: [SQLiteBank] = []
+        var banks: [Bank] = []
         var inDoubt: [TransactionID: [ParticipantID]] = [:]
         var held: [TransactionID: [ResourceID]] = [:]
         var banksEpoch: UInt32 = 0
         do {
             for participant in configuration.participants {
-                let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger,
-                                          plantedBug: configuration.plantedBug)
-                bank.heuristicPolicy = participant.heuristic
+                let bank = try directory.openBank(participant, plantedBug: configuration.plantedBug, logger: logger)
                 banks.append(bank)
                 for (tx, writers) in bank.inDoubt() {
                     inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
