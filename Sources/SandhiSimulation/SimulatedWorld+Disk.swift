@@ -40,12 +40,14 @@ struct DecisionLogDisk {
     var ended: Set<TransactionID> = []
     var maxEpoch: UInt32 = 0
 
-    /// A scratch buffer for framing, kept to save an allocation per record.
-    var payload: [UInt8] = []
+    /// A scratch buffer for encoding, kept to save an allocation per record.
+    var payload = BinaryWriter(capacity: 64)
 
     /// Puts `record` in the page cache.
     mutating func write(_ record: DecisionRecord) {
-        RecordFraming.frame(record.encoded(), into: &unsynced)
+        payload.removeAll()
+        record.encode(into: &payload)
+        RecordFraming.frame(payload.bytes, into: &unsynced)
     }
 
     /// Writes and syncs at once: the segment header, and each start's `epochStarted` (a start

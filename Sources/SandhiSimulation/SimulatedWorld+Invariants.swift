@@ -82,9 +82,9 @@ extension SimulatedWorld {
                       let observed = seen[slot * names.count + index] ?? staged[slot * names.count + index] else { continue }
                 for (operation, before) in zip(branch.operations.lazy.filter { $0.account != nil }, observed) {
                     let key = accountIndex(of: before.account).map { keys[index][$0] } ?? "\(branch.participant)/\(before.account)"
-                    ops += HistoryTransaction.Op.access(key: key, sawValue: before.balance.value,
-                                   sawVersion: Int64(before.version), writer: before.writer.map(name),
-                                   delta: operation.isWrite ? operation.delta.value : nil)
+                    HistoryTransaction.Op.appendAccess(to: &ops, key: key, sawValue: before.balance.value,
+                                                       sawVersion: Int64(before.version), writer: before.writer.map(name),
+                                                       delta: operation.isWrite ? operation.delta.value : nil)
                 }
             }
             history.append(HistoryTransaction(id: name(entry.id), outcome: .committed, ops: ops))

@@ -22,15 +22,20 @@ public struct BinaryWriter: Sendable {
 
     /// A UTF-8 string, prefixed with its byte count as a UInt32.
     public mutating func write(_ string: String) {
-        let utf8 = Array(string.utf8)
-        write(UInt32(utf8.count))
-        bytes.append(contentsOf: utf8)
+        // Straight from the string's own bytes: an `Array` of them first cost an allocation per
+        // name, and every COMMIT record names its participants.
+        write(UInt32(string.utf8.count))
+        bytes.append(contentsOf: string.utf8)
     }
 
     public mutating func write(bytes other: [UInt8]) {
         write(UInt32(other.count))
         bytes.append(contentsOf: other)
     }
+
+    /// Empties the buffer, keeping its storage: one writer reused for record after record
+    /// allocates once.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
 
     /// Overwrites four bytes at `offset` (for a length or checksum written after its payload).
     public mutating func patch(_ value: UInt32, at offset: Int) {

@@ -189,6 +189,8 @@ public struct Coordinator: Sendable {
     var recentCommits = RecentSet()
     /// Grants and cycles produced while handling one input, settled before it returns.
     private var lockChanges = LockManager.Changes()
+    /// Spare buffers for `settleLocks` to swap with `lockChanges` (see there).
+    private var settlingChanges = LockManager.Changes()
     private var nextDeadlockID: UInt64 = 1
     private var random: SplitMix64
     private var nextTimerGeneration: UInt32 = 1
@@ -295,7 +297,7 @@ public struct Coordinator: Sendable {
         tx.lockPlan = configuration.plantedBug == .noLocks ? [] : LockRequest.plan(for: branches)
         // Reads are asked for their values; writes' observations only when the client wants them.
         tx.observe = observe || branches.contains { branch in branch.operations.contains { if case .read = $0 { true } else { false } } }
-        effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map(\.participant), amount: Branch.amountMoved(by: branches)))))
+        effects.append(.emit(EngineEvent(atUs: nowUs, .began(id, participants: branches.map { $0.participant }, amount: Branch.amountMoved(by: branches)))))
         acquireLocks(&tx, nowUs: nowUs, into: &effects)
         store(tx)
     }
@@ -375,7 +377,7 @@ public struct Coordinator: Sendable {
         assert(tx.state == .active && tx.locksGranted == tx.lockPlan.count)
         let id = tx.id
         transition(&tx, to: .preparing, nowUs: nowUs, into: &effects)
-        let writers = tx.branches.filter { !$0.branch.isReadOnly }.map(\.branch.participant)
+        let writers = Self.participants(of: tx.branches) { !$0.branch.isReadOnly }
         for index in tx.branches.indices {
             let branch = tx.branches[index].branch
             tx.branches[index].status = .awaitingVote(sentAtUs: nowUs)
@@ -434,7 +436,7 @@ public struct Coordinator: Sendable {
     private mutating func decide(_ tx: inout CoordinatorTransaction, nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         assert(tx.state == .preparing)
         cancelTimer(&tx, into: &effects)
-        let yesVoters = tx.branches.filter { $0.status == .voted(.yes) }.map(\.branch.participant)
+        let yesVoters = Self.participants(of: tx.branches) { $0.status == .voted(.yes) }
         if yesVoters.isEmpty {
             // Read-only optimisation: nobody holds anything, so there is nothing to log or send.
             for index in tx.branches.indices { tx.branches[index].status = .acknowledged }
@@ -491,6 +493,15 @@ public struct Coordinator: Sendable {
         // any PREPARE a waiter sends once granted, and every participant also keeps its own
         // locks until it has applied the commit, so no one can read around it.
         releaseLocks(tx, nowUs: nowUs)
+    }
+
+    /// The participants of the branches that pass `test`, in branch order: one array built
+    /// (a filter then a map built two, on every prepare and every decision).
+    private static func participants(of branches: [BranchProgress], where test: (BranchProgress) -> Bool) -> [ParticipantID] {
+        var participants: [ParticipantID] = []
+        participants.reserveCapacity(branches.count)
+        for progress in branches where test(progress) { participants.append(progress.branch.participant) }
+        return participants
     }
 
     private func reportObservations(_ tx: CoordinatorTransaction, into effects: inout [CoordinatorEffect]) {
@@ -618,8 +629,16 @@ public struct Coordinator: Sendable {
     /// this is a work list rather than recursion.
     private mutating func settleLocks(nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         while !lockChanges.grants.isEmpty || !lockChanges.cycles.isEmpty {
+            // The batch's buffers come from (and go back to) `settlingChanges`: a fresh pair per
+            // batch allocated again at every input that granted a lock.
             var batch = LockManager.Changes()
+            swap(&batch, &settlingChanges)
             swap(&batch, &lockChanges)
+            defer {
+                batch.grants.removeAll(keepingCapacity: true)
+                batch.cycles.removeAll(keepingCapacity: true)
+                swap(&batch, &settlingChanges)
+            }
             for grant in batch.grants {
                 guard var tx = take(grant.transaction) else {
                     assertionFailure("a grant for \(grant.transaction), which is not in flight")

@@ -31,6 +31,12 @@ public enum DecisionRecord: Hashable, Sendable {
 
     public func encoded() -> [UInt8] {
         var writer = BinaryWriter(capacity: 32)
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    /// Appends the encoding to `writer` (a writer reused across records saves an allocation each).
+    public func encode(into writer: inout BinaryWriter) {
         switch self {
         case .segmentHeader(let segment, let epoch):
             writer.write(Tag.segmentHeader.rawValue); writer.write(segment); writer.write(epoch)
@@ -44,7 +50,6 @@ public enum DecisionRecord: Hashable, Sendable {
         case .end(let transaction):
             writer.write(Tag.end.rawValue); writer.write(transaction.rawValue)
         }
-        return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws {

@@ -76,12 +76,18 @@ public enum RecordFraming {
 
     public static func frame(_ payload: [UInt8], into out: inout [UInt8]) {
         precondition(!payload.isEmpty && payload.count <= maxPayloadBytes, "payload size \(payload.count)")
-        var header = BinaryWriter(capacity: headerBytes)
-        header.write(UInt32(payload.count))
-        header.write(CRC32C.checksum(payload))
-        header.write(CRC32C.checksum(header.bytes))
-        out.append(contentsOf: header.bytes)
+        // The header goes straight into `out` and its checksum is taken there: a header buffer
+        // of its own cost an allocation per record.
+        let start = out.count
+        appendLittleEndian(UInt32(payload.count), to: &out)
+        appendLittleEndian(CRC32C.checksum(payload), to: &out)
+        let headerChecksum = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<(start + 8)])) }
+        appendLittleEndian(headerChecksum, to: &out)
         out.append(contentsOf: payload)
+    }
+
+    private static func appendLittleEndian(_ value: UInt32, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
     }
 
     public struct Scan: Sendable, Equatable {

@@ -231,13 +231,18 @@ public struct LockManager: Sendable {
 
     /// Grants the queue's front while it fits with the holders, in order.
     private mutating func grantWaiters(on resource: ResourceID, nowUs: UInt64, into changes: inout Changes) {
-        guard table[resource] != nil else { return }
-        // Changed in place (a copy would copy the queue on its first change), then the
-        // bookkeeping that needs the rest of `self`.
-        let granted = Self.popGrantable(from: &table[resource]!)
-        for (front, newHolding) in granted {
-            if newHolding { owners[front.transaction, default: Owner()].held.append(resource) }
-            owners[front.transaction]?.waitingOn = nil
+        guard let entry = table.index(forKey: resource) else { return }
+        // One waiter at a time: changed in place (a copy would copy the queue on its first
+        // change), then the bookkeeping that needs the rest of `self`. That bookkeeping never
+        // touches the table, so `entry` stays valid, and granting one by one grants exactly the
+        // waiters a single pass would (the pass looks only at this resource's holders and queue).
+        while let (front, newHolding) = Self.popGrantable(from: &table.values[entry]) {
+            if let owner = owners.index(forKey: front.transaction) {
+                if newHolding { owners.values[owner].held.append(resource) }
+                owners.values[owner].waitingOn = nil
+            } else if newHolding {
+                owners[front.transaction] = Owner(held: [resource])
+            }
             waitingTotal -= 1
             if configuration.detectDeadlocks { setEdges(of: front.transaction, to: [], into: &changes) }
             changes.grants.append(Grant(transaction: front.transaction, resource: resource, mode: front.mode,
@@ -245,21 +250,18 @@ public struct LockManager: Sendable {
         }
     }
 
-    /// The waiters granted, each with whether it is a new holding (not an upgrade in place).
-    private static func popGrantable(from locks: inout ResourceLocks) -> [(Waiter, newHolding: Bool)] {
-        var granted: [(Waiter, newHolding: Bool)] = []
-        while let front = locks.waiters.first,
-              locks.holders.allSatisfy({ $0.transaction == front.transaction || $0.mode.isCompatible(with: front.mode) }) {
-            locks.waiters.removeFirst()
-            if front.isUpgrade, let index = locks.holders.firstIndex(where: { $0.transaction == front.transaction }) {
-                locks.holders[index].mode = .exclusive
-                granted.append((front, false))
-            } else {
-                locks.holders.append(Holder(transaction: front.transaction, mode: front.mode))
-                granted.append((front, true))
-            }
+    /// The queue's front, granted if it fits with the holders, with whether it is a new holding
+    /// (not an upgrade in place); nil when the front must go on waiting (or nobody waits).
+    private static func popGrantable(from locks: inout ResourceLocks) -> (Waiter, newHolding: Bool)? {
+        guard let front = locks.waiters.first,
+              locks.holders.allSatisfy({ $0.transaction == front.transaction || $0.mode.isCompatible(with: front.mode) }) else { return nil }
+        locks.waiters.removeFirst()
+        if front.isUpgrade, let index = locks.holders.firstIndex(where: { $0.transaction == front.transaction }) {
+            locks.holders[index].mode = .exclusive
+            return (front, false)
         }
-        return granted
+        locks.holders.append(Holder(transaction: front.transaction, mode: front.mode))
+        return (front, true)
     }
 
     // MARK: - Wait-for edges

@@ -67,8 +67,9 @@ public struct ResourceID: Hashable, Comparable, Sendable, CustomStringConvertibl
     }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(hashCode) }
-    /// The same hash as `hash(into:)`, in one call (see `TransactionID`).
-    public func _rawHashValue(seed: Int) -> Int { hashCode._rawHashValue(seed: seed) }
+    /// The hash Swift's tables use: the names' digest mixed with the table's seed, in one
+    /// call (`wordHash`, as `TransactionID` does).
+    public func _rawHashValue(seed: Int) -> Int { wordHash(UInt64(UInt(bitPattern: hashCode)), seed: seed) }
 
     public static func == (lhs: ResourceID, rhs: ResourceID) -> Bool {
         lhs.hashCode == rhs.hashCode && lhs.participant == rhs.participant && lhs.account == rhs.account

@@ -45,8 +45,9 @@ public struct TransactionID: Hashable, Comparable, Sendable, CustomStringConvert
 
     public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
-    /// Hashed as its raw value is: one call for the whole word, not a `Hasher` filled and
-    /// finalised. Every table of the coordinator, the lock manager and the participants is keyed
-    /// by transaction, so this is on every path; `hash(into:)` above gives the same hash value.
-    public func _rawHashValue(seed: Int) -> Int { rawValue._rawHashValue(seed: seed) }
+    /// The hash Swift's tables use: the raw value mixed with the table's seed (`wordHash`, not
+    /// SipHash; see there why). Every table of the coordinator, the lock manager and the
+    /// participants is keyed by transaction, so this is on every path. (`hash(into:)` above
+    /// serves values that contain an id, hashed together with their other fields.)
+    public func _rawHashValue(seed: Int) -> Int { wordHash(rawValue, seed: seed) }
 }

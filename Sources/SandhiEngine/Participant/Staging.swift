@@ -8,14 +8,17 @@ public enum Staging {
     /// asked at most once per account.
     public static func validate(_ tx: TransactionID, at participant: ParticipantID, _ operations: [Operation],
                                 committed: (AccountID) throws -> Observation?) rethrows -> (failure: String?, observed: [Observation]) {
-        // Each touched account's state as this branch sees it, in first-touch order.
+        // Each touched account's state as this branch sees it, in first-touch order. A branch of
+        // one operation (most of them) never looks an account up twice, so it keeps none and
+        // allocates only what it returns.
+        let remembers = operations.count > 1
         var seen: [Observation] = []
         var observed: [Observation] = []
         observed.reserveCapacity(operations.count)
         func current(_ account: AccountID) throws -> Observation? {
             if let entry = seen.first(where: { $0.account == account }) { return entry }
             guard let state = try committed(account) else { return nil }
-            seen.append(state)
+            if remembers { seen.append(state) }
             return state
         }
         for operation in operations {
@@ -36,7 +39,7 @@ public enum Staging {
                 }
                 after.version += 1
                 after.writer = tx
-                seen[seen.firstIndex { $0.account == account }!] = after
+                if remembers { seen[seen.firstIndex { $0.account == account }!] = after }
                 observed.append(before)
             case .read(let account):
                 guard let state = try current(account) else { return ("unknown account \(participant)/\(account)", []) }

@@ -55,8 +55,14 @@ extension HistoryTransaction.Op {
     /// and, when it changed the value by `delta` (a debit or credit), the write of the next
     /// version. The one place that says "a write installs the version after the one it saw".
     public static func access(key: String, sawValue: Int64, sawVersion: Int64, writer: String?, delta: Int64?) -> [Self] {
-        let read = Self.read(key: key, value: sawValue, version: sawVersion, writer: writer)
-        guard let delta else { return [read] }
-        return [read, .write(key: key, value: sawValue + delta, version: sawVersion + 1)]
+        var ops: [Self] = []
+        appendAccess(to: &ops, key: key, sawValue: sawValue, sawVersion: sawVersion, writer: writer, delta: delta)
+        return ops
+    }
+
+    /// `access`, appended to `ops` (no array of its own to build and drop per operation).
+    public static func appendAccess(to ops: inout [Self], key: String, sawValue: Int64, sawVersion: Int64, writer: String?, delta: Int64?) {
+        ops.append(.read(key: key, value: sawValue, version: sawVersion, writer: writer))
+        if let delta { ops.append(.write(key: key, value: sawValue + delta, version: sawVersion + 1)) }
     }
 }
