@@ -44,6 +44,8 @@ extension SimulatedWorld {
                 }
                 banks[index].repliesInFlight += 1
                 schedule(.participantSends(index, reply, incarnation: banks[index].incarnation), afterUs: 1 + random.next() % 50)
+            case .refuse(_, let reason):
+                violation("atomicity", reason)
             }
         }
         scheduleInquiryIfPrepared(index)

@@ -35,6 +35,8 @@ private struct Wiring {
                     break
                 case .decideAlone, .forgetHeuristic:
                     Issue.record("no participant here decides alone")
+                case .refuse(_, let reason):
+                    Issue.record("a participant refused: \(reason)")
                 case .reply(let reply):
                     replies.append(reply)
                 }

@@ -42,6 +42,28 @@ struct ParticipantProtocolTests {
         #expect(p.branches[t2] != nil, "asking changes nothing")
     }
 
+    // MARK: impossible requests
+
+    @Test func aCommitAfterARollbackIsRefusedNotObeyedAndNotAcknowledged() {
+        // Only a coordinator that said COMMIT before its decision was durable, then lost the
+        // decision and presumed abort, can send this. The bank must neither crash nor comply.
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        #expect(p.handle(.message(.rollback(t1))) == [.discard(t1), .reply(.acknowledged(t1))])
+        let effects = p.handle(.message(.commit(t1)))
+        #expect(effects == [.refuse(t1, reason: "COMMIT for \(t1) reached \(me), which rolled it back")])
+        #expect(p.branches[t1] == nil && p.lockOwners.isEmpty)
+        #expect(p.handle(.message(.rollback(t1))) == [.reply(.acknowledged(t1))], "still rolled back")
+    }
+
+    @Test func aCommitBeforeTheBranchIsPreparedIsRefused() {
+        var p = ParticipantProtocol(participant: me)
+        _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+        let effects = p.handle(.message(.commit(t1)))
+        #expect(effects == [.refuse(t1, reason: "COMMIT for \(t1) reached \(me) before its branch was prepared")])
+        #expect(p.branches[t1] == .staging(operations: transfer, writers: writers, readOnly: false, rollbackRequested: false), "unchanged")
+    }
+
     // MARK: prepare
 
     @Test func prepareLocksWrittenAccountsAndStages() {

@@ -273,6 +273,8 @@ private struct Simulation {
                 banks[name]!.persisted[tx] = nil
             case .decideAlone, .forgetHeuristic:
                 Issue.record("no bank here decides alone")
+            case .refuse(_, let reason):
+                Issue.record("\(name) refused: \(reason)")
             case .reply(let reply):
                 toCoordinator[name, default: []].append(reply)
             }

@@ -108,6 +108,12 @@ public struct ParticipantProtocol: Sendable {
         case forgetHeuristic(TransactionID)
         /// Send to the coordinator once everything before it is durable.
         case reply(ParticipantReply)
+        /// The coordinator asked for what cannot be: COMMIT of a branch never prepared here, or
+        /// already rolled back (only a coordinator that told a participant COMMIT before its
+        /// decision was durable, and then lost it, can ask that). Nothing changes and nothing
+        /// is answered: the driver reports it loudly (a simulation records a violation). A
+        /// participant is another process in real life, and must not die of someone else's bug.
+        case refuse(TransactionID, reason: String)
     }
 
     /// A branch decided here without the coordinator, kept until the coordinator forgets it.
@@ -312,7 +318,10 @@ public struct ParticipantProtocol: Sendable {
             effects.append(.reply(.acknowledged(tx)))
         case .staging(let operations, let writers, let readOnly, _):
             // Only ROLLBACK can overtake a vote; COMMIT never precedes every YES.
-            precondition(!commit, "COMMIT for \(tx) before it was prepared")
+            guard !commit else {
+                effects.append(.refuse(tx, reason: "COMMIT for \(tx) reached \(participant) before its branch was prepared"))
+                return
+            }
             // Acknowledging now would be a lie (staging may still persist the write-set), so the
             // rollback waits for staging to end.
             branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: true)
@@ -323,7 +332,10 @@ public struct ParticipantProtocol: Sendable {
         case nil:
             // Already done, or never prepared. A ROLLBACK that finds nothing may have overtaken
             // its PREPARE: remember it, so the late PREPARE is refused instead of staged.
-            precondition(!(commit && finished[tx] == .rolledBack), "COMMIT for \(tx), which \(participant) rolled back")
+            if commit && finished[tx] == .rolledBack {
+                effects.append(.refuse(tx, reason: "COMMIT for \(tx) reached \(participant), which rolled it back"))
+                return
+            }
             if !commit && finished[tx] == nil { remember(tx, .rolledBack) }
             effects.append(.reply(.acknowledged(tx)))
         }

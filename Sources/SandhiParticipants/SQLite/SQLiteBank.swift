@@ -414,6 +414,8 @@ public final class SQLiteBank: Bank {
                     .bind(1, clock()).bind(2, Int64(bitPattern: tx.rawValue)).run()
             case .reply(let reply):
                 replies.append(reply)
+            case .refuse(let tx, let reason):
+                logger.critical("refused an impossible request from the coordinator", metadata: ["participant": "\(id)", "transaction": "\(tx)", "reason": "\(reason)"])
             }
             index += 1
         }
