@@ -130,8 +130,10 @@ let package = Package(
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
         .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
-        .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"]),
-        .testTarget(name: "SandhiConsoleTests", dependencies: ["SandhiConsole", "SandhiEngine", "SandhiTerminalUI", "SandhiTestSupport"]),
+        // Golden frames are read from the source folder (#filePath), not bundled.
+        .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "SandhiConsoleTests", dependencies: ["SandhiConsole", "SandhiEngine", "SandhiTerminalUI", "SandhiTestSupport"],
+                    exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

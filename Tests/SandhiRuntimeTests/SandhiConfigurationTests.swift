@@ -45,4 +45,53 @@ import Testing
             "\(error)".contains(problem)
         }
     }
+
+    // MARK: PostgreSQL participants
+
+    static let sbi = "[sandhi]\nformat = 1\n[[participants]]\nname = \"sbi\"\nkind = \"postgres\"\n"
+
+    @Test func aPostgresParticipantByURLOrByPartsReadsBackTheSame() throws {
+        let byURL = try SandhiConfiguration(toml: Self.sbi + "url = \"postgres://sandhi:secret@db.example:6432/sbi_ledger\"\n")
+        let database = try #require(byURL.participants.first?.database)
+        #expect(database.endpoint == .tcp(host: "db.example", port: 6432) && database.user == "sandhi" && database.database == "sbi_ledger")
+        #expect(database.password == "secret" && database.description == "postgres://sandhi@db.example:6432/sbi_ledger", "no password in messages")
+        let byParts = try SandhiConfiguration(toml: Self.sbi + """
+            socket = "/run/postgresql"
+            user = "postgres"
+            database = "sbi"
+            password_file = "/etc/sandhi/sbi.password"
+
+            [coordinator]
+            instance = "mumbai-1"
+            """)
+        #expect(byParts.instance == "mumbai-1")
+        #expect(byParts.participants.first?.database == DatabaseConnection(
+            endpoint: .unixSocket(folder: "/run/postgresql", port: 5432), user: "postgres", database: "sbi", passwordFile: "/etc/sandhi/sbi.password"))
+        #expect(try SandhiConfiguration(toml: byParts.toml) == byParts)
+        #expect(!byURL.toml.contains("secret"), "a URL's password is never written back")
+    }
+
+    @Test(arguments: [
+        ("", "sbi is postgres and needs url, host or socket"),
+        ("host = \"db\"\n", "sbi is postgres and needs user and database"),
+        ("url = \"mysql://u@h/d\"\n", "is not a postgres:// URL"),
+        ("url = \"postgres://u@h\"\n", "the URL names no database"),
+        ("url = \"postgres://h/d\"\n", "the URL names no user"),
+        ("url = \"postgres://u@h/d\"\nhost = \"h\"\n", "give url or host, not both"),
+        ("host = \"h\"\nsocket = \"/s\"\nuser = \"u\"\ndatabase = \"d\"\n", "give host or socket, not both"),
+        ("host = \"h\"\nport = 70000\nuser = \"u\"\ndatabase = \"d\"\n", "port must be 1...65535"),
+    ])
+    func aBadPostgresParticipantIsRefusedInOneLine(lines: String, message: String) {
+        #expect {
+            try SandhiConfiguration(toml: Self.sbi + lines)
+        } throws: { error in
+            "\(error)".contains(message) && !"\(error)".contains("\n")
+        }
+    }
+
+    @Test func anSQLiteParticipantHasNoDatabaseAndTheInstanceIsChecked() {
+        #expect(throws: SandhiConfiguration.ParseError.self) { try SandhiConfiguration(toml: Self.header + "url = \"postgres://u@h/d\"\n") }
+        #expect(throws: SandhiConfiguration.ParseError.self) { try SandhiConfiguration(toml: Self.header + "[coordinator]\ninstance = \"a:b\"\n") }
+        #expect(SandhiConfiguration.isValidInstance("mumbai-1") && !SandhiConfiguration.isValidInstance("") && !SandhiConfiguration.isValidInstance("Upper"))
+    }
 }

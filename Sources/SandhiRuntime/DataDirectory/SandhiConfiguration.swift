@@ -1,3 +1,4 @@
+import Foundation
 import SandhiEngine
 import SandhiParticipants
 import TOMLKit
@@ -7,22 +8,34 @@ public struct SandhiConfiguration: Sendable, Equatable {
     public static let formatVersion = 1
 
     public enum ParticipantKind: String, Sendable, Equatable {
+        /// An embedded bank: DIR/banks/NAME.sqlite.
         case sqlite
+        /// A PostgreSQL database with native two-phase commit, anywhere on the network.
+        case postgres
     }
 
     public struct Participant: Sendable, Equatable {
         public var id: ParticipantID
         public var kind: ParticipantKind
+        /// Where a `postgres` participant's database is; nil for the other kinds.
+        public var database: DatabaseConnection?
         /// Decide prepared branches alone after waiting this long (as real resource managers
         /// may): `heuristic_after_ms` and `heuristic_decision = "commit" | "rollback"`. Off by
         /// default; it exists to show, and to test, what Sandhi does about mixed outcomes.
         public var heuristic: HeuristicPolicy?
-        public init(id: ParticipantID, kind: ParticipantKind = .sqlite, heuristic: HeuristicPolicy? = nil) {
+        public init(id: ParticipantID, kind: ParticipantKind = .sqlite, database: DatabaseConnection? = nil, heuristic: HeuristicPolicy? = nil) {
+            precondition((kind == .postgres) == (database != nil), "a postgres participant, and only one, has a database")
             self.id = id
             self.kind = kind
+            self.database = database
             self.heuristic = heuristic
         }
     }
+
+    /// This coordinator's name, unique among the coordinators that share a database server:
+    /// PostgreSQL's prepared transactions carry it in their global ids, and recovery resolves
+    /// only its own. Written by `sandhi init`; lower-case letters, digits, - and _.
+    public var instance = "sandhi"
 
     public var participants: [Participant]
     public var prepareTimeoutMs: UInt64 = 5_000
@@ -102,10 +115,17 @@ public struct SandhiConfiguration: Sendable, Equatable {
             default:
                 throw ParseError(description: "sandhi.toml: participant \(name): heuristic_after_ms and heuristic_decision go together")
             }
-            participants.append(Participant(id: id, kind: kind, heuristic: heuristic))
+            let database = try Self.database(entry, name: name, kind: kind)
+            participants.append(Participant(id: id, kind: kind, database: database, heuristic: heuristic))
         }
         self.init(participants: participants)
         if let coordinator = table["coordinator"]?.table {
+            if let raw = coordinator["instance"] {
+                guard let name = raw.string, Self.isValidInstance(name) else {
+                    throw ParseError(description: "sandhi.toml: [coordinator] instance must be 1 to 32 lower-case letters, digits, - or _")
+                }
+                instance = name
+            }
             prepareTimeoutMs = try Self.positive(coordinator, "prepare_timeout_ms", default: prepareTimeoutMs)
             resendInitialMs = try Self.positive(coordinator, "resend_initial_ms", default: resendInitialMs)
             segmentMaxBytes = Int(try Self.positive(coordinator, "segment_max_bytes", default: UInt64(segmentMaxBytes)))
@@ -149,6 +169,69 @@ public struct SandhiConfiguration: Sendable, Equatable {
         }
     }
 
+    /// A name for a new coordinator: this machine's name (as far as it is a valid name) and six
+    /// random hex digits, so that two data directories on one machine differ too.
+    public static func newInstanceName(hostName: String = ProcessInfo.processInfo.hostName) -> String {
+        let host = String(hostName.lowercased().prefix { $0 != "." }.filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }.prefix(24))
+        let suffix = String(UInt32.random(in: 0...0xFF_FFFF), radix: 16)
+        let name = (host.isEmpty ? "sandhi" : host) + "-" + String(repeating: "0", count: 6 - suffix.count) + suffix
+        assert(isValidInstance(name))
+        return name
+    }
+
+    public static func isValidInstance(_ name: String) -> Bool {
+        (1...32).contains(name.utf8.count) && name.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D || $0 == 0x5F }
+    }
+
+    /// A `postgres` participant's database: `url`, or `host`/`socket`, `port`, `user`,
+    /// `database` and `password_file`. Other kinds have none of these keys.
+    private static func database(_ entry: TOMLTable, name: String, kind: ParticipantKind) throws -> DatabaseConnection? {
+        let keys = ["url", "host", "socket", "port", "user", "database", "password_file"]
+        guard kind == .postgres else {
+            if let key = keys.first(where: { entry[$0] != nil }) {
+                throw ParseError(description: "sandhi.toml: participant \(name) is \(kind.rawValue); \(key) belongs to a postgres participant")
+            }
+            return nil
+        }
+        func text(_ key: String) throws -> String? {
+            guard let raw = entry[key] else { return nil }
+            guard let value = raw.string, !value.isEmpty else { throw ParseError(description: "sandhi.toml: participant \(name): \(key) must be a non-empty string") }
+            return value
+        }
+        var connection: DatabaseConnection
+        if let url = try text("url") {
+            if let key = ["host", "socket", "port", "user", "database"].first(where: { entry[$0] != nil }) {
+                throw ParseError(description: "sandhi.toml: participant \(name): give url or \(key), not both")
+            }
+            do {
+                connection = try DatabaseConnection(url: url)
+            } catch let error as DatabaseConnection.ParseError {
+                throw ParseError(description: "sandhi.toml: participant \(name): \(error.description)")
+            }
+        } else {
+            var port = DatabaseConnection.defaultPort
+            if let raw = entry["port"] {
+                guard let number = raw.int, (1...65_535).contains(number) else {
+                    throw ParseError(description: "sandhi.toml: participant \(name): port must be 1...65535")
+                }
+                port = number
+            }
+            let endpoint: DatabaseConnection.Endpoint
+            switch (try text("host"), try text("socket")) {
+            case (let host?, nil): endpoint = .tcp(host: host, port: port)
+            case (nil, let folder?): endpoint = .unixSocket(folder: folder, port: port)
+            case (nil, nil): throw ParseError(description: "sandhi.toml: participant \(name) is postgres and needs url, host or socket")
+            case (_?, _?): throw ParseError(description: "sandhi.toml: participant \(name): give host or socket, not both")
+            }
+            guard let user = try text("user"), let database = try text("database") else {
+                throw ParseError(description: "sandhi.toml: participant \(name) is postgres and needs user and database (or a url)")
+            }
+            connection = DatabaseConnection(endpoint: endpoint, user: user, database: database)
+        }
+        connection.passwordFile = try text("password_file")
+        return connection
+    }
+
     private static func positive(_ table: TOMLTable, _ key: String, default value: UInt64) throws -> UInt64 {
         guard let raw = table[key] else { return value }
         guard let number = raw.int, number > 0 else { throw ParseError(description: "sandhi.toml: \(key) must be a positive integer") }
@@ -170,6 +253,7 @@ public struct SandhiConfiguration: Sendable, Equatable {
             "format = \(Self.formatVersion)",
             "",
             "[coordinator]",
+            "instance = \"\(instance)\"          # names this coordinator's prepared transactions in PostgreSQL",
             "prepare_timeout_ms = \(prepareTimeoutMs)",
             "resend_initial_ms = \(resendInitialMs)",
             "segment_max_bytes = \(segmentMaxBytes)",
@@ -189,6 +273,15 @@ public struct SandhiConfiguration: Sendable, Equatable {
         if let reportLedger { lines.append("report_ledger = \"\(reportLedger)\"") }
         for participant in participants {
             lines += ["", "[[participants]]", "name = \"\(participant.id)\"", "kind = \"\(participant.kind.rawValue)\""]
+            if let database = participant.database {
+                switch database.endpoint {
+                case .tcp(let host, let port): lines += ["host = \"\(host)\"", "port = \(port)"]
+                case .unixSocket(let folder, let port): lines += ["socket = \"\(folder)\"", "port = \(port)"]
+                }
+                lines += ["user = \"\(database.user)\"", "database = \"\(database.database)\""]
+                // A password given in a URL is not written back: it belongs in a password file.
+                if let file = database.passwordFile { lines.append("password_file = \"\(file)\"") }
+            }
             if let heuristic = participant.heuristic {
                 lines += ["heuristic_after_ms = \(heuristic.afterMs)", "heuristic_decision = \"\(heuristic.commit ? "commit" : "rollback")\""]
             }

@@ -54,7 +54,8 @@ struct InitCommand: AsyncParsableCommand {
         guard !opening.value.multipliedReportingOverflow(by: Int64(accounts) * Int64(banks.count)).overflow else {
             throw UsageFailure("\(accounts) accounts at \(opening) in \(banks.count) banks add up beyond what one ledger can hold")
         }
-        let configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) })
+        var configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) })
+        configuration.instance = SandhiConfiguration.newInstanceName()
         let rows = (1...accounts).map { (accountName($0), opening) }
         try directory.create(configuration) { directory in
             for bank in banks {

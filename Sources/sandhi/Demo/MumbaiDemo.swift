@@ -40,6 +40,7 @@ enum MumbaiDemo {
             return (false, configuration)
         }
         var configuration = SandhiConfiguration(participants: [hdfc, icici, axis, sbi, tax, regulator].map { .init(id: $0) })
+        configuration.instance = SandhiConfiguration.newInstanceName()
         configuration.taxLedger = tax
         configuration.reportLedger = regulator
         // Enough for a hundred runs of the consolidation on one data directory; the joint Axis

@@ -9,7 +9,7 @@ struct FileLogHandler: LogHandler {
         private let handle: Mutex<FileHandle?>
 
         init(path: String) {
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let handle = FileHandle(forWritingAtPath: path)
             handle?.seekToEndOfFile()
             self.handle = Mutex(handle)
@@ -30,11 +30,10 @@ struct FileLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        let merged = metadata.merging(explicit ?? [:]) { $1 }
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let stamp = ISO8601DateFormatter().string(from: Date())
-        sink.write("\(stamp) \(level) \(label): \(message)" + (fields.isEmpty ? "" : " " + fields))
+        sink.write("\(stamp) \(event.level) \(label): \(event.message)" + (fields.isEmpty ? "" : " " + fields))
     }
 }
