@@ -235,6 +235,10 @@ struct BranchStatements: Sendable {
             return "insufficient funds in \(participant): PostgreSQL refused a negative balance for \(request.transaction)"
         case SQLState.lockNotAvailable, SQLState.deadlockDetected:
             return "\(participant): an account of \(request.transaction) is locked in PostgreSQL by a transaction outside this coordinator"
+        case SQLState.duplicateObject:
+            // The gid is prepared already, and not by this bank (it would know): another
+            // coordinator deployment uses this instance name on the same server.
+            return "\(participant): gid \(request.gid) is already prepared on this PostgreSQL server; is another coordinator named \(instance)?"
         case SQLState.outOfMemory:
             // What PREPARE TRANSACTION says when every max_prepared_transactions slot is taken.
             return "\(participant): PostgreSQL cannot prepare another transaction (\(PostgresBankError.describe(error)))"

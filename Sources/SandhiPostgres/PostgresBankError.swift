@@ -49,6 +49,8 @@ enum SQLState {
     static let lockNotAvailable = "55P03"
     /// `deadlock_detected`: waiting on a writer outside Sandhi that waits on us.
     static let deadlockDetected = "40P01"
+    /// `duplicate_object`: PREPARE TRANSACTION of a gid already prepared (gids are server-wide).
+    static let duplicateObject = "42710"
     /// `out_of_memory`: among others, every `max_prepared_transactions` slot is in use.
     static let outOfMemory = "53200"
     /// `undefined_table`: a database without the bank's tables.

@@ -4,21 +4,23 @@ import SandhiPostgres
 import SandhiTestSupport
 
 /// One test's bank: a fresh database in the suite's cluster with alice (₹1,000) and bob (₹500)
-/// at participant `hdfc`, coordinator instance `test`.
+/// at participant `hdfc`. Each test is its own coordinator instance (`c-<database>`): gids are
+/// unique across a whole PostgreSQL server, and the suite's tests share one.
 struct PostgresBankFixture: Sendable {
     static let hdfc = ParticipantID(validated: "hdfc")
-    static let instance = CoordinatorInstance(validated: "test")
     static let alice = AccountID(validated: "alice"), bob = AccountID(validated: "bob")
     static let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
     let cluster: PostgresCluster
     let database: String
     let configuration: PostgresBankConfiguration
+    let instance: CoordinatorInstance
 
     /// Creates the database and the bank in it; blocking.
-    init(cluster: PostgresCluster, instance: CoordinatorInstance = Self.instance) throws {
+    init(cluster: PostgresCluster) throws {
         self.cluster = cluster
         database = try cluster.createDatabase()
+        instance = CoordinatorInstance(validated: "c-\(database)")
         configuration = PostgresBankConfiguration(endpoint: .unixSocket(folder: cluster.socketDirectory), username: PostgresCluster.superuser,
                                                   database: database, participant: Self.hdfc, instance: instance)
         try PostgresBank.create(configuration, accounts: [(Self.alice, .rupees(1_000)), (Self.bob, .rupees(500))], logger: Self.logger)
@@ -26,10 +28,13 @@ struct PostgresBankFixture: Sendable {
 
     func open() throws -> BankHandle { BankHandle(try PostgresBank(configuration, logger: Self.logger)) }
 
-    func gid(_ tx: TransactionID) -> String { GlobalTransactionID(instance: Self.instance, transaction: tx, participant: Self.hdfc).description }
+    func gid(_ tx: TransactionID) -> String { GlobalTransactionID(instance: instance, transaction: tx, participant: Self.hdfc).description }
 
     /// Straight from PostgreSQL with psql, not through the bank.
     func balances() throws -> String { try cluster.sql(database, "SELECT id || '=' || balance FROM accounts ORDER BY id") }
+
+    /// The gids of `transactions`, sorted, one per line: what `preparedGids` shows.
+    func gids(_ transactions: TransactionID...) -> String { transactions.map(gid).sorted().joined(separator: "\n") }
 
     /// The gids prepared in this database, sorted, one per line.
     func preparedGids() throws -> String {

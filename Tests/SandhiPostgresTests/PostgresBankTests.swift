@@ -25,7 +25,7 @@ struct PostgresBankTests {
             Observation(account: bob, balance: .rupees(500), version: 0, writer: nil),
         ])])
         // Prepared, not committed: PostgreSQL holds the branch under our gid, balances unchanged.
-        #expect(try await blocking { try fixture.preparedGids() } == "sandhi:test:1.1:hdfc")
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gids(F.tx(1)))
         #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
         #expect(handle.bank.inDoubt() == [tx: [hdfc]])
         #expect(handle.bank.heldLocks == [alice: tx, bob: tx])
@@ -48,7 +48,7 @@ struct PostgresBankTests {
         let handle = try await blocking { try fixture.open() }
         let tx = F.tx(2)
         #expect(try await handle.process([F.transfer(tx, rupees: 100)]).map(\.transaction) == [tx])
-        #expect(try await blocking { try fixture.preparedGids() } == "sandhi:test:1.2:hdfc")
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gids(F.tx(2)))
         #expect(try await handle.process([.rollback(tx)]) == [.acknowledged(tx)])
         #expect(try await blocking { try fixture.preparedGids() } == "")
         #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
@@ -94,16 +94,18 @@ struct PostgresBankTests {
     @Test func aSecondCommitOrRollbackIsAlreadyDone() async throws {
         let fixture = try await makeFixture()
         var handle = try await blocking { try fixture.open() }
-        _ = try await handle.process([F.transfer(F.tx(1), rupees: 10), F.prepare(F.tx(2), [.credit(account: bob, amount: .rupees(5))])])
-        #expect(try await blocking { try fixture.preparedGids() } == "sandhi:test:1.1:hdfc\nsandhi:test:1.2:hdfc")
+        let debitAlice = { (tx: TransactionID, rupees: Int64) in F.prepare(tx, [.debit(account: F.alice, amount: .rupees(rupees))]) }
+        let creditBob = { (tx: TransactionID, rupees: Int64) in F.prepare(tx, [.credit(account: F.bob, amount: .rupees(rupees))]) }
+        _ = try await handle.process([debitAlice(F.tx(1), 10), creditBob(F.tx(2), 5)])
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gids(F.tx(1), F.tx(2)))
         #expect(try await handle.process([.commit(F.tx(1)), .rollback(F.tx(2))]) == [.acknowledged(F.tx(1)), .acknowledged(F.tx(2))])
         // Again, as a coordinator retrying after a lost acknowledgement does.
         #expect(try await handle.process([.commit(F.tx(1)), .rollback(F.tx(2))]) == [.acknowledged(F.tx(1)), .acknowledged(F.tx(2))])
-        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=51000")
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000")
 
         // PostgreSQL's own idempotence: branches the bank still believes prepared, finished by
         // hand behind its back, then COMMIT/ROLLBACK PREPARED find no such gid: already done.
-        _ = try await handle.process([F.transfer(F.tx(3), rupees: 20), F.prepare(F.tx(4), [.credit(account: bob, amount: .rupees(7))])])
+        _ = try await handle.process([debitAlice(F.tx(3), 20), creditBob(F.tx(4), 7)])
         try await handle.close()
         handle = try await blocking { try fixture.open() }
         #expect(Set(handle.bank.inDoubt().keys) == [F.tx(3), F.tx(4)])
@@ -113,7 +115,7 @@ struct PostgresBankTests {
         }
         #expect(try await handle.process([.commit(F.tx(3)), .rollback(F.tx(4))]) == [.acknowledged(F.tx(3)), .acknowledged(F.tx(4))])
         #expect(try await blocking { try fixture.preparedGids() } == "")
-        #expect(try await blocking { try fixture.balances() } == "alice=97000\nbob=53000")
+        #expect(try await blocking { try fixture.balances() } == "alice=97000\nbob=50000")
         #expect(handle.bank.inDoubt().isEmpty)
         try await handle.close()
     }
@@ -154,7 +156,9 @@ struct PostgresBankTests {
 
     @Test func preparedTransactionsOfOthersAreLeftUntouched() async throws {
         let fixture = try await makeFixture()
-        let foreign = ["not-sandhi-42", "sandhi:other:1.5:hdfc", "sandhi:test:1.6:icici", "sandhi:test:T-1.7:hdfc"]
+        let ours = fixture.instance.name
+        // Not Sandhi's; another coordinator's; ours for another participant; ours in a form we never write.
+        let foreign = ["not-sandhi-42", "sandhi:other-\(ours):1.5:hdfc", "sandhi:\(ours):1.6:icici", "sandhi:\(ours):T-1.7:hdfc"]
         try await blocking {
             for gid in foreign {
                 try fixture.cluster.sql(fixture.database, "BEGIN; INSERT INTO sandhi_meta(key, value) VALUES ('\(gid)', 'x'); PREPARE TRANSACTION '\(gid)'")
@@ -201,8 +205,9 @@ struct PostgresBankTests {
 
     @Test func aDatabaseOfAnotherParticipantIsRefused() async throws {
         let fixture = try await makeFixture()
-        var other = fixture.configuration
-        other.participant = ParticipantID(validated: "icici")
+        var icici = fixture.configuration
+        icici.participant = ParticipantID(validated: "icici")
+        let other = icici
         let error = try await blocking { () -> String? in
             do {
                 _ = try PostgresBank(other, logger: F.logger)

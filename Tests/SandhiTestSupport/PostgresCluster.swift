@@ -145,13 +145,14 @@ public final class PostgresCluster: Sendable {
             ? try ChildProcess.run(Self.runuser, ["-u", "postgres", "--", path] + arguments, timeoutSeconds: 120)
             : try ChildProcess.run(path, arguments, timeoutSeconds: 120)
         guard output.status == 0, !output.timedOut else {
-            let log = (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""
-            throw Failure(description: "\(program) \(arguments.first ?? "") failed (\(output.timedOut ? "timed out" : "status \(output.status)")): "
-                + "\(output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) \(log.suffix(600))")
+            let log: String = (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""
+            let how = output.timedOut ? "timed out" : "status \(output.status)"
+            let said = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw Failure(description: "\(program) \(arguments.first ?? "") failed (\(how)): \(said) \(log.suffix(600))")
         }
     }
 
-    private static let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first { access($0, X_OK) == 0 } ?? "runuser"
+    private static let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first { (path: String) in access(path, X_OK) == 0 } ?? "runuser"
 
     private static func findBinDirectory() -> String? {
         func hasServer(_ directory: String) -> Bool {
