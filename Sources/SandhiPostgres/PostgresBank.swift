@@ -69,26 +69,25 @@ public final class PostgresBank: ParticipantResource {
             minted = sum
         }
         let connection = try PostgresSessionPool.connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
-        defer { _ = try? connection.close().wait() }
-        let exists = try connection.query("SELECT to_regclass('accounts') IS NOT NULL OR to_regclass('sandhi_meta') IS NOT NULL",
-                                          logger: logger).wait()
+        defer { _ = try? PostgresSessionPool.wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
+        @discardableResult
+        func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+            try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+        }
+        let exists = try run("SELECT to_regclass('accounts') IS NOT NULL OR to_regclass('sandhi_meta') IS NOT NULL")
         if let row = exists.rows.first, try row.decode(Bool.self) { throw PostgresBankError.alreadyABank(database: configuration.database) }
         let names = accounts.map(\.0.name), balances = accounts.map(\.1.value)
         let meta = [("format", PostgresBankSchema.format), ("participant", configuration.participant.name), ("minted_paise", String(minted))]
         do {
+            try run("BEGIN")
             // The bank's creation is an ordinary commit: make it durable like one.
-            _ = try connection.query("BEGIN", logger: logger).wait()
-            _ = try connection.query("SET LOCAL synchronous_commit = on", logger: logger).wait()
-            for statement in PostgresBankSchema.create {
-                _ = try connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).wait()
-            }
-            _ = try connection.query("INSERT INTO accounts(id, balance) SELECT * FROM unnest(\(names)::text[], \(balances)::bigint[])",
-                                     logger: logger).wait()
-            _ = try connection.query("INSERT INTO sandhi_meta(key, value) SELECT * FROM unnest(\(meta.map(\.0))::text[], \(meta.map(\.1))::text[])",
-                                     logger: logger).wait()
-            _ = try connection.query("COMMIT", logger: logger).wait()
+            try run("SET LOCAL synchronous_commit = on")
+            for statement in PostgresBankSchema.create { try run(PostgresQuery(unsafeSQL: statement)) }
+            try run("INSERT INTO accounts(id, balance) SELECT * FROM unnest(\(names)::text[], \(balances)::bigint[])")
+            try run("INSERT INTO sandhi_meta(key, value) SELECT * FROM unnest(\(meta.map(\.0))::text[], \(meta.map(\.1))::text[])")
+            try run("COMMIT")
         } catch {
-            _ = try? connection.query("ROLLBACK", logger: logger).wait()
+            _ = try? run("ROLLBACK")
             throw PostgresBankError.statement(database: configuration.database, what: "creating the bank", detail: PostgresBankError.describe(error))
         }
         logger.info("created PostgreSQL bank", metadata: ["participant": "\(configuration.participant)",

@@ -27,6 +27,10 @@ public struct PostgresBankConfiguration: Sendable {
     /// coordinators' prepared transactions.
     public var lockTimeoutMs: Int = 2_000
     public var connectTimeoutMs: Int = 10_000
+    /// How long one wave of a batch may wait for PostgreSQL before the batch fails (and the bank
+    /// reloads on new sessions). Generous: a wave is many statements, each bounded by
+    /// `lockTimeoutMs` where it waits for a row.
+    public var batchTimeoutMs: Int = 60_000
 
     public init(endpoint: Endpoint, username: String, password: String? = nil, database: String,
                 participant: ParticipantID, instance: CoordinatorInstance) {

@@ -13,10 +13,43 @@ import PostgresNIO
 final class PostgresSessionPool {
     private(set) var connections: [PostgresConnection]
     private let logger: Logger
+    /// How long one wave of a batch (or a close) may take before the batch fails.
+    let timeoutMs: Int
 
-    private init(connections: [PostgresConnection], logger: Logger) {
+    private init(connections: [PostgresConnection], timeoutMs: Int, logger: Logger) {
         self.connections = connections
+        self.timeoutMs = timeoutMs
         self.logger = logger
+    }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        var timeoutMs: Int
+        var description: String { "no answer from PostgreSQL within \(timeoutMs) ms" }
+    }
+
+    struct ConnectionClosed: Error, CustomStringConvertible {
+        var description: String { "the connection to PostgreSQL is closed" }
+    }
+
+    /// A job, unless its connection has closed under it (the server ended the session, the
+    /// network broke): postgres-nio never answers a query written to a closed connection, so
+    /// that is checked first and fails the job at once.
+    private static func unlessClosed<T>(_ connection: PostgresConnection,
+                                        _ job: @Sendable (PostgresConnection) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        guard !connection.isClosed else { return connection.eventLoop.makeFailedFuture(ConnectionClosed()) }
+        return job(connection)
+    }
+
+    /// Blocks until `future` completes or `timeoutMs` passes: no wait on the server is unbounded.
+    @discardableResult
+    static func wait<T: Sendable>(for future: EventLoopFuture<T>, timeoutMs: Int) throws -> T {
+        let promise = future.eventLoop.makePromise(of: T.self)
+        future.cascade(to: promise)
+        let timer = future.eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs))) {
+            promise.fail(TimedOut(timeoutMs: timeoutMs))
+        }
+        defer { timer.cancel() }
+        return try promise.futureResult.wait()
     }
 
     /// Opens `configuration.poolSize` connections. `beforeOthers` runs on the first one before
@@ -32,10 +65,10 @@ final class PostgresSessionPool {
                 connections.append(try connect(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger))
             }
         } catch {
-            for connection in connections { _ = try? connection.close().wait() }
+            for connection in connections { _ = try? wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
             throw error
         }
-        return PostgresSessionPool(connections: connections, logger: logger)
+        return PostgresSessionPool(connections: connections, timeoutMs: configuration.batchTimeoutMs, logger: logger)
     }
 
     /// One session, set up as every bank session is: named, with a lock timeout, and with
@@ -60,7 +93,8 @@ final class PostgresSessionPool {
         settings.options.additionalStartupParameters = [("application_name", configuration.applicationName)]
         let connection: PostgresConnection
         do {
-            connection = try PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings, id: id, logger: logger).wait()
+            connection = try wait(for: PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings, id: id, logger: logger),
+                                  timeoutMs: configuration.connectTimeoutMs + 1_000)
         } catch {
             throw PostgresBankError.unreachable(database: configuration.database, detail: PostgresBankError.describe(error))
         }
@@ -69,9 +103,9 @@ final class PostgresSessionPool {
                 SELECT set_config('synchronous_commit', 'off', false),
                        set_config('lock_timeout', \("\(configuration.lockTimeoutMs)ms"), false)
                 """
-            _ = try connection.query(setup, logger: logger).wait()
+            try wait(for: connection.query(setup, logger: logger), timeoutMs: configuration.batchTimeoutMs)
         } catch {
-            _ = try? connection.close().wait()
+            _ = try? wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs)
             throw PostgresBankError.statement(database: configuration.database, what: "setting up a session", detail: PostgresBankError.describe(error))
         }
         return connection
@@ -90,7 +124,7 @@ final class PostgresSessionPool {
             for index in stride(from: lane, to: jobs.count, by: lanes) {
                 let job = jobs[index]
                 chain = chain.flatMap { done in
-                    job(connection)
+                    Self.unlessClosed(connection, job)
                         .map { Result<T, any Error>.success($0) }
                         .recover { Result<T, any Error>.failure($0) }
                         .map { done + [(index, $0)] }
@@ -100,9 +134,9 @@ final class PostgresSessionPool {
         }
         var results = [Result<T, any Error>?](repeating: nil, count: jobs.count)
         for future in futures {
-            // A chain never fails (every job's error is its result), but `wait` can still throw.
+            // A chain never fails (every job's error is its result), but it can run out of time.
             do {
-                for (index, result) in try future.wait() { results[index] = result }
+                for (index, result) in try Self.wait(for: future, timeoutMs: timeoutMs) { results[index] = result }
             } catch {
                 for index in results.indices where results[index] == nil { results[index] = .failure(error) }
             }
@@ -118,7 +152,7 @@ final class PostgresSessionPool {
     func close() {
         for connection in connections {
             do {
-                try connection.close().wait()
+                try Self.wait(for: connection.close(), timeoutMs: timeoutMs)
             } catch {
                 logger.debug("closing a PostgreSQL connection failed", metadata: ["error": "\(PostgresBankError.describe(error))"])
             }

@@ -22,11 +22,11 @@ enum SessionFence {
             WHERE application_name = \(name) AND datname = current_database() AND pid <> pg_backend_pid()
             """
         do {
-            let ended = try connection.query(terminate, logger: logger).wait().rows.count
+            let ended = try PostgresSessionPool.wait(for: connection.query(terminate, logger: logger), timeoutMs: configuration.batchTimeoutMs).rows.count
             guard ended > 0 else { return }
             logger.info("ended older sessions of this bank", metadata: ["participant": "\(configuration.participant)", "count": "\(ended)"])
             var waitedMs = 0
-            while try !connection.query(others, logger: logger).wait().rows.isEmpty {
+            while try !PostgresSessionPool.wait(for: connection.query(others, logger: logger), timeoutMs: configuration.batchTimeoutMs).rows.isEmpty {
                 guard waitedMs < waitMs else {
                     throw PostgresBankError.statement(database: configuration.database, what: "ending older sessions",
                                                       detail: "they were still there after \(waitMs) ms")

@@ -158,7 +158,9 @@ public final class PostgresCluster: Sendable {
         func hasServer(_ directory: String) -> Bool {
             access(directory + "/initdb", X_OK) == 0 && access(directory + "/pg_ctl", X_OK) == 0
         }
-        if let override = ProcessInfo.processInfo.environment["SANDHI_PG_BINDIR"], hasServer(override) { return override }
+        // Set, it is the only place looked at (pointing it elsewhere shows what a machine
+        // without PostgreSQL reports).
+        if let override = ProcessInfo.processInfo.environment["SANDHI_PG_BINDIR"] { return hasServer(override) ? override : nil }
         if let output = try? ChildProcess.run("pg_config", ["--bindir"], timeoutSeconds: 30), output.status == 0 {
             let directory = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             if hasServer(directory) { return directory }
