@@ -80,6 +80,20 @@ struct PostgresBankTests {
         try await handle.close()
     }
 
+    @Test func aReadOnlyBranchVotesReadOnlyAndPreparesNothing() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        let tx = F.tx(3)
+        #expect(try await handle.process([F.prepare(tx, [.read(account: alice), .read(account: bob)])]) == [.vote(tx, .readOnly, observed: [
+            Observation(account: alice, balance: .rupees(1_000), version: 0, writer: nil),
+            Observation(account: bob, balance: .rupees(500), version: 0, writer: nil),
+        ])])
+        #expect(try await blocking { try fixture.preparedGids() } == "")
+        #expect(try await blocking { try fixture.count("sandhi_intents") } == "0")
+        #expect(handle.bank.heldLocks.isEmpty)
+        try await handle.close()
+    }
+
     @Test func aNegativeBalanceRefusedByPostgresItselfIsANoVote() async throws {
         // A writer outside Sandhi can only change an unlocked account; the CHECK constraint is
         // what stops a negative balance even so. Here it is checked directly.
