@@ -5,7 +5,11 @@ import Testing
 
 /// The PostgreSQL bank against a real server (a throwaway cluster for the suite). Balances and
 /// prepared transactions are checked with psql, straight from PostgreSQL.
-@Suite(.requiresPostgres, .postgresCluster)
+///
+/// One test at a time: some restart the cluster or end its sessions, and a burst of a dozen
+/// banks' connections and psql processes at once would load a 2-core machine enough to upset
+/// the timing-sensitive live-fault tests running beside them.
+@Suite(.requiresPostgres, .postgresCluster, .serialized)
 struct PostgresBankTests {
     typealias F = PostgresBankFixture
     let alice = F.alice, bob = F.bob, hdfc = F.hdfc

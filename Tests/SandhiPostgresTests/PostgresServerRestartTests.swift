@@ -4,10 +4,8 @@ import SandhiTestSupport
 import Testing
 
 /// What a crash of the database server, or of the bank's sessions, does to prepared branches.
-/// A suite of its own: it restarts its cluster, which would break every other test using it.
-@Suite(.requiresPostgres, .postgresCluster, .serialized)
-struct PostgresServerRestartTests {
-    typealias F = PostgresBankFixture
+/// These restart the suite's cluster, which is why the suite runs its tests one at a time.
+extension PostgresBankTests {
 
     @Test func preparedBranchesSurviveAnImmediateServerRestartAndAreFinished() async throws {
         let cluster = try currentCluster()
