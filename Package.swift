@@ -12,6 +12,8 @@
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
 //   SandhiParticipants       participant resources: embedded SQLite banks
+//   SandhiPostgres           participant resource on a real PostgreSQL database (native two-phase
+//                            commit: PREPARE TRANSACTION / COMMIT PREPARED), over postgres-nio
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
@@ -25,6 +27,7 @@ let package = Package(
         .executable(name: "sandhi", targets: ["sandhi"]),
         .library(name: "SandhiEngine", targets: ["SandhiEngine"]),
         .library(name: "SandhiParticipants", targets: ["SandhiParticipants"]),
+        .library(name: "SandhiPostgres", targets: ["SandhiPostgres"]),
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
@@ -38,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -61,6 +65,15 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SandhiPostgres",
+            dependencies: [
+                "SandhiEngine",
+                "SandhiParticipants",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -126,6 +139,7 @@ let package = Package(
         ),
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
         .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiTestSupport"]),
         .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),

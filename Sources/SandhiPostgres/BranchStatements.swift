@@ -1,0 +1,271 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import SandhiEngine
+
+/// A branch to stage: validate its operations against the accounts and, if they hold, write them
+/// and PREPARE TRANSACTION.
+struct StageRequest: Sendable {
+    var transaction: TransactionID
+    var operations: [Operation]
+    var writers: [ParticipantID]
+    var gid: GlobalTransactionID
+    /// A read-only branch: validated with plain reads, nothing written or prepared.
+    var readOnly: Bool
+}
+
+/// How staging a branch ended.
+enum StageOutcome: Sendable {
+    /// Validated; for a writing branch, written and PREPAREd under its gid.
+    case staged(observed: [Observation])
+    /// Nothing prepared; the reason goes out with a NO vote.
+    case refused(reason: String)
+    /// The branch committed here before (a stale duplicate PREPARE); nothing staged.
+    case alreadyCommitted
+}
+
+/// The statements of a branch's life in PostgreSQL, each a job for `PostgresSessionPool.run`:
+/// futures on the connection's event loop, never blocking it.
+struct BranchStatements: Sendable {
+    let participant: ParticipantID
+    let instance: CoordinatorInstance
+    let logger: Logger
+
+    private var instanceName: String { instance.name }
+
+    // MARK: - Write-sets (sandhi_intents)
+
+    /// Commits the write-sets of `requests` in one statement, before any of them prepares.
+    func recordIntents(_ requests: [StageRequest], nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        let transactions = requests.map { Int64(bitPattern: $0.transaction.rawValue) }
+        let operations = requests.map { ByteBuffer(bytes: OperationCodec.encode($0.operations)) }
+        let writers = requests.map { WriterList.encode($0.writers) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            let query: PostgresQuery = """
+                INSERT INTO sandhi_intents(instance, tx, operations, writers, staged_at_ms)
+                SELECT \(instance), tx, operations, writers, \(nowMs)
+                FROM unnest(\(transactions)::bigint[], \(operations)::bytea[], \(writers)::text[]) AS u(tx, operations, writers)
+                ON CONFLICT (instance, tx) DO UPDATE
+                SET operations = EXCLUDED.operations, writers = EXCLUDED.writers, staged_at_ms = EXCLUDED.staged_at_ms
+                """
+            return connection.query(query, logger: logger).map { _ in }
+        }
+    }
+
+    /// Deletes the write-sets of branches that are not (or no longer) prepared.
+    func forgetIntents(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            connection.query("DELETE FROM sandhi_intents WHERE instance = \(instance) AND tx = ANY(\(raw)::bigint[])", logger: logger).map { _ in }
+        }
+    }
+
+    // MARK: - Phase one
+
+    /// BEGIN; has it committed here before?; lock and read the written accounts (read the others);
+    /// the engine's staging rule; the writes, the committed-branch row and the reports; and
+    /// PREPARE TRANSACTION. A NO is a ROLLBACK and nothing left behind.
+    func stage(_ request: StageRequest) -> @Sendable (PostgresConnection) -> EventLoopFuture<StageOutcome> {
+        let statements = self
+        return { connection in
+            if request.readOnly {
+                return statements.readAccounts(request, on: connection, locking: false).flatMapThrowing { committed in
+                    statements.validate(request, committed).map { StageOutcome.refused(reason: $0) } ?? .staged(observed: statements.observed(request, committed))
+                }
+            }
+            let work = connection.query("BEGIN", logger: statements.logger).flatMap { _ in
+                statements.committedBefore(request.transaction, on: connection)
+            }.flatMap { committed -> EventLoopFuture<StageOutcome> in
+                if committed { return statements.rollback(on: connection, then: .alreadyCommitted) }
+                return statements.readAccounts(request, on: connection, locking: true).flatMap { accounts in
+                    if let failure = statements.validate(request, accounts) {
+                        return statements.rollback(on: connection, then: .refused(reason: failure))
+                    }
+                    let observed = statements.observed(request, accounts)
+                    return statements.write(request, on: connection)
+                        .flatMap { statements.prepare(request.gid, on: connection) }
+                        .map { StageOutcome.staged(observed: observed) }
+                }
+            }
+            // A refusal PostgreSQL itself makes (a row locked past `lock_timeout`, a CHECK the
+            // balance broke) is a NO vote; anything else fails the batch. Either way the session's
+            // transaction is rolled back, so the connection serves the next job clean.
+            return work.flatMapError { error in
+                let reason = statements.refusalReason(error, request)
+                return connection.query("ROLLBACK", logger: statements.logger).flatMapThrowing { _ in
+                    guard let reason else { throw error }
+                    return StageOutcome.refused(reason: reason)
+                }
+            }
+        }
+    }
+
+    private func committedBefore(_ transaction: TransactionID, on connection: PostgresConnection) -> EventLoopFuture<Bool> {
+        let raw = Int64(bitPattern: transaction.rawValue)
+        return connection.query("SELECT 1 FROM sandhi_committed WHERE instance = \(instanceName) AND tx = \(raw)", logger: logger)
+            .map { !$0.rows.isEmpty }
+    }
+
+    /// Every account the branch touches, as committed. Written accounts are locked (FOR UPDATE)
+    /// so no writer outside Sandhi changes them between this check and the PREPARE; accounts only
+    /// read are not (the lock would outlive the PREPARE and block other branches' reads).
+    private func readAccounts(_ request: StageRequest, on connection: PostgresConnection, locking: Bool) -> EventLoopFuture<[AccountID: Observation]> {
+        let written = ParticipantProtocol.writtenAccounts(request.operations)
+        var onlyRead: [AccountID] = []
+        for operation in request.operations {
+            if case .read(let account) = operation, !written.contains(account), !onlyRead.contains(account) { onlyRead.append(account) }
+        }
+        let lockedNames = (locking ? written : []).map(\.name)
+        let plainNames = ((locking ? [] : written) + onlyRead).map(\.name)
+        let logger = logger
+        let locked: EventLoopFuture<[AccountID: Observation]> = lockedNames.isEmpty
+            ? connection.eventLoop.makeSucceededFuture([:])
+            : connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(lockedNames)::text[]) ORDER BY id FOR UPDATE",
+                               logger: logger).flatMapThrowing(Self.observations)
+        return locked.flatMap { lockedRows in
+            guard !plainNames.isEmpty else { return connection.eventLoop.makeSucceededFuture(lockedRows) }
+            return connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(plainNames)::text[])", logger: logger)
+                .flatMapThrowing { lockedRows.merging(try Self.observations($0)) { first, _ in first } }
+        }
+    }
+
+    private static func observations(_ result: PostgresQueryResult) throws -> [AccountID: Observation] {
+        var accounts: [AccountID: Observation] = [:]
+        for row in result.rows {
+            let (id, balance, version, writer) = try row.decode((String, Int64, Int64, Int64?).self)
+            let account = AccountID(validated: id)
+            accounts[account] = Observation(account: account, balance: Paise(balance), version: UInt64(version),
+                                            writer: writer.map { TransactionID(rawValue: UInt64(bitPattern: $0)) })
+        }
+        return accounts
+    }
+
+    /// The engine's staging rule (the same one every participant uses), over what was read.
+    private func validate(_ request: StageRequest, _ accounts: [AccountID: Observation]) -> String? {
+        Staging.validate(request.transaction, at: participant, request.operations) { accounts[$0] }.failure
+    }
+
+    private func observed(_ request: StageRequest, _ accounts: [AccountID: Observation]) -> [Observation] {
+        Staging.validate(request.transaction, at: participant, request.operations) { accounts[$0] }.observed
+    }
+
+    /// The branch's writes: each account's net change (and its version moved by the number of
+    /// writes, as the SQLite bank does per operation), the committed-branch row with this
+    /// branch's write-set row deleted (both take effect only when the branch commits), and the
+    /// reports.
+    private func write(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Void> {
+        let (names, deltas, writes, net, reports) = Self.netWrites(request.operations)
+        let raw = Int64(bitPattern: request.transaction.rawValue)
+        let instance = instanceName
+        let writers = WriterList.encode(request.writers)
+        let logger = logger
+        let database = participant
+        let accounts: EventLoopFuture<Void> = names.isEmpty ? connection.eventLoop.makeSucceededFuture(()) : connection.query("""
+            UPDATE accounts SET balance = accounts.balance + d.delta, version = accounts.version + d.writes, writer = \(raw)
+            FROM unnest(\(names)::text[], \(deltas)::bigint[], \(writes)::bigint[]) AS d(id, delta, writes)
+            WHERE accounts.id = d.id
+            """, logger: logger).flatMapThrowing { result in
+                // Every account was just read under FOR UPDATE, so every one must still be there.
+                guard result.metadata.rows == names.count else {
+                    throw PostgresBankError.statement(database: database.name, what: "staging \(request.transaction)",
+                                                      detail: "updated \(result.metadata.rows ?? 0) of \(names.count) accounts")
+                }
+            }
+        return accounts.flatMap { _ in
+            connection.query("""
+                WITH done AS (DELETE FROM sandhi_intents WHERE instance = \(instance) AND tx = \(raw))
+                INSERT INTO sandhi_committed(instance, tx, writers, net_paise) VALUES (\(instance), \(raw), \(writers), \(net))
+                """, logger: logger)
+        }.flatMap { _ in
+            guard !reports.isEmpty else { return connection.eventLoop.makeSucceededFuture(()) }
+            return connection.query("""
+                INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
+                SELECT \(instance), \(raw), kind, amount, reference
+                FROM unnest(\(reports.map(\.kind))::text[], \(reports.map(\.amount.value))::bigint[], \(reports.map(\.reference))::text[])
+                    AS r(kind, amount, reference)
+                """, logger: logger).map { _ in }
+        }
+    }
+
+    /// Each written account's net change and number of writes, in first-write order; the
+    /// branch's net change here; its reports.
+    private static func netWrites(_ operations: [Operation]) -> (names: [String], deltas: [Int64], writes: [Int64], net: Int64, reports: [Report]) {
+        var names: [String] = [], deltas: [Int64] = [], writes: [Int64] = []
+        var net: Int64 = 0
+        var reports: [Report] = []
+        for operation in operations {
+            switch operation {
+            case .debit(let account, _), .credit(let account, _):
+                if let index = names.firstIndex(of: account.name) {
+                    deltas[index] += operation.delta.value
+                    writes[index] += 1
+                } else {
+                    names.append(account.name)
+                    deltas.append(operation.delta.value)
+                    writes.append(1)
+                }
+                net += operation.delta.value
+            case .fileReport(let report):
+                reports.append(report)
+            case .read:
+                break
+            }
+        }
+        return (names, deltas, writes, net, reports)
+    }
+
+    private func prepare(_ gid: GlobalTransactionID, on connection: PostgresConnection) -> EventLoopFuture<Void> {
+        // PREPARE TRANSACTION takes no parameters; a gid is plain identifier characters and `:`
+        // (see `GlobalTransactionID`), so it is safe inside quotes.
+        connection.query(PostgresQuery(unsafeSQL: "PREPARE TRANSACTION '\(gid)'"), logger: logger).map { _ in }
+    }
+
+    private func rollback(on connection: PostgresConnection, then outcome: StageOutcome) -> EventLoopFuture<StageOutcome> {
+        connection.query("ROLLBACK", logger: logger).map { _ in outcome }
+    }
+
+    /// The NO-vote reason for an error PostgreSQL raised while staging, or nil for a failure.
+    private func refusalReason(_ error: any Error, _ request: StageRequest) -> String? {
+        switch PostgresBankError.sqlState(error) {
+        case SQLState.checkViolation:
+            return "insufficient funds in \(participant): PostgreSQL refused a negative balance for \(request.transaction)"
+        case SQLState.lockNotAvailable, SQLState.deadlockDetected:
+            return "\(participant): an account of \(request.transaction) is locked in PostgreSQL by a transaction outside this coordinator"
+        case SQLState.duplicateObject:
+            // The gid is prepared already, and not by this bank (it would know): another
+            // coordinator deployment uses this instance name on the same server.
+            return "\(participant): gid \(request.gid) is already prepared on this PostgreSQL server; is another coordinator named \(instance)?"
+        case SQLState.outOfMemory:
+            // What PREPARE TRANSACTION says when every max_prepared_transactions slot is taken.
+            return "\(participant): PostgreSQL cannot prepare another transaction (\(PostgresBankError.describe(error)))"
+        default:
+            return nil
+        }
+    }
+
+    // MARK: - Phase two
+
+    /// COMMIT PREPARED or ROLLBACK PREPARED. A gid that is not prepared counts as done (true: it
+    /// was there): the branch was finished before, by us before a crash or by hand.
+    func finish(_ gid: GlobalTransactionID, commit: Bool) -> @Sendable (PostgresConnection) -> EventLoopFuture<Bool> {
+        let logger = logger
+        return { connection in
+            let sql = "\(commit ? "COMMIT" : "ROLLBACK") PREPARED '\(gid)'"
+            return connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).map { _ in true }.flatMapErrorThrowing { error in
+                guard PostgresBankError.sqlState(error) == SQLState.undefinedObject else { throw error }
+                logger.info("prepared transaction already finished", metadata: ["gid": "\(gid)", "outcome": "\(commit ? "commit" : "rollback")"])
+                return false
+            }
+        }
+    }
+}
+
+/// A branch's writers as stored (`a,b,c`), as in the SQLite bank.
+enum WriterList {
+    static func encode(_ writers: [ParticipantID]) -> String { writers.map(\.name).joined(separator: ",") }
+    static func decode(_ text: String) -> [ParticipantID] { text.split(separator: ",").compactMap { ParticipantID(String($0)) } }
+}

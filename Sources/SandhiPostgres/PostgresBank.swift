@@ -1,0 +1,327 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import SandhiEngine
+import SandhiParticipants
+
+/// A bank that is a real PostgreSQL database, using PostgreSQL's own two-phase commit.
+///
+/// The protocol logic (duplicates, late messages, which accounts are locked) is the engine's
+/// `ParticipantProtocol`, exactly as for `SQLiteBank`; this class performs its effects:
+///
+/// - stage: BEGIN, lock and read the written accounts, the engine's staging rule (an unknown
+///   account or a balance that would go below zero is a NO vote with the reason, and a ROLLBACK),
+///   the writes, and `PREPARE TRANSACTION '<gid>'` (`GlobalTransactionID`:
+///   `sandhi:<instance>:<epoch>.<sequence>:<participant>`). The YES vote follows the PREPARE,
+///   which PostgreSQL has made durable by the time it returns.
+/// - apply: `COMMIT PREPARED`; discard: `ROLLBACK PREPARED`. A gid that is not prepared is
+///   "already done", not an error: the branch was finished before a crash, or by hand.
+///
+/// PostgreSQL keeps a prepared transaction's writes invisible until it commits, so it cannot
+/// tell a restarted bank which accounts a prepared branch writes. Each branch's write-set is
+/// therefore committed to `sandhi_intents` just before its PREPARE, and the prepared
+/// transaction deletes its own row (so the row goes exactly when the branch commits). On open,
+/// the bank reads `pg_prepared_xacts` for this coordinator instance's gids of this participant
+/// in this database (every other prepared transaction, Sandhi's or not, is left alone), and
+/// rebuilds each one's prepared branch and locks from its write-set row.
+///
+/// A batch runs in three waves, each spread over a small pool of connections: phase-two
+/// messages (COMMIT/ROLLBACK PREPARED) and the batch's write-set rows; then every branch's
+/// staging, side by side (a PREPARE frees its session, so one connection stages many branches
+/// in turn); then the rollbacks that staging's results call for and the clean-up of unused
+/// write-set rows. Branches of one batch never touch the same account (the protocol locks
+/// accounts before staging), and phase two runs first, so a branch staged after a commit of the
+/// same batch reads the committed balances.
+///
+/// All methods are called from one thread that is not an event loop (the participant worker,
+/// or a test's own thread): they block on postgres-nio's futures.
+public final class PostgresBank: ParticipantResource {
+    public let id: ParticipantID
+    public let configuration: PostgresBankConfiguration
+    private let logger: Logger
+    private let eventLoopGroup: any EventLoopGroup
+    private let statements: BranchStatements
+    private let clock: @Sendable () -> Int64
+    private var pool: PostgresSessionPool
+    private var machine: ParticipantProtocol
+    /// Set when a failed batch could not be followed by a clean reload; sticky.
+    private var failure: PostgresBankError?
+    private var closed = false
+
+    private var database: String { configuration.database }
+
+    // MARK: - Creating and opening
+
+    /// Creates the bank's tables and accounts in an existing (empty) database, in one
+    /// transaction. Refuses a database that already has a bank or an `accounts` table.
+    public static func create(_ configuration: PostgresBankConfiguration, accounts: [(AccountID, Paise)], logger: Logger,
+                              eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        var minted: Int64 = 0
+        for (_, balance) in accounts {
+            precondition(balance.value >= 0, "opening balance must not be negative")
+            let (sum, overflow) = minted.addingReportingOverflow(balance.value)
+            guard !overflow else {
+                throw PostgresBankError.statement(database: configuration.database, what: "creating the bank",
+                                                  detail: "opening balances add up beyond \(Paise(Int64.max))")
+            }
+            minted = sum
+        }
+        let connection = try PostgresSessionPool.connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
+        defer { _ = try? PostgresSessionPool.wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
+        @discardableResult
+        func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+            try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+        }
+        let exists = try run("SELECT to_regclass('accounts') IS NOT NULL OR to_regclass('sandhi_meta') IS NOT NULL")
+        if let row = exists.rows.first, try row.decode(Bool.self) { throw PostgresBankError.alreadyABank(database: configuration.database) }
+        let names = accounts.map(\.0.name), balances = accounts.map(\.1.value)
+        let meta = [("format", PostgresBankSchema.format), ("participant", configuration.participant.name), ("minted_paise", String(minted))]
+        do {
+            try run("BEGIN")
+            // The bank's creation is an ordinary commit: make it durable like one.
+            try run("SET LOCAL synchronous_commit = on")
+            for statement in PostgresBankSchema.create { try run(PostgresQuery(unsafeSQL: statement)) }
+            try run("INSERT INTO accounts(id, balance) SELECT * FROM unnest(\(names)::text[], \(balances)::bigint[])")
+            try run("INSERT INTO sandhi_meta(key, value) SELECT * FROM unnest(\(meta.map(\.0))::text[], \(meta.map(\.1))::text[])")
+            try run("COMMIT")
+        } catch {
+            _ = try? run("ROLLBACK")
+            throw PostgresBankError.statement(database: configuration.database, what: "creating the bank", detail: PostgresBankError.describe(error))
+        }
+        logger.info("created PostgreSQL bank", metadata: ["participant": "\(configuration.participant)",
+                                                          "database": "\(configuration.database)", "accounts": "\(accounts.count)"])
+    }
+
+    /// Opens the bank: ends any older session of this bank still connected (a crashed process's
+    /// backend could otherwise finish a PREPARE after recovery looked), checks the database is
+    /// this participant's bank, and rebuilds every prepared branch of this coordinator instance.
+    public init(_ configuration: PostgresBankConfiguration, logger: Logger,
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) * 1_000 }) throws {
+        self.id = configuration.participant
+        self.configuration = configuration
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
+        self.clock = clock
+        self.statements = BranchStatements(participant: configuration.participant, instance: configuration.instance, logger: logger)
+        self.machine = ParticipantProtocol(participant: configuration.participant)
+        self.pool = try Self.openPool(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        do {
+            try checkOwnership()
+            try restore(dropUnusedIntents: true)
+        } catch {
+            pool.close()
+            throw error
+        }
+    }
+
+    deinit {
+        close()
+    }
+
+    private static func openPool(_ configuration: PostgresBankConfiguration, eventLoopGroup: any EventLoopGroup,
+                                 logger: Logger) throws -> PostgresSessionPool {
+        try PostgresSessionPool.open(configuration, eventLoopGroup: eventLoopGroup, logger: logger) { first in
+            try SessionFence.endOlderSessions(of: configuration, on: first, logger: logger)
+        }
+    }
+
+    private func checkOwnership() throws {
+        let rows: PostgresQueryResult
+        do {
+            rows = try pool.one { [logger] in
+                $0.query("SELECT key, value FROM sandhi_meta WHERE key IN ('format', 'participant')", logger: logger)
+            }
+        } catch {
+            let detail = PostgresBankError.sqlState(error) == SQLState.undefinedTable ? "no sandhi_meta table" : PostgresBankError.describe(error)
+            throw PostgresBankError.notSandhi(database: database, detail: detail)
+        }
+        var meta: [String: String] = [:]
+        for row in rows.rows {
+            let (key, value) = try row.decode((String, String).self)
+            meta[key] = value
+        }
+        guard meta["format"] == PostgresBankSchema.format else {
+            throw PostgresBankError.notSandhi(database: database, detail: "format \(meta["format"] ?? "missing")")
+        }
+        guard meta["participant"] == id.name else {
+            throw PostgresBankError.wrongParticipant(database: database, found: meta["participant"] ?? "none", expected: id.name)
+        }
+        let slots = try pool.one { [logger] in $0.query("SELECT current_setting('max_prepared_transactions')::int", logger: logger) }
+        guard let row = slots.rows.first, try row.decode(Int.self) > 0 else {
+            throw PostgresBankError.notSandhi(database: database, detail: "the server has max_prepared_transactions = 0, so it cannot prepare")
+        }
+    }
+
+    /// Rebuilds the protocol state from PostgreSQL: every prepared transaction of this instance
+    /// and participant re-takes its locks from its write-set row. With `dropUnusedIntents`,
+    /// write-set rows without a prepared transaction (a crash between the row and its PREPARE, a
+    /// NO vote or rollback whose clean-up was lost) are deleted.
+    private func restore(dropUnusedIntents: Bool) throws {
+        machine = ParticipantProtocol(participant: id)
+        let recovered = try PreparedBranchScan.scan(configuration, on: pool, logger: logger)
+        for branch in recovered.prepared {
+            if branch.writeSetMissing {
+                // Not ours to guess: without the write-set no account is locked here, but the
+                // prepared transaction still holds its rows in PostgreSQL, so a conflicting
+                // branch waits out `lock_timeout` and votes NO instead of writing over it.
+                logger.warning("prepared transaction has no write-set row; its locks are PostgreSQL's alone",
+                               metadata: ["participant": "\(id)", "gid": "\(branch.gid)"])
+            }
+            _ = machine.handle(.restored(branch.gid.transaction, operations: branch.operations, writers: branch.writers))
+        }
+        if dropUnusedIntents && !recovered.unusedIntents.isEmpty {
+            try pool.one(statements.forgetIntents(recovered.unusedIntents))
+            logger.info("dropped write-sets that never prepared", metadata: ["participant": "\(id)", "count": "\(recovered.unusedIntents.count)"])
+        }
+        if machine.preparedCount > 0 {
+            logger.info("restored prepared branches", metadata: ["participant": "\(id)", "count": "\(machine.preparedCount)"])
+        }
+    }
+
+    // MARK: - ParticipantResource
+
+    public func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
+        if let failure { throw failure }
+        precondition(!closed, "process on a closed bank")
+        do {
+            return try runBatch(messages)
+        } catch {
+            logger.error("batch failed; reloading from PostgreSQL", metadata: ["participant": "\(id)", "error": "\(PostgresBankError.describe(error))"])
+            do {
+                // New sessions (older ones ended first) and the state PostgreSQL holds: whatever
+                // part of the batch committed or prepared is read back, the rest is gone.
+                pool.close()
+                pool = try Self.openPool(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+                try restore(dropUnusedIntents: true)
+            } catch let reloadError {
+                // A half-rebuilt lock table could approve a prepare against a balance another
+                // prepared branch is already debiting. Stop: the worker halts the coordinator,
+                // and a restart rebuilds everything.
+                let sticky = PostgresBankError.unusable(database: database, detail: PostgresBankError.describe(reloadError))
+                failure = sticky
+                throw sticky
+            }
+            if let error = error as? PostgresBankError { throw error }
+            throw PostgresBankError.statement(database: database, what: "a batch", detail: PostgresBankError.describe(error))
+        }
+    }
+
+    /// Nothing to do: every reply describes a statement PostgreSQL made durable before it
+    /// returned (PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED flush the WAL
+    /// whatever `synchronous_commit` says; with `fsync=on` that is stable storage). The
+    /// write-set rows run with `synchronous_commit` off and ride on the PREPARE's flush; their
+    /// clean-up may be lost in a crash and is redone when the bank opens.
+    public func makeDurable() throws {
+        if let failure { throw failure }
+    }
+
+    public func inDoubt() -> [TransactionID: [ParticipantID]] {
+        var result: [TransactionID: [ParticipantID]] = [:]
+        for (tx, state) in machine.branches {
+            if case .prepared(_, let writers) = state { result[tx] = writers }
+        }
+        return result
+    }
+
+    public func inDoubtLocks() -> [TransactionID: [AccountID]] {
+        var result: [TransactionID: [AccountID]] = [:]
+        for (tx, state) in machine.branches {
+            if case .prepared(let operations, _) = state { result[tx] = ParticipantProtocol.writtenAccounts(operations) }
+        }
+        return result
+    }
+
+    /// Accounts whose exclusive lock a prepared branch holds.
+    public var heldLocks: [AccountID: TransactionID] { machine.lockOwners }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        pool.close()
+    }
+
+    // MARK: - The batch
+
+    private func runBatch(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
+        var replies: [ParticipantReply] = []
+        var stages: [StageRequest] = []
+        var finishes: [(gid: GlobalTransactionID, commit: Bool)] = []
+        var effects: [ParticipantProtocol.Effect] = []
+        for message in messages {
+            effects.removeAll(keepingCapacity: true)
+            machine.handle(.message(message), into: &effects)
+            collect(effects, stages: &stages, finishes: &finishes, replies: &replies)
+        }
+
+        // Wave 1: phase two, and the write-sets of the branches about to stage (committed before
+        // any of their PREPAREs; see `BranchStatements.recordIntents`).
+        let writing = stages.filter { !$0.readOnly }
+        var firstWave = finishes.map { statements.finish($0.gid, commit: $0.commit) }
+        if !writing.isEmpty {
+            let record = statements.recordIntents(writing, nowMs: clock())
+            firstWave.append { connection in record(connection).map { true } }
+        }
+        for result in pool.run(firstWave) { _ = try result.get() }
+        var unusedIntents = finishes.filter { !$0.commit }.map(\.gid.transaction)
+
+        // Wave 2: staging, side by side; then each outcome back through the protocol, in order.
+        let outcomes = pool.run(stages.map { statements.stage($0) })
+        var discards: [(gid: GlobalTransactionID, commit: Bool)] = []
+        for (request, outcome) in zip(stages, outcomes) {
+            effects.removeAll(keepingCapacity: true)
+            switch try outcome.get() {
+            case .staged(let observed):
+                machine.handle(.staged(request.transaction, failure: nil, observed: observed), into: &effects)
+            case .refused(let reason):
+                machine.handle(.staged(request.transaction, failure: reason), into: &effects)
+                if !request.readOnly { unusedIntents.append(request.transaction) }
+            case .alreadyCommitted:
+                machine.handle(.alreadyCommitted(request.transaction), into: &effects)
+                unusedIntents.append(request.transaction)
+            }
+            var none: [StageRequest] = []
+            collect(effects, stages: &none, finishes: &discards, replies: &replies)
+            precondition(none.isEmpty, "staging produced another stage")
+        }
+
+        // Wave 3: rollbacks that overtook their votes, and write-set rows nothing will use.
+        unusedIntents += discards.map(\.gid.transaction)
+        var lastWave = discards.map { statements.finish($0.gid, commit: $0.commit) }
+        if !unusedIntents.isEmpty {
+            let forget = statements.forgetIntents(unusedIntents)
+            lastWave.append { connection in forget(connection).map { true } }
+        }
+        for result in pool.run(lastWave) { _ = try result.get() }
+        return replies
+    }
+
+    /// Sorts the protocol's effects into the batch's work lists.
+    private func collect(_ effects: [ParticipantProtocol.Effect], stages: inout [StageRequest],
+                         finishes: inout [(gid: GlobalTransactionID, commit: Bool)], replies: inout [ParticipantReply]) {
+        for effect in effects {
+            switch effect {
+            case .stage(let tx, let operations, let writers):
+                stages.append(StageRequest(transaction: tx, operations: operations, writers: writers, gid: gid(tx), readOnly: false))
+            case .validateReads(let tx, let operations):
+                stages.append(StageRequest(transaction: tx, operations: operations, writers: [], gid: gid(tx), readOnly: true))
+            case .apply(let tx, _, _):
+                finishes.append((gid(tx), true))
+            case .discard(let tx):
+                finishes.append((gid(tx), false))
+            case .reply(let reply):
+                replies.append(reply)
+            case .decideAlone, .forgetHeuristic:
+                // Only a heuristic policy or an operator's `decideAlone` input leads here, and this
+                // bank feeds neither (yet): it waits for the coordinator.
+                preconditionFailure("PostgresBank makes no heuristic decisions")
+            }
+        }
+    }
+
+    private func gid(_ tx: TransactionID) -> GlobalTransactionID {
+        GlobalTransactionID(instance: configuration.instance, transaction: tx, participant: id)
+    }
+}

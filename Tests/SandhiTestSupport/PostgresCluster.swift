@@ -1,0 +1,217 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A throwaway PostgreSQL cluster for tests: `initdb` into a fresh temporary folder, a server
+/// listening only on a unix socket in that folder (no TCP port, so clusters of parallel test
+/// runs never collide), `max_prepared_transactions` set and `fsync=on`, stopped and removed at
+/// the end. `swift test` therefore needs no running server, only the server programs.
+///
+/// PostgreSQL refuses to run as root, and CI runs as root: then `initdb` and `pg_ctl` run as the
+/// `postgres` user (through `runuser`), which owns the folder. Every program runs through
+/// `ChildProcess` (posix_spawn + waitpid with a deadline), never Foundation's `Process`.
+///
+/// A suite gets one cluster with the `.postgresCluster` trait (started before its first test,
+/// stopped after its last) and reads it as `PostgresCluster.current`; each test creates its own
+/// database with `createDatabase()`.
+public final class PostgresCluster: Sendable {
+    /// Where the server programs are (`initdb`, `pg_ctl`, `psql`), or nil: then the PostgreSQL
+    /// tests are skipped, with `missingReason` in the test output.
+    public static let binDirectory: String? = findBinDirectory()
+
+    public static let missingReason: Comment = """
+        SKIPPED: no PostgreSQL server programs found (looked at SANDHI_PG_BINDIR, `pg_config --bindir` \
+        and /usr/lib/postgresql/*/bin for initdb and pg_ctl); install the postgresql package \
+        (.ci/run does) to run the PostgreSQL participant's tests
+        """
+
+    @TaskLocal public static var current: PostgresCluster?
+
+    /// The superuser role `initdb` creates; every connection uses it (trust authentication).
+    public static let superuser = "postgres"
+    public static let maxPreparedTransactions = 64
+
+    public let folder: String
+    public var socketDirectory: String { folder }
+    public var dataDirectory: String { folder + "/data" }
+    private let binDirectory: String
+    private let runAsPostgres: Bool
+    private let databaseCount = Counter()
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// Creates and starts a cluster; blocking (run it on its own thread).
+    public static func start() throws -> PostgresCluster {
+        guard let binDirectory else { throw Failure(description: "no PostgreSQL server programs found") }
+        let cluster = try PostgresCluster(binDirectory: binDirectory)
+        do {
+            try cluster.run("initdb", ["-D", cluster.dataDirectory, "--auth=trust", "--username=\(superuser)",
+                                       "--encoding=UTF8", "--locale=C", "--no-sync"])
+            try cluster.pgCtl(["start", "-w", "-t", "60", "-l", cluster.folder + "/server.log", "-o", cluster.serverOptions])
+        } catch {
+            cluster.remove()
+            throw error
+        }
+        return cluster
+    }
+
+    private init(binDirectory: String) throws {
+        self.binDirectory = binDirectory
+        runAsPostgres = geteuid() == 0
+        var template = Array("/tmp/sandhi-pg-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw Failure(description: "cannot create a folder for the PostgreSQL cluster: \(String(cString: strerror(errno)))")
+        }
+        folder = String(cString: made)
+        if runAsPostgres {
+            guard let user = getpwnam("postgres") else {
+                remove()
+                throw Failure(description: "running as root, and there is no postgres user to run the server as")
+            }
+            guard chown(folder, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+                let reason = String(cString: strerror(errno))
+                remove()
+                throw Failure(description: "cannot give \(folder) to the postgres user: \(reason)")
+            }
+        }
+    }
+
+    /// Settings on the server's command line (pg_ctl passes them through a shell, hence quotes).
+    private var serverOptions: String {
+        [
+            "-c listen_addresses=''",
+            "-c unix_socket_directories='\(socketDirectory)'",
+            "-c max_prepared_transactions=\(Self.maxPreparedTransactions)",
+            "-c fsync=on",
+            "-c max_connections=200",
+        ].joined(separator: " ")
+    }
+
+    /// Stops the server at once (no checkpoint: nothing here needs one) and removes the folder.
+    public func stop() {
+        do {
+            try pgCtl(["stop", "-w", "-t", "60", "-m", "immediate"])
+        } catch {
+            print("PostgresCluster: stopping the server in \(folder) failed: \(error)")
+        }
+        remove()
+    }
+
+    /// Kills the server without a shutdown checkpoint and starts it again: what a crash of the
+    /// database server looks like. Prepared transactions must survive it.
+    public func restartImmediately() throws {
+        try pgCtl(["restart", "-w", "-t", "60", "-m", "immediate", "-l", folder + "/server.log", "-o", serverOptions])
+    }
+
+    private func remove() {
+        _ = try? ChildProcess.run("rm", ["-rf", folder], timeoutSeconds: 60)
+    }
+
+    // MARK: - Databases and SQL
+
+    /// A new, empty database for one test.
+    public func createDatabase(_ label: String = "t") throws -> String {
+        let name = "\(label)_\(databaseCount.next())"
+        _ = try sql("postgres", "CREATE DATABASE \(name)")
+        return name
+    }
+
+    /// Runs `statement` with psql in `database` and returns its unaligned output (rows on lines,
+    /// columns separated by `|`), trimmed. Checks what a bank wrote without the bank's code.
+    @discardableResult
+    public func sql(_ database: String, _ statement: String) throws -> String {
+        let output = try ChildProcess.run(binDirectory + "/psql",
+                                          ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", socketDirectory,
+                                           "-U", Self.superuser, "-d", database, "-c", statement],
+                                          timeoutSeconds: 60)
+        guard output.status == 0, !output.timedOut else {
+            throw Failure(description: "psql failed (\(output.status)) on \(statement): \(output.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: - Running the server programs
+
+    private func pgCtl(_ arguments: [String]) throws {
+        try run("pg_ctl", ["-D", dataDirectory] + arguments)
+    }
+
+    private func run(_ program: String, _ arguments: [String]) throws {
+        let path = binDirectory + "/" + program
+        let output = runAsPostgres
+            ? try ChildProcess.run(Self.runuser, ["-u", "postgres", "--", path] + arguments, timeoutSeconds: 120)
+            : try ChildProcess.run(path, arguments, timeoutSeconds: 120)
+        guard output.status == 0, !output.timedOut else {
+            let log: String = (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""
+            let how = output.timedOut ? "timed out" : "status \(output.status)"
+            let said = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw Failure(description: "\(program) \(arguments.first ?? "") failed (\(how)): \(said) \(log.suffix(600))")
+        }
+    }
+
+    private static let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first { (path: String) in access(path, X_OK) == 0 } ?? "runuser"
+
+    private static func findBinDirectory() -> String? {
+        func hasServer(_ directory: String) -> Bool {
+            access(directory + "/initdb", X_OK) == 0 && access(directory + "/pg_ctl", X_OK) == 0
+        }
+        // Set, it is the only place looked at (pointing it elsewhere shows what a machine
+        // without PostgreSQL reports).
+        if let override = ProcessInfo.processInfo.environment["SANDHI_PG_BINDIR"] { return hasServer(override) ? override : nil }
+        if let output = try? ChildProcess.run("pg_config", ["--bindir"], timeoutSeconds: 30), output.status == 0 {
+            let directory = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            if hasServer(directory) { return directory }
+        }
+        // Debian's layout; the newest version first.
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        return versions.compactMap(Int.init).sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }.first(where: hasServer)
+    }
+}
+
+/// A thread-safe counter (database names).
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+/// A suite trait: one throwaway PostgreSQL cluster for the whole suite, as
+/// `PostgresCluster.current` in every test of it, stopped after its last test.
+public struct PostgresClusterTrait: SuiteTrait, TestScoping {
+    public var isRecursive: Bool { false }
+
+    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        // Without the server programs the suite's `.requiresPostgres` skips every test (saying
+        // why); there is nothing to start.
+        guard PostgresCluster.binDirectory != nil else { return try await function() }
+        let cluster = try await onOwnThread { try PostgresCluster.start() }
+        do {
+            try await PostgresCluster.$current.withValue(cluster) { try await function() }
+        } catch {
+            try? await onOwnThread { cluster.stop() }
+            throw error
+        }
+        try await onOwnThread { cluster.stop() }
+    }
+}
+
+extension Trait where Self == PostgresClusterTrait {
+    /// Runs the suite against its own throwaway PostgreSQL cluster.
+    public static var postgresCluster: Self { PostgresClusterTrait() }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Skips, loudly and with the reason, when no PostgreSQL server programs are installed.
+    public static var requiresPostgres: Self {
+        .enabled(if: PostgresCluster.binDirectory != nil, PostgresCluster.missingReason)
+    }
+}
