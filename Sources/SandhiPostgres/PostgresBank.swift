@@ -313,6 +313,8 @@ public final class PostgresBank: ParticipantResource {
                 finishes.append((gid(tx), false))
             case .reply(let reply):
                 replies.append(reply)
+            case .refuse(let tx, let reason):
+                logger.critical("refused an impossible request from the coordinator", metadata: ["participant": "\(id)", "transaction": "\(tx)", "reason": "\(reason)"])
             case .decideAlone, .forgetHeuristic:
                 // Only a heuristic policy or an operator's `decideAlone` input leads here, and this
                 // bank feeds neither (yet): it waits for the coordinator.
