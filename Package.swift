@@ -103,6 +103,7 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiParticipants",
+                "SandhiPostgres",
                 "SandhiRuntime",
                 "SandhiHistory",
                 "SandhiSimulation",

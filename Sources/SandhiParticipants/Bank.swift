@@ -14,8 +14,8 @@ public protocol Bank: ParticipantResource {
     func accountStates() throws -> [Observation]
     /// The sum of every balance.
     func total() throws -> Paise
-    /// Money created or destroyed on purpose here (a reconciliation's write-off): conservation
-    /// holds for `total - minted`.
+    /// The opening balances this bank was created with: what conservation compares the total
+    /// against.
     func minted() throws -> Paise
     /// Every branch committed here: its writer participants and the net it moved here.
     func committedBranches() throws -> [TransactionID: (writers: [ParticipantID], netPaise: Int64)]

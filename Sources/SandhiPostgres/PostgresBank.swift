@@ -40,12 +40,12 @@ import SandhiParticipants
 public final class PostgresBank: ParticipantResource {
     public let id: ParticipantID
     public let configuration: PostgresBankConfiguration
-    private let logger: Logger
+    let logger: Logger
     private let eventLoopGroup: any EventLoopGroup
     private let statements: BranchStatements
     private let clock: @Sendable () -> Int64
-    private var pool: PostgresSessionPool
-    private var machine: ParticipantProtocol
+    var pool: PostgresSessionPool
+    var machine: ParticipantProtocol
     /// Set when a failed batch could not be followed by a clean reload; sticky.
     private var failure: PostgresBankError?
     private var closed = false
@@ -92,6 +92,34 @@ public final class PostgresBank: ParticipantResource {
         }
         logger.info("created PostgreSQL bank", metadata: ["participant": "\(configuration.participant)",
                                                           "database": "\(configuration.database)", "accounts": "\(accounts.count)"])
+    }
+
+    /// Checks, changing nothing, that `create` could make a bank here: the server is reachable
+    /// with these credentials, can prepare transactions, and the database holds no bank or
+    /// `accounts` table yet. `sandhi init` asks every database first, so that a bad one leaves
+    /// the others untouched.
+    public static func checkCreatable(_ configuration: PostgresBankConfiguration, logger: Logger,
+                                      eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        let connection = try PostgresSessionPool.connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
+        defer { _ = try? PostgresSessionPool.wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
+        let query: PostgresQuery = """
+            SELECT to_regclass('accounts') IS NOT NULL OR to_regclass('sandhi_meta') IS NOT NULL,
+                   current_setting('max_prepared_transactions')::int
+            """
+        let what = "checking the database"
+        let result: PostgresQueryResult
+        do {
+            result = try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+        } catch {
+            throw PostgresBankError.statement(database: configuration.database, what: what, detail: PostgresBankError.describe(error))
+        }
+        guard let row = result.rows.first else { return }
+        let (taken, slots) = try row.decode((Bool, Int).self)
+        if taken { throw PostgresBankError.alreadyABank(database: configuration.database) }
+        guard slots > 0 else {
+            throw PostgresBankError.statement(database: configuration.database, what: what,
+                                              detail: "the server has max_prepared_transactions = 0, so it cannot prepare")
+        }
     }
 
     /// Opens the bank: ends any older session of this bank still connected (a crashed process's
@@ -236,6 +264,14 @@ public final class PostgresBank: ParticipantResource {
 
     /// Accounts whose exclusive lock a prepared branch holds.
     public var heldLocks: [AccountID: TransactionID] { machine.lockOwners }
+
+    /// A PostgreSQL bank waits for the coordinator, always (the configuration refuses a
+    /// heuristic policy for it): a database operator who settles a prepared transaction by hand
+    /// is found when the coordinator's decision arrives.
+    public var heuristicPolicy: HeuristicPolicy? {
+        get { nil }
+        set { precondition(newValue == nil, "a PostgreSQL bank makes no heuristic decisions") }
+    }
 
     public func close() {
         guard !closed else { return }

@@ -51,7 +51,7 @@ public struct InvariantAudit: Sendable {
         audit.openImbalance = allowance.imbalance
         var committed: [ParticipantID: [TransactionID: (writers: [ParticipantID], netPaise: Int64)]] = [:]
         for participant in configuration.participants {
-            let bank = try directory.openBank(participant, logger: logger)
+            let bank = try directory.openBank(participant, of: configuration, logger: logger)
             defer { bank.close() }
             let branches = try bank.committedBranches()
             committed[participant.id] = branches

@@ -6,8 +6,9 @@ import SandhiParticipants
 /// the other kinds (PostgreSQL) are opened by code the executable hands over, since wiring
 /// participants to drivers is the executable's job and the runtime imports no database client.
 public struct BankOpener: Sendable {
-    /// Opens a bank of a kind the runtime does not know, or throws one clear line.
-    public typealias Open = @Sendable (_ participant: SandhiConfiguration.Participant, _ plantedBug: PlantedBug?, _ logger: Logger) throws -> Bank
+    /// Opens a bank of a kind the runtime does not know, or throws one clear line. The
+    /// configuration is the whole `sandhi.toml` (the coordinator's instance name, a planted bug).
+    public typealias Open = @Sendable (_ participant: SandhiConfiguration.Participant, _ configuration: SandhiConfiguration, _ logger: Logger) throws -> Bank
 
     public var other: Open?
 
@@ -22,13 +23,14 @@ public struct BankOpener: Sendable {
 
 extension DataDirectory {
     /// Opens `participant`'s bank (restoring its prepared branches) with its heuristic policy.
-    public func openBank(_ participant: SandhiConfiguration.Participant, plantedBug: PlantedBug? = nil, logger: Logger) throws -> Bank {
+    public func openBank(_ participant: SandhiConfiguration.Participant, of configuration: SandhiConfiguration, logger: Logger) throws -> Bank {
         var bank: Bank
         if participant.kind == .sqlite {
-            bank = try SQLiteBank(path: bankPath(participant.id), participant: participant.id, logger: logger, plantedBug: plantedBug)
+            bank = try SQLiteBank(path: bankPath(participant.id), participant: participant.id, logger: logger,
+                                  plantedBug: configuration.plantedBug)
         } else {
             guard let open = bankOpener.other else { throw BankOpener.Unsupported(participant: participant.id, kind: participant.kind) }
-            bank = try open(participant, plantedBug, logger)
+            bank = try open(participant, configuration, logger)
         }
         bank.heuristicPolicy = participant.heuristic
         return bank

@@ -116,6 +116,9 @@ public struct SandhiConfiguration: Sendable, Equatable {
                 throw ParseError(description: "sandhi.toml: participant \(name): heuristic_after_ms and heuristic_decision go together")
             }
             let database = try Self.database(entry, name: name, kind: kind)
+            if kind == .postgres && heuristic != nil {
+                throw ParseError(description: "sandhi.toml: participant \(name) is postgres, which waits for the coordinator: no heuristic_after_ms")
+            }
             participants.append(Participant(id: id, kind: kind, database: database, heuristic: heuristic))
         }
         self.init(participants: participants)
@@ -179,9 +182,8 @@ public struct SandhiConfiguration: Sendable, Equatable {
         return name
     }
 
-    public static func isValidInstance(_ name: String) -> Bool {
-        (1...32).contains(name.utf8.count) && name.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D || $0 == 0x5F }
-    }
+    /// The same rules as a participant's name: PostgreSQL gids carry both.
+    public static func isValidInstance(_ name: String) -> Bool { ParticipantID.isValid(name) }
 
     /// A `postgres` participant's database: `url`, or `host`/`socket`, `port`, `user`,
     /// `database` and `password_file`. Other kinds have none of these keys.

@@ -45,7 +45,7 @@ extension SandhiNode {
         let bank: Bank
         do {
             guard let configured = configuration.participant(participant) else { throw LiveFaultError("unknown participant \(participant)") }
-            bank = try directory.openBank(configured, plantedBug: configuration.plantedBug, logger: logger)
+            bank = try directory.openBank(configured, of: configuration, logger: logger)
         } catch {
             throw LiveFaultError("\(participant) could not restart: \(error)")
         }

@@ -59,7 +59,7 @@ public final class SandhiNode: Sendable {
         var banksEpoch: UInt32 = 0
         do {
             for participant in configuration.participants {
-                let bank = try directory.openBank(participant, plantedBug: configuration.plantedBug, logger: logger)
+                let bank = try directory.openBank(participant, of: configuration, logger: logger)
                 banks.append(bank)
                 for (tx, writers) in bank.inDoubt() {
                     inDoubt[tx] = writers.isEmpty ? [participant.id] : writers

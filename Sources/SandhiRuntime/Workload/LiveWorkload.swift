@@ -135,7 +135,7 @@ public final class LiveWorkload: Sendable {
     public static func readAccounts(directory: DataDirectory, configuration: SandhiConfiguration, logger: Logger) throws -> AccountMap {
         var accounts: AccountMap = [:]
         for participant in configuration.participants {
-            let bank = try directory.openBank(participant, logger: logger)
+            let bank = try directory.openBank(participant, of: configuration, logger: logger)
             defer { bank.close() }
             accounts[participant.id] = try bank.balances().map(\.account)
         }

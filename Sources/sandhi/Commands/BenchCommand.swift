@@ -127,7 +127,7 @@ struct BenchCommand: AsyncParsableCommand {
             var baseline: [ParticipantID: [Observation]] = [:]
             var total = Paise.zero
             for participant in configuration.participants {
-                let bank = try SQLiteBank(path: directory.bankPath(participant.id), participant: participant.id, logger: logger)
+                let bank = try directory.openBank(participant, of: configuration, logger: logger)
                 let balances = try bank.balances()
                 if history != nil { baseline[participant.id] = try bank.accountStates() }
                 accountMap[participant.id] = balances.map(\.account)

@@ -3,16 +3,26 @@ import Foundation
 import Logging
 import SandhiEngine
 import SandhiParticipants
+import SandhiPostgres
 import SandhiRuntime
 
 struct InitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "init", abstract: "Create a data directory with embedded SQLite banks.")
+        commandName: "init", abstract: "Create a data directory: embedded SQLite banks, and banks in PostgreSQL databases.",
+        discussion: """
+            --postgres NAME=URL,... makes each named participant a bank in an existing, empty \
+            PostgreSQL database (postgres://user[:password]@host[:port]/database; a socket folder \
+            as the host is written %2Fpath). Without --banks, only the PostgreSQL banks are made. \
+            Every database is checked before anything is created.
+            """)
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Comma-separated bank names.")
-    var banks: String = "hdfc,icici,axis,sbi"
+    @Option(help: "Comma-separated names of embedded SQLite banks (default: hdfc,icici,axis,sbi; none with --postgres).")
+    var banks: String?
+
+    @Option(help: "Comma-separated NAME=URL: banks in PostgreSQL databases (see below).")
+    var postgres: String?
 
     @Option(help: "Accounts per bank (named acct-000001 ...).")
     var accounts: Int = 1_000
@@ -23,11 +33,16 @@ struct InitCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let logger = common.makeLogger()
-            let names = try Self.parseBanks(banks)
+            let sqliteNames = try banks.map(Self.parseBanks) ?? (postgres == nil ? try Self.parseBanks("hdfc,icici,axis,sbi") : [])
+            let databases = try postgres.map(Self.parsePostgres) ?? []
+            if let clash = databases.first(where: { sqliteNames.contains($0.id) }) {
+                throw UsageFailure("participant \(clash.id) is named by both --banks and --postgres")
+            }
+            let names = sqliteNames + databases.map(\.id)
             guard (1...1_000_000).contains(accounts) else { throw UsageFailure("--accounts must be between 1 and 1000000, got \(accounts)") }
             guard let balance = Paise(parsing: opening) else { throw UsageFailure("--opening \(opening) is not an amount in rupees") }
             let directory = common.directory
-            try Self.create(directory: directory, banks: names, accounts: accounts, opening: balance, logger: logger)
+            try Self.create(directory: directory, banks: sqliteNames, postgres: databases, accounts: accounts, opening: balance, logger: logger)
             print("created \(directory.path): \(names.map(\.name).joined(separator: ", ")), \(accounts) accounts each at \(balance)")
             return 0
         }
@@ -44,23 +59,48 @@ struct InitCommand: AsyncParsableCommand {
         return result
     }
 
+    /// `NAME=URL,...`, each URL a postgres:// URL naming a database.
+    static func parsePostgres(_ list: String) throws -> [SandhiConfiguration.Participant] {
+        var result: [SandhiConfiguration.Participant] = []
+        for item in list.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
+            guard let equals = item.firstIndex(of: "=") else { throw UsageFailure("--postgres takes NAME=URL, got \"\(item)\"") }
+            let name = String(item[..<equals]), url = String(item[item.index(after: equals)...])
+            guard let id = ParticipantID(name) else { throw UsageFailure("bank name \"\(name)\" must be lower-case letters, digits, - or _ (at most 32)") }
+            guard !result.contains(where: { $0.id == id }) else { throw UsageFailure("bank \(name) is listed twice") }
+            do {
+                result.append(.init(id: id, kind: .postgres, database: try DatabaseConnection(url: url)))
+            } catch {
+                throw UsageFailure("--postgres \(name): \(error)")
+            }
+        }
+        guard !result.isEmpty else { throw UsageFailure("--postgres names no bank") }
+        return result
+    }
+
     static func accountName(_ index: Int) -> AccountID {
         let digits = String(index)
         return AccountID(validated: "acct-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits)
     }
 
-    static func create(directory: DataDirectory, banks: [ParticipantID], accounts: Int, opening: Paise, logger: Logger) throws {
+    static func create(directory: DataDirectory, banks: [ParticipantID], postgres: [SandhiConfiguration.Participant] = [],
+                       accounts: Int, opening: Paise, logger: Logger) throws {
+        let total = banks.count + postgres.count
         guard opening <= Paise.maxAmount else { throw UsageFailure("--opening exceeds the largest amount, \(Paise.maxAmount)") }
-        guard !opening.value.multipliedReportingOverflow(by: Int64(accounts) * Int64(banks.count)).overflow else {
-            throw UsageFailure("\(accounts) accounts at \(opening) in \(banks.count) banks add up beyond what one ledger can hold")
+        guard !opening.value.multipliedReportingOverflow(by: Int64(accounts) * Int64(total)).overflow else {
+            throw UsageFailure("\(accounts) accounts at \(opening) in \(total) banks add up beyond what one ledger can hold")
         }
-        var configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) })
+        guard !DataDirectory.exists(directory.configurationPath) else { throw DataDirectoryError.alreadyExists(directory.path) }
+        var configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) } + postgres)
         configuration.instance = SandhiConfiguration.newInstanceName()
+        // Every database first, changing nothing: a bad one must leave the others as they were.
+        let databases = try postgres.map { try PostgresParticipants.bankConfiguration($0, instance: configuration.instance) }
+        for database in databases { try PostgresBank.checkCreatable(database, logger: logger) }
         let rows = (1...accounts).map { (accountName($0), opening) }
         try directory.create(configuration) { directory in
             for bank in banks {
                 try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: logger)
             }
+            for database in databases { try PostgresBank.create(database, accounts: rows, logger: logger) }
         }
     }
 }

@@ -11,7 +11,8 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Log what the engine does (to stderr).")
     var verbose = false
 
-    var directory: DataDirectory { DataDirectory(path: data) }
+    /// The data directory, able to open every kind of participant this program knows.
+    var directory: DataDirectory { DataDirectory(path: data, bankOpener: PostgresParticipants.opener) }
 
     /// Libraries take a logger; the executable makes the only one, on stderr.
     func makeLogger() -> Logger {

@@ -1,0 +1,81 @@
+import PostgresNIO
+import SandhiEngine
+import SandhiParticipants
+
+/// What the audits, recovery and the benchmarks ask of a PostgreSQL bank (`Bank`). Each is one
+/// statement on one of the bank's sessions, read committed: a prepared branch's writes are
+/// not in these figures until it commits, exactly as with the SQLite bank. The committed
+/// branches and reports are this coordinator instance's own.
+extension PostgresBank: Bank {
+    public func balances() throws -> [(account: AccountID, balance: Paise)] {
+        try rows("SELECT id, balance FROM accounts ORDER BY id").map { row in
+            let (id, balance) = try row.decode((String, Int64).self)
+            return (AccountID(validated: id), Paise(balance))
+        }
+    }
+
+    public func accountStates() throws -> [Observation] {
+        try rows("SELECT id, balance, version, writer FROM accounts ORDER BY id").map { row in
+            let (id, balance, version, writer) = try row.decode((String, Int64, Int64, Int64?).self)
+            return Observation(account: AccountID(validated: id), balance: Paise(balance), version: UInt64(version),
+                               writer: writer.map { TransactionID(rawValue: UInt64(bitPattern: $0)) })
+        }
+    }
+
+    public func total() throws -> Paise {
+        Paise(try single("SELECT COALESCE(SUM(balance), 0)::bigint FROM accounts", as: Int64.self) ?? 0)
+    }
+
+    public func minted() throws -> Paise {
+        Paise(Int64(try single("SELECT value FROM sandhi_meta WHERE key = 'minted_paise'", as: String.self) ?? "0") ?? 0)
+    }
+
+    public func committedBranches() throws -> [TransactionID: (writers: [ParticipantID], netPaise: Int64)] {
+        var result: [TransactionID: (writers: [ParticipantID], netPaise: Int64)] = [:]
+        let instance = configuration.instance.name
+        for row in try rows("SELECT tx, writers, net_paise FROM sandhi_committed WHERE instance = \(instance)") {
+            let (tx, writers, net) = try row.decode((Int64, String, Int64).self)
+            result[TransactionID(rawValue: UInt64(bitPattern: tx))] = (WriterList.decode(writers), net)
+        }
+        return result
+    }
+
+    public func reports() throws -> [BankReportRow] {
+        let instance = configuration.instance.name
+        return try rows("SELECT tx, kind, amount_paise, reference FROM sandhi_reports WHERE instance = \(instance) ORDER BY id").map { row in
+            let (tx, kind, amount, reference) = try row.decode((Int64, String, Int64, String).self)
+            return BankReportRow(transaction: TransactionID(rawValue: UInt64(bitPattern: tx)),
+                                 report: Report(kind: kind, amount: Paise(amount), reference: reference))
+        }
+    }
+
+    public func hasCommitted(_ tx: TransactionID) throws -> Bool {
+        let instance = configuration.instance.name, raw = Int64(bitPattern: tx.rawValue)
+        return try single("SELECT 1 FROM sandhi_committed WHERE instance = \(instance) AND tx = \(raw)", as: Int32.self) != nil
+    }
+
+    /// The highest epoch among this instance's committed and prepared branches here.
+    public func highestEpoch() throws -> UInt32 {
+        let instance = configuration.instance.name
+        let committed = try single("SELECT MAX(tx) FROM sandhi_committed WHERE instance = \(instance)", as: Int64?.self) ?? nil
+        let prepared = inDoubt().keys.map(\.epoch).max() ?? 0
+        return max(committed.map { TransactionID(rawValue: UInt64(bitPattern: $0)).epoch } ?? 0, prepared)
+    }
+
+    public func inDoubtNet() -> [TransactionID: Paise] {
+        machine.branches.reduce(into: [:]) { result, entry in
+            if case .prepared(let operations, _) = entry.value { result[entry.key] = operations.reduce(Paise.zero) { $0 + $1.delta } }
+        }
+    }
+
+    // MARK: - One statement
+
+    private func rows(_ query: PostgresQuery) throws -> [PostgresRow] {
+        let logger = self.logger
+        return try pool.one { $0.query(query, logger: logger) }.rows
+    }
+
+    private func single<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type) throws -> T? {
+        try rows(query).first.map { try $0.decode(T.self) }
+    }
+}
