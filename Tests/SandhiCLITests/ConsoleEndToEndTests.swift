@@ -25,7 +25,7 @@ import Testing
         /// Polls with an async sleep: a blocked thread of the cooperative pool would stall the
         /// async tests running beside this one.
         @discardableResult
-        func wait(_ what: String, seconds: Double = 30, _ condition: (String) -> Bool) async throws -> String {
+        func wait(_ what: String, seconds: Double = 60, _ condition: (String) -> Bool) async throws -> String {
             let deadline = Date().addingTimeInterval(seconds)
             var last = ""
             while Date() < deadline {
@@ -82,7 +82,7 @@ import Testing
         try tmux.keys("f")
         try await tmux.wait("the restart item") { $0.contains("restart icici") }
         try tmux.keys("Enter")
-        try await tmux.wait("in-doubt resolved", seconds: 30) { screen in
+        try await tmux.wait("in-doubt resolved") { screen in
             !screen.contains("DOWN") && Self.count("in-doubt", in: Self.header(screen)) == 0
         }
 
@@ -95,7 +95,7 @@ import Testing
 
         // Quit: exit status 0 and the terminal back in canonical (cooked) mode.
         try tmux.keys("q")
-        let after = try await tmux.wait("the console to exit", seconds: 30) { $0.contains("EXITED") }
+        let after = try await tmux.wait("the console to exit") { $0.contains("EXITED") }
         #expect(after.contains("EXITED 0"), "\(after)")
         #expect(after.split(separator: "\n").contains("icanon"), "the terminal was left raw:\n\(after)")
         // Its log went to a file, not the screen.
