@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandhiEngine
+import SandhiPostgres
 import SandhiRuntime
 
 struct RecoverCommand: AsyncParsableCommand {
@@ -10,30 +11,62 @@ struct RecoverCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @Flag(help: "Also list the prepared transactions in each PostgreSQL participant's database that are not this coordinator's (never touched: only their owner knows their outcome).")
+    var orphans = false
+
     @Flag(help: "Print the result as JSON lines.")
     var json = false
 
     func run() async throws {
         try await reportingErrors {
-            let node = try await SandhiNode.start(directory: common.directory, logger: common.makeLogger())
+            let directory = common.directory, logger = common.makeLogger()
+            let configuration = try directory.loadConfiguration()
+            let node = try await SandhiNode.start(directory: directory, logger: logger)
             let unsettled = node.driver.reconciliation.unsettled
             node.stop()
             let report = node.recovery
             for note in report.logNotes { print(json ? jsonLine(["note": note]) : "log: \(note)") }
             for item in report.resolved {
                 let participants = item.participants.map(\.name).joined(separator: ", ")
+                // PostgreSQL's own names for the branches it held prepared.
+                let gids = item.participants.filter { configuration.participant($0)?.kind == .postgres }.compactMap { participant in
+                    CoordinatorInstance(configuration.instance).map {
+                        GlobalTransactionID(instance: $0, transaction: item.transaction, participant: participant).description
+                    }
+                }
                 if json {
-                    print(jsonLine(["transaction": item.transaction.description, "decision": item.outcome.isCommitted ? "commit" : "abort",
-                                    "participants": participants]))
+                    var line = ["transaction": item.transaction.description, "decision": item.outcome.isCommitted ? "commit" : "abort",
+                                "participants": participants]
+                    if !gids.isEmpty { line["gids"] = gids.joined(separator: ",") }
+                    print(jsonLine(line))
                 } else {
                     let decision = item.outcome.isCommitted ? "COMMIT (decision found in the log)" : "ABORT (no decision logged: presumed abort)"
                     print("\(item.transaction)  \(decision)  at \(participants)")
+                    let verb = item.outcome.isCommitted ? "COMMIT PREPARED" : "ROLLBACK PREPARED"
+                    for gid in gids { print("    \(verb) '\(gid)'") }
                 }
             }
             for (participant, tx, committed) in report.heuristicsReported {
                 let outcome = committed ? "committed" : "rolled back"
                 print(json ? jsonLine(["transaction": tx.description, "participant": participant.name, "heuristic": outcome])
                            : "\(tx)  \(participant) had \(outcome) on its own (a heuristic decision): reported to the coordinator")
+            }
+            if orphans {
+                for participant in configuration.participants where participant.kind == .postgres {
+                    let bank = try PostgresParticipants.bankConfiguration(participant, instance: configuration.instance)
+                    let foreign = try PostgresBank.foreignPreparedTransactions(bank, logger: logger)
+                    for item in foreign {
+                        if json {
+                            print(jsonLine(["participant": participant.id.name, "orphan": item.gid, "prepared": item.preparedAt,
+                                            "age_seconds": String(item.ageSeconds), "owner": item.owner, "sandhi": item.isSandhi ? "yes" : "no"]))
+                        } else {
+                            let whose = item.isSandhi ? "another Sandhi coordinator's" : "not Sandhi's"
+                            print("orphan at \(participant.id): '\(item.gid)' prepared \(item.preparedAt) by \(item.owner), "
+                                  + "\(item.ageSeconds)s ago (\(whose); left untouched)")
+                        }
+                    }
+                    if foreign.isEmpty && !json { print("no orphans at \(participant.id)") }
+                }
             }
             if !json {
                 print(report.resolved.isEmpty ? "nothing in doubt" : "resolved \(report.resolved.count) in-doubt transaction(s)")
