@@ -75,7 +75,10 @@ extension SimulatedWorld {
         var history: [HistoryTransaction] = []
         history.reserveCapacity(ledger.count)
         for (slot, entry) in ledger.enumerated() where committed(entry) {
+            // Room for every access at once (a read, and a write for a debit or credit): grown
+            // from empty, the array was allocated two or three times per transaction.
             var ops: [HistoryTransaction.Op] = []
+            ops.reserveCapacity(entry.branches.reduce(0) { $0 + 2 * $1.operations.count })
             for branch in entry.branches {
                 // A branch of a mixed outcome that did not take effect wrote nothing.
                 guard let index = index(of: branch.participant), branch.isReadOnly || entry.applied & (1 << index) != 0,
