@@ -6,14 +6,16 @@ extension SimulatedWorld {
         guard coordinatorProcess.up else { return }
         var effects: [CoordinatorEffect] = []
         swap(&effects, &coordinatorEffects)
-        effects.removeAll(keepingCapacity: true)
+        if !effects.isEmpty { effects.removeAll(keepingCapacity: true) } // left by a fatal effect
         coordinatorProcess.coordinator.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &effects)
         defer { swap(&effects, &coordinatorEffects) }
-        for position in effects.indices {
-            // Moved out, a plain value left behind: no copy of each effect's payload to retain
-            // and release (nothing here feeds the coordinator again while the loop runs).
-            var effect = CoordinatorEffect.observed(TransactionID(rawValue: 0), [:])
-            swap(&effect, &effects[position])
+        // Taken in order from the back of the reversed buffer: each effect is moved out whole
+        // (no copy of its payload to retain and release), and the buffer ends empty with its
+        // capacity, with no placeholders to write and destroy (nothing here feeds the
+        // coordinator again while the loop runs). Reversed through a buffer pointer, which
+        // swaps bits: `Array.reverse()` copies each effect in and out, a twentieth of a run.
+        effects.withUnsafeMutableBufferPointer { $0.reverse() }
+        while let effect = effects.popLast() {
             switch consume effect {
             case .send(let participant, let message):
                 let to = index(of: participant)!

@@ -108,6 +108,7 @@ struct Tally<Kind: RawRepresentable & CaseIterable> where Kind.RawValue == Int {
     /// Only the kinds that happened, by name.
     func named(_ name: (Kind) -> String) -> [String: Int] {
         var out: [String: Int] = [:]
+        out.reserveCapacity(counts.count { $0 > 0 }) // one table, not regrown as it fills
         for kind in Kind.allCases where counts[kind.rawValue] > 0 { out[name(kind)] = counts[kind.rawValue] }
         return out
     }

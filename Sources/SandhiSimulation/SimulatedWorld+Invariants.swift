@@ -72,27 +72,64 @@ extension SimulatedWorld {
             if !committed(ledger[slot]) { namedAborted.append(slot) }
             return made
         }
+        // Each op's key and writer as numbers for the checker, as it would number them from the
+        // strings (keys by first appearance, writers by position): no string is hashed. A
+        // writer is held as its ledger slot until the history's order is known.
+        var interned = InternedReferences()
+        var keyNumbers = [Int32](repeating: -1, count: names.count * accounts.count)
+        var keysNumbered: Int32 = 0
+        var internable = true
         var history: [HistoryTransaction] = []
         history.reserveCapacity(ledger.count)
         for (slot, entry) in ledger.enumerated() where committed(entry) {
+            // Room for every access at once (a read, and a write for a debit or credit): grown
+            // from empty, the array was allocated two or three times per transaction.
             var ops: [HistoryTransaction.Op] = []
+            ops.reserveCapacity(entry.branches.reduce(0) { $0 + 2 * $1.operations.count })
             for branch in entry.branches {
                 // A branch of a mixed outcome that did not take effect wrote nothing.
                 guard let index = index(of: branch.participant), branch.isReadOnly || entry.applied & (1 << index) != 0,
                       let observed = seen[slot * names.count + index] ?? staged[slot * names.count + index] else { continue }
                 for (operation, before) in zip(branch.operations.lazy.filter { $0.account != nil }, observed) {
-                    let key = accountIndex(of: before.account).map { keys[index][$0] } ?? "\(branch.participant)/\(before.account)"
+                    let at = accountIndex(of: before.account)
+                    let key = at.map { keys[index][$0] } ?? "\(branch.participant)/\(before.account)"
+                    let delta = operation.isWrite ? operation.delta.value : nil
                     HistoryTransaction.Op.appendAccess(to: &ops, key: key, sawValue: before.balance.value,
-                                                       sawVersion: Int64(before.version), writer: before.writer.map(name),
-                                                       delta: operation.isWrite ? operation.delta.value : nil)
+                                                       sawVersion: Int64(before.version), writer: before.writer.map(name), delta: delta)
+                    guard let at else { internable = false; continue } // an account outside the list: the strings decide
+                    let cell = index * accounts.count + at
+                    if keyNumbers[cell] < 0 { keyNumbers[cell] = keysNumbered; keysNumbered += 1 }
+                    let writer = before.writer.map { self.slot(of: $0).map(Int32.init) ?? InternedReferences.missing } ?? InternedReferences.initial
+                    interned.keys.append(keyNumbers[cell])
+                    interned.writers.append(writer)
+                    if delta != nil {
+                        interned.keys.append(keyNumbers[cell])
+                        interned.writers.append(InternedReferences.initial)
+                    }
                 }
             }
             history.append(HistoryTransaction(id: name(entry.id), outcome: .committed, ops: ops))
         }
-        for slot in namedAborted.sorted() {
+        let aborted = namedAborted.sorted()
+        for slot in aborted {
             history.append(HistoryTransaction(id: descriptions[slot]!, outcome: .aborted, ops: []))
         }
-        let report = HistoryChecker().check(header: HistoryHeader(totalPaise: openingTotal), transactions: history)
+        let header = HistoryHeader(totalPaise: openingTotal)
+        let report: HistoryReport
+        if internable {
+            // Ledger slots to positions in the history: the committed in ledger order, then the
+            // aborted that a read names, by slot.
+            var position = [Int32](repeating: InternedReferences.missing, count: ledger.count)
+            var next: Int32 = 0
+            for (slot, entry) in ledger.enumerated() where committed(entry) { position[slot] = next; next += 1 }
+            for slot in aborted { position[slot] = next; next += 1 }
+            for op in interned.writers.indices where interned.writers[op] >= 0 {
+                interned.writers[op] = position[Int(interned.writers[op])]
+            }
+            report = HistoryChecker().check(header: header, transactions: history, interned: interned)
+        } else {
+            report = HistoryChecker().check(header: header, transactions: history)
+        }
         for anomaly in report.anomalies.prefix(3) { violation("isolation", anomaly.description) }
     }
 }

@@ -5,12 +5,11 @@ extension SimulatedWorld {
     mutating func participant(_ index: Int, _ input: ParticipantProtocol.Input) {
         var effects: [ParticipantProtocol.Effect] = []
         swap(&effects, &participantEffects)
-        effects.removeAll(keepingCapacity: true)
+        precondition(effects.isEmpty) // every effect is taken below
         banks[index].machine.handle(input, into: &effects)
         defer { swap(&effects, &participantEffects) }
-        for position in effects.indices {
-            var effect = ParticipantProtocol.Effect.discard(TransactionID(rawValue: 0)) // moved out, as in `feed`
-            swap(&effect, &effects[position])
+        effects.withUnsafeMutableBufferPointer { $0.reverse() }
+        while let effect = effects.popLast() { // moved out in order, as in `feed`
             switch consume effect {
             case .stage(let tx, let operations, let writers):
                 banks[index].stagingInFlight += 1

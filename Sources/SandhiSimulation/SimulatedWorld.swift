@@ -170,6 +170,8 @@ public struct SimulatedWorld {
     let accounts: [AccountID]
     /// Reused effect buffers: a simulation handles millions of inputs.
     var coordinatorEffects: [CoordinatorEffect] = []
+    /// The log writer's other batch buffer (see `.logSync`), empty between syncs.
+    var spareSyncBatch: [(record: DecisionRecord, forced: Bool)] = []
     var participantEffects: [ParticipantProtocol.Effect] = []
     var banks: [Bank]
     var coordinatorProcess: CoordinatorProcess
@@ -252,6 +254,13 @@ public struct SimulatedWorld {
 
     /// Runs the whole workload, stops the faults, lets everything settle and checks.
     public mutating func run() -> SimulationReport {
+        // Sized for the workload at once (and for the few transactions the simulated operator
+        // adds), rather than grown by doubling from empty in every seed.
+        workload.reserveCapacity(options.transactions)
+        submissionTimes.reserveCapacity(options.transactions)
+        ledger.reserveCapacity(options.transactions + 8)
+        seen.reserveCapacity((options.transactions + 8) * names.count)
+        staged.reserveCapacity((options.transactions + 8) * names.count)
         for index in 0..<options.transactions {
             workload.append(randomTransfer())
             submissionTimes.append(UInt64(index) * 400 + random.next() % 400)
@@ -445,8 +454,15 @@ public struct SimulatedWorld {
         case .logSync(let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
             coordinatorProcess.syncScheduled = false
-            let batch = coordinatorProcess.unsynced
-            coordinatorProcess.unsynced.removeAll()
+            // The batch taken whole, an empty buffer with room left in its place: two buffers
+            // take turns, where copying out and clearing allocated one per sync.
+            var batch: [(record: DecisionRecord, forced: Bool)] = []
+            swap(&batch, &spareSyncBatch)
+            swap(&batch, &coordinatorProcess.unsynced)
+            defer {
+                batch.removeAll(keepingCapacity: true)
+                spareSyncBatch = batch
+            }
             record(5, UInt64(batch.count), 0)
             if nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille) {
                 // fsyncgate: what this sync was to make durable may or may not reach the disk

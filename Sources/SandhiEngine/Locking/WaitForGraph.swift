@@ -69,6 +69,8 @@ public struct WaitForGraph: Sendable {
     /// Visit marks for searches, cleared by bumping the generation instead of by a sweep.
     private var visited: [UInt32] = []
     private var generation: UInt32 = 0
+    /// `removeNode`'s list of neighbours, kept empty between calls.
+    private var neighbourScratch: [Slot] = []
 
     public private(set) var edgeCount = 0
     public private(set) var deferredEdgeCount = 0
@@ -157,13 +159,23 @@ public struct WaitForGraph: Sendable {
         for target in outEdges[index] { inEdges[Int(target)].removeAll { $0 == slot } }
         for source in inEdges[index] { outEdges[Int(source)].removeAll { $0 == slot } }
         edgeCount -= outEdges[index].count + inEdges[index].count
-        let neighbours = outEdges[index] + inEdges[index] + deferredOut[index] + deferredIn[index]
+        // The neighbours gathered in a kept buffer, not concatenated: a node leaves at every
+        // commit or abort that waited, and the concatenation was up to three arrays each time.
+        var neighbours: [Slot] = []
+        swap(&neighbours, &neighbourScratch)
+        neighbours.append(contentsOf: outEdges[index])
+        neighbours.append(contentsOf: inEdges[index])
+        neighbours.append(contentsOf: deferredOut[index])
+        neighbours.append(contentsOf: deferredIn[index])
         for target in deferredOut[index] { removeDeferred(slot, target) }
         for source in deferredIn[index] { removeDeferred(source, slot) }
-        outEdges[index] = []
-        inEdges[index] = []
+        // Emptied, not replaced: the slot's next node reuses the buffers.
+        outEdges[index].removeAll(keepingCapacity: true)
+        inEdges[index].removeAll(keepingCapacity: true)
         free(slot)
         for neighbour in neighbours where live[Int(neighbour)] { forgetIfIsolated(neighbour) }
+        neighbours.removeAll(keepingCapacity: true)
+        swap(&neighbours, &neighbourScratch)
     }
 
     /// Offers every deferred edge to the order again (after removals). Returns the cycles that

@@ -14,7 +14,16 @@ public struct HistoryChecker: Sendable {
     }
 
     public func check(header: HistoryHeader, transactions: [HistoryTransaction]) -> HistoryReport {
-        let index = HistoryIndex(transactions)
+        check(header, HistoryIndex(transactions))
+    }
+
+    /// The same check, given each op's key and writer as numbers (see `InternedReferences`).
+    public func check(header: HistoryHeader, transactions: [HistoryTransaction], interned: InternedReferences) -> HistoryReport {
+        check(header, HistoryIndex(transactions, interned: interned))
+    }
+
+    private func check(_ header: HistoryHeader, _ index: HistoryIndex) -> HistoryReport {
+        let transactions = index.transactions
         let order = VersionOrder(writes: installedWrites(index), keyCount: index.keys.count)
         var anomalies = duplicateVersions(order, index)
         var graph = DependencyGraph(nodeCount: transactions.count)

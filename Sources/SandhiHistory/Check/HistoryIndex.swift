@@ -52,6 +52,41 @@ struct HistoryIndex {
         includeObservedUnknowns()
     }
 
+    /// The same index from numbers the caller had already: no string is hashed.
+    init(_ transactions: [HistoryTransaction], interned: InternedReferences) {
+        self.transactions = transactions
+        precondition(interned.keys.count == interned.writers.count, "one key and one writer per op")
+        opStart.reserveCapacity(transactions.count + 1)
+        opKeys = interned.keys
+        opWriters.reserveCapacity(interned.writers.count)
+        var position = 0
+        for transaction in transactions {
+            opStart.append(position)
+            for op in transaction.ops {
+                let key = Int(opKeys[position])
+                precondition(key >= 0 && key <= keys.count, "keys are numbered in the order they first appear")
+                if key == keys.count { keys.append(op.key) }
+                let writer = interned.writers[position]
+                precondition(writer >= InternedReferences.missing && Int(writer) < transactions.count, "a writer is a position in the history")
+                switch writer {
+                case InternedReferences.initial: opWriters.append(.initial)
+                case InternedReferences.missing: opWriters.append(.missing)
+                default: opWriters.append(.transaction(writer))
+                }
+                position += 1
+            }
+        }
+        precondition(position == opKeys.count, "one key and one writer per op")
+        opStart.append(position)
+        includeObservedUnknowns()
+        assert(sameIndex(as: HistoryIndex(transactions)), "the interned references differ from the history's own")
+    }
+
+    private func sameIndex(as other: HistoryIndex) -> Bool {
+        keys == other.keys && opStart == other.opStart && opKeys == other.opKeys && opWriters == other.opWriters
+            && included == other.included && unknownObserved == other.unknownObserved
+    }
+
     func key(_ transaction: Int, _ op: Int) -> Int32 { opKeys[opStart[transaction] + op] }
 
     func writer(_ transaction: Int, _ op: Int) -> WriterReference { opWriters[opStart[transaction] + op] }
