@@ -79,3 +79,21 @@ extension PostgresBank: Bank {
         try rows(query).first.map { try $0.decode(T.self) }
     }
 }
+
+extension PostgresBank {
+    /// Every prepared transaction in this bank's database, Sandhi's or not: how many, and how
+    /// many seconds the oldest has waited (nil when there is none). For the console, which warns
+    /// about old ones: they hold their locks and hold back VACUUM.
+    public func preparedInDatabase() throws -> (count: Int, oldestAgeSeconds: Int64?) {
+        let logger = self.logger
+        let result = try pool.one {
+            $0.query("""
+                SELECT count(*)::bigint, EXTRACT(EPOCH FROM now() - min(prepared))::bigint
+                FROM pg_prepared_xacts WHERE database = current_database()
+                """, logger: logger)
+        }
+        guard let row = result.rows.first else { return (0, nil) }
+        let (count, oldest) = try row.decode((Int64, Int64?).self)
+        return (Int(count), oldest)
+    }
+}

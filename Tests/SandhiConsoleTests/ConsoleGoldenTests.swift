@@ -70,4 +70,24 @@ import Testing
         let grid = ConsoleView.render(F.busy().model(), size: Self.small, context: RenderContext(theme: Theme.builtIn, glyphs: .ascii))
         #expect(grid.text().unicodeScalars.allSatisfy { $0.isASCII })
     }
+
+    @Test func databaseParticipantsShowWhatTheirServerHoldsPreparedAndWarnWhenItIsOld() throws {
+        let fixture = F.busy()
+        var view = fixture.view
+        view.participants[2].preparedInDatabase = EngineView.PreparedInDatabase(count: 2, oldestAgeSeconds: 75)
+        view.participants[3].preparedInDatabase = EngineView.PreparedInDatabase(count: 0, oldestAgeSeconds: nil)
+        var model = fixture.model()
+        _ = model.update(.snapshot(view))
+        _ = model.update(.key(.character("4")))
+        let grid = frame(model, Self.large)
+        try GoldenFile.check(grid.text(), name: "participants-databases-160x48")
+        let text = grid.text()
+        #expect(text.contains("IN DATABASE") && text.contains("2, oldest 75s"))
+        #expect(text.contains("axis: a transaction has stayed prepared in its database for 75s"))
+        let row = try #require((0..<grid.size.height).first { grid.rowText($0).contains("2, oldest 75s") })
+        let column = try #require(grid.rowText(row).range(of: "2, oldest").map { grid.rowText(row).distance(from: grid.rowText(row).startIndex, to: $0.lowerBound) })
+        #expect(grid[column, row].style.foreground == Theme.builtIn[.warning].foreground, "an old prepared transaction is a warning")
+        // Embedded banks only: no such column (the other golden frames).
+        #expect(!frame(F.busy().model(), Self.large).text().contains("IN DATABASE"))
+    }
 }

@@ -69,4 +69,19 @@ extension PostgresBankTests {
             #expect(refused.status != 0 && refused.stderr.split(separator: "\n").count == 1, "\(bad): \(refused.stderr)")
         }
     }
+
+    @Test func theBankSaysWhatItsDatabaseHoldsPreparedAndHowOld() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        let before = try await blocking { try handle.bank.preparedInDatabase() }
+        #expect(before.count == 0 && before.oldestAgeSeconds == nil)
+        _ = try await handle.process([PostgresBankFixture.prepare(PostgresBankFixture.tx(3), [.debit(account: PostgresBankFixture.alice, amount: .rupees(1))])])
+        // Someone else's prepared transaction counts too: the server holds it all the same.
+        _ = try await blocking { try fixture.cluster.sql(fixture.database, "BEGIN; UPDATE accounts SET balance = balance WHERE id = 'bob'; PREPARE TRANSACTION 'not-sandhi'") }
+        let after = try await blocking { try handle.bank.preparedInDatabase() }
+        #expect(after.count == 2 && (after.oldestAgeSeconds ?? -1) >= 0)
+        _ = try await blocking { try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED 'not-sandhi'") }
+        _ = try await handle.process([.rollback(PostgresBankFixture.tx(3))])
+        try await handle.close()
+    }
 }

@@ -43,12 +43,32 @@ public struct EngineView: Sendable {
         public var id: ParticipantID
         public var isDown: Bool
         public var fsyncs: Int
+        /// What a database participant's own server holds prepared (every prepared transaction
+        /// in its database, Sandhi's or not); nil for an embedded bank, or not asked yet.
+        public var preparedInDatabase: PreparedInDatabase?
 
-        public init(id: ParticipantID, isDown: Bool, fsyncs: Int = 0) {
+        public init(id: ParticipantID, isDown: Bool, fsyncs: Int = 0, preparedInDatabase: PreparedInDatabase? = nil) {
             self.id = id
             self.isDown = isDown
             self.fsyncs = fsyncs
+            self.preparedInDatabase = preparedInDatabase
         }
+    }
+
+    /// A database's prepared transactions: how many, and how long the oldest has waited. An
+    /// abandoned one holds its locks and holds back VACUUM for as long as it stays.
+    public struct PreparedInDatabase: Hashable, Sendable {
+        public var count: Int
+        public var oldestAgeSeconds: Int64?
+
+        public init(count: Int, oldestAgeSeconds: Int64?) {
+            self.count = count
+            self.oldestAgeSeconds = oldestAgeSeconds
+        }
+
+        /// Past this, the Participants screen warns.
+        public static let warningAgeSeconds: Int64 = 60
+        public var isOld: Bool { (oldestAgeSeconds ?? 0) >= Self.warningAgeSeconds }
     }
 
     /// The coordinator's whole state (a value; the driver hands out a copy).

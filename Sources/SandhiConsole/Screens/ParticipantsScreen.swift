@@ -18,26 +18,43 @@ enum ParticipantsScreen {
             }
         }
         let faults = model.view?.activeFaults ?? []
-        let columns = [ColumnSpec("PARTICIPANT", minWidth: 11, priority: 0), ColumnSpec("HEALTH", minWidth: 6, priority: 0),
+        // Only with a database participant: what its server itself holds prepared.
+        let databases = participants.contains { $0.preparedInDatabase != nil }
+        var columns = [ColumnSpec("PARTICIPANT", minWidth: 11, priority: 0), ColumnSpec("HEALTH", minWidth: 6, priority: 0),
                        ColumnSpec("LAST VOTE", minWidth: 9, priority: 1, alignment: .right),
-                       ColumnSpec("PREPARED", minWidth: 8, priority: 0, alignment: .right),
-                       ColumnSpec("FSYNCS", minWidth: 8, priority: 2, alignment: .right), ColumnSpec("FAULTS", minWidth: 10, grow: 1, priority: 1)]
+                       ColumnSpec("PREPARED", minWidth: 8, priority: 0, alignment: .right)]
+        if databases { columns.append(ColumnSpec("IN DATABASE", minWidth: 18, priority: 1, alignment: .right)) }
+        columns += [ColumnSpec("FSYNCS", minWidth: 8, priority: 2, alignment: .right), ColumnSpec("FAULTS", minWidth: 10, grow: 1, priority: 1)]
         var state = model.table(.participants)
         let parts = Layout.vertical([.fill(1), .length(6)]).split(area)
         Table(columns: columns, rowCount: participants.count, state: state, headerStyle: context[.tableHeader], style: context[.text],
               selectionStyle: context[.selection], glyphs: context.glyphs) { index in
             let participant = participants[index]
             let own = faults.filter { $0.split(separator: " ").dropFirst().first.map(String.init) == participant.id.name }
-            return TableRow([Line(participant.id.name),
-                             Line(participant.isDown ? "DOWN" : "up", context[participant.isDown ? .fault : .ok]),
-                             Line(model.voteLatencyUs[participant.id].map(age) ?? "", context[.dim]),
-                             Line(String(prepared[participant.id] ?? 0)), Line(String(participant.fsyncs), context[.dim]),
-                             Line(own.joined(separator: ", "), context[.fault])])
+            var cells = [Line(participant.id.name),
+                         Line(participant.isDown ? "DOWN" : "up", context[participant.isDown ? .fault : .ok]),
+                         Line(model.voteLatencyUs[participant.id].map(age) ?? "", context[.dim]),
+                         Line(String(prepared[participant.id] ?? 0))]
+            if databases { cells.append(databaseCell(participant.preparedInDatabase, context: context)) }
+            cells += [Line(String(participant.fsyncs), context[.dim]), Line(own.joined(separator: ", "), context[.fault])]
+            return TableRow(cells)
         }.render(into: &grid, area: parts[0], state: &state)
         var lines: [Line] = [Line("f  fault menu for the selected participant (crash, partition, drop, delay) and the coordinator", context[.dim])]
         if !faults.isEmpty { lines.append(Line("in force: " + faults.joined(separator: " · "), context[.fault])) }
         if let halted = model.view?.halted { lines.append(Line("coordinator: \(halted)", context[.fault])) }
+        for participant in participants {
+            guard let database = participant.preparedInDatabase, database.isOld, let oldest = database.oldestAgeSeconds else { continue }
+            lines.append(Line("\(participant.id): a transaction has stayed prepared in its database for \(oldest)s "
+                              + "(it holds locks and VACUUM back; `sandhi recover --orphans` lists those not Sandhi's)", context[.warning]))
+        }
         Paragraph(lines, style: context[.text], glyphs: context.glyphs).render(into: &grid, area: parts[1].inset(horizontal: 1))
+    }
+
+    /// `3, oldest 75s`, in the warning style once the oldest passes the threshold.
+    static func databaseCell(_ database: EngineView.PreparedInDatabase?, context: RenderContext) -> Line {
+        guard let database else { return Line("") }
+        guard let oldest = database.oldestAgeSeconds, database.count > 0 else { return Line("0", context[.dim]) }
+        return Line("\(database.count), oldest \(oldest)s", context[database.isOld ? .warning : .text])
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import SandhiConsole
 import SandhiCursesBackend
 import SandhiEngine
+import SandhiPostgres
 import SandhiRuntime
 import SandhiTerminalUI
 import Synchronization
@@ -33,6 +34,12 @@ final class ConsoleSession: @unchecked Sendable {
     static let keyWaitMs: Int32 = 100
 
     private let stopRequested = Atomic<Bool>(false)
+    /// What each PostgreSQL participant's server holds prepared, asked every
+    /// `databaseProbeIntervalUs` through the participants' workers (the banks are theirs).
+    private let databaseFigures = Mutex<[ParticipantID: EngineView.PreparedInDatabase]>([:])
+    private let databaseProbeRunning = Atomic<Bool>(false)
+    private var nextDatabaseProbeUs: UInt64 = 0
+    static let databaseProbeIntervalUs: UInt64 = 2_000_000
     /// What one run of the loop did, for `sandhi bench --console`.
     struct Figures: Sendable {
         var frames = 0
@@ -90,6 +97,7 @@ final class ConsoleSession: @unchecked Sendable {
             let nowUs = MonotonicClock.nowUs()
             if nowUs &- lastRefreshUs >= Self.snapshotIntervalUs {
                 lastRefreshUs = nowUs
+                probeDatabasesIfDue(nowUs: nowUs)
                 _ = model.update(.snapshot(view(nowUs: nowUs)))
                 _ = model.update(.tick(nowUs: nowUs))
                 dirty = true
@@ -109,13 +117,32 @@ final class ConsoleSession: @unchecked Sendable {
     func view(nowUs: UInt64) -> EngineView {
         let driver = node.driver
         let stats = Dictionary(uniqueKeysWithValues: driver.participantStats.map { ($0.participant, $0.syncs) })
+        let databases = databaseFigures.withLock { $0 }
         return EngineView(
             coordinator: driver.snapshot(),
             participants: node.configuration.participants.map {
-                EngineView.Participant(id: $0.id, isDown: driver.isDown($0.id), fsyncs: stats[$0.id] ?? 0)
+                EngineView.Participant(id: $0.id, isDown: driver.isDown($0.id), fsyncs: stats[$0.id] ?? 0, preparedInDatabase: databases[$0.id])
             },
             activeFaults: node.activeFaults.map(\.description), mode: node.configuration.concurrency.rawValue,
             workload: workload.map(Self.describe) ?? externalLoad, takenAtUs: nowUs, halted: driver.haltReason)
+    }
+
+    /// Asks the PostgreSQL participants (if any) what their servers hold prepared, in the
+    /// background: one probe at a time, its answers shown from the next snapshot on.
+    private func probeDatabasesIfDue(nowUs: UInt64) {
+        guard nowUs >= nextDatabaseProbeUs, node.configuration.participants.contains(where: { $0.kind == .postgres }) else { return }
+        nextDatabaseProbeUs = nowUs + Self.databaseProbeIntervalUs
+        guard !databaseProbeRunning.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Task { [self] in
+            defer { databaseProbeRunning.store(false, ordering: .releasing) }
+            let result = await node.driver.probeParticipants(hold: false) { resource -> EngineView.PreparedInDatabase? in
+                guard let bank = resource as? PostgresBank else { return nil }
+                let (count, oldest) = try bank.preparedInDatabase()
+                return EngineView.PreparedInDatabase(count: count, oldestAgeSeconds: oldest)
+            }
+            let figures = result.answers.compactMapValues { $0.value ?? nil }
+            databaseFigures.withLock { $0 = figures }
+        }
     }
 
     // MARK: - Commands
