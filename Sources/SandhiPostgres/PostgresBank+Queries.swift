@@ -97,3 +97,28 @@ extension PostgresBank {
         return (Int(count), oldest)
     }
 }
+
+extension PostgresBank {
+    /// The locks PostgreSQL reports (`pg_locks`) for the prepared transactions in this bank's
+    /// database, Sandhi's or not: a prepared transaction's locks belong to no backend (no pid)
+    /// and keep the virtual transaction they were taken under, which its transaction-id lock
+    /// names. At most `limit`, by gid. Row locks live in the
+    /// rows themselves, not here: what shows is each one's table and transaction locks.
+    public func preparedLocks(limit: Int = 200) throws -> [(gid: String, kind: String, relation: String, mode: String, granted: Bool)] {
+        let logger = self.logger
+        let result = try pool.one {
+            $0.query("""
+                SELECT p.gid, l.locktype, COALESCE(l.relation::regclass::text, ''), l.mode, l.granted
+                FROM pg_prepared_xacts p
+                JOIN pg_locks t ON t.locktype = 'transactionid' AND t.transactionid = p.transaction AND t.pid IS NULL
+                JOIN pg_locks l ON l.virtualtransaction = t.virtualtransaction AND l.pid IS NULL
+                WHERE p.database = current_database() AND (l.database IS NULL OR l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                ORDER BY p.gid, l.locktype, 3 LIMIT \(limit)
+                """, logger: logger)
+        }
+        return try result.rows.map { row in
+            let (gid, kind, relation, mode, granted) = try row.decode((String, String, String, String, Bool).self)
+            return (gid, kind, relation, mode, granted)
+        }
+    }
+}

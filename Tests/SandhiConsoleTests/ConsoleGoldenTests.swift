@@ -90,4 +90,21 @@ import Testing
         // Embedded banks only: no such column (the other golden frames).
         #expect(!frame(F.busy().model(), Self.large).text().contains("IN DATABASE"))
     }
+
+    @Test func theLocksScreenShowsTheDatabasesOwnLocksBelowSandhis() throws {
+        let fixture = F.busy()
+        var view = fixture.view
+        view.participants[2].preparedInDatabase = EngineView.PreparedInDatabase(count: 1, oldestAgeSeconds: 3)
+        view.participants[2].databaseLocks = [
+            EngineView.DatabaseLock(gid: "sandhi:mumbai-1:1.4:axis", kind: "relation", relation: "accounts", mode: "RowExclusiveLock", granted: true),
+            EngineView.DatabaseLock(gid: "sandhi:mumbai-1:1.4:axis", kind: "transactionid", relation: "", mode: "ExclusiveLock", granted: true),
+        ]
+        var model = fixture.model()
+        _ = model.update(.snapshot(view))
+        _ = model.update(.key(.character("2")))
+        let grid = frame(model, Self.large)
+        try GoldenFile.check(grid.text(), name: "locks-databases-160x48")
+        #expect(grid.text().contains("pg_locks") && grid.text().contains("RowExclusiveLock") && grid.text().contains("sandhi:mumbai-1:1.4:axis"))
+        #expect(!frame(F.busy().model(), Self.large).text().contains("pg_locks"), "no section without a database participant")
+    }
 }

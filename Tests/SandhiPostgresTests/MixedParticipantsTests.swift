@@ -80,6 +80,10 @@ extension PostgresBankTests {
         _ = try await blocking { try fixture.cluster.sql(fixture.database, "BEGIN; UPDATE accounts SET balance = balance WHERE id = 'bob'; PREPARE TRANSACTION 'not-sandhi'") }
         let after = try await blocking { try handle.bank.preparedInDatabase() }
         #expect(after.count == 2 && (after.oldestAgeSeconds ?? -1) >= 0)
+        // PostgreSQL's own locks of both prepared transactions: each holds the accounts table.
+        let locks = try await blocking { try handle.bank.preparedLocks() }
+        let gids = Set(locks.filter { $0.kind == "relation" && $0.relation == "accounts" && $0.granted }.map(\.gid))
+        #expect(gids == [fixture.gid(PostgresBankFixture.tx(3)), "not-sandhi"], "\(locks)")
         _ = try await blocking { try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED 'not-sandhi'") }
         _ = try await handle.process([.rollback(PostgresBankFixture.tx(3))])
         try await handle.close()

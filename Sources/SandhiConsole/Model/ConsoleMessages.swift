@@ -46,12 +46,36 @@ public struct EngineView: Sendable {
         /// What a database participant's own server holds prepared (every prepared transaction
         /// in its database, Sandhi's or not); nil for an embedded bank, or not asked yet.
         public var preparedInDatabase: PreparedInDatabase?
+        /// The locks a database participant's server reports for its prepared transactions
+        /// (beside Sandhi's own lock table); empty for an embedded bank.
+        public var databaseLocks: [DatabaseLock]
 
-        public init(id: ParticipantID, isDown: Bool, fsyncs: Int = 0, preparedInDatabase: PreparedInDatabase? = nil) {
+        public init(id: ParticipantID, isDown: Bool, fsyncs: Int = 0, preparedInDatabase: PreparedInDatabase? = nil,
+                    databaseLocks: [DatabaseLock] = []) {
             self.id = id
             self.isDown = isDown
             self.fsyncs = fsyncs
             self.preparedInDatabase = preparedInDatabase
+            self.databaseLocks = databaseLocks
+        }
+    }
+
+    /// One lock as the database reports it (`pg_locks`), held by a prepared transaction.
+    public struct DatabaseLock: Hashable, Sendable {
+        public var gid: String
+        /// `relation`, `transactionid`, ...
+        public var kind: String
+        /// The table, for a relation lock.
+        public var relation: String
+        public var mode: String
+        public var granted: Bool
+
+        public init(gid: String, kind: String, relation: String, mode: String, granted: Bool) {
+            self.gid = gid
+            self.kind = kind
+            self.relation = relation
+            self.mode = mode
+            self.granted = granted
         }
     }
 

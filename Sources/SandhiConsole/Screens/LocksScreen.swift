@@ -27,8 +27,17 @@ enum LocksScreen {
         return rows.sorted { $0.waiters.count != $1.waiters.count ? $0.waiters.count > $1.waiters.count : $0.resource < $1.resource }
     }
 
-    static func render(_ model: ConsoleModel, into grid: inout Grid, area: Rect, context: RenderContext) {
+    static func render(_ model: ConsoleModel, into grid: inout Grid, area full: Rect, context: RenderContext) {
         let rows = rows(model)
+        // With database participants, their servers' own locks go below Sandhi's table.
+        let participants = (model.view?.participants ?? []).filter { $0.preparedInDatabase != nil }
+        var area = full
+        if !participants.isEmpty {
+            let databaseRows = participants.flatMap { participant in participant.databaseLocks.map { (participant.id, $0) } }
+            let parts = Layout.vertical([.fill(1), .length(min(12, databaseRows.count + 3))]).split(full)
+            area = parts[0]
+            renderDatabaseLocks(databaseRows, into: &grid, area: parts[1], context: context)
+        }
         let columns = [ColumnSpec("RESOURCE", minWidth: 16, grow: 1, priority: 0), ColumnSpec("MODE", minWidth: 4, priority: 0),
                        ColumnSpec("HOLDERS", minWidth: 12, grow: 1, priority: 0), ColumnSpec("WAITERS (queue order)", minWidth: 16, grow: 2, priority: 1),
                        ColumnSpec("LONGEST WAIT", minWidth: 12, priority: 2, alignment: .right)]
@@ -45,6 +54,24 @@ enum LocksScreen {
                              Line(waiters, context[.waiting]), Line(longest.map(age) ?? "", context[.dim])])
         }.render(into: &grid, area: area, state: &state)
         if rows.isEmpty { grid.write(Line("no locks held", context[.dim]), in: area.row(min(2, area.height - 1)).inset(horizontal: 2)) }
+    }
+
+    /// What each database participant's server reports (`pg_locks`) for its prepared
+    /// transactions: the table locks and transaction locks PostgreSQL itself holds for them.
+    static func renderDatabaseLocks(_ rows: [(ParticipantID, EngineView.DatabaseLock)], into grid: inout Grid, area: Rect, context: RenderContext) {
+        guard area.height > 0 else { return }
+        grid.write(Line("the databases' own locks, held by prepared transactions (pg_locks)", context[.dim]), in: area.row(0).inset(horizontal: 1))
+        let columns = [ColumnSpec("PARTICIPANT", minWidth: 11, priority: 0), ColumnSpec("PREPARED TRANSACTION", minWidth: 20, grow: 2, priority: 0),
+                       ColumnSpec("LOCK", minWidth: 13, priority: 1), ColumnSpec("RELATION", minWidth: 8, grow: 1, priority: 2),
+                       ColumnSpec("MODE", minWidth: 16, priority: 0), ColumnSpec("GRANTED", minWidth: 7, priority: 1)]
+        var state = TableState()
+        Table(columns: columns, rowCount: rows.count, state: state, headerStyle: context[.tableHeader], style: context[.text],
+              selectionStyle: context[.text], glyphs: context.glyphs) { index in
+            let (participant, lock) = rows[index]
+            return TableRow([Line(participant.name), Line(lock.gid), Line(lock.kind, context[.dim]), Line(lock.relation),
+                             Line(lock.mode), Line(lock.granted ? "yes" : "waiting", context[lock.granted ? .dim : .waiting])])
+        }.render(into: &grid, area: Rect(x: area.x, y: area.y + 1, width: area.width, height: area.height - 1), state: &state)
+        if rows.isEmpty, area.height > 2 { grid.write(Line("none", context[.dim]), in: area.row(2).inset(horizontal: 2)) }
     }
 }
 

@@ -36,7 +36,11 @@ final class ConsoleSession: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     /// What each PostgreSQL participant's server holds prepared, asked every
     /// `databaseProbeIntervalUs` through the participants' workers (the banks are theirs).
-    private let databaseFigures = Mutex<[ParticipantID: EngineView.PreparedInDatabase]>([:])
+    private let databaseFigures = Mutex<[ParticipantID: DatabaseFigures]>([:])
+    struct DatabaseFigures: Sendable {
+        var prepared: EngineView.PreparedInDatabase
+        var locks: [EngineView.DatabaseLock]
+    }
     private let databaseProbeRunning = Atomic<Bool>(false)
     private var nextDatabaseProbeUs: UInt64 = 0
     static let databaseProbeIntervalUs: UInt64 = 2_000_000
@@ -121,7 +125,8 @@ final class ConsoleSession: @unchecked Sendable {
         return EngineView(
             coordinator: driver.snapshot(),
             participants: node.configuration.participants.map {
-                EngineView.Participant(id: $0.id, isDown: driver.isDown($0.id), fsyncs: stats[$0.id] ?? 0, preparedInDatabase: databases[$0.id])
+                EngineView.Participant(id: $0.id, isDown: driver.isDown($0.id), fsyncs: stats[$0.id] ?? 0,
+                                       preparedInDatabase: databases[$0.id]?.prepared, databaseLocks: databases[$0.id]?.locks ?? [])
             },
             activeFaults: node.activeFaults.map(\.description), mode: node.configuration.concurrency.rawValue,
             workload: workload.map(Self.describe) ?? externalLoad, takenAtUs: nowUs, halted: driver.haltReason)
@@ -135,10 +140,13 @@ final class ConsoleSession: @unchecked Sendable {
         guard !databaseProbeRunning.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Task { [self] in
             defer { databaseProbeRunning.store(false, ordering: .releasing) }
-            let result = await node.driver.probeParticipants(hold: false) { resource -> EngineView.PreparedInDatabase? in
+            let result = await node.driver.probeParticipants(hold: false) { resource -> DatabaseFigures? in
                 guard let bank = resource as? PostgresBank else { return nil }
                 let (count, oldest) = try bank.preparedInDatabase()
-                return EngineView.PreparedInDatabase(count: count, oldestAgeSeconds: oldest)
+                let locks = try bank.preparedLocks().map {
+                    EngineView.DatabaseLock(gid: $0.gid, kind: $0.kind, relation: $0.relation, mode: $0.mode, granted: $0.granted)
+                }
+                return DatabaseFigures(prepared: EngineView.PreparedInDatabase(count: count, oldestAgeSeconds: oldest), locks: locks)
             }
             let figures = result.answers.compactMapValues { $0.value ?? nil }
             databaseFigures.withLock { $0 = figures }
