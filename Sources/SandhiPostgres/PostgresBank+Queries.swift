@@ -62,11 +62,7 @@ extension PostgresBank: Bank {
         return max(committed.map { TransactionID(rawValue: UInt64(bitPattern: $0)).epoch } ?? 0, prepared)
     }
 
-    public func inDoubtNet() -> [TransactionID: Paise] {
-        machine.branches.reduce(into: [:]) { result, entry in
-            if case .prepared(let operations, _) = entry.value { result[entry.key] = operations.reduce(Paise.zero) { $0 + $1.delta } }
-        }
-    }
+    public func inDoubtNet() -> [TransactionID: Paise] { machine.preparedNet }
 
     // MARK: - One statement
 

@@ -246,21 +246,9 @@ public final class PostgresBank: ParticipantResource {
         if let failure { throw failure }
     }
 
-    public func inDoubt() -> [TransactionID: [ParticipantID]] {
-        var result: [TransactionID: [ParticipantID]] = [:]
-        for (tx, state) in machine.branches {
-            if case .prepared(_, let writers) = state { result[tx] = writers }
-        }
-        return result
-    }
+    public func inDoubt() -> [TransactionID: [ParticipantID]] { machine.preparedWriters }
 
-    public func inDoubtLocks() -> [TransactionID: [AccountID]] {
-        var result: [TransactionID: [AccountID]] = [:]
-        for (tx, state) in machine.branches {
-            if case .prepared(let operations, _) = state { result[tx] = ParticipantProtocol.writtenAccounts(operations) }
-        }
-        return result
-    }
+    public func inDoubtLocks() -> [TransactionID: [AccountID]] { machine.preparedLocks }
 
     /// Accounts whose exclusive lock a prepared branch holds.
     public var heldLocks: [AccountID: TransactionID] { machine.lockOwners }

@@ -179,6 +179,28 @@ public struct ParticipantProtocol: Sendable {
         }
     }
 
+    /// Each prepared branch's writer participants: what a bank reports as in doubt.
+    public var preparedWriters: [TransactionID: [ParticipantID]] {
+        branches.reduce(into: [:]) { result, entry in
+            if case .prepared(_, let writers) = entry.value { result[entry.key] = writers }
+        }
+    }
+
+    /// The accounts each prepared branch writes: the locks it holds here, which the
+    /// coordinator's lock manager re-takes at recovery.
+    public var preparedLocks: [TransactionID: [AccountID]] {
+        branches.reduce(into: [:]) { result, entry in
+            if case .prepared(let operations, _) = entry.value { result[entry.key] = Self.writtenAccounts(operations) }
+        }
+    }
+
+    /// What each prepared branch would change here if it commits (its write-set's net).
+    public var preparedNet: [TransactionID: Paise] {
+        branches.reduce(into: [:]) { result, entry in
+            if case .prepared(let operations, _) = entry.value { result[entry.key] = operations.reduce(Paise.zero) { $0 + $1.delta } }
+        }
+    }
+
     public mutating func handle(_ input: Input) -> [Effect] {
         var effects: [Effect] = []
         handle(input, into: &effects)

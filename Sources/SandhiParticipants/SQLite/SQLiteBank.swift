@@ -456,32 +456,14 @@ public final class SQLiteBank: Bank {
 
     // MARK: - Inspection (for recovery, `sandhi check` and the console)
 
-    public func inDoubt() -> [TransactionID: [ParticipantID]] {
-        var result: [TransactionID: [ParticipantID]] = [:]
-        for (tx, state) in machine.branches {
-            if case .prepared(_, let writers) = state { result[tx] = writers }
-        }
-        return result
-    }
+    public func inDoubt() -> [TransactionID: [ParticipantID]] { machine.preparedWriters }
 
-    public func inDoubtLocks() -> [TransactionID: [AccountID]] {
-        var result: [TransactionID: [AccountID]] = [:]
-        for (tx, state) in machine.branches {
-            if case .prepared(let operations, _) = state { result[tx] = ParticipantProtocol.writtenAccounts(operations) }
-        }
-        return result
-    }
+    public func inDoubtLocks() -> [TransactionID: [AccountID]] { machine.preparedLocks }
 
     /// What each prepared branch would change here if it commits (its write-set's net), for a
     /// live audit of conservation: money of a decided transaction that one bank has committed
     /// and another still holds prepared is in neither's balances.
-    public func inDoubtNet() -> [TransactionID: Paise] {
-        var result: [TransactionID: Paise] = [:]
-        for (tx, state) in machine.branches {
-            if case .prepared(let operations, _) = state { result[tx] = operations.reduce(Paise.zero) { $0 + $1.delta } }
-        }
-        return result
-    }
+    public func inDoubtNet() -> [TransactionID: Paise] { machine.preparedNet }
 
     /// Whether `tx` committed here: one indexed lookup (a live audit rechecks a few branches).
     public func hasCommitted(_ tx: TransactionID) throws -> Bool {

@@ -89,6 +89,7 @@ struct InitCommand: AsyncParsableCommand {
         guard !opening.value.multipliedReportingOverflow(by: Int64(accounts) * Int64(total)).overflow else {
             throw UsageFailure("\(accounts) accounts at \(opening) in \(total) banks add up beyond what one ledger can hold")
         }
+        // `create` checks this too, but only after the databases would have been asked.
         guard !DataDirectory.exists(directory.configurationPath) else { throw DataDirectoryError.alreadyExists(directory.path) }
         var configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) } + postgres)
         configuration.instance = SandhiConfiguration.newInstanceName()
