@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiParticipants",
+                "SandhiProcess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -133,9 +134,10 @@ let package = Package(
             name: "SandhiCursesBackend",
             dependencies: ["CNcursesw", "SandhiTerminalUI"]
         ),
+        .target(name: "SandhiProcess"),
         .target(
             name: "SandhiTestSupport",
-            dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime"],
+            dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime", "SandhiPostgres", "SandhiProcess"],
             path: "Tests/SandhiTestSupport"
         ),
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),

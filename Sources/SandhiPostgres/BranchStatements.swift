@@ -66,30 +66,46 @@ struct BranchStatements: Sendable {
 
     // MARK: - Phase one
 
-    /// BEGIN; has it committed here before?; lock and read the written accounts (read the others);
-    /// the engine's staging rule; the writes, the committed-branch row and the reports; and
-    /// PREPARE TRANSACTION. A NO is a ROLLBACK and nothing left behind.
-    func stage(_ request: StageRequest) -> @Sendable (PostgresConnection) -> EventLoopFuture<StageOutcome> {
+    /// BEGIN; lock and read the written accounts (and whether the branch committed here before),
+    /// read the others; the engine's staging rule; the writes, the committed-branch row and the
+    /// reports in one statement; and, once `intents` (the batch's write-set rows) has committed,
+    /// PREPARE TRANSACTION. A NO is a ROLLBACK and nothing left behind. Four round trips for a
+    /// YES, and one WAL flush, which PostgreSQL shares among the PREPAREs and COMMIT PREPAREDs
+    /// of every session flushing at the same moment: the pool runs a batch's branches side by
+    /// side so that many do.
+    ///
+    /// `commits` is the batch's phase two, run at the same time on other sessions. A branch that
+    /// writes an account a committing branch wrote waits for that commit anyway (its FOR UPDATE
+    /// waits out the prepared transaction's row lock, then reads the committed row), but a plain
+    /// read does not wait: a branch with plain reads therefore starts after `commits`, so that it
+    /// reads what the coordinator's order says it must.
+    func stage(_ request: StageRequest, after commits: EventLoopFuture<Void>?,
+               intents: EventLoopFuture<Void>?) -> @Sendable (PostgresConnection) -> EventLoopFuture<StageOutcome> {
         let statements = self
+        let readsPlainly = request.readOnly || !Self.plainReads(request).isEmpty
         return { connection in
+            let ready = readsPlainly ? commits?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()
+                                     : connection.eventLoop.makeSucceededVoidFuture()
             if request.readOnly {
-                return statements.readAccounts(request, on: connection, locking: false).flatMapThrowing { committed in
-                    statements.validate(request, committed).map { StageOutcome.refused(reason: $0) } ?? .staged(observed: statements.observed(request, committed))
+                return ready.flatMap { statements.readAccounts(request, on: connection, locking: false) }.flatMapThrowing { read in
+                    statements.validate(request, read.accounts).map { StageOutcome.refused(reason: $0) }
+                        ?? .staged(observed: statements.observed(request, read.accounts))
                 }
             }
-            let work = connection.query("BEGIN", logger: statements.logger).flatMap { _ in
-                statements.committedBefore(request.transaction, on: connection)
-            }.flatMap { committed -> EventLoopFuture<StageOutcome> in
-                if committed { return statements.rollback(on: connection, then: .alreadyCommitted) }
-                return statements.readAccounts(request, on: connection, locking: true).flatMap { accounts in
-                    if let failure = statements.validate(request, accounts) {
-                        return statements.rollback(on: connection, then: .refused(reason: failure))
-                    }
-                    let observed = statements.observed(request, accounts)
-                    return statements.write(request, on: connection)
-                        .flatMap { statements.prepare(request.gid, on: connection) }
-                        .map { StageOutcome.staged(observed: observed) }
+            let work = ready.flatMap {
+                connection.query("BEGIN", logger: statements.logger)
+            }.flatMap { _ in
+                statements.readAccounts(request, on: connection, locking: true)
+            }.flatMap { read -> EventLoopFuture<StageOutcome> in
+                if read.committedBefore { return statements.rollback(on: connection, then: .alreadyCommitted) }
+                if let failure = statements.validate(request, read.accounts) {
+                    return statements.rollback(on: connection, then: .refused(reason: failure))
                 }
+                let observed = statements.observed(request, read.accounts)
+                return statements.write(request, on: connection)
+                    .flatMap { intents?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture() }
+                    .flatMap { statements.prepare(request.gid, on: connection) }
+                    .map { StageOutcome.staged(observed: observed) }
             }
             // A refusal PostgreSQL itself makes (a row locked past `lock_timeout`, a CHECK the
             // balance broke) is a NO vote; anything else fails the batch. Either way the session's
@@ -104,42 +120,79 @@ struct BranchStatements: Sendable {
         }
     }
 
-    private func committedBefore(_ transaction: TransactionID, on connection: PostgresConnection) -> EventLoopFuture<Bool> {
-        let raw = Int64(bitPattern: transaction.rawValue)
-        return connection.query("SELECT 1 FROM sandhi_committed WHERE instance = \(instanceName) AND tx = \(raw)", logger: logger)
-            .map { !$0.rows.isEmpty }
-    }
-
-    /// Every account the branch touches, as committed. Written accounts are locked (FOR UPDATE)
-    /// so no writer outside Sandhi changes them between this check and the PREPARE; accounts only
-    /// read are not (the lock would outlive the PREPARE and block other branches' reads).
-    private func readAccounts(_ request: StageRequest, on connection: PostgresConnection, locking: Bool) -> EventLoopFuture<[AccountID: Observation]> {
+    /// Accounts the branch reads without writing them.
+    private static func plainReads(_ request: StageRequest) -> [AccountID] {
         let written = ParticipantProtocol.writtenAccounts(request.operations)
         var onlyRead: [AccountID] = []
         for operation in request.operations {
             if case .read(let account) = operation, !written.contains(account), !onlyRead.contains(account) { onlyRead.append(account) }
         }
+        return onlyRead
+    }
+
+    private struct Read: Sendable {
+        var accounts: [AccountID: Observation]
+        /// The branch committed here before (a stale duplicate PREPARE): asked only when locking.
+        var committedBefore: Bool
+    }
+
+    /// Every account the branch touches, as committed. Written accounts are locked (FOR UPDATE)
+    /// so no writer outside Sandhi changes them between this check and the PREPARE, in the same
+    /// statement that asks whether the branch committed here before; accounts only read are not
+    /// locked (the lock would outlive the PREPARE and block other branches' reads).
+    private func readAccounts(_ request: StageRequest, on connection: PostgresConnection, locking: Bool) -> EventLoopFuture<Read> {
+        let written = ParticipantProtocol.writtenAccounts(request.operations)
+        let onlyRead = Self.plainReads(request)
         let lockedNames = (locking ? written : []).map(\.name)
         let plainNames = ((locking ? [] : written) + onlyRead).map(\.name)
+        let raw = Int64(bitPattern: request.transaction.rawValue)
+        let instance = instanceName
         let logger = logger
-        let locked: EventLoopFuture<[AccountID: Observation]> = lockedNames.isEmpty
-            ? connection.eventLoop.makeSucceededFuture([:])
-            : connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(lockedNames)::text[]) ORDER BY id FOR UPDATE",
-                               logger: logger).flatMapThrowing(Self.observations)
-        return locked.flatMap { lockedRows in
-            guard !plainNames.isEmpty else { return connection.eventLoop.makeSucceededFuture(lockedRows) }
-            return connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(plainNames)::text[])", logger: logger)
-                .flatMapThrowing { lockedRows.merging(try Self.observations($0)) { first, _ in first } }
+        let locked: EventLoopFuture<Read>
+        if !locking {
+            locked = connection.eventLoop.makeSucceededFuture(Read(accounts: [:], committedBefore: false))
+        } else if lockedNames.isEmpty {
+            // A branch that writes no account (reports only) still must not commit twice.
+            locked = connection.query("SELECT EXISTS(SELECT 1 FROM sandhi_committed WHERE instance = \(instance) AND tx = \(raw))",
+                                      logger: logger).flatMapThrowing { result in
+                Read(accounts: [:], committedBefore: try result.rows.first?.decode(Bool.self) ?? false)
+            }
+        } else {
+            locked = connection.query("""
+                SELECT id, balance, version, writer, EXISTS(SELECT 1 FROM sandhi_committed WHERE instance = \(instance) AND tx = \(raw))
+                FROM accounts WHERE id = ANY(\(lockedNames)::text[]) ORDER BY id FOR UPDATE
+                """, logger: logger).flatMapThrowing { result in
+                var read = Read(accounts: [:], committedBefore: false)
+                for row in result.rows {
+                    let (id, balance, version, writer, committed) = try row.decode((String, Int64, Int64, Int64?, Bool).self)
+                    read.accounts[AccountID(validated: id)] = Self.observation(id, balance, version, writer)
+                    // A branch that committed here had its accounts here: with none found, it did not.
+                    read.committedBefore = committed
+                }
+                return read
+            }
         }
+        return locked.flatMap { lockedRead in
+            guard !plainNames.isEmpty else { return connection.eventLoop.makeSucceededFuture(lockedRead) }
+            return connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(plainNames)::text[])", logger: logger)
+                .flatMapThrowing { result in
+                    var read = lockedRead
+                    read.accounts.merge(try Self.observations(result)) { first, _ in first }
+                    return read
+                }
+        }
+    }
+
+    private static func observation(_ id: String, _ balance: Int64, _ version: Int64, _ writer: Int64?) -> Observation {
+        Observation(account: AccountID(validated: id), balance: Paise(balance), version: UInt64(version),
+                    writer: writer.map { TransactionID(rawValue: UInt64(bitPattern: $0)) })
     }
 
     private static func observations(_ result: PostgresQueryResult) throws -> [AccountID: Observation] {
         var accounts: [AccountID: Observation] = [:]
         for row in result.rows {
             let (id, balance, version, writer) = try row.decode((String, Int64, Int64, Int64?).self)
-            let account = AccountID(validated: id)
-            accounts[account] = Observation(account: account, balance: Paise(balance), version: UInt64(version),
-                                            writer: writer.map { TransactionID(rawValue: UInt64(bitPattern: $0)) })
+            accounts[AccountID(validated: id)] = observation(id, balance, version, writer)
         }
         return accounts
     }
@@ -153,41 +206,32 @@ struct BranchStatements: Sendable {
         Staging.validate(request.transaction, at: participant, request.operations) { accounts[$0] }.observed
     }
 
-    /// The branch's writes: each account's net change (and its version moved by the number of
-    /// writes, as the SQLite bank does per operation), the committed-branch row with this
-    /// branch's write-set row deleted (both take effect only when the branch commits), and the
-    /// reports.
+    /// The branch's writes, in one statement: each account's net change (and its version moved by
+    /// the number of writes, as the SQLite bank does per operation), the committed-branch row
+    /// with this branch's write-set row deleted (both take effect only when the branch commits),
+    /// and the reports.
     private func write(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Void> {
         let (names, deltas, writes, net, reports) = Self.netWrites(request.operations)
         let raw = Int64(bitPattern: request.transaction.rawValue)
         let instance = instanceName
         let writers = WriterList.encode(request.writers)
-        let logger = logger
         let database = participant
-        let accounts: EventLoopFuture<Void> = names.isEmpty ? connection.eventLoop.makeSucceededFuture(()) : connection.query("""
+        return connection.query("""
+            WITH done AS (DELETE FROM sandhi_intents WHERE instance = \(instance) AND tx = \(raw)),
+                 committed AS (INSERT INTO sandhi_committed(instance, tx, writers, net_paise) VALUES (\(instance), \(raw), \(writers), \(net))),
+                 filed AS (INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
+                           SELECT \(instance), \(raw), kind, amount, reference
+                           FROM unnest(\(reports.map(\.kind))::text[], \(reports.map(\.amount.value))::bigint[], \(reports.map(\.reference))::text[])
+                               AS r(kind, amount, reference))
             UPDATE accounts SET balance = accounts.balance + d.delta, version = accounts.version + d.writes, writer = \(raw)
             FROM unnest(\(names)::text[], \(deltas)::bigint[], \(writes)::bigint[]) AS d(id, delta, writes)
             WHERE accounts.id = d.id
             """, logger: logger).flatMapThrowing { result in
-                // Every account was just read under FOR UPDATE, so every one must still be there.
-                guard result.metadata.rows == names.count else {
-                    throw PostgresBankError.statement(database: database.name, what: "staging \(request.transaction)",
-                                                      detail: "updated \(result.metadata.rows ?? 0) of \(names.count) accounts")
-                }
+            // Every account was just read under FOR UPDATE, so every one must still be there.
+            guard (result.metadata.rows ?? 0) == names.count else {
+                throw PostgresBankError.statement(database: database.name, what: "staging \(request.transaction)",
+                                                  detail: "updated \(result.metadata.rows ?? 0) of \(names.count) accounts")
             }
-        return accounts.flatMap { _ in
-            connection.query("""
-                WITH done AS (DELETE FROM sandhi_intents WHERE instance = \(instance) AND tx = \(raw))
-                INSERT INTO sandhi_committed(instance, tx, writers, net_paise) VALUES (\(instance), \(raw), \(writers), \(net))
-                """, logger: logger)
-        }.flatMap { _ in
-            guard !reports.isEmpty else { return connection.eventLoop.makeSucceededFuture(()) }
-            return connection.query("""
-                INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
-                SELECT \(instance), \(raw), kind, amount, reference
-                FROM unnest(\(reports.map(\.kind))::text[], \(reports.map(\.amount.value))::bigint[], \(reports.map(\.reference))::text[])
-                    AS r(kind, amount, reference)
-                """, logger: logger).map { _ in }
         }
     }
 

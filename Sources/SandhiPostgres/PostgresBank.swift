@@ -27,13 +27,15 @@ import SandhiParticipants
 /// in this database (every other prepared transaction, Sandhi's or not, is left alone), and
 /// rebuilds each one's prepared branch and locks from its write-set row.
 ///
-/// A batch runs in three waves, each spread over a small pool of connections: phase-two
-/// messages (COMMIT/ROLLBACK PREPARED) and the batch's write-set rows; then every branch's
-/// staging, side by side (a PREPARE frees its session, so one connection stages many branches
-/// in turn); then the rollbacks that staging's results call for and the clean-up of unused
-/// write-set rows. Branches of one batch never touch the same account (the protocol locks
-/// accounts before staging), and phase two runs first, so a branch staged after a commit of the
-/// same batch reads the committed balances.
+/// A batch runs its phase-two messages (COMMIT/ROLLBACK PREPARED), the write-set rows of its
+/// branches and every branch's staging at once, spread over a pool of sessions (a PREPARE frees
+/// its session, so one session can stage many branches in turn, but side by side their WAL
+/// flushes coincide and PostgreSQL makes one flush serve them all); then the rollbacks that
+/// staging's results call for and the clean-up of unused write-set rows. Branches of one batch
+/// never touch the same account (the protocol locks accounts before staging). A branch that
+/// writes an account committing in the same batch waits for that commit in PostgreSQL (its
+/// FOR UPDATE waits out the prepared transaction's row lock and then reads the committed row);
+/// one that only reads starts after the batch's phase two (see `BranchStatements.stage`).
 ///
 /// All methods are called from one thread that is not an event loop (the participant worker,
 /// or a test's own thread): they block on postgres-nio's futures.
@@ -280,19 +282,22 @@ public final class PostgresBank: ParticipantResource {
             collect(effects, stages: &stages, finishes: &finishes, replies: &replies)
         }
 
-        // Wave 1: phase two, and the write-sets of the branches about to stage (committed before
-        // any of their PREPAREs; see `BranchStatements.recordIntents`).
+        // Phase two, the write-sets of the branches about to stage, and every branch's staging,
+        // all at once, each on its own session while there are enough: their WAL flushes
+        // coincide, and PostgreSQL makes one flush serve all that wait for it. The write-sets
+        // commit before any PREPARE (see `BranchStatements.recordIntents`); the order within a
+        // session, and which stages wait for phase two, are the pool's and `stage`'s to keep.
         let writing = stages.filter { !$0.readOnly }
-        var firstWave = finishes.map { statements.finish($0.gid, commit: $0.commit) }
-        if !writing.isEmpty {
-            let record = statements.recordIntents(writing, nowMs: clock())
-            firstWave.append { connection in record(connection).map { true } }
-        }
-        for result in pool.run(firstWave) { _ = try result.get() }
+        let finishing = pool.start(finishes.map { statements.finish($0.gid, commit: $0.commit) })
+        let intents = writing.isEmpty ? nil : pool.start([statements.recordIntents(writing, nowMs: clock())])[0]
+        let commits = finishing.isEmpty ? nil : EventLoopFuture.whenAllComplete(finishing, on: finishing[0].eventLoop).map { _ in }
+        let staging = pool.start(stages.map { statements.stage($0, after: commits, intents: intents) })
+        for result in pool.collect(finishing) { _ = try result.get() }
+        if let intents { _ = try pool.collect([intents])[0].get() }
         var unusedIntents = finishes.filter { !$0.commit }.map(\.gid.transaction)
 
-        // Wave 2: staging, side by side; then each outcome back through the protocol, in order.
-        let outcomes = pool.run(stages.map { statements.stage($0) })
+        // Each staging outcome back through the protocol, in order.
+        let outcomes = pool.collect(staging)
         var discards: [(gid: GlobalTransactionID, commit: Bool)] = []
         for (request, outcome) in zip(stages, outcomes) {
             effects.removeAll(keepingCapacity: true)
@@ -311,7 +316,7 @@ public final class PostgresBank: ParticipantResource {
             precondition(none.isEmpty, "staging produced another stage")
         }
 
-        // Wave 3: rollbacks that overtook their votes, and write-set rows nothing will use.
+        // Then: rollbacks that overtook their votes, and write-set rows nothing will use.
         unusedIntents += discards.map(\.gid.transaction)
         var lastWave = discards.map { statements.finish($0.gid, commit: $0.commit) }
         if !unusedIntents.isEmpty {

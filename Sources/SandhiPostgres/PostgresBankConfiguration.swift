@@ -20,7 +20,7 @@ public struct PostgresBankConfiguration: Sendable {
     /// Connections a batch's statements spread over. PREPARE TRANSACTION ends the session's
     /// transaction, so one connection serves any number of prepares one after another; more
     /// connections let a batch's branches stage side by side.
-    public var poolSize: Int = 4
+    public var poolSize: Int = 32
     /// How long a statement waits for a row lock before the branch votes NO instead. Sandhi's
     /// own branches never wait for each other here (the participant protocol refuses a
     /// conflicting prepare first); this bounds waits on writers outside Sandhi, including other

@@ -71,15 +71,8 @@ final class PostgresSessionPool {
         return PostgresSessionPool(connections: connections, timeoutMs: configuration.batchTimeoutMs, logger: logger)
     }
 
-    /// One session, set up as every bank session is: named, with a lock timeout, and with
-    /// `synchronous_commit` off. That last one is safe because nothing a vote or an
-    /// acknowledgement depends on is an ordinary commit: PREPARE TRANSACTION, COMMIT PREPARED and
-    /// ROLLBACK PREPARED flush the WAL to disk whatever `synchronous_commit` says, and the
-    /// write-set row committed before a PREPARE has an earlier WAL position, so the PREPARE's
-    /// flush carries it too. What it saves is an fsync per batch for those write-set rows and
-    /// for their clean-up.
-    static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
-                        logger: Logger) throws -> PostgresConnection {
+    /// How to reach the database: its endpoint and credentials, named for `pg_stat_activity`.
+    static func settings(for configuration: PostgresBankConfiguration) -> PostgresConnection.Configuration {
         var settings: PostgresConnection.Configuration
         switch configuration.endpoint {
         case .unixSocket(let folder, let port):
@@ -91,9 +84,22 @@ final class PostgresSessionPool {
         }
         settings.options.connectTimeout = .milliseconds(Int64(configuration.connectTimeoutMs))
         settings.options.additionalStartupParameters = [("application_name", configuration.applicationName)]
+        return settings
+    }
+
+    /// One session, set up as every bank session is: named, with a lock timeout, and with
+    /// `synchronous_commit` off. That last one is safe because nothing a vote or an
+    /// acknowledgement depends on is an ordinary commit: PREPARE TRANSACTION, COMMIT PREPARED and
+    /// ROLLBACK PREPARED flush the WAL to disk whatever `synchronous_commit` says, and the
+    /// write-set row committed before a PREPARE has an earlier WAL position, so the PREPARE's
+    /// flush carries it too. What it saves is an fsync per batch for those write-set rows and
+    /// for their clean-up.
+    static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
+                        logger: Logger) throws -> PostgresConnection {
         let connection: PostgresConnection
         do {
-            connection = try wait(for: PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings, id: id, logger: logger),
+            connection = try wait(for: PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration),
+                                                                  id: id, logger: logger),
                                   timeoutMs: configuration.connectTimeoutMs + 1_000)
         } catch {
             throw PostgresBankError.unreachable(database: configuration.database, detail: PostgresBankError.describe(error))
@@ -111,37 +117,50 @@ final class PostgresSessionPool {
         return connection
     }
 
-    /// Runs `jobs`, spread round-robin over the connections: each connection runs its share one
-    /// after another (a job's statements stay on its session), the connections side by side.
-    /// Waits for all and returns each job's result in job order.
-    func run<T: Sendable>(_ jobs: [@Sendable (PostgresConnection) -> EventLoopFuture<T>]) -> [Result<T, any Error>] {
-        guard !jobs.isEmpty else { return [] }
-        let lanes = min(connections.count, jobs.count)
-        var futures: [EventLoopFuture<[(Int, Result<T, any Error>)]>] = []
-        for lane in 0..<lanes {
+    /// The last job started on each connection: the next one there runs after it.
+    private var laneTails: [EventLoopFuture<Void>] = []
+    /// Where the next `start` begins spreading jobs, so that jobs of successive calls take
+    /// different connections while there are idle ones.
+    private var nextLane = 0
+
+    /// Starts `jobs` without waiting, spread round-robin over the connections from where the
+    /// previous call stopped: each connection runs its share one after another, after whatever
+    /// it was given before (a job's statements stay on its session), the connections side by
+    /// side. A job may wait for a future of an earlier call; since every connection runs its
+    /// jobs in the order they were started, that never waits on a job queued behind itself.
+    /// Each future completes with its job's result, or fails with its error.
+    func start<T: Sendable>(_ jobs: [@Sendable (PostgresConnection) -> EventLoopFuture<T>]) -> [EventLoopFuture<T>] {
+        precondition(!connections.isEmpty, "start on a closed pool")
+        if laneTails.count != connections.count {
+            laneTails = connections.map { $0.eventLoop.makeSucceededVoidFuture() }
+        }
+        var futures: [EventLoopFuture<T>] = []
+        futures.reserveCapacity(jobs.count)
+        for job in jobs {
+            let lane = nextLane
+            nextLane = (nextLane + 1) % connections.count
             let connection = connections[lane]
-            var chain = connection.eventLoop.makeSucceededFuture([(Int, Result<T, any Error>)]())
-            for index in stride(from: lane, to: jobs.count, by: lanes) {
-                let job = jobs[index]
-                chain = chain.flatMap { done in
-                    Self.unlessClosed(connection, job)
-                        .map { Result<T, any Error>.success($0) }
-                        .recover { Result<T, any Error>.failure($0) }
-                        .map { done + [(index, $0)] }
-                }
-            }
-            futures.append(chain)
+            let result = laneTails[lane].flatMap { Self.unlessClosed(connection, job) }
+            // The lane goes on after a failed job too: the failure is that job's result.
+            laneTails[lane] = result.map { _ in }.recover { _ in }
+            futures.append(result)
         }
-        var results = [Result<T, any Error>?](repeating: nil, count: jobs.count)
-        for future in futures {
-            // A chain never fails (every job's error is its result), but it can run out of time.
-            do {
-                for (index, result) in try Self.wait(for: future, timeoutMs: timeoutMs) { results[index] = result }
-            } catch {
-                for index in results.indices where results[index] == nil { results[index] = .failure(error) }
-            }
+        return futures
+    }
+
+    /// Waits for `futures` (of `start`), each at most until `timeoutMs` after the call; returns
+    /// their results in order.
+    func collect<T: Sendable>(_ futures: [EventLoopFuture<T>]) -> [Result<T, any Error>] {
+        let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
+        return futures.map { future in
+            let leftMs = max(1, Int((deadline - NIODeadline.now()).nanoseconds / 1_000_000))
+            return Result { try Self.wait(for: future, timeoutMs: leftMs) }
         }
-        return results.map { $0! }
+    }
+
+    /// Starts `jobs` and waits for all of them.
+    func run<T: Sendable>(_ jobs: [@Sendable (PostgresConnection) -> EventLoopFuture<T>]) -> [Result<T, any Error>] {
+        collect(start(jobs))
     }
 
     /// Runs one job on the first connection and waits for it.
@@ -150,6 +169,7 @@ final class PostgresSessionPool {
     }
 
     func close() {
+        laneTails = []
         for connection in connections {
             do {
                 try Self.wait(for: connection.close(), timeoutMs: timeoutMs)

@@ -4,6 +4,7 @@ import SandhiTerminalUI
 import Foundation
 import SandhiEngine
 import SandhiParticipants
+import SandhiPostgres
 import SandhiRuntime
 
 struct BenchCommand: AsyncParsableCommand {
@@ -60,6 +61,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Attach the real console (on a pseudo-terminal, every screen in turn) in every second of six phases, and report what it costs the engine.")
     var console = false
 
+    @Option(help: "`sqlite` (the data directory's banks), or `postgres`: two fresh PostgreSQL databases (fsync on), with a hand-written two-phase client measured first on the same server as the yardstick.")
+    var participants: String = "sqlite"
+
+    @Option(help: "With --participants postgres: the server to create the two databases on (postgres://user@host/database, a role that may create databases). Default: a throwaway cluster this run starts and removes.")
+    var postgresServer: String?
+
+    @Option(help: "With --participants postgres: the hand-written client's worker counts, each measured for --duration seconds.")
+    var baselineWorkers: String = "1,2,4"
+
     @Option(help: "Seed of the workload's random choices.")
     var seed: UInt64 = 1
 
@@ -111,10 +121,33 @@ struct BenchCommand: AsyncParsableCommand {
             options.durationMs = UInt64(duration * 1_000)
             options.seed = seed
             let logger = common.makeLogger()
-            let directory = common.directory
-            if !DataDirectory.exists(directory.configurationPath) {
-                try InitCommand.create(directory: directory, banks: InitCommand.defaultBanks, accounts: accounts,
-                                       opening: .rupees(1_00_000), logger: logger)
+            let directory: DataDirectory
+            var postgresRun: PostgresBenchRun?
+            defer { postgresRun?.finish() }
+            var yardstick: [HandWrittenTwoPhaseBench.Report] = []
+            switch participants {
+            case "sqlite":
+                directory = common.directory
+                if !DataDirectory.exists(directory.configurationPath) {
+                    try InitCommand.create(directory: directory, banks: InitCommand.defaultBanks, accounts: accounts,
+                                           opening: .rupees(1_00_000), logger: logger)
+                }
+            case "postgres":
+                guard !console, history == nil, kind == .uniform, readFraction == 0 else {
+                    throw UsageFailure("--participants postgres runs the uniform workload only (no --console, --history, --read-fraction)")
+                }
+                let workers = try parseBaselineWorkers()
+                var baseline = HandWrittenTwoPhaseBench.Options()
+                baseline.accounts = accounts
+                baseline.durationMs = options.durationMs
+                baseline.seed = seed
+                let run = try await PostgresBenchRun.start(serverURL: postgresServer, accounts: accounts, opening: .rupees(1_00_000),
+                                                           baseline: baseline, logger: logger)
+                postgresRun = run
+                directory = run.directory
+                yardstick = try await run.measureYardstick(workers: workers, options: baseline)
+            default:
+                throw UsageFailure("--participants must be `sqlite` or `postgres`, got \(participants)")
             }
             let configuration = try directory.loadConfiguration()
             if history != nil {
@@ -177,7 +210,15 @@ struct BenchCommand: AsyncParsableCommand {
             if let failure = recorder?.close() { throw UsageFailure(failure) }
             if json {
                 print(jsonLine(report))
+                for baseline in yardstick { print(jsonLine(YardstickLine(baseline))) }
             } else {
+                if let postgresRun {
+                    print("sandhi bench: two PostgreSQL databases on \(postgresRun.serverDescription)")
+                    for baseline in yardstick {
+                        print("hand-written  \(baseline.workers) worker\(baseline.workers == 1 ? "" : "s"): \(baseline.transfers) transfers, "
+                              + "\(String(format: "%.0f", baseline.transfersPerSecond)) transfers/s (\(baseline.refused) refused)")
+                    }
+                }
                 let banks = accountMap.keys.sorted().map(\.name).joined(separator: ", ")
                 let shape = kind == .contention ? "contention on \(hotAccounts) hot accounts" : "uniform"
                 print("sandhi bench: \(accountMap.count) banks (\(banks)), \(shape), \(clients) clients, \(String(format: "%.1f", Double(report.elapsedMs) / 1_000))s, "
@@ -204,6 +245,10 @@ struct BenchCommand: AsyncParsableCommand {
                           + "acknowledged p50 \(formatMicros(phases.acknowledgeP50Us)) p99 \(formatMicros(phases.acknowledgeP99Us))")
                 }
                 if let halted = report.haltedReason { print("halted        \(halted)") }
+                if let best = yardstick.max(by: { $0.transfersPerSecond < $1.transfersPerSecond }), best.transfersPerSecond > 0 {
+                    print("versus        \(String(format: "%.2f", report.transfersPerSecond / best.transfersPerSecond))x the best hand-written client "
+                          + "(\(best.workers) workers, \(String(format: "%.0f", best.transfersPerSecond)) transfers/s)")
+                }
             }
             return report.haltedReason == nil ? 0 : 1
         }

@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
-import Testing
+import Logging
+import SandhiProcess
 
-/// A throwaway PostgreSQL cluster for tests: `initdb` into a fresh temporary folder, a server
+/// A throwaway PostgreSQL cluster, for the tests and for `sandhi bench --participants postgres`: `initdb` into a fresh temporary folder, a server
 /// listening only on a unix socket in that folder (no TCP port, so clusters of parallel test
 /// runs never collide), `max_prepared_transactions` set and `fsync=on`, stopped and removed at
 /// the end. `swift test` therefore needs no running server, only the server programs.
@@ -11,25 +12,24 @@ import Testing
 /// `postgres` user (through `runuser`), which owns the folder. Every program runs through
 /// `ChildProcess` (posix_spawn + waitpid with a deadline), never Foundation's `Process`.
 ///
-/// A suite gets one cluster with the `.postgresCluster` trait (started before its first test,
-/// stopped after its last) and reads it as `PostgresCluster.current`; each test creates its own
-/// database with `createDatabase()`.
-public final class PostgresCluster: Sendable {
+/// The tests' suite trait (`.postgresCluster`, in SandhiTestSupport) gives a suite one cluster;
+/// each test creates its own database with `createDatabase()`.
+public final class ThrowawayCluster: Sendable {
     /// Where the server programs are (`initdb`, `pg_ctl`, `psql`), or nil: then the PostgreSQL
     /// tests are skipped, with `missingReason` in the test output.
     public static let binDirectory: String? = findBinDirectory()
 
-    public static let missingReason: Comment = """
-        SKIPPED: no PostgreSQL server programs found (looked at SANDHI_PG_BINDIR, `pg_config --bindir` \
+    public static let missingReason = """
+        no PostgreSQL server programs found (looked at SANDHI_PG_BINDIR, `pg_config --bindir` \
         and /usr/lib/postgresql/*/bin for initdb and pg_ctl); install the postgresql package \
-        (.ci/run does) to run the PostgreSQL participant's tests
+        (.ci/run does)
         """
-
-    @TaskLocal public static var current: PostgresCluster?
 
     /// The superuser role `initdb` creates; every connection uses it (trust authentication).
     public static let superuser = "postgres"
-    public static let maxPreparedTransactions = 64
+    /// The socket's port number (the socket file is `.s.PGSQL.<port>` in `socketDirectory`).
+    public let port = 5432
+    public let maxPreparedTransactions: Int
 
     public let folder: String
     public var socketDirectory: String { folder }
@@ -38,15 +38,21 @@ public final class PostgresCluster: Sendable {
     private let runAsPostgres: Bool
     private let databaseCount = Counter()
 
+    /// The server's major version, as `initdb` wrote it into the data directory.
+    public var version: String {
+        ((try? String(contentsOfFile: dataDirectory + "/PG_VERSION", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
         public init(description: String) { self.description = description }
     }
 
-    /// Creates and starts a cluster; blocking (run it on its own thread).
-    public static func start() throws -> PostgresCluster {
-        guard let binDirectory else { throw Failure(description: "no PostgreSQL server programs found") }
-        let cluster = try PostgresCluster(binDirectory: binDirectory)
+    /// Creates and starts a cluster; blocking (run it on its own thread). `maxPreparedTransactions`
+    /// bounds the branches prepared at once over all its databases.
+    public static func start(maxPreparedTransactions: Int = 64, logger: Logger? = nil) throws -> ThrowawayCluster {
+        guard let binDirectory else { throw Failure(description: missingReason) }
+        let cluster = try ThrowawayCluster(binDirectory: binDirectory, maxPreparedTransactions: maxPreparedTransactions)
         do {
             try cluster.run("initdb", ["-D", cluster.dataDirectory, "--auth=trust", "--username=\(superuser)",
                                        "--encoding=UTF8", "--locale=C", "--no-sync"])
@@ -55,11 +61,14 @@ public final class PostgresCluster: Sendable {
             cluster.remove()
             throw error
         }
+        logger?.info("started a throwaway PostgreSQL cluster", metadata: ["folder": "\(cluster.folder)"])
         return cluster
     }
 
-    private init(binDirectory: String) throws {
+    private init(binDirectory: String, maxPreparedTransactions: Int) throws {
+        precondition(maxPreparedTransactions > 0, "a cluster that cannot prepare is of no use here")
         self.binDirectory = binDirectory
+        self.maxPreparedTransactions = maxPreparedTransactions
         runAsPostgres = geteuid() == 0
         var template = Array("/tmp/sandhi-pg-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
@@ -84,7 +93,7 @@ public final class PostgresCluster: Sendable {
         [
             "-c listen_addresses=''",
             "-c unix_socket_directories='\(socketDirectory)'",
-            "-c max_prepared_transactions=\(Self.maxPreparedTransactions)",
+            "-c max_prepared_transactions=\(maxPreparedTransactions)",
             "-c fsync=on",
             "-c max_connections=200",
         ].joined(separator: " ")
@@ -95,7 +104,7 @@ public final class PostgresCluster: Sendable {
         do {
             try pgCtl(["stop", "-w", "-t", "60", "-m", "immediate"])
         } catch {
-            print("PostgresCluster: stopping the server in \(folder) failed: \(error)")
+            print("ThrowawayCluster: stopping the server in \(folder) failed: \(error)")
         }
         remove()
     }
@@ -181,37 +190,5 @@ private final class Counter: @unchecked Sendable {
         defer { lock.unlock() }
         value += 1
         return value
-    }
-}
-
-/// A suite trait: one throwaway PostgreSQL cluster for the whole suite, as
-/// `PostgresCluster.current` in every test of it, stopped after its last test.
-public struct PostgresClusterTrait: SuiteTrait, TestScoping {
-    public var isRecursive: Bool { false }
-
-    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        // Without the server programs the suite's `.requiresPostgres` skips every test (saying
-        // why); there is nothing to start.
-        guard PostgresCluster.binDirectory != nil else { return try await function() }
-        let cluster = try await onOwnThread { try PostgresCluster.start() }
-        do {
-            try await PostgresCluster.$current.withValue(cluster) { try await function() }
-        } catch {
-            try? await onOwnThread { cluster.stop() }
-            throw error
-        }
-        try await onOwnThread { cluster.stop() }
-    }
-}
-
-extension Trait where Self == PostgresClusterTrait {
-    /// Runs the suite against its own throwaway PostgreSQL cluster.
-    public static var postgresCluster: Self { PostgresClusterTrait() }
-}
-
-extension Trait where Self == ConditionTrait {
-    /// Skips, loudly and with the reason, when no PostgreSQL server programs are installed.
-    public static var requiresPostgres: Self {
-        .enabled(if: PostgresCluster.binDirectory != nil, PostgresCluster.missingReason)
     }
 }

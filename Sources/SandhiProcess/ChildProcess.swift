@@ -1,14 +1,14 @@
 import Glibc
 
-/// A child process started with `posix_spawn` and reaped with `waitpid`, for tests that run
-/// the real `sandhi` binary or tmux.
+/// A child process started with `posix_spawn` and reaped with `waitpid`: tests that run the real
+/// `sandhi` binary or tmux, and the PostgreSQL server programs a throwaway cluster runs.
 ///
 /// Foundation's `Process` is deliberately not used. Under swift-corelibs-foundation its
 /// `waitUntilExit` can miss a child's exit when many children start and end at once on
 /// different threads: a CI run hung for its whole 90 minutes in `waitUntilExit` on a tmux client
 /// that had long since exited (a zombie nobody reaped). Here the test waits for its own child
 /// with `waitpid`, every pipe is close-on-exec so no other child inherits it and holds it open,
-/// and every wait has a deadline after which the child is killed and the test told.
+/// and every wait has a deadline after which the child is killed and the caller told.
 public struct ChildProcess: Sendable {
     public let pid: pid_t
 

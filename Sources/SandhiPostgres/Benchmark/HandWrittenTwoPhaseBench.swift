@@ -1,0 +1,208 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// The yardstick `sandhi bench --participants postgres` is measured against: the cross-database
+/// transfer an engineer writes by hand with PostgreSQL's two-phase commit and no coordinator.
+///
+/// Each worker holds one session per database and, per transfer: `BEGIN` on both; the debit
+/// (`UPDATE … WHERE balance >= amount`, no row is a refusal) on one and the credit on the other;
+/// `PREPARE TRANSACTION` on both; then `COMMIT PREPARED` on both (or `ROLLBACK` / `ROLLBACK
+/// PREPARED` after a refusal). The two databases are driven side by side at every step, which is
+/// the best such a client does: a worker waits for two PREPARE flushes and two COMMIT PREPARED
+/// flushes per transfer, and nothing is batched across workers except what PostgreSQL's own WAL
+/// flush groups. There is no decision log, so a crash of this client between the two COMMIT
+/// PREPAREDs leaves a branch prepared forever: the very thing a coordinator is for.
+///
+/// Its table, `handwritten_accounts`, is its own, so it can share a database with a bank.
+public enum HandWrittenTwoPhaseBench {
+    public struct Options: Sendable {
+        public var workers = 4
+        public var durationMs: UInt64 = 5_000
+        public var accounts = 10_000
+        public var openingBalancePaise: Int64 = 10_000_000
+        public var seed: UInt64 = 1
+        /// How long a branch waits for a row before the transfer is given up (see `branch`).
+        public var lockTimeoutMs = 200
+        public init() {}
+    }
+
+    public struct Report: Sendable {
+        public var workers: Int
+        public var transfers: Int
+        public var refused: Int
+        public var elapsedMs: Double
+        public var transfersPerSecond: Double { elapsedMs > 0 ? Double(transfers) * 1_000 / elapsedMs : 0 }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    static let table = "handwritten_accounts"
+
+    /// (Re)creates the table in both databases with `options.accounts` accounts each.
+    public static func createTables(_ databases: [PostgresBankConfiguration], options: Options, logger: Logger,
+                                    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+        for database in databases {
+            let connection = try await connect(database, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
+            do {
+                _ = try await connection.query("DROP TABLE IF EXISTS handwritten_accounts", logger: logger)
+                _ = try await connection.query("""
+                    CREATE TABLE handwritten_accounts(id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))
+                    """, logger: logger)
+                _ = try await connection.query("""
+                    INSERT INTO handwritten_accounts SELECT g, \(options.openingBalancePaise) FROM generate_series(1, \(options.accounts)) g
+                    """, logger: logger)
+                _ = try await connection.query("VACUUM ANALYZE handwritten_accounts", logger: logger)
+            } catch {
+                try? await connection.close()
+                throw Failure(description: "preparing \(database.database) for the hand-written client: \(PostgresBankError.describe(error))")
+            }
+            try await connection.close()
+        }
+    }
+
+    /// The money in both tables together; the same before and after a run, or the client is wrong.
+    public static func total(_ databases: [PostgresBankConfiguration], logger: Logger,
+                             eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Int64 {
+        var sum: Int64 = 0
+        for database in databases {
+            let connection = try await connect(database, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
+            let rows = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM handwritten_accounts", logger: logger)
+            for try await value in rows.decode(Int64.self) { sum += value }
+            try await connection.close()
+        }
+        return sum
+    }
+
+    /// Runs `options.workers` workers for `options.durationMs` against two databases.
+    public static func run(_ databases: [PostgresBankConfiguration], options: Options, logger: Logger,
+                           eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Report {
+        precondition(databases.count == 2, "the hand-written client moves money between exactly two databases")
+        precondition(options.workers >= 1 && options.accounts >= 1)
+        var sessions: [(PostgresConnection, PostgresConnection)] = []
+        for worker in 0..<options.workers {
+            let first = try await connect(databases[0], id: 2 * worker, eventLoopGroup: eventLoopGroup, logger: logger)
+            let second = try await connect(databases[1], id: 2 * worker + 1, eventLoopGroup: eventLoopGroup, logger: logger)
+            for connection in [first, second] {
+                _ = try await connection.query("SELECT set_config('lock_timeout', \("\(options.lockTimeoutMs)ms"), false)", logger: logger)
+            }
+            sessions.append((first, second))
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deadline = start.advanced(by: .milliseconds(Int64(options.durationMs)))
+        let counts: (Int, Int)
+        do {
+            counts = try await transfers(over: sessions, until: deadline, clock: clock, options: options, logger: logger)
+        } catch {
+            for (first, second) in sessions {
+                try? await first.close()
+                try? await second.close()
+            }
+            throw Failure(description: "the hand-written client failed: \(PostgresBankError.describe(error))")
+        }
+        let elapsed = clock.now - start
+        for (first, second) in sessions {
+            try? await first.close()
+            try? await second.close()
+        }
+        let elapsedMs = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
+        return Report(workers: options.workers, transfers: counts.0, refused: counts.1, elapsedMs: elapsedMs)
+    }
+
+    /// Every worker's loop until the deadline; (committed, refused) over all of them.
+    private static func transfers(over sessions: [(PostgresConnection, PostgresConnection)], until deadline: ContinuousClock.Instant,
+                                  clock: ContinuousClock, options: Options, logger: Logger) async throws -> (Int, Int) {
+        try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for (worker, pair) in sessions.enumerated() {
+                group.addTask {
+                    var random = SplitMix(seed: options.seed &+ UInt64(worker) &* 0x9E37_79B9_7F4A_7C15)
+                    var done = 0, refused = 0
+                    while clock.now < deadline {
+                        let forward = random.next() & 1 == 0
+                        let (from, to) = forward ? (pair.0, pair.1) : (pair.1, pair.0)
+                        let gid = "handwritten:\(worker):\(done + refused)"
+                        let committed = try await transfer(from: from, to: to, fromAccount: Int(random.next() % UInt64(options.accounts)) + 1,
+                                                           toAccount: Int(random.next() % UInt64(options.accounts)) + 1,
+                                                           amount: Int64(random.next() % 1_000) + 1, gid: gid, logger: logger)
+                        if committed { done += 1 } else { refused += 1 }
+                    }
+                    return (done, refused)
+                }
+            }
+            var total = (0, 0)
+            for try await (done, refused) in group { total = (total.0 + done, total.1 + refused) }
+            return total
+        }
+    }
+
+    /// One transfer, both databases side by side at each step. Returns whether it committed.
+    private static func transfer(from: PostgresConnection, to: PostgresConnection, fromAccount: Int, toAccount: Int,
+                                 amount: Int64, gid: String, logger: Logger) async throws -> Bool {
+        // Gids are server-wide, and both databases may share a server: one per branch.
+        let (fromGid, toGid) = (gid + ":debit", gid + ":credit")
+        async let debited = branch(from, "UPDATE handwritten_accounts SET balance = balance - \(amount) WHERE id = \(fromAccount) AND balance >= \(amount)",
+                                   gid: fromGid, logger: logger)
+        async let credited = branch(to, "UPDATE handwritten_accounts SET balance = balance + \(amount) WHERE id = \(toAccount)",
+                                    gid: toGid, logger: logger)
+        let (first, second) = try await (debited, credited)
+        let verb = first && second ? "COMMIT PREPARED" : "ROLLBACK PREPARED"
+        async let finishFirst: Void = finish(from, prepared: first, "\(verb) '\(fromGid)'", logger: logger)
+        async let finishSecond: Void = finish(to, prepared: second, "\(verb) '\(toGid)'", logger: logger)
+        _ = try await (finishFirst, finishSecond)
+        return first && second
+    }
+
+    /// BEGIN, the update, PREPARE TRANSACTION; or ROLLBACK if the update changed no row or
+    /// waited out `lockTimeoutMs`. Without a coordinator nobody sees a deadlock that spans the
+    /// two databases (a worker prepared in one waits in the other for a row another worker's
+    /// prepared branch holds, and that one the other way round): the lock timeout is the only
+    /// way out, as in any such client.
+    private static func branch(_ connection: PostgresConnection, _ update: String, gid: String, logger: Logger) async throws -> Bool {
+        _ = try await connection.query("BEGIN", logger: logger)
+        let changed: [PostgresRow]
+        do {
+            changed = try await connection.query(PostgresQuery(unsafeSQL: update + " RETURNING id"), logger: logger).collect()
+        } catch where PostgresBankError.sqlState(error) == SQLState.lockNotAvailable {
+            _ = try await connection.query("ROLLBACK", logger: logger)
+            return false
+        }
+        guard changed.count == 1 else {
+            _ = try await connection.query("ROLLBACK", logger: logger)
+            return false
+        }
+        _ = try await connection.query(PostgresQuery(unsafeSQL: "PREPARE TRANSACTION '\(gid)'"), logger: logger)
+        return true
+    }
+
+    private static func finish(_ connection: PostgresConnection, prepared: Bool, _ sql: String, logger: Logger) async throws {
+        guard prepared else { return }
+        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+    }
+
+    private static func connect(_ database: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
+                                logger: Logger) async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(on: eventLoopGroup.next(), configuration: PostgresSessionPool.settings(for: database),
+                                                        id: id, logger: logger).get()
+        } catch {
+            throw PostgresBankError.unreachable(database: database.database, detail: PostgresBankError.describe(error))
+        }
+    }
+}
+
+/// A small, fast, seeded generator for the client's random choices.
+struct SplitMix {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
