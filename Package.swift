@@ -13,7 +13,8 @@
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
 //   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiPostgres           participant resource on a real PostgreSQL database (native two-phase
-//                            commit: PREPARE TRANSACTION / COMMIT PREPARED), over postgres-nio
+//                            commit: PREPARE TRANSACTION / COMMIT PREPARED), and the decision log in
+//                            a PostgreSQL table (implements the runtime's DecisionLogStorage), over postgres-nio
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
@@ -74,6 +75,8 @@ let package = Package(
                 "SandhiEngine",
                 "SandhiParticipants",
                 "SandhiProcess",
+                // For the decision log's protocol (`DecisionLogStorage`); the runtime never imports this.
+                "SandhiRuntime",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -142,7 +145,7 @@ let package = Package(
         ),
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
         .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
-        .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),

@@ -144,3 +144,21 @@ import Testing
         #expect(result.stderr.contains("pid \(bench.pid)"))
     }
 }
+
+/// `sandhi init --log-postgres`: the database is checked before anything is created.
+@Suite struct InitLogPostgresInputTests {
+    @Test func anUnreachableOrMalformedLogDatabaseIsRefusedInOneLineAndLeavesNothing() throws {
+        let temporary = TemporaryDirectory("sandhi-init-log"); defer { temporary.remove() }
+        let data = temporary.appending("data")
+        let cases = [
+            ("postgres://sandhi@127.0.0.1:1/decisions", "cannot connect to PostgreSQL database decisions for the decision log"),
+            ("mysql://sandhi@db/decisions", "--log-postgres: \"mysql://sandhi@db/decisions\" is not a postgres:// URL"),
+        ]
+        for (url, needle) in cases {
+            let result = try SandhiBinary.run(["init", "--data", data, "--accounts", "2", "--log-postgres", url])
+            #expect(result.status != 0, "init accepted \(url)")
+            #expect(result.stderr.split(separator: "\n").count == 1 && result.stderr.contains(needle), "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: data), "a failed init left \(data) behind")
+        }
+    }
+}

@@ -29,7 +29,9 @@ public struct InvariantAudit: Sendable {
     public var total: Paise = .zero
     public var minted: Paise = .zero
     public var unfinishedCommits: [TransactionID: [ParticipantID]] = [:]
+    /// Distinct segments holding records (1 for a log in PostgreSQL, which has none).
     public var logSegments = 0
+    public var logSource: RecoveredDecisionLog.Source = .segmentFiles(directory: "")
     /// Every heuristic case, open or settled (`DIR/reconciliation.log`).
     public var heuristicCases: [HeuristicCase] = []
     /// What the open cases created or destroyed: the allowance conservation makes for them.
@@ -42,7 +44,8 @@ public struct InvariantAudit: Sendable {
 
     public static func run(directory: DataDirectory, configuration: SandhiConfiguration, logger: Logger) throws -> InvariantAudit {
         var audit = InvariantAudit()
-        let log = try DecisionLogStore.read(directory: directory.coordinatorPath)
+        let log = try directory.readDecisionLog(configuration, logger: logger)
+        audit.logSource = log.source
         audit.unfinishedCommits = log.unfinishedCommits
         audit.logSegments = Set(log.records.map(\.position.segment)).count
         let reconciliation = try ReconciliationJournal.read(path: directory.reconciliationPath)

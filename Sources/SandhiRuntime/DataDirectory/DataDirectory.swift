@@ -25,13 +25,15 @@ public enum DataDirectoryError: Error, CustomStringConvertible, Equatable {
 ///
 ///     DIR/sandhi.toml              participants, tuning, compliance rules
 ///     DIR/sandhi.lock              held (flock) by the one process using DIR
-///     DIR/coordinator/             decision-log segments
+///     DIR/coordinator/             decision-log segments (unless `[coordinator] log` names a database)
 ///     DIR/banks/NAME.sqlite        one embedded bank per participant
 ///     DIR/deadlocks.json           the last deadlocks, for `sandhi check --deadlocks`
 public struct DataDirectory: Sendable {
     public let path: String
     /// Opens banks of the kinds the runtime does not know itself (see `openBank`).
     public var bankOpener = BankOpener()
+    /// Opens the decision log when `sandhi.toml` puts it in PostgreSQL (see `openDecisionLog`).
+    public var decisionLogOpener = DecisionLogOpener()
 
     public var configurationPath: String { path + "/sandhi.toml" }
     public var lockPath: String { path + "/sandhi.lock" }
@@ -42,8 +44,9 @@ public struct DataDirectory: Sendable {
     public var reconciliationPath: String { path + "/reconciliation.log" }
     public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
 
-    public init(path: String, bankOpener: BankOpener = BankOpener()) {
+    public init(path: String, bankOpener: BankOpener = BankOpener(), decisionLogOpener: DecisionLogOpener = DecisionLogOpener()) {
         self.bankOpener = bankOpener
+        self.decisionLogOpener = decisionLogOpener
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.path = trimmed

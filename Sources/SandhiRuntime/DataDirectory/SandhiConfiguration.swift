@@ -37,6 +37,12 @@ public struct SandhiConfiguration: Sendable, Equatable {
     /// only its own. Written by `sandhi init`; lower-case letters, digits, - and _.
     public var instance = "sandhi"
 
+    /// Where the decision log lives when it is not the segment files in `DIR/coordinator/`:
+    /// a PostgreSQL database (`[coordinator] log = "postgres://..."`, or a `[coordinator.log]`
+    /// table with the same connection keys as a participant), whose streaming replication then
+    /// carries the coordinator's decisions to a standby. Nil: the segment files.
+    public var decisionLog: DatabaseConnection?
+
     public var participants: [Participant]
     public var prepareTimeoutMs: UInt64 = 5_000
     public var resendInitialMs: UInt64 = 50
@@ -132,6 +138,9 @@ public struct SandhiConfiguration: Sendable, Equatable {
             prepareTimeoutMs = try Self.positive(coordinator, "prepare_timeout_ms", default: prepareTimeoutMs)
             resendInitialMs = try Self.positive(coordinator, "resend_initial_ms", default: resendInitialMs)
             segmentMaxBytes = Int(try Self.positive(coordinator, "segment_max_bytes", default: UInt64(segmentMaxBytes)))
+            if let raw = coordinator["log"] {
+                decisionLog = try Self.decisionLog(raw)
+            }
         }
         if let locking = table["locking"]?.table {
             if let raw = locking["concurrency"] {
@@ -188,33 +197,59 @@ public struct SandhiConfiguration: Sendable, Equatable {
     /// A `postgres` participant's database: `url`, or `host`/`socket`, `port`, `user`,
     /// `database` and `password_file`. Other kinds have none of these keys.
     private static func database(_ entry: TOMLTable, name: String, kind: ParticipantKind) throws -> DatabaseConnection? {
-        let keys = ["url", "host", "socket", "port", "user", "database", "password_file"]
         guard kind == .postgres else {
-            if let key = keys.first(where: { entry[$0] != nil }) {
+            if let key = connectionKeys.first(where: { entry[$0] != nil }) {
                 throw ParseError(description: "sandhi.toml: participant \(name) is \(kind.rawValue); \(key) belongs to a postgres participant")
             }
             return nil
         }
+        return try connection(entry, subject: "participant \(name)", needing: "participant \(name) is postgres and")
+    }
+
+    private static let connectionKeys = ["url", "host", "socket", "port", "user", "database", "password_file"]
+
+    /// `[coordinator] log`: a postgres:// URL, or a table with a participant's connection keys.
+    private static func decisionLog(_ raw: any TOMLValueConvertible) throws -> DatabaseConnection {
+        let subject = "[coordinator] log"
+        if let url = raw.string {
+            do {
+                return try DatabaseConnection(url: url)
+            } catch let error as DatabaseConnection.ParseError {
+                throw ParseError(description: "sandhi.toml: \(subject): \(error.description)")
+            }
+        }
+        guard let table = raw.table else {
+            throw ParseError(description: "sandhi.toml: \(subject) must be a postgres:// URL or a table of url, host or socket, port, user, database, password_file")
+        }
+        if let key = table.keys.first(where: { !connectionKeys.contains($0) }) {
+            throw ParseError(description: "sandhi.toml: \(subject): unknown key \(key)")
+        }
+        return try connection(table, subject: subject, needing: subject)
+    }
+
+    /// A database's connection keys. `subject` starts every message about one key; `needing`
+    /// starts the messages about a missing one.
+    private static func connection(_ entry: TOMLTable, subject: String, needing: String) throws -> DatabaseConnection {
         func text(_ key: String) throws -> String? {
             guard let raw = entry[key] else { return nil }
-            guard let value = raw.string, !value.isEmpty else { throw ParseError(description: "sandhi.toml: participant \(name): \(key) must be a non-empty string") }
+            guard let value = raw.string, !value.isEmpty else { throw ParseError(description: "sandhi.toml: \(subject): \(key) must be a non-empty string") }
             return value
         }
         var connection: DatabaseConnection
         if let url = try text("url") {
             if let key = ["host", "socket", "port", "user", "database"].first(where: { entry[$0] != nil }) {
-                throw ParseError(description: "sandhi.toml: participant \(name): give url or \(key), not both")
+                throw ParseError(description: "sandhi.toml: \(subject): give url or \(key), not both")
             }
             do {
                 connection = try DatabaseConnection(url: url)
             } catch let error as DatabaseConnection.ParseError {
-                throw ParseError(description: "sandhi.toml: participant \(name): \(error.description)")
+                throw ParseError(description: "sandhi.toml: \(subject): \(error.description)")
             }
         } else {
             var port = DatabaseConnection.defaultPort
             if let raw = entry["port"] {
                 guard let number = raw.int, (1...65_535).contains(number) else {
-                    throw ParseError(description: "sandhi.toml: participant \(name): port must be 1...65535")
+                    throw ParseError(description: "sandhi.toml: \(subject): port must be 1...65535")
                 }
                 port = number
             }
@@ -222,11 +257,11 @@ public struct SandhiConfiguration: Sendable, Equatable {
             switch (try text("host"), try text("socket")) {
             case (let host?, nil): endpoint = .tcp(host: host, port: port)
             case (nil, let folder?): endpoint = .unixSocket(folder: folder, port: port)
-            case (nil, nil): throw ParseError(description: "sandhi.toml: participant \(name) is postgres and needs url, host or socket")
-            case (_?, _?): throw ParseError(description: "sandhi.toml: participant \(name): give host or socket, not both")
+            case (nil, nil): throw ParseError(description: "sandhi.toml: \(needing) needs url, host or socket")
+            case (_?, _?): throw ParseError(description: "sandhi.toml: \(subject): give host or socket, not both")
             }
             guard let user = try text("user"), let database = try text("database") else {
-                throw ParseError(description: "sandhi.toml: participant \(name) is postgres and needs user and database (or a url)")
+                throw ParseError(description: "sandhi.toml: \(needing) needs user and database (or a url)")
             }
             connection = DatabaseConnection(endpoint: endpoint, user: user, database: database)
         }
@@ -259,6 +294,18 @@ public struct SandhiConfiguration: Sendable, Equatable {
             "prepare_timeout_ms = \(prepareTimeoutMs)",
             "resend_initial_ms = \(resendInitialMs)",
             "segment_max_bytes = \(segmentMaxBytes)",
+        ]
+        if let decisionLog {
+            // A URL while it says everything; a table when there is a password file to name. A
+            // password given in a URL is not written back: it belongs in a password file.
+            if let file = decisionLog.passwordFile {
+                lines += ["", "[coordinator.log]                # the decision log, in PostgreSQL"]
+                lines += Self.connectionLines(decisionLog) + ["password_file = \"\(file)\""]
+            } else {
+                lines.append("log = \"\(decisionLog.description)\"   # the decision log, in PostgreSQL")
+            }
+        }
+        lines += [
             "",
             "[locking]",
             "concurrency = \"\(concurrency.rawValue)\"            # strict two-phase locking",
@@ -276,11 +323,7 @@ public struct SandhiConfiguration: Sendable, Equatable {
         for participant in participants {
             lines += ["", "[[participants]]", "name = \"\(participant.id)\"", "kind = \"\(participant.kind.rawValue)\""]
             if let database = participant.database {
-                switch database.endpoint {
-                case .tcp(let host, let port): lines += ["host = \"\(host)\"", "port = \(port)"]
-                case .unixSocket(let folder, let port): lines += ["socket = \"\(folder)\"", "port = \(port)"]
-                }
-                lines += ["user = \"\(database.user)\"", "database = \"\(database.database)\""]
+                lines += Self.connectionLines(database)
                 // A password given in a URL is not written back: it belongs in a password file.
                 if let file = database.passwordFile { lines.append("password_file = \"\(file)\"") }
             }
@@ -289,5 +332,14 @@ public struct SandhiConfiguration: Sendable, Equatable {
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func connectionLines(_ database: DatabaseConnection) -> [String] {
+        var lines: [String]
+        switch database.endpoint {
+        case .tcp(let host, let port): lines = ["host = \"\(host)\"", "port = \(port)"]
+        case .unixSocket(let folder, let port): lines = ["socket = \"\(folder)\"", "port = \(port)"]
+        }
+        return lines + ["user = \"\(database.user)\"", "database = \"\(database.database)\""]
     }
 }

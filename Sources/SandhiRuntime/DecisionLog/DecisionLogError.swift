@@ -11,6 +11,9 @@ import Darwin
 public enum DecisionLogError: Error, CustomStringConvertible, Equatable {
     /// Bytes on disk that are not a torn tail of the last segment: refuse to guess what they meant.
     case corrupt(file: String, offset: Int, reason: String)
+    /// A row of a decision log kept in a database table (`where` names database, table and
+    /// instance) that is not one whole, checksummed record: refuse to guess what it meant.
+    case corruptRow(where: String, sequence: Int64, reason: String)
     /// A system call failed. The payload reads `<what> (<strerror>)`.
     case io(String)
     /// The store or writer was closed (or shut down) before the call.
@@ -21,6 +24,8 @@ public enum DecisionLogError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .corrupt(let file, let offset, let reason):
             text = "decision log corrupt: \(file) at byte \(offset): \(reason)"
+        case .corruptRow(let place, let sequence, let reason):
+            text = "decision log corrupt: \(place), row \(sequence): \(reason)"
         case .io(let what):
             text = "decision log I/O error: \(what)"
         case .closed:

@@ -11,12 +11,16 @@ import Synchronization
 /// While the thread is in fdatasync, new records pile up in the queue; the next round takes them
 /// all at once, so the number of syncs adapts to the disk's latency instead of to the offered load.
 ///
-/// Between batches, after the completions have run, the thread lets the store zero-fill ahead of
-/// its write position (`DecisionLogStore.preallocate`), so the batches' syncs find the file's size
-/// unchanged and the occasional extension delays no decision already waiting for its sync.
+/// Between batches, after the completions have run, the thread lets the store do its upkeep
+/// (`DecisionLogStorage.maintain`: the file log zero-fills ahead of its write position, so the
+/// batches' syncs find the file's size unchanged; the PostgreSQL log deletes finished records),
+/// so that work delays no decision already waiting for its sync.
+///
+/// The store is any `DecisionLogStorage` (segment files or PostgreSQL): one existential call per
+/// batch, never per record.
 ///
 /// Batches of unforced records only (ENDs) get no sync of their own, but the store syncs by
-/// itself whenever they would leave more than `DecisionLogStore.maxUnsyncedBytes` unsynced, which
+/// itself whenever they would leave more than `RecordFraming.maxUnsyncedBytes` unsynced, which
 /// is what lets recovery cut a batch torn by a power cut instead of refusing the log. Those syncs
 /// count in `stats` too.
 ///
@@ -52,7 +56,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private var writerThreadID: pthread_t?
 
     // Writer thread only.
-    private let store: DecisionLogStore
+    private let store: any DecisionLogStorage
     private var batch: [Pending] = []
     private var batchRecords: [DecisionRecord] = []
     private var unsyncedWrites = false
@@ -62,7 +66,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private let syncCount = Atomic<Int>(0)
     private let recordCount = Atomic<Int>(0)
 
-    public init(store: DecisionLogStore, maxQueued: Int = 65_536, logger: Logger) {
+    public init(store: any DecisionLogStorage, maxQueued: Int = 65_536, logger: Logger) {
         precondition(maxQueued >= 1, "maxQueued \(maxQueued)")
         self.store = store
         self.maxQueued = maxQueued
@@ -170,7 +174,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
 
         while takeBatch() {
             writeBatch()
-            preallocateAhead()
+            maintainStore()
         }
 
         if unsyncedWrites && !abandonedUnderLock() {
@@ -260,9 +264,9 @@ public final class GroupCommitWriter: @unchecked Sendable {
         boundSyncsCounted = total
     }
 
-    private func preallocateAhead() {
+    private func maintainStore() {
         do {
-            try store.preallocate()
+            try store.maintain()
         } catch {
             // The store logged it and keeps it (sticky): the next batch fails with this error.
         }

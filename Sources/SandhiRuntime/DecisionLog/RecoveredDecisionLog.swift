@@ -1,9 +1,20 @@
 import SandhiEngine
 
-/// What `DecisionLogStore.open` (or the read-only `read`) found on disk.
+/// What a decision log's open (or read-only read) found: `DecisionLogStore` on disk, or
+/// `PostgresDecisionLog` in its table.
 public struct RecoveredDecisionLog: Sendable {
-    /// Every whole record in log order, with its position (segment number, byte offset of the
-    /// record's frame). Segment headers are included, so positions are exactly what was appended.
+    /// Where the records were read from.
+    public enum Source: Sendable, Equatable {
+        /// Segment files: positions are (segment number, byte offset of the record's frame).
+        case segmentFiles(directory: String)
+        /// Rows of a PostgreSQL table (`description` names database, table and instance):
+        /// positions are (0, the row's sequence number).
+        case postgres(description: String)
+    }
+
+    public var source: Source
+    /// Every whole record in log order, with its position (see `Source`). Segment headers are
+    /// included, so positions are exactly what was appended.
     public var records: [(position: LogPosition, record: DecisionRecord)]
     /// Highest epoch found in any segmentHeader/epochStarted record (0 if the log is empty/new).
     public var maxEpoch: UInt32
@@ -15,11 +26,13 @@ public struct RecoveredDecisionLog: Sendable {
     public var notes: [String]
 
     public init(
+        source: Source = .segmentFiles(directory: ""),
         records: [(position: LogPosition, record: DecisionRecord)] = [],
         maxEpoch: UInt32 = 0,
         unfinishedCommits: [TransactionID: [ParticipantID]] = [:],
         notes: [String] = []
     ) {
+        self.source = source
         self.records = records
         self.maxEpoch = maxEpoch
         self.unfinishedCommits = unfinishedCommits

@@ -54,7 +54,7 @@ enum SegmentScanner {
         }
         numbers.sort()
 
-        var result = Result(segments: [], recovered: RecoveredDecisionLog(notes: notes))
+        var result = Result(segments: [], recovered: RecoveredDecisionLog(source: .segmentFiles(directory: directory), notes: notes))
         for (index, number) in numbers.enumerated() {
             let segment = try scanSegment(
                 directory: directory, number: number, isLast: index == numbers.count - 1,

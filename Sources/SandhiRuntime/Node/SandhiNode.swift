@@ -51,8 +51,8 @@ public final class SandhiNode: Sendable {
     /// incarnation of the coordinator. The caller holds the directory's lock.
     static func openIncarnation(directory: DataDirectory, configuration: SandhiConfiguration, logger: Logger,
                                 onEvent: (@Sendable (EngineEvent) -> Void)?) async throws -> (CoordinatorDriver, RecoveryReport) {
-        let (store, recovered) = try DecisionLogStore.open(
-            directory: directory.coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)
+        // The segment files in coordinator/, or the PostgreSQL log `[coordinator] log` names.
+        let (store, recovered) = try directory.openDecisionLog(configuration, logger: logger)
         var banks: [Bank] = []
         var inDoubt: [TransactionID: [ParticipantID]] = [:]
         var held: [TransactionID: [ResourceID]] = [:]
@@ -89,7 +89,7 @@ public final class SandhiNode: Sendable {
         if recovered.maxEpoch == 0 && banksEpoch > 0 {
             // Presumed abort on an empty log would roll back branches that committed elsewhere.
             store.close()
-            throw DecisionLogError.io("the decision log in \(directory.coordinatorPath) is empty, but the banks hold transactions "
+            throw DecisionLogError.io("\(directory.decisionLogDescription(configuration)) is empty, but the banks hold transactions "
                 + "up to epoch \(banksEpoch): the log was lost or replaced; restore it before starting")
         }
         // A new epoch, above every epoch in the log and in the banks, durable before any

@@ -49,7 +49,12 @@ struct CheckCommand: AsyncParsableCommand {
                 }
                 print("minted: \(audit.minted.value)")
                 print("total: \(audit.total.value)")
-                print("decision log: \(audit.logSegments) segment(s), \(audit.unfinishedCommits.count) unfinished commit(s)")
+                switch audit.logSource {
+                case .segmentFiles:
+                    print("decision log: \(audit.logSegments) segment(s), \(audit.unfinishedCommits.count) unfinished commit(s)")
+                case .postgres(let description):
+                    print("decision log: \(description), \(audit.unfinishedCommits.count) unfinished commit(s)")
+                }
                 for note in audit.notes { print(note) }
                 if audit.passed {
                     print("invariants: ok (conservation, atomicity, no prepared leftovers, no held locks)")

@@ -13,7 +13,10 @@ struct InitCommand: AsyncParsableCommand {
             --postgres NAME=URL,... makes each named participant a bank in an existing, empty \
             PostgreSQL database (postgres://user[:password]@host[:port]/database; a socket folder \
             as the host is written %2Fpath). Without --banks, only the PostgreSQL banks are made. \
-            Every database is checked before anything is created.
+            Every database is checked before anything is created. --log-postgres URL keeps the \
+            coordinator's decision log in that PostgreSQL database (table sandhi_decision_log, \
+            created if missing) instead of segment files in DIR/coordinator/, and writes \
+            `log = "URL"` under [coordinator] in sandhi.toml.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -23,6 +26,9 @@ struct InitCommand: AsyncParsableCommand {
 
     @Option(help: "Comma-separated NAME=URL: banks in PostgreSQL databases (see below).")
     var postgres: String?
+
+    @Option(name: .customLong("log-postgres"), help: "postgres:// URL of a database for the decision log (default: segment files in DIR/coordinator/).")
+    var logPostgres: String?
 
     @Option(help: "Accounts per bank (named acct-000001 ...).")
     var accounts: Int = 1_000
@@ -41,9 +47,18 @@ struct InitCommand: AsyncParsableCommand {
             let names = sqliteNames + databases.map(\.id)
             guard (1...1_000_000).contains(accounts) else { throw UsageFailure("--accounts must be between 1 and 1000000, got \(accounts)") }
             guard let balance = Paise(parsing: opening) else { throw UsageFailure("--opening \(opening) is not an amount in rupees") }
+            let decisionLog = try logPostgres.map { url in
+                do {
+                    return try DatabaseConnection(url: url)
+                } catch {
+                    throw UsageFailure("--log-postgres: \(error)")
+                }
+            }
             let directory = common.directory
-            try Self.create(directory: directory, banks: sqliteNames, postgres: databases, accounts: accounts, opening: balance, logger: logger)
+            try Self.create(directory: directory, banks: sqliteNames, postgres: databases, decisionLog: decisionLog,
+                            accounts: accounts, opening: balance, logger: logger)
             print("created \(directory.path): \(names.map(\.name).joined(separator: ", ")), \(accounts) accounts each at \(balance)")
+            if let decisionLog { print("decision log: PostgreSQL \(decisionLog.description)") }
             return 0
         }
     }
@@ -83,7 +98,7 @@ struct InitCommand: AsyncParsableCommand {
     }
 
     static func create(directory: DataDirectory, banks: [ParticipantID], postgres: [SandhiConfiguration.Participant] = [],
-                       accounts: Int, opening: Paise, logger: Logger) throws {
+                       decisionLog: DatabaseConnection? = nil, accounts: Int, opening: Paise, logger: Logger) throws {
         let total = banks.count + postgres.count
         guard opening <= Paise.maxAmount else { throw UsageFailure("--opening exceeds the largest amount, \(Paise.maxAmount)") }
         guard !opening.value.multipliedReportingOverflow(by: Int64(accounts) * Int64(total)).overflow else {
@@ -93,15 +108,20 @@ struct InitCommand: AsyncParsableCommand {
         guard !DataDirectory.exists(directory.configurationPath) else { throw DataDirectoryError.alreadyExists(directory.path) }
         var configuration = SandhiConfiguration(participants: banks.map { .init(id: $0) } + postgres)
         configuration.instance = SandhiConfiguration.newInstanceName()
+        configuration.decisionLog = decisionLog
         // Every database first, changing nothing: a bad one must leave the others as they were.
         let databases = try postgres.map { try PostgresParticipants.bankConfiguration($0, instance: configuration.instance) }
         for database in databases { try PostgresBank.checkCreatable(database, logger: logger) }
+        let logDatabase = try decisionLog.map { try PostgresDecisionLogOpener.logConfiguration($0, instance: configuration.instance) }
+        if let logDatabase { try PostgresDecisionLog.check(logDatabase, logger: logger) }
         let rows = (1...accounts).map { (accountName($0), opening) }
         try directory.create(configuration) { directory in
             for bank in banks {
                 try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: logger)
             }
             for database in databases { try PostgresBank.create(database, accounts: rows, logger: logger) }
+            // Idempotent: the table may already hold other instances' logs.
+            if let logDatabase { try PostgresDecisionLog.createTable(logDatabase, logger: logger) }
         }
     }
 }

@@ -5,7 +5,8 @@ import SandhiRuntime
 
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "log", abstract: "Inspect the coordinator's decision log.", subcommands: [Dump.self])
+        commandName: "log", abstract: "Inspect the coordinator's decision log (segment files, or PostgreSQL with `[coordinator] log`).",
+        subcommands: [Dump.self, Verify.self])
 
     struct Dump: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -19,15 +20,24 @@ struct LogCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let directory = common.directory
-                _ = try directory.loadConfiguration()
-                let log = try DecisionLogStore.read(directory: directory.coordinatorPath)
+                let configuration = try directory.loadConfiguration()
+                let log = try directory.readDecisionLog(configuration, logger: common.makeLogger())
                 for note in log.notes { printError("note: \(note)") }
+                let rows: Bool
+                switch log.source {
+                case .segmentFiles: rows = false
+                case .postgres(let description):
+                    rows = true
+                    if !json { print("decision log: \(description)") }
+                }
                 for (position, record) in log.records {
                     let (kind, detail) = Self.describe(record)
                     if json {
-                        print(jsonLine(["segment": String(position.segment), "offset": String(position.offset), "record": kind, "detail": detail]))
+                        let place = rows ? ["seq": String(position.offset)]
+                            : ["segment": String(position.segment), "offset": String(position.offset)]
+                        print(jsonLine(place.merging(["record": kind, "detail": detail]) { first, _ in first }))
                     } else {
-                        print(pad("\(position.segment)@\(position.offset)", 16) + pad(kind, 9) + detail)
+                        print(pad(rows ? "seq \(position.offset)" : "\(position.segment)@\(position.offset)", 16) + pad(kind, 9) + detail)
                     }
                 }
                 if !json { print("\(log.records.count) record(s), \(log.unfinishedCommits.count) commit(s) awaiting acknowledgement") }
@@ -41,6 +51,32 @@ struct LogCommand: AsyncParsableCommand {
             case .epochStarted(let epoch): return ("epoch", "coordinator started epoch \(epoch)")
             case .commit(let tx, let participants): return ("COMMIT", "\(tx) at \(participants.map(\.name).joined(separator: ", "))")
             case .end(let tx): return ("END", "\(tx) acknowledged everywhere")
+            }
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every record's checksum and decoding (read-only); exit 1 if the log is damaged.")
+
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let directory = common.directory
+                let configuration = try directory.loadConfiguration()
+                let log: RecoveredDecisionLog
+                do {
+                    log = try directory.readDecisionLog(configuration, logger: common.makeLogger())
+                } catch let error as DecisionLogError {
+                    // Damage is this command's answer, not a failure to run it.
+                    print("damaged: \(error)")
+                    return 1
+                }
+                for note in log.notes { print("note: \(note)") }
+                print("ok: \(log.records.count) record(s), every checksum good, highest epoch \(log.maxEpoch), "
+                      + "\(log.unfinishedCommits.count) commit(s) awaiting acknowledgement")
+                return 0
             }
         }
     }

@@ -41,7 +41,7 @@ enum HeuristicDemo {
         let restartLock = try directory.lock()
         // Whether the COMMIT record reached the file despite the failed fsync decides what SBI's
         // operator must do to contradict it; the coordinator will find out either way.
-        let logged = try DecisionLogStore.read(directory: directory.coordinatorPath).unfinishedCommits[tx] != nil
+        let logged = try directory.readDecisionLog(try directory.loadConfiguration(), logger: logger).unfinishedCommits[tx] != nil
         print("   \(tx) is prepared at hdfc and sbi, locks held; the COMMIT record is \(logged ? "in the log after all (the data reached the file)" : "not in the log: presumed abort")")
         print("")
         let decideCommit = !logged

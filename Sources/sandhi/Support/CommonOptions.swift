@@ -11,8 +11,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Log what the engine does (to stderr).")
     var verbose = false
 
-    /// The data directory, able to open every kind of participant this program knows.
-    var directory: DataDirectory { DataDirectory(path: data, bankOpener: PostgresParticipants.opener) }
+    /// The data directory, able to open every kind of participant, and of decision log, this program knows.
+    var directory: DataDirectory {
+        DataDirectory(path: data, bankOpener: PostgresParticipants.opener, decisionLogOpener: PostgresDecisionLogOpener.opener)
+    }
 
     /// Libraries take a logger; the executable makes the only one, on stderr.
     func makeLogger() -> Logger {

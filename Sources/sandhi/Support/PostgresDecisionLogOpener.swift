@@ -1,0 +1,30 @@
+import Logging
+import SandhiPostgres
+import SandhiRuntime
+
+/// The executable's part of wiring a decision log kept in PostgreSQL: the runtime carries
+/// `[coordinator] log`'s `DatabaseConnection` and asks `DecisionLogOpener` to open or read it;
+/// this opens it as a `PostgresDecisionLog` under the data directory's coordinator instance.
+enum PostgresDecisionLogOpener {
+    static let opener = DecisionLogOpener(
+        open: { database, configuration, logger in
+            let (log, recovered) = try PostgresDecisionLog.open(try logConfiguration(database, instance: configuration.instance), logger: logger)
+            return (log, recovered)
+        },
+        read: { database, configuration, logger in
+            try PostgresDecisionLog.read(try logConfiguration(database, instance: configuration.instance), logger: logger)
+        })
+
+    static func logConfiguration(_ database: DatabaseConnection, instance: String) throws -> PostgresDecisionLogConfiguration {
+        guard let instance = CoordinatorInstance(instance) else {
+            throw PostgresParticipants.Unusable(description: "coordinator instance \"\(instance)\" is not a valid name")
+        }
+        let endpoint: PostgresBankConfiguration.Endpoint
+        switch database.endpoint {
+        case .tcp(let host, let port): endpoint = .tcp(host: host, port: port)
+        case .unixSocket(let folder, let port): endpoint = .unixSocket(folder: folder, port: port)
+        }
+        return PostgresDecisionLogConfiguration(endpoint: endpoint, username: database.user, password: try database.resolvedPassword(),
+                                                database: database.database, instance: instance)
+    }
+}
