@@ -87,7 +87,7 @@ struct BranchStatements: Sendable {
             let ready = readsPlainly ? commits?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()
                                      : connection.eventLoop.makeSucceededVoidFuture()
             if request.readOnly {
-                return ready.flatMap { statements.readAccounts(request, on: connection, locking: false) }.flatMapThrowing { read in
+                return ready.flatMap { statements.readPlainly(request, on: connection) }.flatMapThrowing { read in
                     statements.validate(request, read.accounts).map { StageOutcome.refused(reason: $0) }
                         ?? .staged(observed: statements.observed(request, read.accounts))
                 }
@@ -95,15 +95,22 @@ struct BranchStatements: Sendable {
             let work = ready.flatMap {
                 connection.query("BEGIN", logger: statements.logger)
             }.flatMap { _ in
-                statements.readAccounts(request, on: connection, locking: true)
-            }.flatMap { read -> EventLoopFuture<StageOutcome> in
-                if read.committedBefore { return statements.rollback(on: connection, then: .alreadyCommitted) }
-                if let failure = statements.validate(request, read.accounts) {
+                statements.lockReadAndWrite(request, on: connection)
+            }.flatMap { staged in
+                statements.readPlainly(request, on: connection).map { plain in
+                    (staged, plain.accounts.merging(staged.accounts) { _, locked in locked })
+                }
+            }.flatMap { staged, accounts -> EventLoopFuture<StageOutcome> in
+                if staged.committedBefore { return statements.rollback(on: connection, then: .alreadyCommitted) }
+                if let failure = statements.validate(request, accounts) {
                     return statements.rollback(on: connection, then: .refused(reason: failure))
                 }
-                let observed = statements.observed(request, read.accounts)
-                return statements.write(request, on: connection)
-                    .flatMap { intents?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture() }
+                guard staged.applied else {
+                    let reason = "\(statements.participant): PostgreSQL did not write \(request.transaction) (an account missing or a balance below zero)"
+                    return statements.rollback(on: connection, then: .refused(reason: reason))
+                }
+                let observed = statements.observed(request, accounts)
+                return (intents?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture())
                     .flatMap { statements.prepare(request.gid, on: connection) }
                     .map { StageOutcome.staged(observed: observed) }
             }
@@ -132,55 +139,43 @@ struct BranchStatements: Sendable {
 
     private struct Read: Sendable {
         var accounts: [AccountID: Observation]
-        /// The branch committed here before (a stale duplicate PREPARE): asked only when locking.
-        var committedBefore: Bool
+        /// The branch committed here before (a stale duplicate PREPARE).
+        var committedBefore = false
+        /// `sandhi_stage` wrote the branch's writes.
+        var applied = false
     }
 
-    /// Every account the branch touches, as committed. Written accounts are locked (FOR UPDATE)
-    /// so no writer outside Sandhi changes them between this check and the PREPARE, in the same
-    /// statement that asks whether the branch committed here before; accounts only read are not
-    /// locked (the lock would outlive the PREPARE and block other branches' reads).
-    private func readAccounts(_ request: StageRequest, on connection: PostgresConnection, locking: Bool) -> EventLoopFuture<Read> {
-        let written = ParticipantProtocol.writtenAccounts(request.operations)
-        let onlyRead = Self.plainReads(request)
-        let lockedNames = (locking ? written : []).map(\.name)
-        let plainNames = ((locking ? [] : written) + onlyRead).map(\.name)
+    /// `sandhi_stage` (see `PostgresBankSchema`): in one statement, whether the branch committed
+    /// here before, its written accounts locked (FOR UPDATE, so no writer outside Sandhi changes
+    /// them before the PREPARE) and read, and its writes if they fit.
+    private func lockReadAndWrite(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Read> {
+        let (names, deltas, writes, net, reports) = Self.netWrites(request.operations)
         let raw = Int64(bitPattern: request.transaction.rawValue)
-        let instance = instanceName
-        let logger = logger
-        let locked: EventLoopFuture<Read>
-        if !locking {
-            locked = connection.eventLoop.makeSucceededFuture(Read(accounts: [:], committedBefore: false))
-        } else if lockedNames.isEmpty {
-            // A branch that writes no account (reports only) still must not commit twice.
-            locked = connection.query("SELECT EXISTS(SELECT 1 FROM sandhi_committed WHERE instance = \(instance) AND tx = \(raw))",
-                                      logger: logger).flatMapThrowing { result in
-                Read(accounts: [:], committedBefore: try result.rows.first?.decode(Bool.self) ?? false)
-            }
-        } else {
-            locked = connection.query("""
-                SELECT id, balance, version, writer, EXISTS(SELECT 1 FROM sandhi_committed WHERE instance = \(instance) AND tx = \(raw))
-                FROM accounts WHERE id = ANY(\(lockedNames)::text[]) ORDER BY id FOR UPDATE
-                """, logger: logger).flatMapThrowing { result in
-                var read = Read(accounts: [:], committedBefore: false)
-                for row in result.rows {
-                    let (id, balance, version, writer, committed) = try row.decode((String, Int64, Int64, Int64?, Bool).self)
+        let writers = WriterList.encode(request.writers)
+        return connection.query("""
+            SELECT * FROM sandhi_stage(\(instanceName), \(raw), \(names)::text[], \(deltas)::bigint[], \(writes)::bigint[], \(writers), \(net),
+                                       \(reports.map(\.kind))::text[], \(reports.map(\.amount.value))::bigint[], \(reports.map(\.reference))::text[])
+            """, logger: logger).flatMapThrowing { result in
+            var read = Read(accounts: [:])
+            for row in result.rows {
+                let (id, balance, version, writer, committed, applied) = try row.decode((String?, Int64?, Int64?, Int64?, Bool, Bool).self)
+                read.committedBefore = committed
+                read.applied = applied
+                if let id, let balance, let version {
                     read.accounts[AccountID(validated: id)] = Self.observation(id, balance, version, writer)
-                    // A branch that committed here had its accounts here: with none found, it did not.
-                    read.committedBefore = committed
                 }
-                return read
             }
+            return read
         }
-        return locked.flatMap { lockedRead in
-            guard !plainNames.isEmpty else { return connection.eventLoop.makeSucceededFuture(lockedRead) }
-            return connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(plainNames)::text[])", logger: logger)
-                .flatMapThrowing { result in
-                    var read = lockedRead
-                    read.accounts.merge(try Self.observations(result)) { first, _ in first }
-                    return read
-                }
-        }
+    }
+
+    /// Accounts as committed, unlocked: a read-only branch's, or the plainly read accounts of a
+    /// writing one (a lock would outlive the PREPARE and block other branches' reads).
+    private func readPlainly(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Read> {
+        let names = ((request.readOnly ? ParticipantProtocol.writtenAccounts(request.operations) : []) + Self.plainReads(request)).map(\.name)
+        guard !names.isEmpty else { return connection.eventLoop.makeSucceededFuture(Read(accounts: [:])) }
+        return connection.query("SELECT id, balance, version, writer FROM accounts WHERE id = ANY(\(names)::text[])", logger: logger)
+            .flatMapThrowing { Read(accounts: try Self.observations($0)) }
     }
 
     private static func observation(_ id: String, _ balance: Int64, _ version: Int64, _ writer: Int64?) -> Observation {
@@ -204,35 +199,6 @@ struct BranchStatements: Sendable {
 
     private func observed(_ request: StageRequest, _ accounts: [AccountID: Observation]) -> [Observation] {
         Staging.validate(request.transaction, at: participant, request.operations) { accounts[$0] }.observed
-    }
-
-    /// The branch's writes, in one statement: each account's net change (and its version moved by
-    /// the number of writes, as the SQLite bank does per operation), the committed-branch row
-    /// with this branch's write-set row deleted (both take effect only when the branch commits),
-    /// and the reports.
-    private func write(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Void> {
-        let (names, deltas, writes, net, reports) = Self.netWrites(request.operations)
-        let raw = Int64(bitPattern: request.transaction.rawValue)
-        let instance = instanceName
-        let writers = WriterList.encode(request.writers)
-        let database = participant
-        return connection.query("""
-            WITH done AS (DELETE FROM sandhi_intents WHERE instance = \(instance) AND tx = \(raw)),
-                 committed AS (INSERT INTO sandhi_committed(instance, tx, writers, net_paise) VALUES (\(instance), \(raw), \(writers), \(net))),
-                 filed AS (INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
-                           SELECT \(instance), \(raw), kind, amount, reference
-                           FROM unnest(\(reports.map(\.kind))::text[], \(reports.map(\.amount.value))::bigint[], \(reports.map(\.reference))::text[])
-                               AS r(kind, amount, reference))
-            UPDATE accounts SET balance = accounts.balance + d.delta, version = accounts.version + d.writes, writer = \(raw)
-            FROM unnest(\(names)::text[], \(deltas)::bigint[], \(writes)::bigint[]) AS d(id, delta, writes)
-            WHERE accounts.id = d.id
-            """, logger: logger).flatMapThrowing { result in
-            // Every account was just read under FOR UPDATE, so every one must still be there.
-            guard (result.metadata.rows ?? 0) == names.count else {
-                throw PostgresBankError.statement(database: database.name, what: "staging \(request.transaction)",
-                                                  detail: "updated \(result.metadata.rows ?? 0) of \(names.count) accounts")
-            }
-        }
     }
 
     /// Each written account's net change and number of writes, in first-write order; the

@@ -288,8 +288,10 @@ public final class PostgresBank: ParticipantResource {
         // commit before any PREPARE (see `BranchStatements.recordIntents`); the order within a
         // session, and which stages wait for phase two, are the pool's and `stage`'s to keep.
         let writing = stages.filter { !$0.readOnly }
-        let finishing = pool.start(finishes.map { statements.finish($0.gid, commit: $0.commit) })
+        // The write-sets first, so that no session's phase two (and its WAL flush) stands
+        // between them and every PREPARE waiting for them.
         let intents = writing.isEmpty ? nil : pool.start([statements.recordIntents(writing, nowMs: clock())])[0]
+        let finishing = pool.start(finishes.map { statements.finish($0.gid, commit: $0.commit) })
         let commits = finishing.isEmpty ? nil : EventLoopFuture.whenAllComplete(finishing, on: finishing[0].eventLoop).map { _ in }
         let staging = pool.start(stages.map { statements.stage($0, after: commits, intents: intents) })
         for result in pool.collect(finishing) { _ = try result.get() }

@@ -17,10 +17,12 @@ public struct PostgresBankConfiguration: Sendable {
     public var participant: ParticipantID
     /// The coordinator whose branches this bank prepares and recovers (part of every gid).
     public var instance: CoordinatorInstance
-    /// Connections a batch's statements spread over. PREPARE TRANSACTION ends the session's
-    /// transaction, so one connection serves any number of prepares one after another; more
-    /// connections let a batch's branches stage side by side.
-    public var poolSize: Int = 32
+    /// Connections a batch's statements spread over (`sessions` in sandhi.toml). PREPARE
+    /// TRANSACTION ends the session's transaction, so one connection serves any number of
+    /// prepares one after another; more connections let a batch's branches stage side by side,
+    /// and their WAL flushes coincide. Each is a backend of the server, whose
+    /// `max_connections` (100 by default) must leave room for every bank and everyone else.
+    public var poolSize: Int = 8
     /// How long a statement waits for a row lock before the branch votes NO instead. Sandhi's
     /// own branches never wait for each other here (the participant protocol refuses a
     /// conflicting prepare first); this bounds waits on writers outside Sandhi, including other

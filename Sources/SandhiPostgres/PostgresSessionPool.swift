@@ -61,9 +61,20 @@ final class PostgresSessionPool {
         var connections = [first]
         do {
             try beforeOthers(first)
-            for id in 1..<configuration.poolSize {
-                connections.append(try connect(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger))
+            // The rest side by side: a pool of dozens opened one at a time would keep a
+            // restarting coordinator waiting for as many round trips and authentications.
+            let opening = (1..<configuration.poolSize).map { id in
+                connectAndSetUp(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger)
             }
+            var failure: (any Error)?
+            for future in opening {
+                do {
+                    connections.append(try wait(for: future, timeoutMs: configuration.connectTimeoutMs + configuration.batchTimeoutMs))
+                } catch {
+                    failure = failure ?? error
+                }
+            }
+            if let failure { throw failure }
         } catch {
             for connection in connections { _ = try? wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
             throw error
@@ -96,25 +107,29 @@ final class PostgresSessionPool {
     /// for their clean-up.
     static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                         logger: Logger) throws -> PostgresConnection {
-        let connection: PostgresConnection
-        do {
-            connection = try wait(for: PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration),
-                                                                  id: id, logger: logger),
-                                  timeoutMs: configuration.connectTimeoutMs + 1_000)
-        } catch {
-            throw PostgresBankError.unreachable(database: configuration.database, detail: PostgresBankError.describe(error))
-        }
-        do {
-            let setup: PostgresQuery = """
-                SELECT set_config('synchronous_commit', 'off', false),
-                       set_config('lock_timeout', \("\(configuration.lockTimeoutMs)ms"), false)
-                """
-            try wait(for: connection.query(setup, logger: logger), timeoutMs: configuration.batchTimeoutMs)
-        } catch {
-            _ = try? wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs)
-            throw PostgresBankError.statement(database: configuration.database, what: "setting up a session", detail: PostgresBankError.describe(error))
-        }
-        return connection
+        try wait(for: connectAndSetUp(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger),
+                 timeoutMs: configuration.connectTimeoutMs + configuration.batchTimeoutMs)
+    }
+
+    /// `connect` without waiting; its errors are already the bank's.
+    private static func connectAndSetUp(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
+                                        logger: Logger) -> EventLoopFuture<PostgresConnection> {
+        let database = configuration.database
+        let setup: PostgresQuery = """
+            SELECT set_config('synchronous_commit', 'off', false),
+                   set_config('lock_timeout', \("\(configuration.lockTimeoutMs)ms"), false)
+            """
+        return PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration), id: id, logger: logger)
+            .flatMapErrorThrowing { error in
+                throw PostgresBankError.unreachable(database: database, detail: PostgresBankError.describe(error))
+            }
+            .flatMap { connection in
+                connection.query(setup, logger: logger).map { _ in connection }.flatMapError { error in
+                    connection.close().flatMapThrowing {
+                        throw PostgresBankError.statement(database: database, what: "setting up a session", detail: PostgresBankError.describe(error))
+                    }
+                }
+            }
     }
 
     /// The last job started on each connection: the next one there runs after it.

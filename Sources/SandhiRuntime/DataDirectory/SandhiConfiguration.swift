@@ -23,12 +23,20 @@ public struct SandhiConfiguration: Sendable, Equatable {
         /// may): `heuristic_after_ms` and `heuristic_decision = "commit" | "rollback"`. Off by
         /// default; it exists to show, and to test, what Sandhi does about mixed outcomes.
         public var heuristic: HeuristicPolicy?
-        public init(id: ParticipantID, kind: ParticipantKind = .sqlite, database: DatabaseConnection? = nil, heuristic: HeuristicPolicy? = nil) {
+        /// A `postgres` participant's sessions: how many of a batch's branches stage side by side
+        /// (`sessions = N`, 1 to 256). Nil: the bank's default. Each is a server backend, and
+        /// the server's `max_connections` bounds them all.
+        public var sessions: Int?
+        public static let sessionsRange = 1...256
+        public init(id: ParticipantID, kind: ParticipantKind = .sqlite, database: DatabaseConnection? = nil, heuristic: HeuristicPolicy? = nil,
+                    sessions: Int? = nil) {
             precondition((kind == .postgres) == (database != nil), "a postgres participant, and only one, has a database")
+            precondition(sessions == nil || (kind == .postgres && Self.sessionsRange.contains(sessions!)), "sessions \(String(describing: sessions))")
             self.id = id
             self.kind = kind
             self.database = database
             self.heuristic = heuristic
+            self.sessions = sessions
         }
     }
 
@@ -122,10 +130,20 @@ public struct SandhiConfiguration: Sendable, Equatable {
                 throw ParseError(description: "sandhi.toml: participant \(name): heuristic_after_ms and heuristic_decision go together")
             }
             let database = try Self.database(entry, name: name, kind: kind)
+            var sessions: Int?
+            if let raw = entry["sessions"] {
+                guard kind == .postgres else {
+                    throw ParseError(description: "sandhi.toml: participant \(name) is \(kind.rawValue); sessions belongs to a postgres participant")
+                }
+                guard let number = raw.int, Participant.sessionsRange.contains(number) else {
+                    throw ParseError(description: "sandhi.toml: participant \(name): sessions must be 1...256")
+                }
+                sessions = number
+            }
             if kind == .postgres && heuristic != nil {
                 throw ParseError(description: "sandhi.toml: participant \(name) is postgres, which waits for the coordinator: no heuristic_after_ms")
             }
-            participants.append(Participant(id: id, kind: kind, database: database, heuristic: heuristic))
+            participants.append(Participant(id: id, kind: kind, database: database, heuristic: heuristic, sessions: sessions))
         }
         self.init(participants: participants)
         if let coordinator = table["coordinator"]?.table {
@@ -327,6 +345,7 @@ public struct SandhiConfiguration: Sendable, Equatable {
                 // A password given in a URL is not written back: it belongs in a password file.
                 if let file = database.passwordFile { lines.append("password_file = \"\(file)\"") }
             }
+            if let sessions = participant.sessions { lines.append("sessions = \(sessions)          # branches staged side by side") }
             if let heuristic = participant.heuristic {
                 lines += ["heuristic_after_ms = \(heuristic.afterMs)", "heuristic_decision = \"\(heuristic.commit ? "commit" : "rollback")\""]
             }

@@ -67,6 +67,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --participants postgres: the server to create the two databases on (postgres://user@host/database, a role that may create databases). Default: a throwaway cluster this run starts and removes.")
     var postgresServer: String?
 
+    @Option(help: "With --participants postgres: each bank's sessions (branches staged side by side).")
+    var sessions: Int = 32
+
     @Option(help: "With --participants postgres: the hand-written client's worker counts, each measured for --duration seconds.")
     var baselineWorkers: String = "1,2,4"
 
@@ -137,12 +140,15 @@ struct BenchCommand: AsyncParsableCommand {
                     throw UsageFailure("--participants postgres runs the uniform workload only (no --console, --history, --read-fraction)")
                 }
                 let workers = try parseBaselineWorkers()
+                guard SandhiConfiguration.Participant.sessionsRange.contains(sessions) else {
+                    throw UsageFailure("--sessions must be between 1 and 256, got \(sessions)")
+                }
                 var baseline = HandWrittenTwoPhaseBench.Options()
                 baseline.accounts = accounts
                 baseline.durationMs = options.durationMs
                 baseline.seed = seed
                 let run = try await PostgresBenchRun.start(serverURL: postgresServer, accounts: accounts, opening: .rupees(1_00_000),
-                                                           baseline: baseline, logger: logger)
+                                                           sessions: sessions, baseline: baseline, logger: logger)
                 postgresRun = run
                 directory = run.directory
                 yardstick = try await run.measureYardstick(workers: workers, options: baseline)

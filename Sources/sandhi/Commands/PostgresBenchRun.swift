@@ -37,7 +37,7 @@ final class PostgresBenchRun {
 
     /// Starts (or connects to) the server and creates everything: banks of `accounts` accounts
     /// each, and the hand-written client's tables of as many.
-    static func start(serverURL: String?, accounts: Int, opening: Paise, baseline: HandWrittenTwoPhaseBench.Options,
+    static func start(serverURL: String?, accounts: Int, opening: Paise, sessions: Int, baseline: HandWrittenTwoPhaseBench.Options,
                       logger: Logger) async throws -> PostgresBenchRun {
         var template = Array("/tmp/sandhi-bench-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw UsageFailure("cannot create a temporary folder: \(String(cString: strerror(errno)))") }
@@ -64,7 +64,7 @@ final class PostgresBenchRun {
                 let members = zip(participants, names).map { participant, name in
                     var connection = server
                     connection.database = name
-                    return SandhiConfiguration.Participant(id: participant, kind: .postgres, database: connection)
+                    return SandhiConfiguration.Participant(id: participant, kind: .postgres, database: connection, sessions: sessions)
                 }
                 let directory = DataDirectory(path: folder + "/data", bankOpener: PostgresParticipants.opener)
                 try InitCommand.create(directory: directory, banks: [], postgres: members, accounts: accounts, opening: opening, logger: logger)

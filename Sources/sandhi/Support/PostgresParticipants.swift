@@ -28,7 +28,9 @@ enum PostgresParticipants {
         case .tcp(let host, let port): endpoint = .tcp(host: host, port: port)
         case .unixSocket(let folder, let port): endpoint = .unixSocket(folder: folder, port: port)
         }
-        return PostgresBankConfiguration(endpoint: endpoint, username: database.user, password: try database.resolvedPassword(),
-                                         database: database.database, participant: participant.id, instance: instance)
+        var bank = PostgresBankConfiguration(endpoint: endpoint, username: database.user, password: try database.resolvedPassword(),
+                                             database: database.database, participant: participant.id, instance: instance)
+        if let sessions = participant.sessions { bank.poolSize = sessions }
+        return bank
     }
 }
