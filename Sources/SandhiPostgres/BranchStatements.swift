@@ -240,7 +240,7 @@ struct BranchStatements: Sendable {
 
     /// The NO-vote reason for an error PostgreSQL raised while staging, or nil for a failure.
     private func refusalReason(_ error: any Error, _ request: StageRequest) -> String? {
-        switch PostgresBankError.sqlState(error) {
+        switch ServerMessage.sqlState(error) {
         case SQLState.checkViolation:
             return "insufficient funds in \(participant): PostgreSQL refused a negative balance for \(request.transaction)"
         case SQLState.lockNotAvailable, SQLState.deadlockDetected:
@@ -251,7 +251,7 @@ struct BranchStatements: Sendable {
             return "\(participant): gid \(request.gid) is already prepared on this PostgreSQL server; is another coordinator named \(instance)?"
         case SQLState.outOfMemory:
             // What PREPARE TRANSACTION says when every max_prepared_transactions slot is taken.
-            return "\(participant): PostgreSQL cannot prepare another transaction (\(PostgresBankError.describe(error)))"
+            return "\(participant): PostgreSQL cannot prepare another transaction (\(ServerMessage.describe(error)))"
         default:
             return nil
         }
@@ -266,7 +266,7 @@ struct BranchStatements: Sendable {
         return { connection in
             let sql = "\(commit ? "COMMIT" : "ROLLBACK") PREPARED '\(gid)'"
             return connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).map { _ in true }.flatMapErrorThrowing { error in
-                guard PostgresBankError.sqlState(error) == SQLState.undefinedObject else { throw error }
+                guard ServerMessage.sqlState(error) == SQLState.undefinedObject else { throw error }
                 logger.info("prepared transaction already finished", metadata: ["gid": "\(gid)", "outcome": "\(commit ? "commit" : "rollback")"])
                 return false
             }

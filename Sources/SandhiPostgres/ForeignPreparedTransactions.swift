@@ -35,7 +35,7 @@ extension PostgresBank {
             result = try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
         } catch {
             throw PostgresBankError.statement(database: configuration.database, what: "listing prepared transactions",
-                                              detail: PostgresBankError.describe(error))
+                                              detail: ServerMessage.describe(error))
         }
         var foreign: [ForeignPreparedTransaction] = []
         for row in result.rows {

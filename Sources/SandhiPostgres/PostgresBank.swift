@@ -90,7 +90,7 @@ public final class PostgresBank: ParticipantResource {
             try run("COMMIT")
         } catch {
             _ = try? run("ROLLBACK")
-            throw PostgresBankError.statement(database: configuration.database, what: "creating the bank", detail: PostgresBankError.describe(error))
+            throw PostgresBankError.statement(database: configuration.database, what: "creating the bank", detail: ServerMessage.describe(error))
         }
         logger.info("created PostgreSQL bank", metadata: ["participant": "\(configuration.participant)",
                                                           "database": "\(configuration.database)", "accounts": "\(accounts.count)"])
@@ -113,7 +113,7 @@ public final class PostgresBank: ParticipantResource {
         do {
             result = try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
         } catch {
-            throw PostgresBankError.statement(database: configuration.database, what: what, detail: PostgresBankError.describe(error))
+            throw PostgresBankError.statement(database: configuration.database, what: what, detail: ServerMessage.describe(error))
         }
         guard let row = result.rows.first else { return }
         let (taken, slots) = try row.decode((Bool, Int).self)
@@ -165,7 +165,7 @@ public final class PostgresBank: ParticipantResource {
                 $0.query("SELECT key, value FROM sandhi_meta WHERE key IN ('format', 'participant')", logger: logger)
             }
         } catch {
-            let detail = PostgresBankError.sqlState(error) == SQLState.undefinedTable ? "no sandhi_meta table" : PostgresBankError.describe(error)
+            let detail = ServerMessage.sqlState(error) == SQLState.undefinedTable ? "no sandhi_meta table" : ServerMessage.describe(error)
             throw PostgresBankError.notSandhi(database: database, detail: detail)
         }
         var meta: [String: String] = [:]
@@ -219,7 +219,7 @@ public final class PostgresBank: ParticipantResource {
         do {
             return try runBatch(messages)
         } catch {
-            logger.error("batch failed; reloading from PostgreSQL", metadata: ["participant": "\(id)", "error": "\(PostgresBankError.describe(error))"])
+            logger.error("batch failed; reloading from PostgreSQL", metadata: ["participant": "\(id)", "error": "\(ServerMessage.describe(error))"])
             do {
                 // New sessions (older ones ended first) and the state PostgreSQL holds: whatever
                 // part of the batch committed or prepared is read back, the rest is gone.
@@ -230,12 +230,12 @@ public final class PostgresBank: ParticipantResource {
                 // A half-rebuilt lock table could approve a prepare against a balance another
                 // prepared branch is already debiting. Stop: the worker halts the coordinator,
                 // and a restart rebuilds everything.
-                let sticky = PostgresBankError.unusable(database: database, detail: PostgresBankError.describe(reloadError))
+                let sticky = PostgresBankError.unusable(database: database, detail: ServerMessage.describe(reloadError))
                 failure = sticky
                 throw sticky
             }
             if let error = error as? PostgresBankError { throw error }
-            throw PostgresBankError.statement(database: database, what: "a batch", detail: PostgresBankError.describe(error))
+            throw PostgresBankError.statement(database: database, what: "a batch", detail: ServerMessage.describe(error))
         }
     }
 

@@ -20,23 +20,6 @@ public enum PostgresBankError: Error, CustomStringConvertible, Equatable {
         case .unusable(let database, let detail): return "PostgreSQL bank \(database) stopped after a failed batch: \(detail)"
         }
     }
-
-    /// The server's SQLSTATE of an error, if it came from the server.
-    static func sqlState(_ error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.sqlState]
-    }
-
-    /// One line for people. postgres-nio's own description of a `PSQLError` hides the server's
-    /// message (it may quote data); ours is a participant's log and an operator's error line, so
-    /// the message and its SQLSTATE are what matter.
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? PSQLError else { return "\(error)" }
-        if let info = error.serverInfo, let message = info[.message] {
-            return "\(message) (SQLSTATE \(info[.sqlState] ?? "?"))"
-        }
-        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
-        return "\(error.code)"
-    }
 }
 
 /// SQLSTATEs the bank answers in its own way.

@@ -84,17 +84,22 @@ final class PostgresSessionPool {
 
     /// How to reach the database: its endpoint and credentials, named for `pg_stat_activity`.
     static func settings(for configuration: PostgresBankConfiguration) -> PostgresConnection.Configuration {
+        settings(configuration.endpoint, username: configuration.username, password: configuration.password, database: configuration.database,
+                 connectTimeoutMs: configuration.connectTimeoutMs, applicationName: configuration.applicationName)
+    }
+
+    /// A session's settings from its parts (the decision log has its own configuration type).
+    static func settings(_ endpoint: PostgresBankConfiguration.Endpoint, username: String, password: String?, database: String,
+                         connectTimeoutMs: Int, applicationName: String) -> PostgresConnection.Configuration {
         var settings: PostgresConnection.Configuration
-        switch configuration.endpoint {
+        switch endpoint {
         case .unixSocket(let folder, let port):
-            settings = .init(unixSocketPath: "\(folder)/.s.PGSQL.\(port)", username: configuration.username,
-                             password: configuration.password, database: configuration.database)
+            settings = .init(unixSocketPath: "\(folder)/.s.PGSQL.\(port)", username: username, password: password, database: database)
         case .tcp(let host, let port):
-            settings = .init(host: host, port: port, username: configuration.username, password: configuration.password,
-                             database: configuration.database, tls: .disable)
+            settings = .init(host: host, port: port, username: username, password: password, database: database, tls: .disable)
         }
-        settings.options.connectTimeout = .milliseconds(Int64(configuration.connectTimeoutMs))
-        settings.options.additionalStartupParameters = [("application_name", configuration.applicationName)]
+        settings.options.connectTimeout = .milliseconds(Int64(connectTimeoutMs))
+        settings.options.additionalStartupParameters = [("application_name", String(decoding: applicationName.utf8.prefix(63), as: UTF8.self))]
         return settings
     }
 
@@ -121,12 +126,12 @@ final class PostgresSessionPool {
             """
         return PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration), id: id, logger: logger)
             .flatMapErrorThrowing { error in
-                throw PostgresBankError.unreachable(database: database, detail: PostgresBankError.describe(error))
+                throw PostgresBankError.unreachable(database: database, detail: ServerMessage.describe(error))
             }
             .flatMap { connection in
                 connection.query(setup, logger: logger).map { _ in connection }.flatMapError { error in
                     connection.close().flatMapThrowing {
-                        throw PostgresBankError.statement(database: database, what: "setting up a session", detail: PostgresBankError.describe(error))
+                        throw PostgresBankError.statement(database: database, what: "setting up a session", detail: ServerMessage.describe(error))
                     }
                 }
             }
@@ -189,7 +194,7 @@ final class PostgresSessionPool {
             do {
                 try Self.wait(for: connection.close(), timeoutMs: timeoutMs)
             } catch {
-                logger.debug("closing a PostgreSQL connection failed", metadata: ["error": "\(PostgresBankError.describe(error))"])
+                logger.debug("closing a PostgreSQL connection failed", metadata: ["error": "\(ServerMessage.describe(error))"])
             }
         }
         connections = []

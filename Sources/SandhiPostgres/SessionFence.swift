@@ -37,7 +37,7 @@ enum SessionFence {
         } catch let error as PostgresBankError {
             throw error
         } catch {
-            throw PostgresBankError.statement(database: configuration.database, what: "ending older sessions", detail: PostgresBankError.describe(error))
+            throw PostgresBankError.statement(database: configuration.database, what: "ending older sessions", detail: ServerMessage.describe(error))
         }
     }
 }

@@ -80,12 +80,28 @@ import Testing
         ("url = \"postgres://u@h/d\"\nhost = \"h\"\n", "give url or host, not both"),
         ("host = \"h\"\nsocket = \"/s\"\nuser = \"u\"\ndatabase = \"d\"\n", "give host or socket, not both"),
         ("host = \"h\"\nport = 70000\nuser = \"u\"\ndatabase = \"d\"\n", "port must be 1...65535"),
+        ("url = \"postgres://u@h/d\"\nsessions = 0\n", "sbi: sessions must be 1...256"),
+        ("url = \"postgres://u@h/d\"\nsessions = 257\n", "sbi: sessions must be 1...256"),
+        ("url = \"postgres://u@h/d\"\nsessions = \"many\"\n", "sbi: sessions must be 1...256"),
     ])
     func aBadPostgresParticipantIsRefusedInOneLine(lines: String, message: String) {
         #expect {
             try SandhiConfiguration(toml: Self.sbi + lines)
         } throws: { error in
             "\(error)".contains(message) && !"\(error)".contains("\n")
+        }
+    }
+
+    @Test func aPostgresParticipantsSessionsReadBackAndBelongToPostgresOnly() throws {
+        let set = try SandhiConfiguration(toml: Self.sbi + "url = \"postgres://u@h/d\"\nsessions = 24\n")
+        #expect(set.participants.first?.sessions == 24)
+        #expect(try SandhiConfiguration(toml: set.toml) == set)
+        let unset = try SandhiConfiguration(toml: Self.sbi + "url = \"postgres://u@h/d\"\n")
+        #expect(unset.participants.first?.sessions == nil && !unset.toml.contains("sessions"))
+        #expect {
+            try SandhiConfiguration(toml: Self.header + "sessions = 4\n")
+        } throws: { error in
+            "\(error)".contains("sessions belongs to a postgres participant")
         }
     }
 

@@ -58,7 +58,7 @@ public enum HandWrittenTwoPhaseBench {
                 _ = try await connection.query("VACUUM ANALYZE handwritten_accounts", logger: logger)
             } catch {
                 try? await connection.close()
-                throw Failure(description: "preparing \(database.database) for the hand-written client: \(PostgresBankError.describe(error))")
+                throw Failure(description: "preparing \(database.database) for the hand-written client: \(ServerMessage.describe(error))")
             }
             try await connection.close()
         }
@@ -102,7 +102,7 @@ public enum HandWrittenTwoPhaseBench {
                 try? await first.close()
                 try? await second.close()
             }
-            throw Failure(description: "the hand-written client failed: \(PostgresBankError.describe(error))")
+            throw Failure(description: "the hand-written client failed: \(ServerMessage.describe(error))")
         }
         let elapsed = clock.now - start
         for (first, second) in sessions {
@@ -166,7 +166,7 @@ public enum HandWrittenTwoPhaseBench {
         let changed: [PostgresRow]
         do {
             changed = try await connection.query(PostgresQuery(unsafeSQL: update + " RETURNING id"), logger: logger).collect()
-        } catch where PostgresBankError.sqlState(error) == SQLState.lockNotAvailable {
+        } catch where ServerMessage.sqlState(error) == SQLState.lockNotAvailable {
             _ = try await connection.query("ROLLBACK", logger: logger)
             return false
         }
@@ -189,7 +189,7 @@ public enum HandWrittenTwoPhaseBench {
             return try await PostgresConnection.connect(on: eventLoopGroup.next(), configuration: PostgresSessionPool.settings(for: database),
                                                         id: id, logger: logger).get()
         } catch {
-            throw PostgresBankError.unreachable(database: database.database, detail: PostgresBankError.describe(error))
+            throw PostgresBankError.unreachable(database: database.database, detail: ServerMessage.describe(error))
         }
     }
 }

@@ -50,7 +50,7 @@ public enum DatabaseAdmin {
         do {
             try PostgresSessionPool.wait(for: connection.query(PostgresQuery(unsafeSQL: sql), logger: logger), timeoutMs: server.batchTimeoutMs)
         } catch {
-            throw PostgresBankError.statement(database: server.database, what: what, detail: PostgresBankError.describe(error))
+            throw PostgresBankError.statement(database: server.database, what: what, detail: ServerMessage.describe(error))
         }
     }
 }
