@@ -30,6 +30,7 @@ public final class ThrowawayCluster: Sendable {
     /// The socket's port number (the socket file is `.s.PGSQL.<port>` in `socketDirectory`).
     public let port = 5432
     public let maxPreparedTransactions: Int
+    public let maxConnections: Int
 
     public let folder: String
     public var socketDirectory: String { folder }
@@ -49,10 +50,11 @@ public final class ThrowawayCluster: Sendable {
     }
 
     /// Creates and starts a cluster; blocking (run it on its own thread). `maxPreparedTransactions`
-    /// bounds the branches prepared at once over all its databases.
-    public static func start(maxPreparedTransactions: Int = 64, logger: Logger? = nil) throws -> ThrowawayCluster {
+    /// bounds the branches prepared at once over all its databases, `maxConnections` the sessions.
+    public static func start(maxPreparedTransactions: Int = 64, maxConnections: Int = 200, logger: Logger? = nil) throws -> ThrowawayCluster {
         guard let binDirectory else { throw Failure(description: missingReason) }
-        let cluster = try ThrowawayCluster(binDirectory: binDirectory, maxPreparedTransactions: maxPreparedTransactions)
+        let cluster = try ThrowawayCluster(binDirectory: binDirectory, maxPreparedTransactions: maxPreparedTransactions,
+                                           maxConnections: maxConnections)
         do {
             try cluster.run("initdb", ["-D", cluster.dataDirectory, "--auth=trust", "--username=\(superuser)",
                                        "--encoding=UTF8", "--locale=C", "--no-sync"])
@@ -65,10 +67,12 @@ public final class ThrowawayCluster: Sendable {
         return cluster
     }
 
-    private init(binDirectory: String, maxPreparedTransactions: Int) throws {
+    private init(binDirectory: String, maxPreparedTransactions: Int, maxConnections: Int) throws {
         precondition(maxPreparedTransactions > 0, "a cluster that cannot prepare is of no use here")
+        precondition(maxConnections >= 10, "max_connections \(maxConnections) leaves no room")
         self.binDirectory = binDirectory
         self.maxPreparedTransactions = maxPreparedTransactions
+        self.maxConnections = maxConnections
         runAsPostgres = geteuid() == 0
         var template = Array("/tmp/sandhi-pg-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
@@ -95,7 +99,7 @@ public final class ThrowawayCluster: Sendable {
             "-c unix_socket_directories='\(socketDirectory)'",
             "-c max_prepared_transactions=\(maxPreparedTransactions)",
             "-c fsync=on",
-            "-c max_connections=200",
+            "-c max_connections=\(maxConnections)",
         ].joined(separator: " ")
     }
 

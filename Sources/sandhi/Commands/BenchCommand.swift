@@ -148,7 +148,8 @@ struct BenchCommand: AsyncParsableCommand {
                 baseline.durationMs = options.durationMs
                 baseline.seed = seed
                 let run = try await PostgresBenchRun.start(serverURL: postgresServer, accounts: accounts, opening: .rupees(1_00_000),
-                                                           sessions: sessions, baseline: baseline, logger: logger)
+                                                           sessions: sessions, clients: clients, workers: workers.max() ?? 1,
+                                                           baseline: baseline, logger: logger)
                 postgresRun = run
                 directory = run.directory
                 yardstick = try await run.measureYardstick(workers: workers, options: baseline)

@@ -37,8 +37,10 @@ final class PostgresBenchRun {
 
     /// Starts (or connects to) the server and creates everything: banks of `accounts` accounts
     /// each, and the hand-written client's tables of as many.
-    static func start(serverURL: String?, accounts: Int, opening: Paise, sessions: Int, baseline: HandWrittenTwoPhaseBench.Options,
-                      logger: Logger) async throws -> PostgresBenchRun {
+    /// `clients` and `workers` (the most hand-written workers) size a throwaway cluster: every
+    /// client may hold a branch prepared in each database, and every session is a backend.
+    static func start(serverURL: String?, accounts: Int, opening: Paise, sessions: Int, clients: Int, workers: Int,
+                      baseline: HandWrittenTwoPhaseBench.Options, logger: Logger) async throws -> PostgresBenchRun {
         var template = Array("/tmp/sandhi-bench-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw UsageFailure("cannot create a temporary folder: \(String(cString: strerror(errno)))") }
         let folder = String(cString: made)
@@ -48,7 +50,9 @@ final class PostgresBenchRun {
             if let serverURL {
                 do { server = try DatabaseConnection(url: serverURL) } catch { throw UsageFailure("--postgres-server: \(error)") }
             } else {
-                let started = try ThrowawayCluster.start(logger: logger)
+                let participantCount = participants.count
+                let started = try ThrowawayCluster.start(maxPreparedTransactions: participantCount * max(clients, workers) + 16,
+                                                         maxConnections: participantCount * (sessions + workers) + 20, logger: logger)
                 cluster = started
                 server = DatabaseConnection(endpoint: .unixSocket(folder: started.socketDirectory, port: started.port),
                                             user: ThrowawayCluster.superuser, database: "postgres")
