@@ -294,12 +294,12 @@ public final class PostgresBank: ParticipantResource {
         let finishing = pool.start(finishes.map { statements.finish($0.gid, commit: $0.commit) })
         let commits = finishing.isEmpty ? nil : EventLoopFuture.whenAllComplete(finishing, on: finishing[0].eventLoop).map { _ in }
         let staging = pool.start(stages.map { statements.stage($0, after: commits, intents: intents) })
-        for result in pool.collect(finishing) { _ = try result.get() }
-        if let intents { _ = try pool.collect([intents])[0].get() }
+        let ended = pool.collect(finishing + (intents.map { [$0.map { true }] } ?? []))
+        let outcomes = pool.collect(staging)
+        for result in ended { _ = try result.get() }
         var unusedIntents = finishes.filter { !$0.commit }.map(\.gid.transaction)
 
         // Each staging outcome back through the protocol, in order.
-        let outcomes = pool.collect(staging)
         var discards: [(gid: GlobalTransactionID, commit: Bool)] = []
         for (request, outcome) in zip(stages, outcomes) {
             effects.removeAll(keepingCapacity: true)

@@ -93,8 +93,10 @@ enum PostgresBankSchema {
                   FROM unnest(p_names, p_deltas, p_writes) AS d(id, delta, writes) WHERE a.id = d.id;
                 DELETE FROM sandhi_intents i WHERE i.instance = p_instance AND i.tx = p_tx;
                 INSERT INTO sandhi_committed(instance, tx, writers, net_paise) VALUES (p_instance, p_tx, p_writers, p_net);
-                INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
-                  SELECT p_instance, p_tx, r.kind, r.amount, r.reference FROM unnest(p_kinds, p_amounts, p_refs) AS r(kind, amount, reference);
+                IF cardinality(p_kinds) > 0 THEN
+                    INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
+                      SELECT p_instance, p_tx, r.kind, r.amount, r.reference FROM unnest(p_kinds, p_amounts, p_refs) AS r(kind, amount, reference);
+                END IF;
             END IF;
             IF found_count = 0 THEN
                 RETURN QUERY SELECT NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, false, applied;

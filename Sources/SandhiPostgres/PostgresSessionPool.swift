@@ -170,11 +170,16 @@ final class PostgresSessionPool {
 
     /// Waits for `futures` (of `start`), each at most until `timeoutMs` after the call; returns
     /// their results in order.
+    ///
+    /// One wait for all of them: the calling thread is woken once, when the last completes, not
+    /// once per future (a wake-up of a blocked thread costs more than a small statement).
     func collect<T: Sendable>(_ futures: [EventLoopFuture<T>]) -> [Result<T, any Error>] {
-        let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
-        return futures.map { future in
-            let leftMs = max(1, Int((deadline - NIODeadline.now()).nanoseconds / 1_000_000))
-            return Result { try Self.wait(for: future, timeoutMs: leftMs) }
+        guard let first = futures.first else { return [] }
+        do {
+            return try Self.wait(for: EventLoopFuture.whenAllComplete(futures, on: first.eventLoop), timeoutMs: timeoutMs)
+        } catch {
+            // Out of time: whatever has completed says so, the rest failed with the timeout.
+            return futures.map { future in Result { try Self.wait(for: future, timeoutMs: 1) }.mapError { _ in error } }
         }
     }
 
