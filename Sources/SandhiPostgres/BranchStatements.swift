@@ -74,18 +74,23 @@ struct BranchStatements: Sendable {
     /// of every session flushing at the same moment: the pool runs a batch's branches side by
     /// side so that many do.
     ///
-    /// `commits` is the batch's phase two, run at the same time on other sessions. A branch that
-    /// writes an account a committing branch wrote waits for that commit anyway (its FOR UPDATE
-    /// waits out the prepared transaction's row lock, then reads the committed row), but a plain
-    /// read does not wait: a branch with plain reads therefore starts after `commits`, so that it
-    /// reads what the coordinator's order says it must.
+    /// `commits` is the batch's phase two, run at the same time on other sessions. A plain read
+    /// does not wait for a prepared transaction's writes to commit, so a branch with plain reads
+    /// starts after `commits`, and reads what the coordinator's order says it must. So does a
+    /// branch that writes an account a branch of `commits` commits (`waitsForCommits`): its
+    /// FOR UPDATE would wait out that row lock anyway, but bounded by `lock_timeout` and
+    /// behind whatever else the committing session has queued, and running out would be a NO
+    /// vote blaming "a transaction outside this coordinator".
     func stage(_ request: StageRequest, after commits: EventLoopFuture<Void>?,
-               intents: EventLoopFuture<Void>?) -> @Sendable (PostgresConnection) -> EventLoopFuture<StageOutcome> {
+               waitsForCommits: Bool) -> @Sendable (PostgresConnection) -> EventLoopFuture<StageOutcome> {
         let statements = self
-        let readsPlainly = request.readOnly || !Self.plainReads(request).isEmpty
+        let waits = waitsForCommits || request.readOnly || !Self.plainReads(request).isEmpty
+        if let refusal = Self.unwritable(request) {
+            return { connection in connection.eventLoop.makeSucceededFuture(.refused(reason: refusal)) }
+        }
         return { connection in
-            let ready = readsPlainly ? commits?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()
-                                     : connection.eventLoop.makeSucceededVoidFuture()
+            let ready = waits ? commits?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()
+                              : connection.eventLoop.makeSucceededVoidFuture()
             if request.readOnly {
                 return ready.flatMap { statements.readPlainly(request, on: connection) }.flatMapThrowing { read in
                     statements.validate(request, read.accounts).map { StageOutcome.refused(reason: $0) }
@@ -110,9 +115,7 @@ struct BranchStatements: Sendable {
                     return statements.rollback(on: connection, then: .refused(reason: reason))
                 }
                 let observed = statements.observed(request, accounts)
-                return (intents?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture())
-                    .flatMap { statements.prepare(request.gid, on: connection) }
-                    .map { StageOutcome.staged(observed: observed) }
+                return statements.prepare(request.gid, on: connection).map { StageOutcome.staged(observed: observed) }
             }
             // A refusal PostgreSQL itself makes (a row locked past `lock_timeout`, a CHECK the
             // balance broke) is a NO vote; anything else fails the batch. Either way the session's
@@ -149,11 +152,13 @@ struct BranchStatements: Sendable {
     /// here before, its written accounts locked (FOR UPDATE, so no writer outside Sandhi changes
     /// them before the PREPARE) and read, and its writes if they fit.
     private func lockReadAndWrite(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Read> {
-        let (names, deltas, writes, net, reports) = Self.netWrites(request.operations)
+        // `stage` refused every branch whose sums overflow before this could run.
+        let writes = Self.netWrites(request.operations)!
+        let (names, deltas, counts, net, reports) = (writes.names, writes.deltas, writes.writes, writes.net, writes.reports)
         let raw = Int64(bitPattern: request.transaction.rawValue)
         let writers = WriterList.encode(request.writers)
         return connection.query("""
-            SELECT * FROM sandhi_stage(\(instanceName), \(raw), \(names)::text[], \(deltas)::bigint[], \(writes)::bigint[], \(writers), \(net),
+            SELECT * FROM sandhi_stage(\(instanceName), \(raw), \(names)::text[], \(deltas)::bigint[], \(counts)::bigint[], \(writers), \(net),
                                        \(reports.map(\.kind))::text[], \(reports.map(\.amount.value))::bigint[], \(reports.map(\.reference))::text[])
             """, logger: logger).flatMapThrowing { result in
             var read = Read(accounts: [:])
@@ -203,29 +208,58 @@ struct BranchStatements: Sendable {
 
     /// Each written account's net change and number of writes, in first-write order; the
     /// branch's net change here; its reports.
-    private static func netWrites(_ operations: [Operation]) -> (names: [String], deltas: [Int64], writes: [Int64], net: Int64, reports: [Report]) {
+    private struct NetWrites {
         var names: [String] = [], deltas: [Int64] = [], writes: [Int64] = []
         var net: Int64 = 0
         var reports: [Report] = []
+    }
+
+    /// Each written account's net change and number of writes, in first-write order; the
+    /// branch's net change here; its reports. Nil when an amount is not positive or the sums
+    /// overflow (`unwritable` says which): the database is never asked to write those.
+    private static func netWrites(_ operations: [Operation]) -> NetWrites? {
+        var result = NetWrites()
         for operation in operations {
             switch operation {
-            case .debit(let account, _), .credit(let account, _):
-                if let index = names.firstIndex(of: account.name) {
-                    deltas[index] += operation.delta.value
-                    writes[index] += 1
+            case .debit(let account, let amount), .credit(let account, let amount):
+                guard amount.value > 0 else { return nil }
+                let delta = operation.delta.value
+                if let index = result.names.firstIndex(of: account.name) {
+                    let (sum, overflow) = result.deltas[index].addingReportingOverflow(delta)
+                    guard !overflow else { return nil }
+                    result.deltas[index] = sum
+                    result.writes[index] += 1
                 } else {
-                    names.append(account.name)
-                    deltas.append(operation.delta.value)
-                    writes.append(1)
+                    result.names.append(account.name)
+                    result.deltas.append(delta)
+                    result.writes.append(1)
                 }
-                net += operation.delta.value
+                let (net, overflow) = result.net.addingReportingOverflow(delta)
+                guard !overflow else { return nil }
+                result.net = net
             case .fileReport(let report):
-                reports.append(report)
+                result.reports.append(report)
             case .read:
                 break
             }
         }
-        return (names, deltas, writes, net, reports)
+        return result
+    }
+
+    /// The NO vote for a branch whose writes cannot even be summed: an amount that is not
+    /// positive (the engine's staging rule says the same) or sums beyond 64 bits. Asked before
+    /// anything reaches the database: its arithmetic runs before the rule is applied.
+    private static func unwritable(_ request: StageRequest) -> String? {
+        guard !request.readOnly, netWrites(request.operations) == nil else { return nil }
+        for operation in request.operations {
+            if case .debit(let account, let amount) = operation, amount.value <= 0 {
+                return "amount for \(account) must be positive, got \(amount.value) paise"
+            }
+            if case .credit(let account, let amount) = operation, amount.value <= 0 {
+                return "amount for \(account) must be positive, got \(amount.value) paise"
+            }
+        }
+        return "the amounts of \(request.transaction) add up beyond \(Paise(Int64.max))"
     }
 
     private func prepare(_ gid: GlobalTransactionID, on connection: PostgresConnection) -> EventLoopFuture<Void> {
@@ -243,6 +277,8 @@ struct BranchStatements: Sendable {
         switch ServerMessage.sqlState(error) {
         case SQLState.checkViolation:
             return "insufficient funds in \(participant): PostgreSQL refused a negative balance for \(request.transaction)"
+        case SQLState.numericValueOutOfRange:
+            return "\(participant): PostgreSQL refused a balance beyond 64 bits for \(request.transaction)"
         case SQLState.lockNotAvailable, SQLState.deadlockDetected:
             return "\(participant): an account of \(request.transaction) is locked in PostgreSQL by a transaction outside this coordinator"
         case SQLState.duplicateObject:

@@ -28,6 +28,8 @@ enum SQLState {
     static let undefinedObject = "42704"
     /// `check_violation`: the balance would go below zero.
     static let checkViolation = "23514"
+    /// `numeric_value_out_of_range`: a balance beyond 64 bits.
+    static let numericValueOutOfRange = "22003"
     /// `lock_not_available`: `lock_timeout` ran out waiting for a row.
     static let lockNotAvailable = "55P03"
     /// `deadlock_detected`: waiting on a writer outside Sandhi that waits on us.

@@ -61,7 +61,8 @@ enum PostgresBankSchema {
         // accounts (in id order, so two branches lock in the same order); and, when every
         // account exists and no balance would go below zero, its writes: each account's net
         // change and version, the committed-branch row with the write-set row deleted, and the
-        // reports. It returns what it read, as before the writes, and whether it wrote.
+        // reports. It returns what it read, as before the writes, and whether it wrote. The sums
+        // are checked without overflowing (a credit past 2^63 - 1 is not written, not an error).
         //
         // The vote is not decided here: the bank runs the engine's staging rule over the rows
         // returned (the rule every participant uses) and rolls back whatever this wrote if the
@@ -83,7 +84,8 @@ enum PostgresBankSchema {
                 RETURN;
             END IF;
             SELECT array_agg(a.id ORDER BY a.id), array_agg(a.balance ORDER BY a.id), array_agg(a.version ORDER BY a.id),
-                   array_agg(a.writer ORDER BY a.id), count(*), bool_and(a.balance + d.delta >= 0)
+                   array_agg(a.writer ORDER BY a.id), count(*),
+                   bool_and(CASE WHEN d.delta > 0 THEN a.balance <= 9223372036854775807 - d.delta ELSE a.balance + d.delta >= 0 END)
               INTO ids, balances, versions, writers, found_count, fits
               FROM (SELECT * FROM accounts WHERE id = ANY(p_names) ORDER BY id FOR UPDATE) a
               JOIN unnest(p_names, p_deltas) AS d(id, delta) ON a.id = d.id;

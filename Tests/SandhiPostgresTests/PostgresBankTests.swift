@@ -84,6 +84,33 @@ struct PostgresBankTests {
         try await handle.close()
     }
 
+    /// The database's arithmetic runs before the engine's rule (one statement stages a branch),
+    /// so amounts it cannot sum, and sums beyond 64 bits, must be NO votes, not failed batches
+    /// or a crash.
+    @Test func amountsBeyondSixtyFourBitsOrNotPositiveVoteNoAndTheBatchGoesOn() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        let first = try await handle.process([
+            F.prepare(F.tx(1), [.credit(account: alice, amount: Paise(Int64.max))]),
+            F.prepare(F.tx(2), [.debit(account: bob, amount: Paise(Int64.min)), .credit(account: bob, amount: Paise(Int64.max))]),
+        ])
+        let second = try await handle.process([F.prepare(F.tx(3), [.debit(account: bob, amount: Paise(0))])])
+        let third = try await handle.process([F.prepare(F.tx(4), [.debit(account: bob, amount: .rupees(1))])])
+        let votes = (first + second + third).reduce(into: [TransactionID: Vote]()) { votes, reply in
+            if case .vote(let tx, let vote, _) = reply { votes[tx] = vote }
+        }
+        guard case .no(let overflow)? = votes[F.tx(1)], case .no(let minimum)? = votes[F.tx(2)], case .no(let zero)? = votes[F.tx(3)],
+              case .yes? = votes[F.tx(4)] else {
+            Issue.record("expected three NO votes and a YES, got \(votes)")
+            return
+        }
+        #expect(overflow.contains("overflow") && minimum.contains("must be positive"))
+        #expect(zero.contains("must be positive"))
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gids(F.tx(4)))
+        #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
+        try await handle.close()
+    }
+
     @Test func aReadOnlyBranchVotesReadOnlyAndPreparesNothing() async throws {
         let fixture = try await makeFixture()
         let handle = try await blocking { try fixture.open() }
