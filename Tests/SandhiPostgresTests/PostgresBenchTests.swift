@@ -60,6 +60,7 @@ extension PostgresBankTests {
     @Test func benchOverPostgresRefusesBadOptionsInOneLine() async throws {
         let cases: [([String], String)] = [
             (["--participants", "mysql"], "--participants must be `sqlite` or `postgres`"),
+            (["--sessions", "4"], "go with --participants postgres"),
             (["--participants", "postgres", "--postgres-server", "mysql://u@h/d"], "--postgres-server"),
             (["--participants", "postgres", "--sessions", "0"], "--sessions must be between 1 and 256"),
             (["--participants", "postgres", "--baseline-workers", "1,x"], "--baseline-workers takes numbers"),

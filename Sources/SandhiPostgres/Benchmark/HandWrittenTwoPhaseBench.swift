@@ -70,8 +70,13 @@ public enum HandWrittenTwoPhaseBench {
         var sum: Int64 = 0
         for database in databases {
             let connection = try await connect(database, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
-            let rows = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM handwritten_accounts", logger: logger)
-            for try await value in rows.decode(Int64.self) { sum += value }
+            do {
+                let rows = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM handwritten_accounts", logger: logger)
+                for try await value in rows.decode(Int64.self) { sum += value }
+            } catch {
+                try? await connection.close()
+                throw Failure(description: "summing \(database.database)'s hand-written accounts: \(ServerMessage.describe(error))")
+            }
             try await connection.close()
         }
         return sum
@@ -83,20 +88,29 @@ public enum HandWrittenTwoPhaseBench {
         precondition(databases.count == 2, "the hand-written client moves money between exactly two databases")
         precondition(options.workers >= 1 && options.accounts >= 1)
         var sessions: [(PostgresConnection, PostgresConnection)] = []
-        for worker in 0..<options.workers {
-            let first = try await connect(databases[0], id: 2 * worker, eventLoopGroup: eventLoopGroup, logger: logger)
-            let second = try await connect(databases[1], id: 2 * worker + 1, eventLoopGroup: eventLoopGroup, logger: logger)
-            for connection in [first, second] {
-                _ = try await connection.query("SELECT set_config('lock_timeout', \("\(options.lockTimeoutMs)ms"), false)", logger: logger)
+        var opened: [PostgresConnection] = []
+        do {
+            for worker in 0..<options.workers {
+                for (index, database) in databases.enumerated() {
+                    let connection = try await connect(database, id: 2 * worker + index, eventLoopGroup: eventLoopGroup, logger: logger)
+                    opened.append(connection)
+                    _ = try await connection.query("SELECT set_config('lock_timeout', \("\(options.lockTimeoutMs)ms"), false)", logger: logger)
+                }
+                sessions.append((opened[opened.count - 2], opened[opened.count - 1]))
             }
-            sessions.append((first, second))
+        } catch {
+            for connection in opened { try? await connection.close() }
+            throw Failure(description: "connecting the hand-written client: \(ServerMessage.describe(error))")
         }
+        // Gids are server-wide: a run of its own, so that neither a run beside this one nor one
+        // cut short before it can collide with this one's.
+        let run = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start.advanced(by: .milliseconds(Int64(options.durationMs)))
         let counts: (Int, Int)
         do {
-            counts = try await transfers(over: sessions, until: deadline, clock: clock, options: options, logger: logger)
+            counts = try await transfers(over: sessions, until: deadline, clock: clock, run: run, options: options, logger: logger)
         } catch {
             for (first, second) in sessions {
                 try? await first.close()
@@ -115,7 +129,7 @@ public enum HandWrittenTwoPhaseBench {
 
     /// Every worker's loop until the deadline; (committed, refused) over all of them.
     private static func transfers(over sessions: [(PostgresConnection, PostgresConnection)], until deadline: ContinuousClock.Instant,
-                                  clock: ContinuousClock, options: Options, logger: Logger) async throws -> (Int, Int) {
+                                  clock: ContinuousClock, run: String, options: Options, logger: Logger) async throws -> (Int, Int) {
         try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for (worker, pair) in sessions.enumerated() {
                 group.addTask {
@@ -124,7 +138,7 @@ public enum HandWrittenTwoPhaseBench {
                     while clock.now < deadline {
                         let forward = random.next() & 1 == 0
                         let (from, to) = forward ? (pair.0, pair.1) : (pair.1, pair.0)
-                        let gid = "handwritten:\(worker):\(done + refused)"
+                        let gid = "handwritten:\(run):\(worker):\(done + refused)"
                         let committed = try await transfer(from: from, to: to, fromAccount: Int(random.next() % UInt64(options.accounts)) + 1,
                                                            toAccount: Int(random.next() % UInt64(options.accounts)) + 1,
                                                            amount: Int64(random.next() % 1_000) + 1, gid: gid, logger: logger)
@@ -148,7 +162,18 @@ public enum HandWrittenTwoPhaseBench {
                                    gid: fromGid, logger: logger)
         async let credited = branch(to, "UPDATE handwritten_accounts SET balance = balance + \(amount) WHERE id = \(toAccount)",
                                     gid: toGid, logger: logger)
-        let (first, second) = try await (debited, credited)
+        let first: Bool, second: Bool
+        do {
+            (first, second) = try await (debited, credited)
+        } catch {
+            // One side failed; the other may stand prepared. A client that leaves it there holds
+            // its row locked for good: roll back both, whatever state each is in.
+            for (connection, gid) in [(from, fromGid), (to, toGid)] {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query(PostgresQuery(unsafeSQL: "ROLLBACK PREPARED '\(gid)'"), logger: logger)
+            }
+            throw error
+        }
         let verb = first && second ? "COMMIT PREPARED" : "ROLLBACK PREPARED"
         async let finishFirst: Void = finish(from, prepared: first, "\(verb) '\(fromGid)'", logger: logger)
         async let finishSecond: Void = finish(to, prepared: second, "\(verb) '\(toGid)'", logger: logger)
@@ -166,7 +191,7 @@ public enum HandWrittenTwoPhaseBench {
         let changed: [PostgresRow]
         do {
             changed = try await connection.query(PostgresQuery(unsafeSQL: update + " RETURNING id"), logger: logger).collect()
-        } catch where ServerMessage.sqlState(error) == SQLState.lockNotAvailable {
+        } catch where [SQLState.lockNotAvailable, SQLState.deadlockDetected].contains(ServerMessage.sqlState(error)) {
             _ = try await connection.query("ROLLBACK", logger: logger)
             return false
         }
@@ -186,8 +211,12 @@ public enum HandWrittenTwoPhaseBench {
     private static func connect(_ database: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                                 logger: Logger) async throws -> PostgresConnection {
         do {
-            return try await PostgresConnection.connect(on: eventLoopGroup.next(), configuration: PostgresSessionPool.settings(for: database),
-                                                        id: id, logger: logger).get()
+            // Named as its own, not as the bank's sessions: a bank opening on this database
+            // ends every older session with the bank's name.
+            let settings = PostgresSessionPool.settings(database.endpoint, username: database.username, password: database.password,
+                                                        database: database.database, connectTimeoutMs: database.connectTimeoutMs,
+                                                        applicationName: "sandhi-handwritten-bench")
+            return try await PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings, id: id, logger: logger).get()
         } catch {
             throw PostgresBankError.unreachable(database: database.database, detail: ServerMessage.describe(error))
         }

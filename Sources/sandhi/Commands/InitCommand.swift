@@ -116,12 +116,15 @@ struct InitCommand: AsyncParsableCommand {
         if let logDatabase { try PostgresDecisionLog.check(logDatabase, logger: logger) }
         let rows = (1...accounts).map { (accountName($0), opening) }
         try directory.create(configuration) { directory in
+            // The log's table first: it is idempotent (the table may already hold other
+            // instances' logs), so creating it can fail (a role without CREATE in the schema)
+            // but never leaves anything that a second init would trip over, while a bank
+            // created in PostgreSQL stays there when something after it fails.
+            if let logDatabase { try PostgresDecisionLog.createTable(logDatabase, logger: logger) }
             for bank in banks {
                 try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: logger)
             }
             for database in databases { try PostgresBank.create(database, accounts: rows, logger: logger) }
-            // Idempotent: the table may already hold other instances' logs.
-            if let logDatabase { try PostgresDecisionLog.createTable(logDatabase, logger: logger) }
         }
     }
 }

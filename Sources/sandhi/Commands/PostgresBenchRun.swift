@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import SandhiEngine
 import SandhiPostgres
@@ -12,7 +13,7 @@ import SandhiRuntime
 /// The server is one the caller names (`--postgres-server URL`, a role that may create
 /// databases), or else a throwaway cluster this run starts and removes (`ThrowawayCluster`).
 /// Either way every database and folder made here is removed at the end.
-final class PostgresBenchRun {
+final class PostgresBenchRun: @unchecked Sendable {
     static let participants = ["pga", "pgb"].map { ParticipantID(validated: $0) }
 
     let directory: DataDirectory
@@ -23,6 +24,8 @@ final class PostgresBenchRun {
     private let folder: String
     private let cluster: ThrowawayCluster?
     private let logger: Logger
+    private let finishing = Mutex(false)
+    private var signalSources: [any DispatchSourceSignal] = []
 
     private init(directory: DataDirectory, databases: [PostgresBankConfiguration], admin: PostgresBankConfiguration,
                  databaseNames: [String], folder: String, cluster: ThrowawayCluster?, logger: Logger) {
@@ -51,7 +54,8 @@ final class PostgresBenchRun {
                 do { server = try DatabaseConnection(url: serverURL) } catch { throw UsageFailure("--postgres-server: \(error)") }
             } else {
                 let participantCount = participants.count
-                let started = try ThrowawayCluster.start(maxPreparedTransactions: participantCount * max(clients, workers) + 16,
+                // A client's next branch may prepare before its last one's COMMIT PREPARED ran.
+                let started = try ThrowawayCluster.start(maxPreparedTransactions: 2 * participantCount * max(clients, workers) + 16,
                                                          maxConnections: participantCount * (sessions + workers) + 20, logger: logger)
                 cluster = started
                 server = DatabaseConnection(endpoint: .unixSocket(folder: started.socketDirectory, port: started.port),
@@ -91,6 +95,8 @@ final class PostgresBenchRun {
     /// has stopped (it leaves nothing prepared: every branch is finished before `stop` returns,
     /// and anything left would be rolled back with the database).
     func finish() {
+        // Once, whoever comes first: the command's end or a signal.
+        guard finishing.withLock({ done in defer { done = true }; return !done }) else { return }
         for name in databaseNames {
             do { try DatabaseAdmin.drop(name, on: admin, logger: logger) } catch {
                 logger.warning("could not drop a benchmark database", metadata: ["database": "\(name)", "error": "\(error)"])
@@ -116,6 +122,22 @@ final class PostgresBenchRun {
             throw UsageFailure("the hand-written client's total moved from \(before) to \(after) paise: its numbers are void")
         }
         return reports
+    }
+
+    /// Removes everything on Ctrl-C or `kill` too: a throwaway cluster runs detached (pg_ctl
+    /// starts it so), and databases left on a named server would hold prepared transactions.
+    func finishOnSignals() {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                printError("sandhi bench: stopped by signal \(number); removing the benchmark's databases")
+                finish()
+                exit(128 + number)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
     }
 
     /// A server, which the title says: a throwaway cluster's folder, or the URL's host.
@@ -147,10 +169,11 @@ struct YardstickLine: Encodable {
 extension BenchCommand {
     /// `--baseline-workers`: a comma-separated list of 1 to 64 workers each.
     func parseBaselineWorkers() throws -> [Int] {
-        let parts = baselineWorkers.split(separator: ",", omittingEmptySubsequences: false)
+        let list = baselineWorkers ?? "1,2,4"
+        let parts = list.split(separator: ",", omittingEmptySubsequences: false)
         let counts = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !parts.isEmpty, counts.count == parts.count, counts.allSatisfy({ (1...64).contains($0) }) else {
-            throw UsageFailure("--baseline-workers takes numbers from 1 to 64 separated by commas, got \(baselineWorkers)")
+            throw UsageFailure("--baseline-workers takes numbers from 1 to 64 separated by commas, got \(list)")
         }
         return counts
     }
