@@ -9,12 +9,15 @@
 //                            reads keys and resizes, restores the terminal on exit and on signals
 //   SandhiTerminalUI         pure terminal layer: cell grid with a display-width table, layout, widgets,
 //                            themes (TOML), key decoding, grid diff; no ncurses, no project imports
+//   SandhiPostgresLog        the decision log in a PostgreSQL table (the runtime's DecisionLogStorage)
+//   SandhiPostgresTools      for tools and tests: a throwaway cluster, fresh databases, the hand-written
+//                            two-phase client the PostgreSQL bench measures against
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
-//   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiPostgres           participant resource on a real PostgreSQL database (native two-phase
-//                            commit: PREPARE TRANSACTION / COMMIT PREPARED), and the decision log in
-//                            a PostgreSQL table (implements the runtime's DecisionLogStorage), over postgres-nio
+//                            commit: PREPARE TRANSACTION / COMMIT PREPARED) over postgres-nio
+//   SandhiParticipants       participant resources: embedded SQLite banks
+//   SandhiProcess            child processes: posix_spawn and waitpid with deadlines
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
@@ -74,9 +77,29 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiParticipants",
-                "SandhiProcess",
-                // For the decision log's protocol (`DecisionLogStorage`); the runtime never imports this.
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The decision log in a PostgreSQL table: the runtime's log protocol over the same
+        // sessions the banks use. Above both, so that neither depends on the other.
+        .target(
+            name: "SandhiPostgresLog",
+            dependencies: [
+                "SandhiEngine",
+                "SandhiPostgres",
                 "SandhiRuntime",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // For tools and tests, not for running a coordinator: a throwaway cluster, fresh
+        // databases, and the hand-written client the PostgreSQL bench measures against.
+        .target(
+            name: "SandhiPostgresTools",
+            dependencies: [
+                "SandhiPostgres",
+                "SandhiProcess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -108,6 +131,8 @@ let package = Package(
                 "SandhiEngine",
                 "SandhiParticipants",
                 "SandhiPostgres",
+                "SandhiPostgresLog",
+                "SandhiPostgresTools",
                 "SandhiRuntime",
                 "SandhiHistory",
                 "SandhiSimulation",
@@ -140,12 +165,12 @@ let package = Package(
         .target(name: "SandhiProcess"),
         .target(
             name: "SandhiTestSupport",
-            dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime", "SandhiPostgres", "SandhiProcess"],
+            dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime", "SandhiPostgres", "SandhiPostgresTools", "SandhiProcess"],
             path: "Tests/SandhiTestSupport"
         ),
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
         .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
-        .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiPostgresLog", "SandhiPostgresTools", "SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),

@@ -23,21 +23,21 @@ public enum PostgresBankError: Error, CustomStringConvertible, Equatable {
 }
 
 /// SQLSTATEs the bank answers in its own way.
-enum SQLState {
+package enum SQLState {
     /// `undefined_object`: COMMIT/ROLLBACK PREPARED of a gid that is not prepared (any more).
-    static let undefinedObject = "42704"
+    package static let undefinedObject = "42704"
     /// `check_violation`: the balance would go below zero.
-    static let checkViolation = "23514"
+    package static let checkViolation = "23514"
     /// `numeric_value_out_of_range`: a balance beyond 64 bits.
-    static let numericValueOutOfRange = "22003"
+    package static let numericValueOutOfRange = "22003"
     /// `lock_not_available`: `lock_timeout` ran out waiting for a row.
-    static let lockNotAvailable = "55P03"
+    package static let lockNotAvailable = "55P03"
     /// `deadlock_detected`: waiting on a writer outside Sandhi that waits on us.
-    static let deadlockDetected = "40P01"
+    package static let deadlockDetected = "40P01"
     /// `duplicate_object`: PREPARE TRANSACTION of a gid already prepared (gids are server-wide).
-    static let duplicateObject = "42710"
+    package static let duplicateObject = "42710"
     /// `out_of_memory`: among others, every `max_prepared_transactions` slot is in use.
-    static let outOfMemory = "53200"
+    package static let outOfMemory = "53200"
     /// `undefined_table`: a database without the bank's tables.
-    static let undefinedTable = "42P01"
+    package static let undefinedTable = "42P01"
 }

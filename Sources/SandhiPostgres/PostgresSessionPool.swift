@@ -10,7 +10,7 @@ import PostgresNIO
 /// Not postgres-nio's `PostgresClient`: that pool needs a task running its `run()` and hands out
 /// connections per call, while a branch's BEGIN … PREPARE TRANSACTION must stay on one session,
 /// and a batch wants to say "these jobs, spread over N sessions, each session's in order".
-final class PostgresSessionPool {
+package final class PostgresSessionPool {
     private(set) var connections: [PostgresConnection]
     private let logger: Logger
     /// How long one wave of a batch (or a close) may take before the batch fails.
@@ -22,13 +22,14 @@ final class PostgresSessionPool {
         self.logger = logger
     }
 
-    struct TimedOut: Error, CustomStringConvertible {
+    package struct TimedOut: Error, CustomStringConvertible {
         var timeoutMs: Int
-        var description: String { "no answer from PostgreSQL within \(timeoutMs) ms" }
+        package var description: String { "no answer from PostgreSQL within \(timeoutMs) ms" }
     }
 
-    struct ConnectionClosed: Error, CustomStringConvertible {
-        var description: String { "the connection to PostgreSQL is closed" }
+    package struct ConnectionClosed: Error, CustomStringConvertible {
+        package init() {}
+        package var description: String { "the connection to PostgreSQL is closed" }
     }
 
     /// A job, unless its connection has closed under it (the server ended the session, the
@@ -42,7 +43,7 @@ final class PostgresSessionPool {
 
     /// Blocks until `future` completes or `timeoutMs` passes: no wait on the server is unbounded.
     @discardableResult
-    static func wait<T: Sendable>(for future: EventLoopFuture<T>, timeoutMs: Int) throws -> T {
+    package static func wait<T: Sendable>(for future: EventLoopFuture<T>, timeoutMs: Int) throws -> T {
         let promise = future.eventLoop.makePromise(of: T.self)
         future.cascade(to: promise)
         let timer = future.eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs))) {
@@ -83,13 +84,13 @@ final class PostgresSessionPool {
     }
 
     /// How to reach the database: its endpoint and credentials, named for `pg_stat_activity`.
-    static func settings(for configuration: PostgresBankConfiguration) -> PostgresConnection.Configuration {
+    package static func settings(for configuration: PostgresBankConfiguration) -> PostgresConnection.Configuration {
         settings(configuration.endpoint, username: configuration.username, password: configuration.password, database: configuration.database,
                  connectTimeoutMs: configuration.connectTimeoutMs, applicationName: configuration.applicationName)
     }
 
     /// A session's settings from its parts (the decision log has its own configuration type).
-    static func settings(_ endpoint: PostgresBankConfiguration.Endpoint, username: String, password: String?, database: String,
+    package static func settings(_ endpoint: PostgresBankConfiguration.Endpoint, username: String, password: String?, database: String,
                          connectTimeoutMs: Int, applicationName: String) -> PostgresConnection.Configuration {
         var settings: PostgresConnection.Configuration
         switch endpoint {
@@ -110,7 +111,7 @@ final class PostgresSessionPool {
     /// write-set row committed before a PREPARE has an earlier WAL position, so the PREPARE's
     /// flush carries it too. What it saves is an fsync per batch for those write-set rows and
     /// for their clean-up.
-    static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
+    package static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                         logger: Logger) throws -> PostgresConnection {
         try wait(for: connectAndSetUp(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger),
                  timeoutMs: configuration.connectTimeoutMs + configuration.batchTimeoutMs)

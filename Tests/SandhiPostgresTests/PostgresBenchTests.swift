@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SandhiEngine
+import SandhiPostgresTools
 import SandhiTestSupport
 import Testing
 

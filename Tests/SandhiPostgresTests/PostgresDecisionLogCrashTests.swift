@@ -1,5 +1,6 @@
 import Foundation
 import SandhiEngine
+import SandhiPostgresLog
 import SandhiTestSupport
 import Testing
 

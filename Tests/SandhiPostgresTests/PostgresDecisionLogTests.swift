@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SandhiEngine
 import SandhiPostgres
+import SandhiPostgresLog
 import SandhiRuntime
 import SandhiTestSupport
 import Testing

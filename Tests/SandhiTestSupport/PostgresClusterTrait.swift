@@ -1,5 +1,6 @@
 import Testing
 @_exported import SandhiPostgres
+@_exported import SandhiPostgresTools
 @_exported import SandhiProcess
 
 /// The tests' name for the throwaway cluster, and the suite they share it in.

@@ -1,11 +1,12 @@
 import ArgumentParser
-import SandhiConsole
-import SandhiTerminalUI
 import Foundation
+import SandhiConsole
 import SandhiEngine
 import SandhiParticipants
 import SandhiPostgres
+import SandhiPostgresTools
 import SandhiRuntime
+import SandhiTerminalUI
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,6 +4,7 @@ import Logging
 import SandhiEngine
 import SandhiParticipants
 import SandhiPostgres
+import SandhiPostgresLog
 import SandhiRuntime
 
 struct InitCommand: AsyncParsableCommand {

@@ -1,9 +1,10 @@
 import Foundation
-import Synchronization
 import Logging
 import SandhiEngine
 import SandhiPostgres
+import SandhiPostgresTools
 import SandhiRuntime
+import Synchronization
 
 /// The set-up of `sandhi bench --participants postgres`: two fresh PostgreSQL databases on one
 /// server, a fresh data directory whose two participants are banks in them, and the hand-written

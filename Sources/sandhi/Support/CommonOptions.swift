@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SandhiPostgresLog
 import SandhiRuntime
 
 /// Options every command takes.

@@ -1,5 +1,6 @@
 import Logging
 import SandhiPostgres
+import SandhiPostgresLog
 import SandhiRuntime
 
 /// The executable's part of wiring a decision log kept in PostgreSQL: the runtime carries

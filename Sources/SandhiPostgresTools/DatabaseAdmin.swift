@@ -2,6 +2,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import SandhiEngine
+import SandhiPostgres
 
 /// Creating and dropping whole databases on a server, for tools that want fresh ones (the
 /// PostgreSQL benchmark). Runs over `PostgresBankConfiguration`'s endpoint and credentials,

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import SandhiEngine
+import SandhiPostgres
 import SandhiRuntime
 
 /// The coordinator's decision log kept in a PostgreSQL table instead of segment files, so that

@@ -2,6 +2,8 @@ import Glibc
 import Logging
 import NIOCore
 import PostgresNIO
+import SandhiEngine
+import SandhiPostgres
 
 /// The decision log's one session to PostgreSQL, run from a thread that is not an event loop
 /// and blocks on postgres-nio's futures (the pattern `PostgresSessionPool` uses for banks).

@@ -2,6 +2,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import SandhiEngine
+import SandhiPostgres
 
 /// The yardstick `sandhi bench --participants postgres` is measured against: the cross-database
 /// transfer an engineer writes by hand with PostgreSQL's two-phase commit and no coordinator.
