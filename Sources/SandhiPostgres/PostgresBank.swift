@@ -241,9 +241,10 @@ public final class PostgresBank: ParticipantResource {
 
     /// Nothing to do: every reply describes a statement PostgreSQL made durable before it
     /// returned (PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED flush the WAL
-    /// whatever `synchronous_commit` says; with `fsync=on` that is stable storage). The
-    /// write-set rows run with `synchronous_commit` off and ride on the PREPARE's flush; their
-    /// clean-up may be lost in a crash and is redone when the bank opens.
+    /// whatever `synchronous_commit` says, and the sessions' `on` makes them wait for synchronous
+    /// standbys too; with `fsync=on` that is stable storage). The write-set rows commit
+    /// asynchronously and ride on the PREPARE's flush; their clean-up may be lost in a crash and
+    /// is redone when the bank opens.
     public func makeDurable() throws {
         if let failure { throw failure }
     }

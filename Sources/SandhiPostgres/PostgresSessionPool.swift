@@ -105,12 +105,11 @@ package final class PostgresSessionPool {
     }
 
     /// One session, set up as every bank session is: named, with a lock timeout, and with
-    /// `synchronous_commit` off. That last one is safe because nothing a vote or an
-    /// acknowledgement depends on is an ordinary commit: PREPARE TRANSACTION, COMMIT PREPARED and
-    /// ROLLBACK PREPARED flush the WAL to disk whatever `synchronous_commit` says, and the
-    /// write-set row committed before a PREPARE has an earlier WAL position, so the PREPARE's
-    /// flush carries it too. What it saves is an fsync per batch for those write-set rows and
-    /// for their clean-up.
+    /// `synchronous_commit` at least `on`. PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK
+    /// PREPARED flush the WAL locally whatever that setting says, but only under `on` (or
+    /// `remote_apply`, which is kept) do they also wait for the server's synchronous standbys:
+    /// a YES vote or a commit acknowledgement of a replicated bank must survive its failover.
+    /// The write-set statements alone commit asynchronously (see `BranchStatements`).
     package static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                         logger: Logger) throws -> PostgresConnection {
         try wait(for: connectAndSetUp(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger),
@@ -122,7 +121,8 @@ package final class PostgresSessionPool {
                                         logger: Logger) -> EventLoopFuture<PostgresConnection> {
         let database = configuration.database
         let setup: PostgresQuery = """
-            SELECT set_config('synchronous_commit', 'off', false),
+            SELECT set_config('synchronous_commit',
+                              CASE current_setting('synchronous_commit') WHEN 'remote_apply' THEN 'remote_apply' ELSE 'on' END, false),
                    set_config('lock_timeout', \("\(configuration.lockTimeoutMs)ms"), false)
             """
         return PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration), id: id, logger: logger)
@@ -189,7 +189,7 @@ package final class PostgresSessionPool {
         collect(start(jobs))
     }
 
-    /// Runs one job on the first connection and waits for it.
+    /// Runs one job on the next connection in turn and waits for it.
     func one<T: Sendable>(_ job: @escaping @Sendable (PostgresConnection) -> EventLoopFuture<T>) throws -> T {
         try run([job])[0].get()
     }
