@@ -135,7 +135,7 @@ public enum HandWrittenTwoPhaseBench {
         try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for (worker, pair) in sessions.enumerated() {
                 group.addTask {
-                    var random = SplitMix(seed: options.seed &+ UInt64(worker) &* 0x9E37_79B9_7F4A_7C15)
+                    var random = SplitMix64(seed: options.seed &+ UInt64(worker) &* 0x9E37_79B9_7F4A_7C15)
                     var done = 0, refused = 0
                     while clock.now < deadline {
                         let forward = random.next() & 1 == 0
@@ -222,18 +222,5 @@ public enum HandWrittenTwoPhaseBench {
         } catch {
             throw PostgresBankError.unreachable(database: database.database, detail: ServerMessage.describe(error))
         }
-    }
-}
-
-/// A small, fast, seeded generator for the client's random choices.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -17,15 +17,8 @@ enum PostgresDecisionLogOpener {
         })
 
     static func logConfiguration(_ database: DatabaseConnection, instance: String) throws -> PostgresDecisionLogConfiguration {
-        guard let instance = CoordinatorInstance(instance) else {
-            throw PostgresParticipants.Unusable(description: "coordinator instance \"\(instance)\" is not a valid name")
-        }
-        let endpoint: PostgresBankConfiguration.Endpoint
-        switch database.endpoint {
-        case .tcp(let host, let port): endpoint = .tcp(host: host, port: port)
-        case .unixSocket(let folder, let port): endpoint = .unixSocket(folder: folder, port: port)
-        }
-        return PostgresDecisionLogConfiguration(endpoint: endpoint, username: database.user, password: try database.resolvedPassword(),
-                                                database: database.database, instance: instance)
+        PostgresDecisionLogConfiguration(endpoint: PostgresParticipants.endpoint(of: database), username: database.user,
+                                         password: try database.resolvedPassword(), database: database.database,
+                                         instance: try PostgresParticipants.coordinator(instance))
     }
 }

@@ -20,17 +20,24 @@ enum PostgresParticipants {
         guard let database = participant.database else {
             throw Unusable(description: "participant \(participant.id) is postgres but names no database")
         }
-        guard let instance = CoordinatorInstance(instance) else {
-            throw Unusable(description: "coordinator instance \"\(instance)\" is not a valid name")
-        }
-        let endpoint: PostgresBankConfiguration.Endpoint
-        switch database.endpoint {
-        case .tcp(let host, let port): endpoint = .tcp(host: host, port: port)
-        case .unixSocket(let folder, let port): endpoint = .unixSocket(folder: folder, port: port)
-        }
-        var bank = PostgresBankConfiguration(endpoint: endpoint, username: database.user, password: try database.resolvedPassword(),
-                                             database: database.database, participant: participant.id, instance: instance)
+        var bank = PostgresBankConfiguration(endpoint: endpoint(of: database), username: database.user, password: try database.resolvedPassword(),
+                                             database: database.database, participant: participant.id, instance: try coordinator(instance))
         if let sessions = participant.sessions { bank.poolSize = sessions }
         return bank
+    }
+
+    /// The runtime's description of where a database is, as the PostgreSQL libraries take it.
+    static func endpoint(of database: DatabaseConnection) -> PostgresBankConfiguration.Endpoint {
+        switch database.endpoint {
+        case .tcp(let host, let port): .tcp(host: host, port: port)
+        case .unixSocket(let folder, let port): .unixSocket(folder: folder, port: port)
+        }
+    }
+
+    static func coordinator(_ instance: String) throws -> CoordinatorInstance {
+        guard let name = CoordinatorInstance(instance) else {
+            throw Unusable(description: "coordinator instance \"\(instance)\" is not a valid name")
+        }
+        return name
     }
 }
