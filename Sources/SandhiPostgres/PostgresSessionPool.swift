@@ -179,8 +179,11 @@ package final class PostgresSessionPool {
         do {
             return try Self.wait(for: EventLoopFuture.whenAllComplete(futures, on: first.eventLoop), timeoutMs: timeoutMs)
         } catch {
-            // Out of time: whatever has completed says so, the rest failed with the timeout.
-            return futures.map { future in Result { try Self.wait(for: future, timeoutMs: 1) }.mapError { _ in error } }
+            // Out of time: whatever has completed says how (its own error, if it failed); the
+            // rest failed with the timeout.
+            return futures.map { future in
+                Result { try Self.wait(for: future, timeoutMs: 1) }.mapError { own in own is TimedOut ? error : own }
+            }
         }
     }
 

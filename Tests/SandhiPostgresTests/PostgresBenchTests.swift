@@ -58,6 +58,19 @@ extension PostgresBankTests {
         #expect(left == "0", "the bench left its databases behind")
     }
 
+    @Test func benchOverPostgresWithoutAServerStartsItsOwnClusterAndRemovesIt() async throws {
+        let result = try await onOwnThread {
+            try SandhiBinary.run(["bench", "--participants", "postgres", "--duration", "0.5", "--clients", "4", "--accounts", "50",
+                                  "--sessions", "2", "--baseline-workers", "1"])
+        }
+        #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+        let title = result.stdout.split(separator: "\n").first { $0.contains("throwaway PostgreSQL") }.map(String.init) ?? ""
+        let folder = title.split(separator: " ").first { $0.hasPrefix("/tmp/sandhi-pg-") }.map(String.init)
+        let named = try #require(folder, "no throwaway cluster named in \(result.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: named), "the cluster's folder \(named) is still there")
+        #expect(result.stdout.contains("committed"))
+    }
+
     @Test func benchOverPostgresRefusesBadOptionsInOneLine() async throws {
         let cases: [([String], String)] = [
             (["--participants", "mysql"], "--participants must be `sqlite` or `postgres`"),
