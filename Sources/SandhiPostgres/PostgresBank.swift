@@ -173,6 +173,10 @@ public final class PostgresBank: ParticipantResource {
             let (key, value) = try row.decode((String, String).self)
             meta[key] = value
         }
+        if let found = meta["format"], let steps = PostgresBankSchema.upgrades[found] {
+            try upgrade(from: found, running: steps)
+            meta["format"] = PostgresBankSchema.format
+        }
         guard meta["format"] == PostgresBankSchema.format else {
             throw PostgresBankError.notSandhi(database: database, detail: "format \(meta["format"] ?? "missing")")
         }
@@ -183,6 +187,33 @@ public final class PostgresBank: ParticipantResource {
         guard let row = slots.rows.first, try row.decode(Int.self) > 0 else {
             throw PostgresBankError.notSandhi(database: database, detail: "the server has max_prepared_transactions = 0, so it cannot prepare")
         }
+    }
+
+    /// Brings a bank of an older format to the current one, all or nothing, on one session.
+    private func upgrade(from found: String, running steps: [String]) throws {
+        let format = PostgresBankSchema.format
+        let logger = logger
+        do {
+            try pool.one { connection in
+                var chain = connection.query("BEGIN", logger: logger).flatMap { _ in
+                    connection.query("SET LOCAL synchronous_commit = on", logger: logger)
+                }
+                for step in steps {
+                    chain = chain.flatMap { _ in connection.query(PostgresQuery(unsafeSQL: step), logger: logger) }
+                }
+                return chain.flatMap { _ in
+                    connection.query("UPDATE sandhi_meta SET value = \(format) WHERE key = 'format'", logger: logger)
+                }.flatMap { _ in
+                    connection.query("COMMIT", logger: logger)
+                }.flatMapError { error in
+                    connection.query("ROLLBACK", logger: logger).flatMapThrowing { _ in throw error }
+                }.map { _ in }
+            }
+        } catch {
+            throw PostgresBankError.statement(database: database, what: "upgrading the bank from \(found) to \(format)",
+                                              detail: ServerMessage.describe(error))
+        }
+        logger.notice("upgraded the PostgreSQL bank", metadata: ["participant": "\(id)", "from": "\(found)", "to": "\(format)"])
     }
 
     /// Rebuilds the protocol state from PostgreSQL: every prepared transaction of this instance

@@ -56,19 +56,22 @@ enum PostgresBankSchema {
             reference text NOT NULL
         )
         """,
-        // A branch's staging in one call, inside the branch's transaction (BEGIN before it,
-        // PREPARE TRANSACTION or ROLLBACK after): has it committed here before; lock and read its
-        // accounts (in id order, so two branches lock in the same order); and, when every
-        // account exists and no balance would go below zero, its writes: each account's net
-        // change and version, the committed-branch row with the write-set row deleted, and the
-        // reports. It returns what it read, as before the writes, and whether it wrote. The sums
-        // are checked without overflowing (a credit past 2^63 - 1 is not written, not an error).
-        //
-        // The vote is not decided here: the bank runs the engine's staging rule over the rows
-        // returned (the rule every participant uses) and rolls back whatever this wrote if the
-        // rule says NO. Writing before the rule has spoken saves a round trip per branch; the
-        // check here only keeps the CHECK constraint from failing the statement, and a branch
-        // the rule accepts but this did not write (which would mean the two disagree) is a NO.
+    ] + [stageFunction]
+
+    /// A branch's staging in one call, inside the branch's transaction (BEGIN before it,
+    /// PREPARE TRANSACTION or ROLLBACK after): has it committed here before; lock and read its
+    /// accounts (in id order, so two branches lock in the same order); and, when every
+    /// account exists and no balance would go below zero, its writes: each account's net
+    /// change and version, the committed-branch row with the write-set row deleted, and the
+    /// reports. It returns what it read, as before the writes, and whether it wrote. The sums
+    /// are checked without overflowing (a credit past 2^63 - 1 is not written, not an error).
+    ///
+    /// The vote is not decided here: the bank runs the engine's staging rule over the rows
+    /// returned (the rule every participant uses) and rolls back whatever this wrote if the
+    /// rule says NO. Writing before the rule has spoken saves a round trip per branch; the
+    /// check here only keeps the CHECK constraint from failing the statement, and a branch
+    /// the rule accepts but this did not write (which would mean the two disagree) is a NO.
+    static let stageFunction =
         """
         CREATE FUNCTION sandhi_stage(p_instance text, p_tx bigint, p_names text[], p_deltas bigint[], p_writes bigint[],
                                      p_writers text, p_net bigint, p_kinds text[], p_amounts bigint[], p_refs text[])
@@ -108,6 +111,12 @@ enum PostgresBankSchema {
             END IF;
         END
         $$
-        """,
+        """
+
+    /// Brings a bank of an older format to this one, in one transaction, or says it cannot.
+    /// Format 1 had the same tables and staged with separate statements: it gains the staging
+    /// function. Its prepared branches (if any) are untouched: they finish as they are.
+    static let upgrades: [String: [String]] = [
+        "sandhi-postgres-bank-1": [stageFunction],
     ]
 }

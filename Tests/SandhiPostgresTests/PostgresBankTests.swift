@@ -248,6 +248,29 @@ struct PostgresBankTests {
         try await handle.close()
     }
 
+    /// A bank made by the previous format (the same tables, no staging function) is upgraded
+    /// when it opens, and works; a format this build does not know is refused.
+    @Test func aBankOfTheFirstFormatIsUpgradedWhenItOpensAndAnUnknownFormatIsRefused() async throws {
+        let fixture = try await makeFixture()
+        try await blocking { try fixture.open().bank.close() }
+        try await blocking {
+            try fixture.cluster.sql(fixture.database, "DROP FUNCTION sandhi_stage; UPDATE sandhi_meta SET value = 'sandhi-postgres-bank-1' WHERE key = 'format'")
+        }
+        let handle = try await blocking { try fixture.open() }
+        let tx = F.tx(1)
+        #expect(try await handle.process([F.transfer(tx, rupees: 300)]).count == 1)
+        #expect(try await handle.process([.commit(tx)]) == [.acknowledged(tx)])
+        #expect(try await blocking { try fixture.balances() } == "alice=70000\nbob=80000")
+        try await handle.close()
+        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT value FROM sandhi_meta WHERE key = 'format'") }
+                == "sandhi-postgres-bank-2")
+        try await blocking { try fixture.cluster.sql(fixture.database, "UPDATE sandhi_meta SET value = 'sandhi-postgres-bank-9' WHERE key = 'format'") }
+        let refused = try await blocking { () -> String? in
+            do { _ = try PostgresBank(fixture.configuration, logger: F.logger); return nil } catch { return "\(error)" }
+        }
+        #expect(refused == "PostgreSQL database \(fixture.database) is not a Sandhi bank (format sandhi-postgres-bank-9)")
+    }
+
     @Test func aDatabaseOfAnotherParticipantIsRefused() async throws {
         let fixture = try await makeFixture()
         var icici = fixture.configuration
