@@ -42,7 +42,7 @@ struct BranchStatements: Sendable {
     /// opens. That saves a WAL flush per batch on the way to every PREPARE.
     static let asynchronousCommit = "quick AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS setting)"
 
-    /// Commits the write-sets of `requests` in one statement, before any of them prepares.
+    /// Commits the write-sets of `requests` in one statement, before any of them stages.
     func recordIntents(_ requests: [StageRequest], nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let transactions = requests.map { Int64(bitPattern: $0.transaction.rawValue) }
         let operations = requests.map { ByteBuffer(bytes: OperationCodec.encode($0.operations)) }
@@ -77,13 +77,13 @@ struct BranchStatements: Sendable {
 
     // MARK: - Phase one
 
-    /// BEGIN; lock and read the written accounts (and whether the branch committed here before),
-    /// read the others; the engine's staging rule; the writes, the committed-branch row and the
-    /// reports in one statement; and, once `intents` (the batch's write-set rows) has committed,
-    /// PREPARE TRANSACTION. A NO is a ROLLBACK and nothing left behind. Four round trips for a
-    /// YES, and one WAL flush, which PostgreSQL shares among the PREPAREs and COMMIT PREPAREDs
-    /// of every session flushing at the same moment: the pool runs a batch's branches side by
-    /// side so that many do.
+    /// BEGIN; in one statement (`sandhi_stage`), whether the branch committed here before, its
+    /// written accounts locked and read, and its writes, committed-branch row and reports; the
+    /// accounts it only reads; the engine's staging rule; and PREPARE TRANSACTION. A NO is a
+    /// ROLLBACK and nothing left behind. Three round trips for a YES (the batch's write-set rows
+    /// committed before), and one WAL flush, which PostgreSQL shares among the PREPAREs and
+    /// COMMIT PREPAREDs of every session flushing at the same moment: the pool runs a batch's
+    /// branches side by side so that many do.
     ///
     /// `commits` is the batch's phase two, run at the same time on other sessions. A plain read
     /// does not wait for a prepared transaction's writes to commit, so a branch with plain reads
@@ -96,7 +96,9 @@ struct BranchStatements: Sendable {
                waitsForCommits: Bool) -> @Sendable (PostgresConnection) -> EventLoopFuture<StageOutcome> {
         let statements = self
         let waits = waitsForCommits || request.readOnly || !Self.plainReads(request).isEmpty
-        if let refusal = Self.unwritable(request) {
+        let writes = Self.netWrites(request.operations)
+        if !request.readOnly, writes == nil {
+            let refusal = Self.unwritable(request)
             return { connection in connection.eventLoop.makeSucceededFuture(.refused(reason: refusal)) }
         }
         return { connection in
@@ -111,7 +113,8 @@ struct BranchStatements: Sendable {
             let work = ready.flatMap {
                 connection.query("BEGIN", logger: statements.logger)
             }.flatMap { _ in
-                statements.lockReadAndWrite(request, on: connection)
+                // A writing branch always has its sums (checked above).
+                statements.lockReadAndWrite(request, writes!, on: connection)
             }.flatMap { staged in
                 statements.readPlainly(request, on: connection).map { plain in
                     (staged, plain.accounts.merging(staged.accounts) { _, locked in locked })
@@ -162,9 +165,7 @@ struct BranchStatements: Sendable {
     /// `sandhi_stage` (see `PostgresBankSchema`): in one statement, whether the branch committed
     /// here before, its written accounts locked (FOR UPDATE, so no writer outside Sandhi changes
     /// them before the PREPARE) and read, and its writes if they fit.
-    private func lockReadAndWrite(_ request: StageRequest, on connection: PostgresConnection) -> EventLoopFuture<Read> {
-        // `stage` refused every branch whose sums overflow before this could run.
-        let writes = Self.netWrites(request.operations)!
+    private func lockReadAndWrite(_ request: StageRequest, _ writes: NetWrites, on connection: PostgresConnection) -> EventLoopFuture<Read> {
         let (names, deltas, counts, net, reports) = (writes.names, writes.deltas, writes.writes, writes.net, writes.reports)
         let raw = Int64(bitPattern: request.transaction.rawValue)
         let writers = WriterList.encode(request.writers)
@@ -217,9 +218,8 @@ struct BranchStatements: Sendable {
         Staging.validate(request.transaction, at: participant, request.operations) { accounts[$0] }.observed
     }
 
-    /// Each written account's net change and number of writes, in first-write order; the
-    /// branch's net change here; its reports.
-    private struct NetWrites {
+    /// What a writing branch writes, summed per account (see `netWrites`).
+    private struct NetWrites: Sendable {
         var names: [String] = [], deltas: [Int64] = [], writes: [Int64] = []
         var net: Int64 = 0
         var reports: [Report] = []
@@ -257,17 +257,17 @@ struct BranchStatements: Sendable {
         return result
     }
 
-    /// The NO vote for a branch whose writes cannot even be summed: an amount that is not
-    /// positive (the engine's staging rule says the same) or sums beyond 64 bits. Asked before
-    /// anything reaches the database: its arithmetic runs before the rule is applied.
-    private static func unwritable(_ request: StageRequest) -> String? {
-        guard !request.readOnly, netWrites(request.operations) == nil else { return nil }
+    /// The NO vote's reason for a branch whose writes cannot be summed (`netWrites` is nil): an
+    /// amount that is not positive (the engine's staging rule says the same) or sums beyond 64
+    /// bits. Decided before anything reaches the database, whose arithmetic runs before the
+    /// rule is applied.
+    private static func unwritable(_ request: StageRequest) -> String {
         for operation in request.operations {
-            if case .debit(let account, let amount) = operation, amount.value <= 0 {
+            switch operation {
+            case .debit(let account, let amount) where amount.value <= 0, .credit(let account, let amount) where amount.value <= 0:
                 return "amount for \(account) must be positive, got \(amount.value) paise"
-            }
-            if case .credit(let account, let amount) = operation, amount.value <= 0 {
-                return "amount for \(account) must be positive, got \(amount.value) paise"
+            default:
+                continue
             }
         }
         return "the amounts of \(request.transaction) add up beyond \(Paise(Int64.max))"

@@ -27,15 +27,14 @@ import SandhiParticipants
 /// in this database (every other prepared transaction, Sandhi's or not, is left alone), and
 /// rebuilds each one's prepared branch and locks from its write-set row.
 ///
-/// A batch runs its phase-two messages (COMMIT/ROLLBACK PREPARED), the write-set rows of its
-/// branches and every branch's staging at once, spread over a pool of sessions (a PREPARE frees
-/// its session, so one session can stage many branches in turn, but side by side their WAL
-/// flushes coincide and PostgreSQL makes one flush serve them all); then the rollbacks that
-/// staging's results call for and the clean-up of unused write-set rows. Branches of one batch
-/// never touch the same account (the protocol locks accounts before staging). A branch that
-/// writes an account committing in the same batch waits for that commit in PostgreSQL (its
-/// FOR UPDATE waits out the prepared transaction's row lock and then reads the committed row);
-/// one that only reads starts after the batch's phase two (see `BranchStatements.stage`).
+/// A batch commits the write-set rows of its branches first; then runs its phase-two messages
+/// (COMMIT/ROLLBACK PREPARED) and every branch's staging at once, spread over a pool of sessions
+/// (a PREPARE frees its session, so one session can stage many branches in turn, but side by
+/// side their WAL flushes coincide and PostgreSQL makes one flush serve them all); then the
+/// rollbacks that staging's results call for and the clean-up of unused write-set rows.
+/// Branches of one batch never touch the same account (the protocol locks accounts before
+/// staging). A branch that reads plainly, or writes an account committing in the same batch,
+/// starts after the batch's phase two (see `BranchStatements.stage`).
 ///
 /// All methods are called from one thread that is not an event loop (the participant worker,
 /// or a test's own thread): they block on postgres-nio's futures.
@@ -314,16 +313,14 @@ public final class PostgresBank: ParticipantResource {
             collect(effects, stages: &stages, finishes: &finishes, replies: &replies)
         }
 
-        // Phase two, the write-sets of the branches about to stage, and every branch's staging,
-        // all at once, each on its own session while there are enough: their WAL flushes
-        // coincide, and PostgreSQL makes one flush serve all that wait for it. The write-sets
-        // commit before any PREPARE (see `BranchStatements.recordIntents`); the order within a
-        // session, and which stages wait for phase two, are the pool's and `stage`'s to keep.
-        let writing = stages.filter { !$0.readOnly }
         // The write-sets first, committed before anything else starts: a branch's staging
         // deletes its own row (so that the row goes exactly when the branch commits), and a
         // DELETE does not see, nor wait for, a row whose insert has not committed yet. Alone, the
         // insert also takes a fraction of the time it takes amid the batch's burst of statements.
+        // Then phase two and every branch's staging at once, each on its own session while there
+        // are enough: their WAL flushes coincide, and PostgreSQL makes one flush serve all that
+        // wait for it. Which stages wait for phase two is `stage`'s to say.
+        let writing = stages.filter { !$0.readOnly }
         if !writing.isEmpty {
             _ = try pool.collect(pool.start([statements.recordIntents(writing, nowMs: clock())]))[0].get()
         }

@@ -110,21 +110,15 @@ public enum HandWrittenTwoPhaseBench {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start.advanced(by: .milliseconds(Int64(options.durationMs)))
-        let counts: (Int, Int)
+        let outcome: Result<(Int, Int), any Error>
         do {
-            counts = try await transfers(over: sessions, until: deadline, clock: clock, run: run, options: options, logger: logger)
+            outcome = .success(try await transfers(over: sessions, until: deadline, clock: clock, run: run, options: options, logger: logger))
         } catch {
-            for (first, second) in sessions {
-                try? await first.close()
-                try? await second.close()
-            }
-            throw Failure(description: "the hand-written client failed: \(ServerMessage.describe(error))")
+            outcome = .failure(Failure(description: "the hand-written client failed: \(ServerMessage.describe(error))"))
         }
         let elapsed = clock.now - start
-        for (first, second) in sessions {
-            try? await first.close()
-            try? await second.close()
-        }
+        for connection in opened { try? await connection.close() }
+        let counts = try outcome.get()
         let elapsedMs = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
         return Report(workers: options.workers, transfers: counts.0, refused: counts.1, elapsedMs: elapsedMs)
     }

@@ -253,7 +253,7 @@ struct PostgresBankTests {
     @Test func aBankOfTheFirstFormatIsUpgradedWhenItOpensAndAnUnknownFormatIsRefused() async throws {
         let fixture = try await makeFixture()
         try await blocking { try fixture.open().bank.close() }
-        try await blocking {
+        _ = try await blocking {
             try fixture.cluster.sql(fixture.database, "DROP FUNCTION sandhi_stage; UPDATE sandhi_meta SET value = 'sandhi-postgres-bank-1' WHERE key = 'format'")
         }
         let handle = try await blocking { try fixture.open() }
@@ -264,7 +264,7 @@ struct PostgresBankTests {
         try await handle.close()
         #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT value FROM sandhi_meta WHERE key = 'format'") }
                 == "sandhi-postgres-bank-2")
-        try await blocking { try fixture.cluster.sql(fixture.database, "UPDATE sandhi_meta SET value = 'sandhi-postgres-bank-9' WHERE key = 'format'") }
+        _ = try await blocking { try fixture.cluster.sql(fixture.database, "UPDATE sandhi_meta SET value = 'sandhi-postgres-bank-9' WHERE key = 'format'") }
         let refused = try await blocking { () -> String? in
             do { _ = try PostgresBank(fixture.configuration, logger: F.logger); return nil } catch { return "\(error)" }
         }
