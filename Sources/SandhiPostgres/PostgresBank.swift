@@ -9,32 +9,43 @@ import SandhiParticipants
 /// A bank that is a real PostgreSQL database, using PostgreSQL's own two-phase commit.
 ///
 /// The protocol logic (duplicates, late messages, which accounts are locked) is the engine's
-/// `ParticipantProtocol`, exactly as for `SQLiteBank`; this class performs its effects:
+/// `ParticipantProtocol`, exactly as for `SQLiteBank`; this class performs its effects.
 ///
-/// - stage: BEGIN, lock and read the written accounts, the engine's staging rule (an unknown
-///   account or a balance that would go below zero is a NO vote with the reason, and a ROLLBACK),
-///   the writes, and `PREPARE TRANSACTION '<gid>'` (`GlobalTransactionID`:
-///   `sandhi:<instance>:<epoch>.<sequence>:<participant>`). The YES vote follows the PREPARE,
-///   which PostgreSQL has made durable by the time it returns.
-/// - apply: `COMMIT PREPARED`; discard: `ROLLBACK PREPARED`. A gid that is not prepared is
-///   "already done", not an error: the branch was finished before a crash, or by hand.
+/// **Branches prepare in groups.** The writing branches of one batch stage together, in one
+/// PostgreSQL transaction: BEGIN, one call of `sandhi_stage_group` (each member's accounts
+/// locked and read, the engine's staging rule, the writes of the members that hold), and one
+/// `PREPARE TRANSACTION` whose gid names every member (`GlobalTransactionID`:
+/// `sandhi:<instance>:<epoch>.<sequence>[+<sequence>...]:<participant>`, as many members as
+/// fit in PostgreSQL's 199 bytes). A member the rule refuses is a NO vote and is simply not
+/// written; every member written votes YES once the PREPARE returns, which PostgreSQL has made
+/// durable by then. Three round trips and one WAL flush serve a whole group, and one COMMIT
+/// PREPARED finishes it: a transaction per branch costs as many for each branch, and its
+/// statements, not the data, are what a PostgreSQL server spends its time on.
 ///
-/// PostgreSQL keeps a prepared transaction's writes invisible until it commits, so it cannot
-/// tell a restarted bank which accounts a prepared branch writes. Each branch's write-set is
-/// therefore committed to `sandhi_intents` just before its PREPARE, and the prepared
-/// transaction deletes its own row (so the row goes exactly when the branch commits). On open,
-/// the bank reads `pg_prepared_xacts` for this coordinator instance's gids of this participant
-/// in this database (every other prepared transaction, Sandhi's or not, is left alone), and
-/// rebuilds each one's prepared branch and locks from its write-set row.
+/// **Phase two per group.** When every member's decision is the same, COMMIT PREPARED or
+/// ROLLBACK PREPARED. When they differ, or only some have come (the others still wait for
+/// votes elsewhere), the group is **split** at the end of the batch, so that no decided branch
+/// waits for another transaction's decision (which could wait, through the accounts it needs,
+/// for this one): the members still prepared record their votes in `sandhi_voted`; ROLLBACK
+/// PREPARED; the committed members are staged again and committed; the undecided ones are
+/// staged again and prepared under a new gid. Between the rollback and those, a member's
+/// write-set row and its `sandhi_voted` row are its vote, and opening the bank treats such a
+/// member as prepared (in doubt): its commit applies the write-set. Nothing outside Sandhi
+/// can take the accounts in between (the engine's locks hold them); a writer outside Sandhi
+/// could, and would make the re-applied commit fail loudly rather than go negative.
 ///
-/// A batch commits the write-set rows of its branches first; then runs its phase-two messages
-/// (COMMIT/ROLLBACK PREPARED) and every branch's staging at once, spread over a pool of sessions
-/// (a PREPARE frees its session, so one session can stage many branches in turn, but side by
-/// side their WAL flushes coincide and PostgreSQL makes one flush serve them all); then the
-/// rollbacks that staging's results call for and the clean-up of unused write-set rows.
-/// Branches of one batch never touch the same account (the protocol locks accounts before
-/// staging). A branch that reads plainly, or writes an account committing in the same batch,
-/// starts after the batch's phase two (see `BranchStatements.stage`).
+/// **Write-sets.** PostgreSQL keeps a prepared transaction's writes invisible until it
+/// commits, so it cannot tell a restarted bank which accounts a prepared branch writes. Each
+/// branch's write-set is therefore committed to `sandhi_intents` before its group stages, and
+/// deleted once the branch is finished (with the next batch's write-sets). On open, the bank
+/// reads `pg_prepared_xacts` for this coordinator instance's gids of this participant in this
+/// database (every other prepared transaction, Sandhi's or not, is left alone), and rebuilds
+/// each member's prepared branch and locks from its write-set row.
+///
+/// A batch runs its write-sets and its phase two side by side, then its groups' staging (and
+/// its read-only branches' reads) side by side, spread over a pool of sessions; then the
+/// phase two of branches whose rollback overtook their vote. Branches of one batch never
+/// touch the same account (the protocol locks accounts before staging).
 ///
 /// All methods are called from one thread that is not an event loop (the participant worker,
 /// or a test's own thread): they block on postgres-nio's futures.
@@ -47,6 +58,14 @@ public final class PostgresBank: ParticipantResource {
     private let clock: @Sendable () -> Int64
     var pool: PostgresSessionPool
     var machine: ParticipantProtocol
+    /// Each prepared group of this bank's, with the decisions that have come for its members.
+    private var groups: [GlobalTransactionID: [TransactionID: Bool]] = [:]
+    /// The group each prepared branch is in; a branch in none is in `loose`.
+    private var groupOf: [TransactionID: GlobalTransactionID] = [:]
+    /// YES votes held only by their write-set and `sandhi_voted` rows (see the type's notes).
+    private var loose: Set<TransactionID> = []
+    /// Finished branches whose write-sets go with the next batch's statements.
+    private var finishedIntents: [TransactionID] = []
     /// Set when a failed batch could not be followed by a clean reload; sticky.
     private var failure: PostgresBankError?
     private var closed = false
@@ -215,29 +234,43 @@ public final class PostgresBank: ParticipantResource {
         logger.notice("upgraded the PostgreSQL bank", metadata: ["participant": "\(id)", "from": "\(found)", "to": "\(format)"])
     }
 
-    /// Rebuilds the protocol state from PostgreSQL: every prepared transaction of this instance
-    /// and participant re-takes its locks from its write-set row. With `dropUnusedIntents`,
-    /// write-set rows without a prepared transaction (a crash between the row and its PREPARE, a
-    /// NO vote or rollback whose clean-up was lost) are deleted.
+    /// Rebuilds the protocol state from PostgreSQL: every member of a prepared group of this
+    /// instance and participant, and every vote outliving its group, re-takes its locks from its
+    /// write-set row. With `dropUnusedIntents`, write-set rows of branches that committed or
+    /// never voted (a crash between the row and its PREPARE, a NO vote or a finish whose
+    /// clean-up was lost) are deleted.
     private func restore(dropUnusedIntents: Bool) throws {
         machine = ParticipantProtocol(participant: id)
+        groups = [:]
+        groupOf = [:]
+        loose = []
+        finishedIntents = []
         let recovered = try PreparedBranchScan.scan(configuration, on: pool, logger: logger)
-        for branch in recovered.prepared {
-            if branch.writeSetMissing {
-                // Not ours to guess: without the write-set no account is locked here, but the
-                // prepared transaction still holds its rows in PostgreSQL, so a conflicting
-                // branch waits out `lock_timeout` and votes NO instead of writing over it.
-                logger.warning("prepared transaction has no write-set row; its locks are PostgreSQL's alone",
-                               metadata: ["participant": "\(id)", "gid": "\(branch.gid)"])
+        for group in recovered.groups {
+            groups[group.gid] = [:]
+            for branch in group.members {
+                if branch.writeSetMissing {
+                    // Not ours to guess: without the write-set no account is locked here, but the
+                    // prepared transaction still holds its rows in PostgreSQL, so a conflicting
+                    // branch waits out `lock_timeout` and votes NO instead of writing over it.
+                    logger.warning("prepared branch has no write-set row; its locks are PostgreSQL's alone",
+                                   metadata: ["participant": "\(id)", "gid": "\(group.gid)", "transaction": "\(branch.transaction)"])
+                }
+                groupOf[branch.transaction] = group.gid
+                _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
             }
-            _ = machine.handle(.restored(branch.gid.transaction, operations: branch.operations, writers: branch.writers))
+        }
+        for branch in recovered.loose {
+            loose.insert(branch.transaction)
+            _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
         if dropUnusedIntents && !recovered.unusedIntents.isEmpty {
             try pool.one(statements.forgetIntents(recovered.unusedIntents))
-            logger.info("dropped write-sets that never prepared", metadata: ["participant": "\(id)", "count": "\(recovered.unusedIntents.count)"])
+            logger.info("dropped write-sets of finished or unvoted branches", metadata: ["participant": "\(id)", "count": "\(recovered.unusedIntents.count)"])
         }
         if machine.preparedCount > 0 {
-            logger.info("restored prepared branches", metadata: ["participant": "\(id)", "count": "\(machine.preparedCount)"])
+            logger.info("restored prepared branches", metadata: ["participant": "\(id)", "count": "\(machine.preparedCount)",
+                                                                 "groups": "\(groups.count)", "votes without a group": "\(loose.count)"])
         }
     }
 
@@ -305,79 +338,214 @@ public final class PostgresBank: ParticipantResource {
     private func runBatch(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
         var replies: [ParticipantReply] = []
         var stages: [StageRequest] = []
-        var finishes: [Finish] = []
+        var decisions: [Decision] = []
         var effects: [ParticipantProtocol.Effect] = []
         for message in messages {
             effects.removeAll(keepingCapacity: true)
             machine.handle(.message(message), into: &effects)
-            collect(effects, stages: &stages, finishes: &finishes, replies: &replies)
+            collect(effects, stages: &stages, decisions: &decisions, replies: &replies)
         }
 
-        // The write-sets first, committed before anything else starts: a branch's staging
-        // deletes its own row (so that the row goes exactly when the branch commits), and a
-        // DELETE does not see, nor wait for, a row whose insert has not committed yet. Alone, the
-        // insert also takes a fraction of the time it takes amid the batch's burst of statements.
-        // Then phase two and every branch's staging at once, each on its own session while there
-        // are enough: their WAL flushes coincide, and PostgreSQL makes one flush serve all that
-        // wait for it. Which stages wait for phase two is `stage`'s to say.
-        let writing = stages.filter { !$0.readOnly }
+        // The write-sets (and the last batches' clean-up) and phase two side by side: nothing
+        // stages before both are done. A write-set row must be committed before its branch's
+        // PREPARE, whose flush makes it durable; and a branch may need an account a finishing
+        // group holds.
+        let writing = stages.filter { !$0.readOnly }.sorted { $0.transaction < $1.transaction }
+        var intents: [EventLoopFuture<Void>] = []
         if !writing.isEmpty {
-            _ = try pool.collect(pool.start([statements.recordIntents(writing, nowMs: clock())]))[0].get()
+            intents = pool.start([statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())])
+            finishedIntents = []
         }
-        let finishing = pool.start(finishes.map { statements.finish($0.gid, commit: $0.commit) })
-        let commits = finishing.isEmpty ? nil : EventLoopFuture.whenAllComplete(finishing, on: finishing[0].eventLoop).map { _ in }
-        let committing = Set(finishes.filter(\.commit).flatMap(\.accounts))
-        let staging = pool.start(stages.map { request in
-            statements.stage(request, after: commits, waitsForCommits: !committing.isDisjoint(with: ParticipantProtocol.writtenAccounts(request.operations)))
-        })
-        let ended = pool.collect(finishing)
-        let outcomes = pool.collect(staging)
-        for result in ended { _ = try result.get() }
-        var unusedIntents = finishes.filter { !$0.commit }.map(\.gid.transaction)
+        try settle(decisions, alongside: intents)
 
-        // Each staging outcome back through the protocol, in order.
-        var discards: [Finish] = []
-        for (request, outcome) in zip(stages, outcomes) {
+        // Every group's staging, and every read-only branch's reads, side by side.
+        let groupsToStage = Self.groups(of: writing, instance: configuration.instance, participant: id)
+        let readOnly = stages.filter(\.readOnly)
+        let staging = pool.start(groupsToStage.map { statements.stageGroup($0, ending: .prepare) })
+        let reading = pool.start(readOnly.map { statements.validateReads($0) })
+        let staged = pool.collect(staging)
+        let read = pool.collect(reading)
+
+        // Each outcome back through the protocol, in order; a rollback that overtook its vote
+        // comes out as a decision.
+        var overtaken: [Decision] = []
+        func record(_ request: StageRequest, _ outcome: StageOutcome) {
             effects.removeAll(keepingCapacity: true)
-            switch try outcome.get() {
+            switch outcome {
             case .staged(let observed):
                 machine.handle(.staged(request.transaction, failure: nil, observed: observed), into: &effects)
             case .refused(let reason):
                 machine.handle(.staged(request.transaction, failure: reason), into: &effects)
-                if !request.readOnly { unusedIntents.append(request.transaction) }
+                if !request.readOnly { finishedIntents.append(request.transaction) }
             case .alreadyCommitted:
                 machine.handle(.alreadyCommitted(request.transaction), into: &effects)
-                unusedIntents.append(request.transaction)
+                finishedIntents.append(request.transaction)
             }
             var none: [StageRequest] = []
-            collect(effects, stages: &none, finishes: &discards, replies: &replies)
+            collect(effects, stages: &none, decisions: &overtaken, replies: &replies)
             precondition(none.isEmpty, "staging produced another stage")
         }
-
-        // Then: rollbacks that overtook their votes, and write-set rows nothing will use.
-        unusedIntents += discards.map(\.gid.transaction)
-        var lastWave = discards.map { statements.finish($0.gid, commit: $0.commit) }
-        if !unusedIntents.isEmpty {
-            let forget = statements.forgetIntents(unusedIntents)
-            lastWave.append { connection in forget(connection).map { true } }
+        for (group, result) in zip(groupsToStage, staged) {
+            let outcome = try result.get()
+            for gid in outcome.prepared { enter(gid) }
+            for (request, memberOutcome) in zip(group, outcome.outcomes) { record(request, memberOutcome) }
         }
-        for result in pool.run(lastWave) { _ = try result.get() }
+        for (request, result) in zip(readOnly, read) { record(request, try result.get()) }
+        try settle(overtaken, alongside: [])
+
+        // A batch that staged nothing cleans up now; otherwise the next batch's write-sets do.
+        if writing.isEmpty && !finishedIntents.isEmpty {
+            try pool.one(statements.forgetIntents(finishedIntents))
+            finishedIntents = []
+        }
         return replies
+    }
+
+    /// A writing batch's groups: ascending, one epoch each, each as many as its gid holds.
+    private static func groups(of writing: [StageRequest], instance: CoordinatorInstance, participant: ParticipantID) -> [[StageRequest]] {
+        var groups: [[StageRequest]] = []
+        var current: [StageRequest] = []
+        for request in writing {
+            if let last = current.last, last.transaction.epoch != request.transaction.epoch
+                || !GlobalTransactionID.fits(instance, current.map(\.transaction), adding: request.transaction, participant) {
+                groups.append(current)
+                current = []
+            }
+            current.append(request)
+        }
+        if !current.isEmpty { groups.append(current) }
+        return groups
+    }
+
+    private func enter(_ gid: GlobalTransactionID) {
+        precondition(groups[gid] == nil, "group \(gid) prepared twice")
+        groups[gid] = [:]
+        for tx in gid.transactions {
+            precondition(groupOf[tx] == nil && !loose.contains(tx), "\(tx) prepared twice")
+            groupOf[tx] = gid
+        }
+    }
+
+    /// Phase two of `decisions` (and of every group that one of them leaves partly decided),
+    /// side by side, and waits for it and for `alongside`. See the type's notes on splitting.
+    private func settle(_ decisions: [Decision], alongside: [EventLoopFuture<Void>]) throws {
+        var touched: [GlobalTransactionID] = []
+        var looseCommits: [StageRequest] = []
+        var decided: [TransactionID: Decision] = [:]
+        for decision in decisions {
+            let tx = decision.transaction
+            decided[tx] = decision
+            if let gid = groupOf[tx] {
+                if groups[gid]!.isEmpty { touched.append(gid) }
+                groups[gid]![tx] = decision.commit
+            } else if loose.remove(tx) != nil {
+                if decision.commit { looseCommits.append(decision.request) }
+                finishedIntents.append(tx)
+            } else {
+                preconditionFailure("a decision for \(tx), which is prepared in no group of \(id)")
+            }
+        }
+        // Each job's outcome is the re-prepared group of a split's waiting members, if any.
+        var jobs: [@Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?>] = []
+        var waitingOf: [[StageRequest]] = []
+        for gid in touched {
+            let known = groups.removeValue(forKey: gid)!
+            for tx in gid.transactions { groupOf[tx] = nil }
+            let commits = gid.transactions.filter { known[$0] == true }
+            let undecided = gid.transactions.filter { known[$0] == nil }
+            finishedIntents += gid.transactions.filter { known[$0] != nil }
+            if undecided.isEmpty && (commits.isEmpty || commits.count == gid.transactions.count) {
+                let finish = statements.finish(gid, commit: !commits.isEmpty)
+                jobs.append { connection in finish(connection).map { _ in nil } }
+                waitingOf.append([])
+                continue
+            }
+            let waiting = undecided.map { tx -> StageRequest in
+                guard case .prepared(let operations, let writers) = machine.branches[tx] else {
+                    preconditionFailure("\(tx) of \(gid) is undecided but not prepared")
+                }
+                return StageRequest(transaction: tx, operations: operations, writers: writers, readOnly: false)
+            }
+            let committing = commits.map { decided[$0]!.request }
+            guard (waiting + committing).allSatisfy({ !$0.operations.isEmpty }) else {
+                throw PostgresBankError.statement(database: database, what: "splitting \(gid)",
+                                                  detail: "a member has no write-set row, so it cannot be staged again")
+            }
+            jobs.append(split(gid, committing: committing, waiting: waiting))
+            waitingOf.append(waiting)
+        }
+        if !looseCommits.isEmpty {
+            jobs.append(apply(looseCommits, what: "a vote whose prepared transaction was gone"))
+            waitingOf.append([])
+        }
+        let results = pool.run(jobs)
+        for result in pool.collect(alongside) { try result.get() }
+        for (waiting, result) in zip(waitingOf, results) {
+            guard let outcome = try result.get() else { continue }
+            for gid in outcome.prepared { enter(gid) }
+            // A member that could not be staged again keeps its vote in its rows.
+            for (request, memberOutcome) in zip(waiting, outcome.outcomes) {
+                if case .staged = memberOutcome { continue }
+                logger.error("a prepared branch could not be prepared again; its write-set holds its vote",
+                             metadata: ["participant": "\(id)", "transaction": "\(request.transaction)"])
+                loose.insert(request.transaction)
+            }
+        }
+    }
+
+    /// Stages `committing` again and commits them: branches whose commit was decided and whose
+    /// prepared transaction is gone. Each must stage (or have committed before), or it fails.
+    private func apply(_ committing: [StageRequest], what: String) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+        let commit = statements.stageGroup(committing, ending: .commit)
+        let database = database
+        return { connection in
+            commit(connection).flatMapThrowing { outcome in
+                for (request, result) in zip(committing, outcome.outcomes) {
+                    if case .refused(let reason) = result {
+                        throw PostgresBankError.statement(database: database, what: "committing \(request.transaction), \(what)", detail: reason)
+                    }
+                }
+                return nil
+            }
+        }
+    }
+
+    /// A group whose members' decisions differ, or have not all come: their votes recorded,
+    /// ROLLBACK PREPARED, the committed members staged again and committed, the waiting ones
+    /// staged again and prepared. The outcome is the waiting members'.
+    private func split(_ gid: GlobalTransactionID, committing: [StageRequest],
+                       waiting: [StageRequest]) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+        let vote = statements.recordVotes((committing + waiting).map(\.transaction))
+        let rollback = statements.finish(gid, commit: false)
+        let commit = committing.isEmpty ? nil : apply(committing, what: "after splitting \(gid)")
+        let prepare = waiting.isEmpty ? nil : statements.stageGroup(waiting, ending: .prepare)
+        let logger = logger, participant = id
+        return { connection in
+            vote(connection).flatMap { rollback(connection) }.flatMap { _ -> EventLoopFuture<Void> in
+                guard let commit else { return connection.eventLoop.makeSucceededVoidFuture() }
+                return commit(connection).map { _ in }
+            }.flatMap { _ -> EventLoopFuture<GroupOutcome?> in
+                logger.debug("split a prepared group", metadata: ["participant": "\(participant)", "gid": "\(gid)",
+                                                                  "committed": "\(committing.count)", "waiting": "\(waiting.count)"])
+                guard let prepare else { return connection.eventLoop.makeSucceededFuture(nil) }
+                return prepare(connection).map { Optional($0) }
+            }
+        }
     }
 
     /// Sorts the protocol's effects into the batch's work lists.
     private func collect(_ effects: [ParticipantProtocol.Effect], stages: inout [StageRequest],
-                         finishes: inout [Finish], replies: inout [ParticipantReply]) {
+                         decisions: inout [Decision], replies: inout [ParticipantReply]) {
         for effect in effects {
             switch effect {
             case .stage(let tx, let operations, let writers):
-                stages.append(StageRequest(transaction: tx, operations: operations, writers: writers, gid: gid(tx), readOnly: false))
+                stages.append(StageRequest(transaction: tx, operations: operations, writers: writers, readOnly: false))
             case .validateReads(let tx, let operations):
-                stages.append(StageRequest(transaction: tx, operations: operations, writers: [], gid: gid(tx), readOnly: true))
-            case .apply(let tx, let operations, _):
-                finishes.append(Finish(gid: gid(tx), commit: true, accounts: ParticipantProtocol.writtenAccounts(operations)))
+                stages.append(StageRequest(transaction: tx, operations: operations, writers: [], readOnly: true))
+            case .apply(let tx, let operations, let writers):
+                decisions.append(Decision(transaction: tx, commit: true, operations: operations, writers: writers))
             case .discard(let tx):
-                finishes.append(Finish(gid: gid(tx), commit: false, accounts: []))
+                decisions.append(Decision(transaction: tx, commit: false, operations: [], writers: []))
             case .reply(let reply):
                 replies.append(reply)
             case .refuse(let tx, let reason):
@@ -390,14 +558,13 @@ public final class PostgresBank: ParticipantResource {
         }
     }
 
-    /// Phase two for one branch: COMMIT PREPARED (and the accounts it writes) or ROLLBACK PREPARED.
-    private struct Finish {
-        var gid: GlobalTransactionID
+    /// The coordinator's decision for one prepared branch (with what it writes, for a commit).
+    private struct Decision {
+        var transaction: TransactionID
         var commit: Bool
-        var accounts: [AccountID]
-    }
+        var operations: [Operation]
+        var writers: [ParticipantID]
 
-    private func gid(_ tx: TransactionID) -> GlobalTransactionID {
-        GlobalTransactionID(instance: configuration.instance, transaction: tx, participant: id)
+        var request: StageRequest { StageRequest(transaction: transaction, operations: operations, writers: writers, readOnly: false) }
     }
 }

@@ -1,8 +1,10 @@
 /// The tables of a bank in a PostgreSQL database. `sandhi_meta` marks the database as Sandhi's
 /// bank and names its participant, so a bank pointed at some other database refuses it.
 enum PostgresBankSchema {
-    /// 2: staging runs in `sandhi_stage` (one statement where format 1 needed four).
-    static let format = "sandhi-postgres-bank-2"
+    /// 2: staging ran in `sandhi_stage` (one statement per branch where format 1 needed four).
+    /// 3: a batch's branches stage in one call of `sandhi_stage_group` and prepare together;
+    /// `sandhi_voted` keeps the votes of a group being split.
+    static let format = "sandhi-postgres-bank-3"
 
     static let create = [
         "CREATE TABLE sandhi_meta(key text PRIMARY KEY, value text NOT NULL)",
@@ -21,9 +23,9 @@ enum PostgresBankSchema {
         // A branch's write-set, committed (asynchronously: see `PostgresBank`) before its
         // PREPARE TRANSACTION. A prepared transaction's own writes are invisible until it
         // commits, so pg_prepared_xacts alone cannot tell a restarted bank which accounts a
-        // prepared branch locks; this row can. The prepared transaction deletes its own row, so
-        // it disappears exactly when the branch commits; a rollback deletes it afterwards, and
-        // rows without a prepared transaction are dropped when the bank opens.
+        // prepared branch locks; this row can. It goes once the branch is finished; a row whose
+        // branch committed (a `sandhi_committed` row) or never voted (no prepared transaction
+        // names it and no `sandhi_voted` row) is dropped when the bank opens.
         """
         CREATE TABLE sandhi_intents(
             instance text NOT NULL,
@@ -56,67 +58,95 @@ enum PostgresBankSchema {
             reference text NOT NULL
         )
         """,
-    ] + [stageFunction]
+    ] + [votedTable, stageGroupFunction]
 
-    /// A branch's staging in one call, inside the branch's transaction (BEGIN before it,
-    /// PREPARE TRANSACTION or ROLLBACK after): has it committed here before; lock and read its
-    /// accounts (in id order, so two branches lock in the same order); and, when every
-    /// account exists and no balance would go below zero, its writes: each account's net
-    /// change and version, the committed-branch row with the write-set row deleted, and the
-    /// reports. It returns what it read, as before the writes, and whether it wrote. The sums
-    /// are checked without overflowing (a credit past 2^63 - 1 is not written, not an error).
+    /// The staging of a batch's branches in one call, inside the one transaction they prepare
+    /// in (BEGIN before it, PREPARE TRANSACTION or ROLLBACK after; `PostgresBank` explains the
+    /// grouping). Members are numbered from 1 in the order of `p_txs`; the flattened arrays
+    /// (`p_w_*`: each member's written accounts with their net change and number of writes;
+    /// `p_r_*`: accounts it only reads; `p_rep_*`: its reports) name their member by number.
+    /// Members never write the same account (the protocol's locks keep them apart).
     ///
-    /// The vote is not decided here: the bank runs the engine's staging rule over the rows
-    /// returned (the rule every participant uses) and rolls back whatever this wrote if the
-    /// rule says NO. Writing before the rule has spoken saves a round trip per branch; the
-    /// check here only keeps the CHECK constraint from failing the statement, and a branch
-    /// the rule accepts but this did not write (which would mean the two disagree) is a NO.
-    static let stageFunction =
+    /// In order: the members committed here before (stale duplicate PREPAREs), which are not
+    /// touched; every account the others write, locked at once in id order (so two groups lock
+    /// in the same order); the members with an account missing or a sum that does not fit
+    /// (checked without overflowing); then what every member reads, returned as before any
+    /// write (a status row per member with no account, then its accounts); and the writes,
+    /// committed-branch rows and reports of the members that fit.
+    ///
+    /// The votes are not decided here: the bank runs the engine's staging rule over the rows
+    /// returned (the rule every participant uses). Writing before the rule has spoken saves a
+    /// round trip; should the rule refuse a member written here (the rule reads operation by
+    /// operation, this sums them), the bank rolls the group back and stages it again without
+    /// that member. The write-set rows are left alone: they go once the members are finished.
+    static let stageGroupFunction =
         """
-        CREATE FUNCTION sandhi_stage(p_instance text, p_tx bigint, p_names text[], p_deltas bigint[], p_writes bigint[],
-                                     p_writers text, p_net bigint, p_kinds text[], p_amounts bigint[], p_refs text[])
-        RETURNS TABLE(o_account text, o_balance bigint, o_version bigint, o_writer bigint, o_committed boolean, o_applied boolean)
+        CREATE FUNCTION sandhi_stage_group(p_instance text, p_txs bigint[], p_writers text[], p_nets bigint[],
+                                           p_w_member int[], p_w_names text[], p_w_deltas bigint[], p_w_counts bigint[],
+                                           p_r_member int[], p_r_names text[],
+                                           p_rep_member int[], p_kinds text[], p_amounts bigint[], p_refs text[])
+        RETURNS TABLE(o_member int, o_account text, o_balance bigint, o_version bigint, o_writer bigint,
+                      o_committed boolean, o_applied boolean)
         LANGUAGE plpgsql AS $$
         #variable_conflict use_column
         DECLARE
-            ids text[]; balances bigint[]; versions bigint[]; writers bigint[];
-            found_count int; fits boolean; applied boolean;
+            done int[]; refused int[]; fit int[];
         BEGIN
-            IF EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = p_instance AND c.tx = p_tx) THEN
-                RETURN QUERY SELECT NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, true, false;
-                RETURN;
-            END IF;
-            SELECT array_agg(a.id ORDER BY a.id), array_agg(a.balance ORDER BY a.id), array_agg(a.version ORDER BY a.id),
-                   array_agg(a.writer ORDER BY a.id), count(*),
-                   bool_and(CASE WHEN d.delta > 0 THEN a.balance <= 9223372036854775807 - d.delta ELSE a.balance + d.delta >= 0 END)
-              INTO ids, balances, versions, writers, found_count, fits
-              FROM (SELECT * FROM accounts WHERE id = ANY(p_names) ORDER BY id FOR UPDATE) a
-              JOIN unnest(p_names, p_deltas) AS d(id, delta) ON a.id = d.id;
-            applied := found_count = coalesce(array_length(p_names, 1), 0) AND coalesce(fits, true);
-            IF applied THEN
-                UPDATE accounts a SET balance = a.balance + d.delta, version = a.version + d.writes, writer = p_tx
-                  FROM unnest(p_names, p_deltas, p_writes) AS d(id, delta, writes) WHERE a.id = d.id;
-                DELETE FROM sandhi_intents i WHERE i.instance = p_instance AND i.tx = p_tx;
-                INSERT INTO sandhi_committed(instance, tx, writers, net_paise) VALUES (p_instance, p_tx, p_writers, p_net);
-                IF cardinality(p_kinds) > 0 THEN
-                    INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
-                      SELECT p_instance, p_tx, r.kind, r.amount, r.reference FROM unnest(p_kinds, p_amounts, p_refs) AS r(kind, amount, reference);
-                END IF;
-            END IF;
-            IF found_count = 0 THEN
-                RETURN QUERY SELECT NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, false, applied;
-            ELSE
-                RETURN QUERY SELECT u.id, u.balance, u.version, u.writer, false, applied
-                  FROM unnest(ids, balances, versions, writers) AS u(id, balance, version, writer);
-            END IF;
+            SELECT coalesce(array_agg(t.m), '{}') INTO done
+              FROM unnest(p_txs) WITH ORDINALITY AS t(tx, m)
+             WHERE EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = p_instance AND c.tx = t.tx);
+            PERFORM 1 FROM accounts a
+              WHERE a.id IN (SELECT w.id FROM unnest(p_w_member, p_w_names) AS w(m, id) WHERE NOT (w.m = ANY(done)))
+              ORDER BY a.id FOR UPDATE;
+            SELECT coalesce(array_agg(DISTINCT w.m), '{}') INTO refused
+              FROM unnest(p_w_member, p_w_names, p_w_deltas) AS w(m, id, delta) LEFT JOIN accounts a ON a.id = w.id
+             WHERE NOT (w.m = ANY(done))
+               AND (a.id IS NULL OR NOT (CASE WHEN w.delta > 0 THEN a.balance <= 9223372036854775807 - w.delta
+                                              ELSE a.balance + w.delta >= 0 END));
+            SELECT coalesce(array_agg(s.m), '{}') INTO fit
+              FROM generate_subscripts(p_txs, 1) AS s(m) WHERE NOT (s.m = ANY(done)) AND NOT (s.m = ANY(refused));
+            RETURN QUERY
+                SELECT s.m, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, s.m = ANY(done), s.m = ANY(fit)
+                  FROM generate_subscripts(p_txs, 1) AS s(m)
+                UNION ALL
+                SELECT x.m, a.id, a.balance, a.version, a.writer, false, false
+                  FROM (SELECT * FROM unnest(p_w_member, p_w_names) UNION ALL SELECT * FROM unnest(p_r_member, p_r_names)) AS x(m, id)
+                  JOIN accounts a ON a.id = x.id
+                 WHERE NOT (x.m = ANY(done));
+            UPDATE accounts a SET balance = a.balance + w.delta, version = a.version + w.writes, writer = p_txs[w.m]
+              FROM unnest(p_w_member, p_w_names, p_w_deltas, p_w_counts) AS w(m, id, delta, writes)
+             WHERE a.id = w.id AND w.m = ANY(fit);
+            INSERT INTO sandhi_committed(instance, tx, writers, net_paise)
+              SELECT p_instance, p_txs[f.m], p_writers[f.m], p_nets[f.m] FROM unnest(fit) AS f(m);
+            INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
+              SELECT p_instance, p_txs[r.m], r.kind, r.amount, r.reference
+                FROM unnest(p_rep_member, p_kinds, p_amounts, p_refs) AS r(m, kind, amount, reference)
+               WHERE r.m = ANY(fit);
         END
         $$
         """
 
+    /// Members whose YES vote must outlive their prepared transaction: a group whose members'
+    /// decisions differ is rolled back and its members staged again (`PostgresBank`), and for
+    /// that moment a member's write-set row and its row here are its vote. Created in its own
+    /// table, not as a column of `sandhi_intents`, so that an upgrade needs no lock a prepared
+    /// branch of the older format holds.
+    static let votedTable =
+        """
+        CREATE TABLE sandhi_voted(
+            instance text NOT NULL,
+            tx bigint NOT NULL,
+            PRIMARY KEY (instance, tx)
+        )
+        """
+
     /// Brings a bank of an older format to this one, in one transaction, or says it cannot.
-    /// Format 1 had the same tables and staged with separate statements: it gains the staging
-    /// function. Its prepared branches (if any) are untouched: they finish as they are.
+    /// Formats 1 and 2 had the same tables and staged a branch at a time: they gain the group
+    /// staging function and the table of votes (format 2 loses its per-branch function). Their
+    /// prepared branches (if any) are untouched: each is a group of one, and finishes as it is.
+    /// Nothing here takes a lock such a branch holds.
     static let upgrades: [String: [String]] = [
-        "sandhi-postgres-bank-1": [stageFunction],
+        "sandhi-postgres-bank-1": [votedTable, stageGroupFunction],
+        "sandhi-postgres-bank-2": [votedTable, stageGroupFunction, "DROP FUNCTION sandhi_stage"],
     ]
 }

@@ -4,18 +4,29 @@ import PostgresNIO
 import SandhiEngine
 
 /// What PostgreSQL holds of one coordinator instance's branches at one participant: the
-/// prepared transactions (from `pg_prepared_xacts`) with their write-sets (from
-/// `sandhi_intents`), and the write-sets with no prepared transaction.
+/// prepared transactions (from `pg_prepared_xacts`) with their members' write-sets (from
+/// `sandhi_intents`), the YES votes that outlived their prepared transaction (a write-set row
+/// with a `sandhi_voted` row, of a group being split when the process stopped), and the
+/// write-sets that are of no use any more.
 struct PreparedBranchScan {
     struct Branch {
-        var gid: GlobalTransactionID
+        var transaction: TransactionID
         var operations: [Operation]
         var writers: [ParticipantID]
         /// No write-set row: operations are empty and writers only this participant.
         var writeSetMissing: Bool
     }
 
-    var prepared: [Branch] = []
+    struct Group {
+        var gid: GlobalTransactionID
+        var members: [Branch]
+    }
+
+    var groups: [Group] = []
+    /// YES votes held by their write-set row alone: in doubt like a prepared branch, and applied
+    /// from the write-set if the decision is to commit.
+    var loose: [Branch] = []
+    /// Write-sets of branches that committed (a `sandhi_committed` row) or never voted.
     var unusedIntents: [TransactionID] = []
 
     /// The gids of this database that are Sandhi's, of `configuration.instance`, for
@@ -29,35 +40,55 @@ struct PreparedBranchScan {
             connection.query("SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, \(prefix))",
                              logger: logger)
         }
-        var gids: [TransactionID: GlobalTransactionID] = [:]
+        var gids: [GlobalTransactionID] = []
+        var member: [TransactionID: GlobalTransactionID] = [:]
         for row in gidRows.rows {
             let text = try row.decode(String.self)
             guard let gid = GlobalTransactionID(parsing: text), gid.instance == configuration.instance,
                   gid.participant == configuration.participant else { continue }
-            gids[gid.transaction] = gid
+            for tx in gid.transactions {
+                if let other = member[tx] {
+                    throw PostgresBankError.notSandhi(database: configuration.database, detail: "\(tx) is in two prepared transactions, '\(other)' and '\(gid)'")
+                }
+                member[tx] = gid
+            }
+            gids.append(gid)
         }
         let intentRows = try pool.one { connection in
-            connection.query("SELECT tx, operations, writers FROM sandhi_intents WHERE instance = \(instance)", logger: logger)
+            connection.query("""
+                SELECT i.tx, i.operations, i.writers,
+                       EXISTS (SELECT 1 FROM sandhi_voted v WHERE v.instance = i.instance AND v.tx = i.tx),
+                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = i.instance AND c.tx = i.tx)
+                FROM sandhi_intents i WHERE i.instance = \(instance)
+                """, logger: logger)
         }
-        var intents: [TransactionID: (operations: [Operation], writers: [ParticipantID])] = [:]
+        var intents: [TransactionID: Branch] = [:]
+        var scan = PreparedBranchScan()
         for row in intentRows.rows {
-            let (raw, bytes, writers) = try row.decode((Int64, ByteBuffer, String).self)
+            let (raw, bytes, writers, voted, committed) = try row.decode((Int64, ByteBuffer, String, Bool, Bool).self)
             let tx = TransactionID(rawValue: UInt64(bitPattern: raw))
+            let operations: [Operation]
             do {
-                intents[tx] = (try OperationCodec.decode(Array(bytes.readableBytesView)), WriterList.decode(writers))
+                operations = try OperationCodec.decode(Array(bytes.readableBytesView))
             } catch {
                 throw PostgresBankError.notSandhi(database: configuration.database, detail: "write-set of \(tx) is damaged: \(error)")
             }
-        }
-        var scan = PreparedBranchScan()
-        for (tx, gid) in gids.sorted(by: { $0.key < $1.key }) {
-            if let intent = intents[tx] {
-                scan.prepared.append(Branch(gid: gid, operations: intent.operations, writers: intent.writers, writeSetMissing: false))
+            let branch = Branch(transaction: tx, operations: operations, writers: WriterList.decode(writers), writeSetMissing: false)
+            if member[tx] != nil {
+                intents[tx] = branch
+            } else if voted && !committed {
+                scan.loose.append(branch)
             } else {
-                scan.prepared.append(Branch(gid: gid, operations: [], writers: [configuration.participant], writeSetMissing: true))
+                scan.unusedIntents.append(tx)
             }
         }
-        scan.unusedIntents = intents.keys.filter { gids[$0] == nil }.sorted()
+        for gid in gids.sorted(by: { $0.transactions[0] < $1.transactions[0] }) {
+            scan.groups.append(Group(gid: gid, members: gid.transactions.map { tx in
+                intents[tx] ?? Branch(transaction: tx, operations: [], writers: [configuration.participant], writeSetMissing: true)
+            }))
+        }
+        scan.loose.sort { $0.transaction < $1.transaction }
+        scan.unusedIntents.sort()
         return scan
     }
 }

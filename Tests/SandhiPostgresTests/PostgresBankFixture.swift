@@ -30,6 +30,11 @@ struct PostgresBankFixture: Sendable {
 
     func gid(_ tx: TransactionID) -> String { GlobalTransactionID(instance: instance, transaction: tx, participant: Self.hdfc).description }
 
+    /// The gid of one prepared transaction holding the branches of `transactions` (ascending).
+    func group(_ transactions: TransactionID...) -> String {
+        GlobalTransactionID(instance: instance, transactions: transactions, participant: Self.hdfc).description
+    }
+
     /// Straight from PostgreSQL with psql, not through the bank.
     func balances() throws -> String { try cluster.sql(database, "SELECT id || '=' || balance FROM accounts ORDER BY id") }
 

@@ -17,7 +17,7 @@ extension PostgresBankTests {
         // Killed without a shutdown checkpoint: the prepared state lives only in the WAL.
         try await blocking { try cluster.restartImmediately() }
         try await handle.close()
-        #expect(try await blocking { try fixture.preparedGids() } == fixture.gids(F.tx(1), F.tx(2)))
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.group(F.tx(1), F.tx(2)))
 
         handle = try await blocking { try fixture.open() }
         #expect(handle.bank.inDoubt() == [F.tx(1): [F.hdfc], F.tx(2): [F.hdfc]])

@@ -21,29 +21,35 @@ struct RecoverCommand: AsyncParsableCommand {
         try await reportingErrors {
             let directory = common.directory, logger = common.makeLogger()
             let configuration = try directory.loadConfiguration()
+            // What each PostgreSQL participant holds prepared before recovery settles it.
+            var preparedAs: [ParticipantID: [TransactionID: GlobalTransactionID]] = [:]
+            for participant in configuration.participants where participant.kind == .postgres {
+                let bank = try PostgresParticipants.bankConfiguration(participant, instance: configuration.instance)
+                for gid in try PostgresBank.ownPreparedTransactions(bank, logger: logger) {
+                    for tx in gid.transactions { preparedAs[participant.id, default: [:]][tx] = gid }
+                }
+            }
             let node = try await SandhiNode.start(directory: directory, logger: logger)
             let unsettled = node.driver.reconciliation.unsettled
             node.stop()
             let report = node.recovery
             for note in report.logNotes { print(json ? jsonLine(["note": note]) : "log: \(note)") }
+            let committed = Set(report.resolved.filter(\.outcome.isCommitted).map(\.transaction))
             for item in report.resolved {
                 let participants = item.participants.map(\.name).joined(separator: ", ")
-                // PostgreSQL's own names for the branches it held prepared.
-                let gids = item.participants.filter { configuration.participant($0)?.kind == .postgres }.compactMap { participant in
-                    CoordinatorInstance(configuration.instance).map {
-                        GlobalTransactionID(instance: $0, transaction: item.transaction, participant: participant).description
-                    }
+                // What PostgreSQL did with each branch, under its own names.
+                let steps = item.participants.filter { configuration.participant($0)?.kind == .postgres }.map { participant in
+                    Self.step(item.transaction, at: participant, preparedAs: preparedAs[participant]?[item.transaction], committed: committed)
                 }
                 if json {
                     var line = ["transaction": item.transaction.description, "decision": item.outcome.isCommitted ? "commit" : "abort",
                                 "participants": participants]
-                    if !gids.isEmpty { line["gids"] = gids.joined(separator: ",") }
+                    if !steps.isEmpty { line["postgres"] = steps.joined(separator: "; ") }
                     print(jsonLine(line))
                 } else {
                     let decision = item.outcome.isCommitted ? "COMMIT (decision found in the log)" : "ABORT (no decision logged: presumed abort)"
                     print("\(item.transaction)  \(decision)  at \(participants)")
-                    let verb = item.outcome.isCommitted ? "COMMIT PREPARED" : "ROLLBACK PREPARED"
-                    for gid in gids { print("    \(verb) '\(gid)'") }
+                    for step in steps { print("    \(step)") }
                 }
             }
             for (participant, tx, committed) in report.heuristicsReported {
@@ -78,4 +84,20 @@ struct RecoverCommand: AsyncParsableCommand {
             return 0
         }
     }
+
+    /// What settling `tx`'s branch at a PostgreSQL participant took: the prepared transaction
+    /// that held it (alone, or with other branches of its batch) finished one way, or split
+    /// when its members' decisions differ; or, for a vote whose prepared transaction was
+    /// already gone (a split the crash interrupted), its write-set applied or dropped.
+    static func step(_ tx: TransactionID, at participant: ParticipantID, preparedAs gid: GlobalTransactionID?,
+                     committed: Set<TransactionID>) -> String {
+        let commits = committed.contains(tx)
+        guard let gid else {
+            return "\(participant): \(commits ? "committed from its write-set" : "write-set dropped") (its prepared transaction was already gone)"
+        }
+        let decisions = Set(gid.transactions.map { committed.contains($0) })
+        guard decisions.count > 1 else { return "\(commits ? "COMMIT" : "ROLLBACK") PREPARED '\(gid)'" }
+        return "ROLLBACK PREPARED '\(gid)' (its members' decisions differ)" + (commits ? ", then committed on its own" : "")
+    }
+
 }

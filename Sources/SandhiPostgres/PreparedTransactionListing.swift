@@ -20,6 +20,27 @@ public struct ForeignPreparedTransaction: Sendable, Equatable {
 }
 
 extension PostgresBank {
+    /// This coordinator instance's prepared transactions for `configuration`'s participant, read
+    /// without opening the bank (so without touching them): what `sandhi recover` is about to
+    /// settle, under the names PostgreSQL knows them by.
+    public static func ownPreparedTransactions(_ configuration: PostgresBankConfiguration, logger: Logger,
+                                               eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws -> [GlobalTransactionID] {
+        let connection = try PostgresSessionPool.connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
+        defer { _ = try? PostgresSessionPool.wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
+        let prefix = GlobalTransactionID.prefix(of: configuration.instance)
+        let query: PostgresQuery = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, \(prefix)) ORDER BY gid"
+        let result: PostgresQueryResult
+        do {
+            result = try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+        } catch {
+            throw PostgresBankError.statement(database: configuration.database, what: "listing prepared transactions",
+                                              detail: ServerMessage.describe(error))
+        }
+        return try result.rows.compactMap { row in
+            GlobalTransactionID(parsing: try row.decode(String.self)).flatMap { $0.participant == configuration.participant ? $0 : nil }
+        }
+    }
+
     /// Lists, changing nothing, the prepared transactions in `configuration`'s database whose gid
     /// is not one of `configuration.instance`'s.
     public static func foreignPreparedTransactions(_ configuration: PostgresBankConfiguration, logger: Logger,

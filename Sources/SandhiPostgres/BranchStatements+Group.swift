@@ -1,0 +1,305 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import SandhiEngine
+
+/// How a group's staging ended.
+struct GroupOutcome: Sendable {
+    /// Per request, in the order given.
+    var outcomes: [StageOutcome]
+    /// The prepared transactions that now hold the staged members: one, unless a refusal
+    /// PostgreSQL raised made the members stage one by one; none when nothing was staged, or
+    /// when the group was committed rather than prepared.
+    var prepared: [GlobalTransactionID]
+}
+
+/// What a staged group becomes.
+enum GroupEnd: Sendable {
+    /// PREPARE TRANSACTION under a gid naming the staged members: their YES votes.
+    case prepare
+    /// COMMIT, only if every member is staged (or committed before): branches whose commit
+    /// was decided and whose prepared transaction had to be rolled back (a split group).
+    case commit
+}
+
+extension BranchStatements {
+    /// Stages writing branches together in one transaction: BEGIN; `sandhi_stage_group` (see
+    /// `PostgresBankSchema`); the engine's staging rule over what it read; then PREPARE
+    /// TRANSACTION (or COMMIT). Three round trips and one WAL flush for the whole group, where a
+    /// transaction per branch would take three and one for each. `requests` are ascending, of one
+    /// epoch, few enough for one gid (`GlobalTransactionID.fits`), and write disjoint accounts.
+    ///
+    /// A NO is nothing written for that member, and the others go on. A refusal PostgreSQL
+    /// raises (a row locked past `lock_timeout` by a writer outside Sandhi, a CHECK the balance
+    /// broke, no prepared-transaction slot left) fails the statement and so the whole group:
+    /// it is rolled back and its members staged again one by one, so that the refusal is the
+    /// NO vote of the member it concerns alone. Anything else fails the batch.
+    func stageGroup(_ requests: [StageRequest], ending end: GroupEnd) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome> {
+        precondition(!requests.isEmpty && requests.allSatisfy { !$0.readOnly }, "a group stages writing branches")
+        let statements = self
+        return { connection in statements.attempt(requests, end, settled: [:], on: connection) }
+    }
+
+    /// One try of the members of `requests` not in `settled`.
+    private func attempt(_ requests: [StageRequest], _ end: GroupEnd, settled: [Int: StageOutcome],
+                         on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
+        var unwritable = settled
+        var building = GroupCall()
+        for index in requests.indices where settled[index] == nil {
+            if let writes = NetWrites(requests[index].operations) {
+                building.add(index, requests[index], writes)
+            } else {
+                unwritable[index] = .refused(reason: Self.unwritable(requests[index]))
+            }
+        }
+        let settled = unwritable, call = building
+        let statements = self
+        guard !call.members.isEmpty else { return connection.eventLoop.makeSucceededFuture(Self.outcome(requests, settled, [])) }
+        let attempted = connection.query("BEGIN", logger: logger).flatMap { _ in
+            connection.query(call.query(instance: statements.instanceName), logger: statements.logger)
+        }.flatMapThrowing { result in
+            try statements.judge(requests, call, result)
+        }.flatMap { judged -> EventLoopFuture<GroupOutcome> in
+            if !judged.disagreeing.isEmpty {
+                // The rule refuses what the function wrote: undo the group, and stage it again
+                // without them (each retry has fewer members, so this ends).
+                let retry = settled.merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
+                return statements.rollback(on: connection).flatMap { statements.attempt(requests, end, settled: retry, on: connection) }
+            }
+            let all = settled.merging(judged.outcomes) { old, _ in old }
+            let staged = call.members.filter { if case .staged = all[$0] { return true } else { return false } }
+            switch end {
+            case .prepare:
+                guard !staged.isEmpty else {
+                    return statements.rollback(on: connection).map { Self.outcome(requests, all, []) }
+                }
+                let gid = GlobalTransactionID(instance: statements.instance, transactions: staged.map { requests[$0].transaction },
+                                              participant: statements.participant)
+                return statements.prepare(gid, on: connection).map { Self.outcome(requests, all, [gid]) }
+            case .commit:
+                let whole = call.members.allSatisfy {
+                    switch all[$0] { case .staged, .alreadyCommitted: return true; default: return false }
+                }
+                return (whole ? connection.query("COMMIT", logger: statements.logger).map { _ in }
+                              : statements.rollback(on: connection)).map { Self.outcome(requests, all, []) }
+            }
+        }
+        return attempted.flatMapError { error in
+            connection.query("ROLLBACK", logger: statements.logger).flatMap { _ -> EventLoopFuture<GroupOutcome> in
+                guard end == .prepare, let reason = statements.refusalReason(error, requests[call.members[0]].transaction) else {
+                    return connection.eventLoop.makeFailedFuture(error)
+                }
+                if call.members.count == 1 {
+                    let refused = settled.merging([call.members[0]: .refused(reason: reason)]) { old, _ in old }
+                    return connection.eventLoop.makeSucceededFuture(Self.outcome(requests, refused, []))
+                }
+                return statements.oneByOne(requests, call.members, settled: settled, on: connection)
+            }
+        }
+    }
+
+    /// Each of `members` staged and prepared alone, in turn: after a group's refusal that
+    /// concerns some of them only.
+    private func oneByOne(_ requests: [StageRequest], _ members: [Int], settled: [Int: StageOutcome],
+                          on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
+        var result = connection.eventLoop.makeSucceededFuture(Self.outcome(requests, settled, []))
+        for member in members {
+            result = result.flatMap { sofar in
+                self.attempt([requests[member]], .prepare, settled: [:], on: connection).map { alone in
+                    var next = sofar
+                    next.outcomes[member] = alone.outcomes[0]
+                    next.prepared += alone.prepared
+                    return next
+                }
+            }
+        }
+        return result
+    }
+
+    private static func outcome(_ requests: [StageRequest], _ settled: [Int: StageOutcome], _ prepared: [GlobalTransactionID]) -> GroupOutcome {
+        GroupOutcome(outcomes: requests.indices.map { settled[$0] ?? .refused(reason: "not staged") }, prepared: prepared)
+    }
+
+    private struct Judgement {
+        var outcomes: [Int: StageOutcome] = [:]
+        /// Members the function wrote and the engine's rule refuses, with the rule's reason.
+        var disagreeing: [Int: String] = [:]
+    }
+
+    /// The engine's staging rule over what `sandhi_stage_group` read for each member.
+    private func judge(_ requests: [StageRequest], _ call: GroupCall, _ result: PostgresQueryResult) throws -> Judgement {
+        var committed = [Bool](repeating: false, count: call.members.count)
+        var applied = [Bool](repeating: false, count: call.members.count)
+        var accounts = [[AccountID: Observation]](repeating: [:], count: call.members.count)
+        for row in result.rows {
+            let (number, id, balance, version, writer, done, wrote) = try row.decode((Int32, String?, Int64?, Int64?, Int64?, Bool, Bool).self)
+            let member = Int(number) - 1
+            guard call.members.indices.contains(member) else { continue }
+            if let id, let balance, let version {
+                accounts[member][AccountID(validated: id)] = Self.observation(id, balance, version, writer)
+            } else {
+                committed[member] = done
+                applied[member] = wrote
+            }
+        }
+        var judgement = Judgement()
+        for (member, index) in call.members.enumerated() {
+            let request = requests[index]
+            if committed[member] {
+                judgement.outcomes[index] = .alreadyCommitted
+                continue
+            }
+            let rule = Staging.validate(request.transaction, at: participant, request.operations) { accounts[member][$0] }
+            switch (rule.failure, applied[member]) {
+            case (let failure?, true):
+                judgement.disagreeing[index] = failure
+            case (let failure?, false):
+                judgement.outcomes[index] = .refused(reason: failure)
+            case (nil, false):
+                judgement.outcomes[index] = .refused(
+                    reason: "\(participant): PostgreSQL did not write \(request.transaction) (an account missing or a balance below zero)")
+            case (nil, true):
+                judgement.outcomes[index] = .staged(observed: rule.observed)
+            }
+        }
+        return judgement
+    }
+
+    private func prepare(_ gid: GlobalTransactionID, on connection: PostgresConnection) -> EventLoopFuture<Void> {
+        connection.query(PostgresQuery(unsafeSQL: "PREPARE TRANSACTION '\(gid)'"), logger: logger).map { _ in }
+    }
+
+    private func rollback(on connection: PostgresConnection) -> EventLoopFuture<Void> {
+        connection.query("ROLLBACK", logger: logger).map { _ in }
+    }
+
+    /// The NO-vote reason for an error PostgreSQL raised while staging `tx` alone, or nil for a
+    /// failure.
+    private func refusalReason(_ error: any Error, _ tx: TransactionID) -> String? {
+        switch ServerMessage.sqlState(error) {
+        case SQLState.checkViolation:
+            return "insufficient funds in \(participant): PostgreSQL refused a negative balance for \(tx)"
+        case SQLState.numericValueOutOfRange:
+            return "\(participant): PostgreSQL refused a balance beyond 64 bits for \(tx)"
+        case SQLState.lockNotAvailable, SQLState.deadlockDetected:
+            return "\(participant): an account of \(tx) is locked in PostgreSQL by a transaction outside this coordinator"
+        case SQLState.duplicateObject:
+            // The gid is prepared already, and not by this bank (it would know): another
+            // coordinator deployment uses this instance name on the same server.
+            return "\(participant): a gid of \(tx) is already prepared on this PostgreSQL server; is another coordinator named \(instance)?"
+        case SQLState.outOfMemory:
+            // What PREPARE TRANSACTION says when every max_prepared_transactions slot is taken.
+            return "\(participant): PostgreSQL cannot prepare another transaction (\(ServerMessage.describe(error)))"
+        default:
+            return nil
+        }
+    }
+
+    /// The NO vote's reason for a branch whose writes cannot be summed (`NetWrites` is nil): an
+    /// amount that is not positive (the engine's staging rule says the same) or sums beyond 64
+    /// bits. Decided before anything reaches the database, whose arithmetic runs before the
+    /// rule is applied.
+    private static func unwritable(_ request: StageRequest) -> String {
+        for operation in request.operations {
+            switch operation {
+            case .debit(let account, let amount) where amount.value <= 0, .credit(let account, let amount) where amount.value <= 0:
+                return "amount for \(account) must be positive, got \(amount.value) paise"
+            default:
+                continue
+            }
+        }
+        return "the amounts of \(request.transaction) add up beyond \(Paise(Int64.max))"
+    }
+}
+
+/// The arguments of one `sandhi_stage_group` call: its members' flattened write-sets, plain
+/// reads and reports, each row naming its member by number (from 1).
+private struct GroupCall {
+    /// Index into the requests of each member, in member order.
+    var members: [Int] = []
+    var transactions: [Int64] = [], writers: [String] = [], nets: [Int64] = []
+    var writeMember: [Int32] = [], writeNames: [String] = [], writeDeltas: [Int64] = [], writeCounts: [Int64] = []
+    var readMember: [Int32] = [], readNames: [String] = []
+    var reportMember: [Int32] = [], kinds: [String] = [], amounts: [Int64] = [], references: [String] = []
+
+    mutating func add(_ index: Int, _ request: StageRequest, _ writes: NetWrites) {
+        members.append(index)
+        let number = Int32(members.count)
+        transactions.append(Int64(bitPattern: request.transaction.rawValue))
+        writers.append(WriterList.encode(request.writers))
+        nets.append(writes.net)
+        for (name, (delta, count)) in zip(writes.names, zip(writes.deltas, writes.writes)) {
+            writeMember.append(number)
+            writeNames.append(name)
+            writeDeltas.append(delta)
+            writeCounts.append(count)
+        }
+        for account in NetWrites.plainReads(request.operations) {
+            readMember.append(number)
+            readNames.append(account.name)
+        }
+        for report in writes.reports {
+            reportMember.append(number)
+            kinds.append(report.kind)
+            amounts.append(report.amount.value)
+            references.append(report.reference)
+        }
+    }
+
+    func query(instance: String) -> PostgresQuery {
+        """
+        SELECT * FROM sandhi_stage_group(\(instance), \(transactions)::bigint[], \(writers)::text[], \(nets)::bigint[],
+            \(writeMember)::int[], \(writeNames)::text[], \(writeDeltas)::bigint[], \(writeCounts)::bigint[],
+            \(readMember)::int[], \(readNames)::text[],
+            \(reportMember)::int[], \(kinds)::text[], \(amounts)::bigint[], \(references)::text[])
+        """
+    }
+}
+
+/// What a writing branch writes, summed per account.
+struct NetWrites: Sendable {
+    var names: [String] = [], deltas: [Int64] = [], writes: [Int64] = []
+    /// The branch's net change here.
+    var net: Int64 = 0
+    var reports: [Report] = []
+
+    /// Each written account's net change and number of writes, in first-write order; the
+    /// branch's net change; its reports. Nil when an amount is not positive or the sums
+    /// overflow: the database is never asked to write those.
+    init?(_ operations: [Operation]) {
+        for operation in operations {
+            switch operation {
+            case .debit(let account, let amount), .credit(let account, let amount):
+                guard amount.value > 0 else { return nil }
+                let delta = operation.delta.value
+                if let index = names.firstIndex(of: account.name) {
+                    let (sum, overflow) = deltas[index].addingReportingOverflow(delta)
+                    guard !overflow else { return nil }
+                    deltas[index] = sum
+                    writes[index] += 1
+                } else {
+                    names.append(account.name)
+                    deltas.append(delta)
+                    writes.append(1)
+                }
+                let (total, overflow) = net.addingReportingOverflow(delta)
+                guard !overflow else { return nil }
+                net = total
+            case .fileReport(let report):
+                reports.append(report)
+            case .read:
+                break
+            }
+        }
+    }
+
+    /// Accounts the branch reads without writing them.
+    static func plainReads(_ operations: [Operation]) -> [AccountID] {
+        let written = ParticipantProtocol.writtenAccounts(operations)
+        var onlyRead: [AccountID] = []
+        for operation in operations {
+            if case .read(let account) = operation, !written.contains(account), !onlyRead.contains(account) { onlyRead.append(account) }
+        }
+        return onlyRead
+    }
+}

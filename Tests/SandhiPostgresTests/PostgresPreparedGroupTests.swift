@@ -1,0 +1,125 @@
+import SandhiEngine
+import SandhiPostgres
+import SandhiTestSupport
+import Testing
+
+/// A batch's branches prepare together in one PostgreSQL transaction; what happens when their
+/// decisions differ, come at different times, or a crash interrupts the split that follows.
+extension PostgresBankTests {
+
+    /// Three branches prepare under one gid. Two decisions come (one commit, one rollback) and
+    /// the third is still undecided: the group is split at once, so the committed branch is
+    /// applied, the rolled-back one is gone, and the undecided one is prepared again under a
+    /// gid of its own, still holding its lock, until its own decision comes.
+    @Test func aGroupWhoseDecisionsDifferOrAreIncompleteIsSplit() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        let carol = AccountID(validated: "carol")
+        try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
+        let votes = try await handle.process([
+            F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+            F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))]),
+            F.prepare(F.tx(3), [.debit(account: carol, amount: Paise(400))]),
+        ])
+        #expect(votes.map(\.transaction) == [F.tx(1), F.tx(2), F.tx(3)])
+        #expect(votes.allSatisfy { if case .vote(_, .yes, _) = $0 { return true } else { return false } })
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.group(F.tx(1), F.tx(2), F.tx(3)))
+
+        #expect(try await handle.process([.commit(F.tx(1)), .rollback(F.tx(2))]) == [.acknowledged(F.tx(1)), .acknowledged(F.tx(2))])
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gid(F.tx(3)))
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000\ncarol=1000")
+        #expect(handle.bank.inDoubt() == [F.tx(3): [F.hdfc]])
+        #expect(handle.bank.heldLocks == [carol: F.tx(3)])
+        // The committed branch's row says it committed: a stale duplicate PREPARE is not applied twice.
+        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT tx FROM sandhi_committed ORDER BY tx") }
+                == "\(F.tx(1).rawValue)")
+        // The undecided branch's vote is also in its rows while it is prepared again.
+        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT tx FROM sandhi_voted") } == "\(F.tx(3).rawValue)")
+
+        #expect(try await handle.process([.commit(F.tx(3))]) == [.acknowledged(F.tx(3))])
+        #expect(try await blocking { try fixture.preparedGids() } == "")
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000\ncarol=600")
+        #expect(try await blocking { try fixture.count("sandhi_intents") } == "0")
+        #expect(try await blocking { try fixture.count("sandhi_voted") } == "0")
+        #expect(handle.bank.heldLocks.isEmpty)
+        try await handle.close()
+    }
+
+    /// One decision for the whole group, commit or rollback: one COMMIT or ROLLBACK PREPARED.
+    @Test func aGroupWithOneDecisionFinishesInOneStatement() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        _ = try await handle.process([.rollback(F.tx(2)), .rollback(F.tx(1))])
+        #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
+        _ = try await handle.process([F.prepare(F.tx(3), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(4), [.credit(account: F.bob, amount: .rupees(5))])])
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.group(F.tx(3), F.tx(4)))
+        _ = try await handle.process([.commit(F.tx(4)), .commit(F.tx(3))])
+        #expect(try await blocking { try fixture.preparedGids() } == "")
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50500")
+        // Only whole groups were finished: nothing was ever voted outside one.
+        #expect(try await blocking { try fixture.count("sandhi_voted") } == "0")
+        try await handle.close()
+    }
+
+    /// A crash in the middle of a split, after the group's ROLLBACK PREPARED and before its
+    /// members were committed or prepared again: their write-set and vote rows are their votes.
+    /// The reopened bank holds them in doubt, with their locks, and applies the committed one
+    /// from its write-set. A write-set that never voted is dropped.
+    @Test func aSplitInterruptedByACrashLeavesVotesThatTheReopenedBankFinishes() async throws {
+        let fixture = try await makeFixture()
+        var handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        try await handle.close()
+        // What the split had done when the process died.
+        try await blocking {
+            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted SELECT instance, tx FROM sandhi_intents")
+            try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'")
+            // And a write-set whose branch never got as far as a vote.
+            try fixture.cluster.sql(fixture.database, """
+                INSERT INTO sandhi_intents SELECT instance, \(F.tx(5).rawValue), operations, writers, 0 FROM sandhi_intents WHERE tx = \(F.tx(1).rawValue)
+                """)
+        }
+        handle = try await blocking { try fixture.open() }
+        #expect(handle.bank.inDoubt() == [F.tx(1): [F.hdfc], F.tx(2): [F.hdfc]])
+        #expect(handle.bank.heldLocks == [F.alice: F.tx(1), F.bob: F.tx(2)])
+        #expect(try await blocking { try fixture.count("sandhi_intents") } == "2")
+        // Held like any prepared branch: a conflicting PREPARE is refused.
+        #expect(try await handle.process([F.prepare(F.tx(6), [.credit(account: F.alice, amount: .rupees(1))])])
+                == [.vote(F.tx(6), .no(reason: "hdfc/alice is locked by \(F.tx(1))"))])
+        #expect(try await handle.process([.commit(F.tx(1)), .rollback(F.tx(2))]) == [.acknowledged(F.tx(1)), .acknowledged(F.tx(2))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000")
+        #expect(try await blocking { try fixture.preparedGids() } == "")
+        #expect(try await blocking { try fixture.count("sandhi_intents") } == "0")
+        #expect(try await blocking { try fixture.count("sandhi_voted") } == "0")
+        #expect(handle.bank.inDoubt().isEmpty && handle.bank.heldLocks.isEmpty)
+        // A retried COMMIT changes nothing.
+        #expect(try await handle.process([.commit(F.tx(1))]) == [.acknowledged(F.tx(1))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000")
+        try await handle.close()
+    }
+
+    /// The engine's staging rule reads operation by operation, the database's function sums
+    /// them: a branch whose debit comes before the credit that would cover it is refused by the
+    /// rule although its sum fits, and the group is staged again without it.
+    @Test func aMemberTheRuleRefusesAfterTheDatabaseWroteItIsLeftOutOfItsGroup() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        let votes = try await handle.process([
+            F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(1_100)), .credit(account: F.alice, amount: .rupees(200))]),
+            F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))]),
+        ])
+        guard votes.count == 2, case .vote(F.tx(1), .no(let reason), _) = votes[0], case .vote(F.tx(2), .yes, _) = votes[1] else {
+            Issue.record("expected NO then YES, got \(votes)")
+            return
+        }
+        #expect(reason.contains("insufficient funds in hdfc/alice"))
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gid(F.tx(2)))
+        _ = try await handle.process([.commit(F.tx(2))])
+        #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50500")
+        try await handle.close()
+    }
+}
