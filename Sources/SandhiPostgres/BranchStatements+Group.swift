@@ -34,15 +34,22 @@ extension BranchStatements {
     /// broke, no prepared-transaction slot left) fails the statement and so the whole group:
     /// it is rolled back and its members staged again one by one, so that the refusal is the
     /// NO vote of the member it concerns alone. Anything else fails the batch.
-    func stageGroup(_ requests: [StageRequest], ending end: GroupEnd) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome> {
+    ///
+    /// The PREPARE (or COMMIT) waits for `preparingAfter` as well: the batch's write-set rows,
+    /// committed on another session meanwhile.
+    ///
+    /// With `begun`, the session is already inside a transaction block (a staging session of
+    /// `PostgresSessionPool`'s `startsInTransaction`), and the first try sends no BEGIN.
+    func stageGroup(_ requests: [StageRequest], ending end: GroupEnd, preparingAfter before: EventLoopFuture<Void>? = nil,
+                    begun: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome> {
         precondition(!requests.isEmpty && requests.allSatisfy { !$0.readOnly }, "a group stages writing branches")
         let statements = self
-        return { connection in statements.attempt(requests, end, settled: [:], on: connection) }
+        return { connection in statements.attempt(requests, end, settled: [:], before: before, begun: begun, on: connection) }
     }
 
     /// One try of the members of `requests` not in `settled`.
-    private func attempt(_ requests: [StageRequest], _ end: GroupEnd, settled: [Int: StageOutcome],
-                         on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
+    private func attempt(_ requests: [StageRequest], _ end: GroupEnd, settled: [Int: StageOutcome], before: EventLoopFuture<Void>?,
+                         begun: Bool = false, on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
         var unwritable = settled
         var building = GroupCall()
         for index in requests.indices where settled[index] == nil {
@@ -54,17 +61,24 @@ extension BranchStatements {
         }
         let settled = unwritable, call = building
         let statements = self
-        guard !call.members.isEmpty else { return connection.eventLoop.makeSucceededFuture(Self.outcome(requests, settled, [])) }
-        let attempted = connection.query("BEGIN", logger: logger).flatMap { _ in
+        guard !call.members.isEmpty else {
+            // A block the pool opened must still be ended, as every job's is.
+            let outcome = Self.outcome(requests, settled, [])
+            return begun ? rollback(on: connection).map { outcome } : connection.eventLoop.makeSucceededFuture(outcome)
+        }
+        let opened = begun ? connection.eventLoop.makeSucceededVoidFuture() : connection.query("BEGIN", logger: logger).map { _ in }
+        let attempted = opened.flatMap { _ in
             connection.query(call.query(instance: statements.instanceName), logger: statements.logger)
         }.flatMapThrowing { result in
             try statements.judge(requests, call, result)
+        }.flatMap { judged in
+            (before?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()).map { judged }
         }.flatMap { judged -> EventLoopFuture<GroupOutcome> in
             if !judged.disagreeing.isEmpty {
                 // The rule refuses what the function wrote: undo the group, and stage it again
                 // without them (each retry has fewer members, so this ends).
                 let retry = settled.merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
-                return statements.rollback(on: connection).flatMap { statements.attempt(requests, end, settled: retry, on: connection) }
+                return statements.rollback(on: connection).flatMap { statements.attempt(requests, end, settled: retry, before: before, on: connection) }
             }
             let all = settled.merging(judged.outcomes) { old, _ in old }
             let staged = call.members.filter { if case .staged = all[$0] { return true } else { return false } }
@@ -93,7 +107,7 @@ extension BranchStatements {
                     let refused = settled.merging([call.members[0]: .refused(reason: reason)]) { old, _ in old }
                     return connection.eventLoop.makeSucceededFuture(Self.outcome(requests, refused, []))
                 }
-                return statements.oneByOne(requests, call.members, settled: settled, on: connection)
+                return statements.oneByOne(requests, call.members, settled: settled, before: before, on: connection)
             }
         }
     }
@@ -101,11 +115,11 @@ extension BranchStatements {
     /// Each of `members` staged and prepared alone, in turn: after a group's refusal that
     /// concerns some of them only.
     private func oneByOne(_ requests: [StageRequest], _ members: [Int], settled: [Int: StageOutcome],
-                          on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
+                          before: EventLoopFuture<Void>?, on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
         var result = connection.eventLoop.makeSucceededFuture(Self.outcome(requests, settled, []))
         for member in members {
             result = result.flatMap { sofar in
-                self.attempt([requests[member]], .prepare, settled: [:], on: connection).map { alone in
+                self.attempt([requests[member]], .prepare, settled: [:], before: before, on: connection).map { alone in
                     var next = sofar
                     next.outcomes[member] = alone.outcomes[0]
                     next.prepared += alone.prepared

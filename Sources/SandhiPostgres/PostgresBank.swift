@@ -56,7 +56,10 @@ public final class PostgresBank: ParticipantResource {
     private let eventLoopGroup: any EventLoopGroup
     private let statements: BranchStatements
     private let clock: @Sendable () -> Int64
+    /// Sessions for everything but a batch's staging: write-sets, phase two, reads, splits.
     var pool: PostgresSessionPool
+    /// Sessions that stage groups, each kept inside a transaction block between groups.
+    private var stagingPool: PostgresSessionPool
     var machine: ParticipantProtocol
     /// Each prepared group of this bank's, with the decisions that have come for its members.
     private var groups: [GlobalTransactionID: [TransactionID: Bool]] = [:]
@@ -155,12 +158,13 @@ public final class PostgresBank: ParticipantResource {
         self.clock = clock
         self.statements = BranchStatements(participant: configuration.participant, instance: configuration.instance, logger: logger)
         self.machine = ParticipantProtocol(participant: configuration.participant)
-        self.pool = try Self.openPool(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        (self.pool, self.stagingPool) = try Self.openPools(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
         do {
             try checkOwnership()
             try restore(dropUnusedIntents: true)
         } catch {
             pool.close()
+            stagingPool.close()
             throw error
         }
     }
@@ -169,10 +173,22 @@ public final class PostgresBank: ParticipantResource {
         close()
     }
 
-    private static func openPool(_ configuration: PostgresBankConfiguration, eventLoopGroup: any EventLoopGroup,
-                                 logger: Logger) throws -> PostgresSessionPool {
-        try PostgresSessionPool.open(configuration, eventLoopGroup: eventLoopGroup, logger: logger) { first in
+    /// The bank's sessions (`configuration.poolSize` in all): a quarter of them, at least one and
+    /// at most four, stage groups (a batch has a few); the rest do everything else. Older
+    /// sessions of this bank are ended before any opens.
+    private static func openPools(_ configuration: PostgresBankConfiguration, eventLoopGroup: any EventLoopGroup,
+                                  logger: Logger) throws -> (PostgresSessionPool, PostgresSessionPool) {
+        let staging = min(4, max(1, configuration.poolSize / 4))
+        let general = try PostgresSessionPool.open(configuration, sessions: max(1, configuration.poolSize - staging),
+                                                   eventLoopGroup: eventLoopGroup, logger: logger) { first in
             try SessionFence.endOlderSessions(of: configuration, on: first, logger: logger)
+        }
+        do {
+            return (general, try PostgresSessionPool.open(configuration, sessions: staging, startsInTransaction: true,
+                                                           eventLoopGroup: eventLoopGroup, logger: logger))
+        } catch {
+            general.close()
+            throw error
         }
     }
 
@@ -287,7 +303,8 @@ public final class PostgresBank: ParticipantResource {
                 // New sessions (older ones ended first) and the state PostgreSQL holds: whatever
                 // part of the batch committed or prepared is read back, the rest is gone.
                 pool.close()
-                pool = try Self.openPool(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+                stagingPool.close()
+                (pool, stagingPool) = try Self.openPools(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
                 try restore(dropUnusedIntents: true)
             } catch let reloadError {
                 // A half-rebuilt lock table could approve a prepare against a balance another
@@ -331,6 +348,7 @@ public final class PostgresBank: ParticipantResource {
         guard !closed else { return }
         closed = true
         pool.close()
+        stagingPool.close()
     }
 
     // MARK: - The batch
@@ -339,32 +357,51 @@ public final class PostgresBank: ParticipantResource {
         var replies: [ParticipantReply] = []
         var stages: [StageRequest] = []
         var decisions: [Decision] = []
+        var rolledBack: [TransactionID: [Operation]] = [:]
         var effects: [ParticipantProtocol.Effect] = []
         for message in messages {
+            if case .rollback(let tx) = message, case .prepared(let operations, _)? = machine.branches[tx] {
+                rolledBack[tx] = operations
+            }
             effects.removeAll(keepingCapacity: true)
             machine.handle(.message(message), into: &effects)
             collect(effects, stages: &stages, decisions: &decisions, replies: &replies)
         }
 
-        // The write-sets (and the last batches' clean-up) and phase two side by side: nothing
-        // stages before both are done. A write-set row must be committed before its branch's
-        // PREPARE, whose flush makes it durable; and a branch may need an account a finishing
-        // group holds.
+        // Which branches must wait for phase two: one that writes an account a finishing
+        // branch holds in PostgreSQL (its FOR UPDATE would wait for the row, but bounded by
+        // `lock_timeout`, and running out would be a NO vote blaming "a transaction outside
+        // this coordinator"), and one that reads plainly (a plain read does not wait for a
+        // prepared transaction's writes to commit, so it must start after them to read what the
+        // coordinator's order says it must). The others stage at once, alongside phase two.
+        var released = Set<AccountID>()
+        for decision in decisions {
+            released.formUnion(ParticipantProtocol.writtenAccounts(decision.commit ? decision.operations : rolledBack[decision.transaction] ?? []))
+        }
         let writing = stages.filter { !$0.readOnly }.sorted { $0.transaction < $1.transaction }
-        var intents: [EventLoopFuture<Void>] = []
+        let afterPhaseTwo = { (request: StageRequest) in
+            !NetWrites.plainReads(request.operations).isEmpty || !released.isDisjoint(with: ParticipantProtocol.writtenAccounts(request.operations))
+        }
+        let early = Self.groups(of: writing.filter { !afterPhaseTwo($0) }, instance: configuration.instance, participant: id)
+        let late = Self.groups(of: writing.filter(afterPhaseTwo), instance: configuration.instance, participant: id)
+        let readOnly = stages.filter(\.readOnly)
+
+        // The write-sets (with the last batches' clean-up) first in their session: every
+        // group's PREPARE waits for them (their rows must be committed before it, whose flush
+        // makes them durable). Then phase two and the early groups, side by side.
+        var intents: EventLoopFuture<Void>?
         if !writing.isEmpty {
-            intents = pool.start([statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())])
+            intents = pool.start([statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())])[0]
             finishedIntents = []
         }
-        try settle(decisions, alongside: intents)
-
-        // Every group's staging, and every read-only branch's reads, side by side.
-        let groupsToStage = Self.groups(of: writing, instance: configuration.instance, participant: id)
-        let readOnly = stages.filter(\.readOnly)
-        let staging = pool.start(groupsToStage.map { statements.stageGroup($0, ending: .prepare) })
+        let phaseTwo = startSettling(decisions)
+        let earlyStaging = stagingPool.start(early.map { statements.stageGroup($0, ending: .prepare, preparingAfter: intents, begun: true) })
+        try finishSettling(phaseTwo)
+        let lateStaging = stagingPool.start(late.map { statements.stageGroup($0, ending: .prepare, preparingAfter: intents, begun: true) })
         let reading = pool.start(readOnly.map { statements.validateReads($0) })
-        let staged = pool.collect(staging)
+        let staged = stagingPool.collect(earlyStaging + lateStaging)
         let read = pool.collect(reading)
+        if let intents { try pool.collect([intents])[0].get() }
 
         // Each outcome back through the protocol, in order; a rollback that overtook its vote
         // comes out as a decision.
@@ -385,13 +422,13 @@ public final class PostgresBank: ParticipantResource {
             collect(effects, stages: &none, decisions: &overtaken, replies: &replies)
             precondition(none.isEmpty, "staging produced another stage")
         }
-        for (group, result) in zip(groupsToStage, staged) {
+        for (group, result) in zip(early + late, staged) {
             let outcome = try result.get()
             for gid in outcome.prepared { enter(gid) }
             for (request, memberOutcome) in zip(group, outcome.outcomes) { record(request, memberOutcome) }
         }
         for (request, result) in zip(readOnly, read) { record(request, try result.get()) }
-        try settle(overtaken, alongside: [])
+        try finishSettling(startSettling(overtaken))
 
         // A batch that staged nothing cleans up now; otherwise the next batch's write-sets do.
         if writing.isEmpty && !finishedIntents.isEmpty {
@@ -426,9 +463,16 @@ public final class PostgresBank: ParticipantResource {
         }
     }
 
-    /// Phase two of `decisions` (and of every group that one of them leaves partly decided),
-    /// side by side, and waits for it and for `alongside`. See the type's notes on splitting.
-    private func settle(_ decisions: [Decision], alongside: [EventLoopFuture<Void>]) throws {
+    /// Phase two under way: each job's future, with the waiting members of the split it is (if
+    /// it is one), whose outcome is their new group.
+    private struct Settling {
+        var jobs: [EventLoopFuture<GroupOutcome?>] = []
+        var waiting: [[StageRequest]] = []
+    }
+
+    /// Starts phase two of `decisions` (and of every group that one of them leaves partly
+    /// decided), side by side. See the type's notes on splitting.
+    private func startSettling(_ decisions: [Decision]) -> Settling {
         var touched: [GlobalTransactionID] = []
         var looseCommits: [StageRequest] = []
         var decided: [TransactionID: Decision] = [:]
@@ -468,8 +512,11 @@ public final class PostgresBank: ParticipantResource {
             }
             let committing = commits.map { decided[$0]!.request }
             guard (waiting + committing).allSatisfy({ !$0.operations.isEmpty }) else {
-                throw PostgresBankError.statement(database: database, what: "splitting \(gid)",
-                                                  detail: "a member has no write-set row, so it cannot be staged again")
+                let failure = PostgresBankError.statement(database: database, what: "splitting \(gid)",
+                                                          detail: "a member has no write-set row, so it cannot be staged again")
+                jobs.append { connection in connection.eventLoop.makeFailedFuture(failure) }
+                waitingOf.append([])
+                continue
             }
             jobs.append(split(gid, committing: committing, waiting: waiting))
             waitingOf.append(waiting)
@@ -478,9 +525,13 @@ public final class PostgresBank: ParticipantResource {
             jobs.append(apply(looseCommits, what: "a vote whose prepared transaction was gone"))
             waitingOf.append([])
         }
-        let results = pool.run(jobs)
-        for result in pool.collect(alongside) { try result.get() }
-        for (waiting, result) in zip(waitingOf, results) {
+        return Settling(jobs: pool.start(jobs), waiting: waitingOf)
+    }
+
+    /// Waits for phase two, and takes in the groups its splits prepared.
+    private func finishSettling(_ settling: Settling) throws {
+        let results = pool.collect(settling.jobs)
+        for (waiting, result) in zip(settling.waiting, results) {
             guard let outcome = try result.get() else { continue }
             for gid in outcome.prepared { enter(gid) }
             // A member that could not be staged again keeps its vote in its rows.

@@ -16,9 +16,13 @@ package final class PostgresSessionPool {
     /// How long one wave of a batch (or a close) may take before the batch fails.
     let timeoutMs: Int
 
-    private init(connections: [PostgresConnection], timeoutMs: Int, logger: Logger) {
+    /// Whether every job starts inside a transaction block the pool opened for it (see `open`).
+    let startsInTransaction: Bool
+
+    private init(connections: [PostgresConnection], timeoutMs: Int, startsInTransaction: Bool, logger: Logger) {
         self.connections = connections
         self.timeoutMs = timeoutMs
+        self.startsInTransaction = startsInTransaction
         self.logger = logger
     }
 
@@ -53,18 +57,26 @@ package final class PostgresSessionPool {
         return try promise.futureResult.wait()
     }
 
-    /// Opens `configuration.poolSize` connections. `beforeOthers` runs on the first one before
-    /// the rest open (the bank fences off older sessions of its name there).
-    static func open(_ configuration: PostgresBankConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+    /// Opens `sessions` connections. `beforeOthers` runs on the first one before the rest open
+    /// (the bank fences off older sessions of its name there).
+    ///
+    /// With `startsInTransaction`, the pool sends BEGIN on each connection as it opens and again
+    /// after each job, without the job's result waiting for it, so every job finds its session
+    /// inside a transaction block and saves that round trip (a group's staging: see
+    /// `BranchStatements.stageGroup`). A block opened this way holds no snapshot, transaction id
+    /// or lock until its first statement. Each job must end the block it was given (PREPARE,
+    /// COMMIT or ROLLBACK); should a BEGIN fail, the next job on that session fails unrun.
+    static func open(_ configuration: PostgresBankConfiguration, sessions: Int, startsInTransaction: Bool = false,
+                     eventLoopGroup: any EventLoopGroup, logger: Logger,
                      beforeOthers: (PostgresConnection) throws -> Void = { _ in }) throws -> PostgresSessionPool {
-        precondition(configuration.poolSize > 0, "a pool needs at least one connection")
+        precondition(sessions > 0, "a pool needs at least one connection")
         let first = try connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
         var connections = [first]
         do {
             try beforeOthers(first)
             // The rest side by side: a pool of dozens opened one at a time would keep a
             // restarting coordinator waiting for as many round trips and authentications.
-            let opening = (1..<configuration.poolSize).map { id in
+            let opening = (1..<sessions).map { id in
                 connectAndSetUp(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger)
             }
             var failure: (any Error)?
@@ -80,7 +92,8 @@ package final class PostgresSessionPool {
             for connection in connections { _ = try? wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
             throw error
         }
-        return PostgresSessionPool(connections: connections, timeoutMs: configuration.batchTimeoutMs, logger: logger)
+        return PostgresSessionPool(connections: connections, timeoutMs: configuration.batchTimeoutMs,
+                                   startsInTransaction: startsInTransaction, logger: logger)
     }
 
     /// How to reach the database: its endpoint and credentials, named for `pg_stat_activity`.
@@ -153,7 +166,7 @@ package final class PostgresSessionPool {
     func start<T: Sendable>(_ jobs: [@Sendable (PostgresConnection) -> EventLoopFuture<T>]) -> [EventLoopFuture<T>] {
         precondition(!connections.isEmpty, "start on a closed pool")
         if laneTails.count != connections.count {
-            laneTails = connections.map { $0.eventLoop.makeSucceededVoidFuture() }
+            laneTails = connections.map { startsInTransaction ? Self.begin(on: $0, logger: logger) : $0.eventLoop.makeSucceededVoidFuture() }
         }
         var futures: [EventLoopFuture<T>] = []
         futures.reserveCapacity(jobs.count)
@@ -163,10 +176,15 @@ package final class PostgresSessionPool {
             let connection = connections[lane]
             let result = laneTails[lane].flatMap { Self.unlessClosed(connection, job) }
             // The lane goes on after a failed job too: the failure is that job's result.
-            laneTails[lane] = result.map { _ in }.recover { _ in }
+            let ended = result.map { _ in }.recover { _ in }
+            laneTails[lane] = startsInTransaction ? ended.flatMap { [logger] in Self.begin(on: connection, logger: logger) } : ended
             futures.append(result)
         }
         return futures
+    }
+
+    private static func begin(on connection: PostgresConnection, logger: Logger) -> EventLoopFuture<Void> {
+        unlessClosed(connection) { $0.query("BEGIN", logger: logger).map { _ in } }
     }
 
     /// Waits for `futures` (of `start`), each at most until `timeoutMs` after the call; returns
