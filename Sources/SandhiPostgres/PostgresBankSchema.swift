@@ -87,19 +87,28 @@ enum PostgresBankSchema {
                                            p_rep_member int[], p_kinds text[], p_amounts bigint[], p_refs text[])
         RETURNS TABLE(o_member int, o_account text, o_balance bigint, o_version bigint, o_writer bigint,
                       o_committed boolean, o_applied boolean)
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql
+        SET enable_seqscan = off SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan
+        AS $$
         #variable_conflict use_column
         DECLARE
-            done int[]; refused int[]; fit int[];
+            done int[]; refused int[]; fit int[]; names text[];
+            ids text[]; balances bigint[]; versions bigint[]; writers bigint[];
         BEGIN
-            SELECT coalesce(array_agg(t.m), '{}') INTO done
-              FROM unnest(p_txs) WITH ORDINALITY AS t(tx, m)
-             WHERE EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = p_instance AND c.tx = t.tx);
-            PERFORM 1 FROM accounts a
-              WHERE a.id IN (SELECT w.id FROM unnest(p_w_member, p_w_names) AS w(m, id) WHERE NOT (w.m = ANY(done)))
-              ORDER BY a.id FOR UPDATE;
+            -- Every table is reached through `= ANY(array)` on its key, planned once per
+            -- session (the plan is kept) with neither sequential nor bitmap scans: a plan made
+            -- while sandhi_committed was small would otherwise scan all of it, on every call,
+            -- long after it has grown.
+            SELECT coalesce(array_agg(array_position(p_txs, c.tx)), '{}') INTO done
+              FROM sandhi_committed c WHERE c.instance = p_instance AND c.tx = ANY(p_txs);
+            SELECT coalesce(array_agg(w.id), '{}') INTO names
+              FROM unnest(p_w_member, p_w_names) AS w(m, id) WHERE NOT (w.m = ANY(done));
+            SELECT array_agg(a.id), array_agg(a.balance), array_agg(a.version), array_agg(a.writer)
+              INTO ids, balances, versions, writers
+              FROM (SELECT * FROM accounts WHERE id = ANY(names) ORDER BY id FOR UPDATE) a;
             SELECT coalesce(array_agg(DISTINCT w.m), '{}') INTO refused
-              FROM unnest(p_w_member, p_w_names, p_w_deltas) AS w(m, id, delta) LEFT JOIN accounts a ON a.id = w.id
+              FROM unnest(p_w_member, p_w_names, p_w_deltas) AS w(m, id, delta)
+              LEFT JOIN unnest(ids, balances) AS a(id, balance) ON a.id = w.id
              WHERE NOT (w.m = ANY(done))
                AND (a.id IS NULL OR NOT (CASE WHEN w.delta > 0 THEN a.balance <= 9223372036854775807 - w.delta
                                               ELSE a.balance + w.delta >= 0 END));
@@ -109,19 +118,25 @@ enum PostgresBankSchema {
                 SELECT s.m, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, s.m = ANY(done), s.m = ANY(fit)
                   FROM generate_subscripts(p_txs, 1) AS s(m)
                 UNION ALL
-                SELECT x.m, a.id, a.balance, a.version, a.writer, false, false
-                  FROM (SELECT * FROM unnest(p_w_member, p_w_names) UNION ALL SELECT * FROM unnest(p_r_member, p_r_names)) AS x(m, id)
-                  JOIN accounts a ON a.id = x.id
-                 WHERE NOT (x.m = ANY(done));
+                SELECT w.m, a.id, a.balance, a.version, a.writer, false, false
+                  FROM unnest(p_w_member, p_w_names) AS w(m, id)
+                  JOIN unnest(ids, balances, versions, writers) AS a(id, balance, version, writer) ON a.id = w.id
+                UNION ALL
+                SELECT r.m, a.id, a.balance, a.version, a.writer, false, false
+                  FROM unnest(p_r_member, p_r_names) AS r(m, id)
+                  JOIN accounts a ON a.id = r.id AND a.id = ANY(p_r_names)
+                 WHERE NOT (r.m = ANY(done));
             UPDATE accounts a SET balance = a.balance + w.delta, version = a.version + w.writes, writer = p_txs[w.m]
               FROM unnest(p_w_member, p_w_names, p_w_deltas, p_w_counts) AS w(m, id, delta, writes)
-             WHERE a.id = w.id AND w.m = ANY(fit);
+             WHERE a.id = ANY(names) AND a.id = w.id AND w.m = ANY(fit);
             INSERT INTO sandhi_committed(instance, tx, writers, net_paise)
               SELECT p_instance, p_txs[f.m], p_writers[f.m], p_nets[f.m] FROM unnest(fit) AS f(m);
-            INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
-              SELECT p_instance, p_txs[r.m], r.kind, r.amount, r.reference
-                FROM unnest(p_rep_member, p_kinds, p_amounts, p_refs) AS r(m, kind, amount, reference)
-               WHERE r.m = ANY(fit);
+            IF cardinality(p_rep_member) > 0 THEN
+                INSERT INTO sandhi_reports(instance, tx, kind, amount_paise, reference)
+                  SELECT p_instance, p_txs[r.m], r.kind, r.amount, r.reference
+                    FROM unnest(p_rep_member, p_kinds, p_amounts, p_refs) AS r(m, kind, amount, reference)
+                   WHERE r.m = ANY(fit);
+            END IF;
         END
         $$
         """
