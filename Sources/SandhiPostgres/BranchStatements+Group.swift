@@ -74,6 +74,12 @@ extension BranchStatements {
         }.flatMap { judged in
             (before?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()).map { judged }
         }.flatMap { judged -> EventLoopFuture<GroupOutcome> in
+            if !judged.disagreeing.isEmpty && end == .commit {
+                // Branches whose commit was decided: nothing is committed unless all are.
+                let all = settled.merging(judged.outcomes) { old, _ in old }
+                    .merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
+                return statements.rollback(on: connection).map { Self.outcome(requests, all, []) }
+            }
             if !judged.disagreeing.isEmpty {
                 // The rule refuses what the function wrote: undo the group, and stage it again
                 // without them (each retry has fewer members, so this ends).

@@ -94,6 +94,32 @@ struct BranchStatements: Sendable {
         }
     }
 
+    /// Deletes the votes of `transactions` (prepared again after a split: their prepared
+    /// transaction holds their votes now). Asynchronous, like the write-sets.
+    func forgetVotes(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            guard !raw.isEmpty else { return connection.eventLoop.makeSucceededVoidFuture() }
+            return connection.query("""
+                WITH \(unescaped: Self.asynchronousCommit)
+                DELETE FROM sandhi_voted WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(raw)::bigint[])
+                """, logger: logger).map { _ in }
+        }
+    }
+
+    /// Which of `transactions` committed here.
+    func committedAmong(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<[TransactionID]> {
+        let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            connection.query("SELECT tx FROM sandhi_committed WHERE instance = \(instance) AND tx = ANY(\(raw)::bigint[])", logger: logger)
+                .flatMapThrowing { result in try result.rows.map { TransactionID(rawValue: UInt64(bitPattern: try $0.decode(Int64.self))) } }
+        }
+    }
+
     // MARK: - Read-only branches
 
     /// A read-only branch: its accounts read as committed (after the batch's phase two, so it

@@ -276,13 +276,28 @@ public final class PostgresBank: ParticipantResource {
                 _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
             }
         }
+        var unused = recovered.unusedIntents
         for branch in recovered.loose {
+            // A vote whose account a prepared branch (or a newer vote) holds is stale: the
+            // engine released that account's lock before the newer branch could stage, so this
+            // one was finished and its rows outlived it. Holding it would lock the account twice.
+            let taken = ParticipantProtocol.writtenAccounts(branch.operations).filter { machine.lockOwners[$0] != nil }
+            guard taken.isEmpty else {
+                logger.error("dropped a stale vote whose account a newer branch holds",
+                             metadata: ["participant": "\(id)", "transaction": "\(branch.transaction)",
+                                        "account": "\(taken[0])", "holder": "\(machine.lockOwners[taken[0]]!)"])
+                unused.append(branch.transaction)
+                continue
+            }
             loose.insert(branch.transaction)
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
-        if dropUnusedIntents && !recovered.unusedIntents.isEmpty {
-            try pool.one(statements.forgetIntents(recovered.unusedIntents))
-            logger.info("dropped write-sets of finished or unvoted branches", metadata: ["participant": "\(id)", "count": "\(recovered.unusedIntents.count)"])
+        if dropUnusedIntents && !unused.isEmpty {
+            try pool.one(statements.forgetIntents(unused))
+            logger.info("dropped write-sets of finished or unvoted branches", metadata: ["participant": "\(id)", "count": "\(unused.count)"])
+        }
+        if dropUnusedIntents && !recovered.staleVotes.isEmpty {
+            try pool.one(statements.forgetVotes(recovered.staleVotes))
         }
         if machine.preparedCount > 0 {
             logger.info("restored prepared branches", metadata: ["participant": "\(id)", "count": "\(machine.preparedCount)",
@@ -438,17 +453,25 @@ public final class PostgresBank: ParticipantResource {
         return replies
     }
 
-    /// A writing batch's groups: ascending, one epoch each, each as many as its gid holds.
+    /// A writing batch's groups: ascending, one epoch each, each as many as its gid holds,
+    /// members writing disjoint accounts.
     private static func groups(of writing: [StageRequest], instance: CoordinatorInstance, participant: ParticipantID) -> [[StageRequest]] {
         var groups: [[StageRequest]] = []
         var current: [StageRequest] = []
+        var written = Set<AccountID>()
         for request in writing {
+            let accounts = ParticipantProtocol.writtenAccounts(request.operations)
+            // Members write disjoint accounts (the protocol's locks see to it; a planted bug
+            // without them must not make one UPDATE apply two members' changes as one).
             if let last = current.last, last.transaction.epoch != request.transaction.epoch
-                || !GlobalTransactionID.fits(instance, current.map(\.transaction), adding: request.transaction, participant) {
+                || !GlobalTransactionID.fits(instance, current.map(\.transaction), adding: request.transaction, participant)
+                || !written.isDisjoint(with: accounts) {
                 groups.append(current)
                 current = []
+                written = []
             }
             current.append(request)
+            written.formUnion(accounts)
         }
         if !current.isEmpty { groups.append(current) }
         return groups
@@ -468,6 +491,9 @@ public final class PostgresBank: ParticipantResource {
     private struct Settling {
         var jobs: [EventLoopFuture<GroupOutcome?>] = []
         var waiting: [[StageRequest]] = []
+        /// Branches whose write-sets may go once every job has ended (not before: until its
+        /// phase two has happened, a branch's write-set may be its vote).
+        var finished: [TransactionID] = []
     }
 
     /// Starts phase two of `decisions` (and of every group that one of them leaves partly
@@ -475,6 +501,8 @@ public final class PostgresBank: ParticipantResource {
     private func startSettling(_ decisions: [Decision]) -> Settling {
         var touched: [GlobalTransactionID] = []
         var looseCommits: [StageRequest] = []
+        var looseRollbacks: [TransactionID] = []
+        var finished: [TransactionID] = []
         var decided: [TransactionID: Decision] = [:]
         for decision in decisions {
             let tx = decision.transaction
@@ -483,8 +511,8 @@ public final class PostgresBank: ParticipantResource {
                 if groups[gid]!.isEmpty { touched.append(gid) }
                 groups[gid]![tx] = decision.commit
             } else if loose.remove(tx) != nil {
-                if decision.commit { looseCommits.append(decision.request) }
-                finishedIntents.append(tx)
+                if decision.commit { looseCommits.append(decision.request) } else { looseRollbacks.append(tx) }
+                finished.append(tx)
             } else {
                 preconditionFailure("a decision for \(tx), which is prepared in no group of \(id)")
             }
@@ -497,10 +525,14 @@ public final class PostgresBank: ParticipantResource {
             for tx in gid.transactions { groupOf[tx] = nil }
             let commits = gid.transactions.filter { known[$0] == true }
             let undecided = gid.transactions.filter { known[$0] == nil }
-            finishedIntents += gid.transactions.filter { known[$0] != nil }
-            if undecided.isEmpty && (commits.isEmpty || commits.count == gid.transactions.count) {
-                let finish = statements.finish(gid, commit: !commits.isEmpty)
-                jobs.append { connection in finish(connection).map { _ in nil } }
+            finished += gid.transactions.filter { known[$0] != nil }
+            if undecided.isEmpty && commits.count == gid.transactions.count {
+                jobs.append(commitWhole(gid, commits.map { decided[$0]!.request }))
+                waitingOf.append([])
+                continue
+            }
+            if undecided.isEmpty && commits.isEmpty {
+                jobs.append(rollBackWhole(gid))
                 waitingOf.append([])
                 continue
             }
@@ -525,7 +557,56 @@ public final class PostgresBank: ParticipantResource {
             jobs.append(apply(looseCommits, what: "a vote whose prepared transaction was gone"))
             waitingOf.append([])
         }
-        return Settling(jobs: pool.start(jobs), waiting: waitingOf)
+        if !looseRollbacks.isEmpty {
+            // Their rows are their votes: gone before the rollback is acknowledged, or a
+            // reopened bank would hold them in doubt again, against whoever takes the accounts.
+            let forget = statements.forgetIntents(looseRollbacks)
+            jobs.append { connection in forget(connection).map { nil } }
+            waitingOf.append([])
+        }
+        return Settling(jobs: pool.start(jobs), waiting: waitingOf, finished: finished)
+    }
+
+    /// COMMIT PREPARED of a group every member of which commits. Should PostgreSQL not know
+    /// the gid (someone finished it by hand), each member is applied from its write-set unless
+    /// it committed here already: a commit decision is applied, whoever interfered.
+    private func commitWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+        let finish = statements.finish(gid, commit: true)
+        let reapply = members.allSatisfy { !$0.operations.isEmpty } ? apply(members, what: "whose prepared transaction '\(gid)' was gone") : nil
+        let logger = logger
+        return { connection in
+            finish(connection).flatMap { found -> EventLoopFuture<GroupOutcome?> in
+                if found { return connection.eventLoop.makeSucceededFuture(nil) }
+                guard let reapply else {
+                    logger.critical("a committed prepared transaction was gone, and a member has no write-set to apply", metadata: ["gid": "\(gid)"])
+                    return connection.eventLoop.makeSucceededFuture(nil)
+                }
+                logger.warning("a committed prepared transaction was gone; its members are applied from their write-sets unless committed",
+                               metadata: ["gid": "\(gid)"])
+                return reapply(connection)
+            }
+        }
+    }
+
+    /// ROLLBACK PREPARED of a group every member of which rolls back. Should PostgreSQL not know
+    /// the gid, a member that committed here anyway (someone committed it by hand, against the
+    /// coordinator's decision) is a mixed outcome only an operator can settle: said loudly.
+    private func rollBackWhole(_ gid: GlobalTransactionID) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+        let finish = statements.finish(gid, commit: false)
+        let committed = statements.committedAmong(gid.transactions)
+        let logger = logger
+        return { connection in
+            finish(connection).flatMap { found -> EventLoopFuture<GroupOutcome?> in
+                if found { return connection.eventLoop.makeSucceededFuture(nil) }
+                return committed(connection).map { against in
+                    if !against.isEmpty {
+                        logger.critical("branches the coordinator rolled back were committed by hand: a mixed outcome",
+                                        metadata: ["gid": "\(gid)", "committed": "\(against.map { $0.description }.joined(separator: ","))"])
+                    }
+                    return nil
+                }
+            }
+        }
     }
 
     /// Waits for phase two, and takes in the groups its splits prepared.
@@ -542,6 +623,7 @@ public final class PostgresBank: ParticipantResource {
                 loose.insert(request.transaction)
             }
         }
+        finishedIntents += settling.finished
     }
 
     /// Stages `committing` again and commits them: branches whose commit was decided and whose
@@ -570,7 +652,7 @@ public final class PostgresBank: ParticipantResource {
         let rollback = statements.finish(gid, commit: false)
         let commit = committing.isEmpty ? nil : apply(committing, what: "after splitting \(gid)")
         let prepare = waiting.isEmpty ? nil : statements.stageGroup(waiting, ending: .prepare)
-        let logger = logger, participant = id
+        let logger = logger, participant = id, statements = statements
         return { connection in
             vote(connection).flatMap { rollback(connection) }.flatMap { _ -> EventLoopFuture<Void> in
                 guard let commit else { return connection.eventLoop.makeSucceededVoidFuture() }
@@ -579,7 +661,11 @@ public final class PostgresBank: ParticipantResource {
                 logger.debug("split a prepared group", metadata: ["participant": "\(participant)", "gid": "\(gid)",
                                                                   "committed": "\(committing.count)", "waiting": "\(waiting.count)"])
                 guard let prepare else { return connection.eventLoop.makeSucceededFuture(nil) }
-                return prepare(connection).map { Optional($0) }
+                // Once prepared again, a member's vote is its prepared transaction's: its vote row
+                // goes (a reopened bank ignores one left by a crash in between).
+                return prepare(connection).flatMap { outcome in
+                    statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).map { Optional(outcome) }
+                }
             }
         }
     }

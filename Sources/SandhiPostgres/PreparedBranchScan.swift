@@ -28,6 +28,9 @@ struct PreparedBranchScan {
     var loose: [Branch] = []
     /// Write-sets of branches that committed (a `sandhi_committed` row) or never voted.
     var unusedIntents: [TransactionID] = []
+    /// Votes of branches a prepared transaction holds (prepared again after a split, the vote
+    /// row's deletion lost in a crash): the prepared transaction is their vote.
+    var staleVotes: [TransactionID] = []
 
     /// The gids of this database that are Sandhi's, of `configuration.instance`, for
     /// `configuration.participant`. Everything else in `pg_prepared_xacts` (other databases,
@@ -76,6 +79,7 @@ struct PreparedBranchScan {
             let branch = Branch(transaction: tx, operations: operations, writers: WriterList.decode(writers), writeSetMissing: false)
             if member[tx] != nil {
                 intents[tx] = branch
+                if voted { scan.staleVotes.append(tx) }
             } else if voted && !committed {
                 scan.loose.append(branch)
             } else {
@@ -87,7 +91,8 @@ struct PreparedBranchScan {
                 intents[tx] ?? Branch(transaction: tx, operations: [], writers: [configuration.participant], writeSetMissing: true)
             }))
         }
-        scan.loose.sort { $0.transaction < $1.transaction }
+        // Newest first: of two votes on one account, only the newer can be live (see `PostgresBank.restore`).
+        scan.loose.sort { $0.transaction > $1.transaction }
         scan.unusedIntents.sort()
         return scan
     }

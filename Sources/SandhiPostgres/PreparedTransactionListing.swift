@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import SandhiEngine
 
 /// Prepared transactions in a bank's database that are not this coordinator's: other Sandhi
 /// coordinators', or not Sandhi's at all. Each holds its locks and holds back VACUUM until
@@ -20,24 +21,35 @@ public struct ForeignPreparedTransaction: Sendable, Equatable {
 }
 
 extension PostgresBank {
-    /// This coordinator instance's prepared transactions for `configuration`'s participant, read
-    /// without opening the bank (so without touching them): what `sandhi recover` is about to
-    /// settle, under the names PostgreSQL knows them by.
+    /// This coordinator instance's prepared transactions for `configuration`'s participant, and
+    /// the votes held by write-sets alone (a split a crash interrupted), read without opening the
+    /// bank (so without touching them): what `sandhi recover` is about to settle, under the
+    /// names PostgreSQL knows them by.
     public static func ownPreparedTransactions(_ configuration: PostgresBankConfiguration, logger: Logger,
-                                               eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws -> [GlobalTransactionID] {
+                                               eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
+        throws -> (prepared: [GlobalTransactionID], votes: [TransactionID]) {
         let connection = try PostgresSessionPool.connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
         defer { _ = try? PostgresSessionPool.wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
         let prefix = GlobalTransactionID.prefix(of: configuration.instance)
-        let query: PostgresQuery = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, \(prefix)) ORDER BY gid"
-        let result: PostgresQueryResult
+        let instance = configuration.instance.name
+        let gidQuery: PostgresQuery = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, \(prefix)) ORDER BY gid"
+        let voteQuery: PostgresQuery = """
+            SELECT v.tx FROM sandhi_voted v
+            WHERE v.instance = \(instance) AND NOT EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = v.instance AND c.tx = v.tx)
+              AND EXISTS (SELECT 1 FROM sandhi_intents i WHERE i.instance = v.instance AND i.tx = v.tx)
+            """
         do {
-            result = try PostgresSessionPool.wait(for: connection.query(query, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+            let gids = try PostgresSessionPool.wait(for: connection.query(gidQuery, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+            let votes = try PostgresSessionPool.wait(for: connection.query(voteQuery, logger: logger), timeoutMs: configuration.batchTimeoutMs)
+            let prepared = try gids.rows.compactMap { row in
+                GlobalTransactionID(parsing: try row.decode(String.self)).flatMap { $0.participant == configuration.participant ? $0 : nil }
+            }
+            let held = Set(prepared.flatMap(\.transactions))
+            let loose = try votes.rows.map { TransactionID(rawValue: UInt64(bitPattern: try $0.decode(Int64.self))) }.filter { !held.contains($0) }
+            return (prepared, loose.sorted())
         } catch {
             throw PostgresBankError.statement(database: configuration.database, what: "listing prepared transactions",
                                               detail: ServerMessage.describe(error))
-        }
-        return try result.rows.compactMap { row in
-            GlobalTransactionID(parsing: try row.decode(String.self)).flatMap { $0.participant == configuration.participant ? $0 : nil }
         }
     }
 

@@ -33,8 +33,8 @@ extension PostgresBankTests {
         // The committed branch's row says it committed: a stale duplicate PREPARE is not applied twice.
         #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT tx FROM sandhi_committed ORDER BY tx") }
                 == "\(F.tx(1).rawValue)")
-        // The undecided branch's vote is also in its rows while it is prepared again.
-        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT tx FROM sandhi_voted") } == "\(F.tx(3).rawValue)")
+        // Its vote was in its rows only while it was prepared again; now its prepared transaction holds it.
+        #expect(try await blocking { try fixture.count("sandhi_voted") } == "0")
 
         #expect(try await handle.process([.commit(F.tx(3))]) == [.acknowledged(F.tx(3))])
         #expect(try await blocking { try fixture.preparedGids() } == "")
@@ -46,6 +46,8 @@ extension PostgresBankTests {
     }
 
     /// One decision for the whole group, commit or rollback: one COMMIT or ROLLBACK PREPARED.
+    /// COMMIT PREPARED keeps the prepared transaction's id, which the rows it wrote carry
+    /// (`xmin`); a split would have committed them again under a new one.
     @Test func aGroupWithOneDecisionFinishesInOneStatement() async throws {
         let fixture = try await makeFixture()
         let handle = try await blocking { try fixture.open() }
@@ -56,11 +58,91 @@ extension PostgresBankTests {
         _ = try await handle.process([F.prepare(F.tx(3), [.debit(account: F.alice, amount: .rupees(10))]),
                                       F.prepare(F.tx(4), [.credit(account: F.bob, amount: .rupees(5))])])
         #expect(try await blocking { try fixture.preparedGids() } == fixture.group(F.tx(3), F.tx(4)))
+        let prepared = try await blocking { try fixture.cluster.sql(fixture.database, "SELECT transaction FROM pg_prepared_xacts WHERE database = current_database()") }
         _ = try await handle.process([.commit(F.tx(4)), .commit(F.tx(3))])
         #expect(try await blocking { try fixture.preparedGids() } == "")
         #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50500")
-        // Only whole groups were finished: nothing was ever voted outside one.
+        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT DISTINCT xmin FROM accounts WHERE id IN ('alice', 'bob')") } == prepared)
         #expect(try await blocking { try fixture.count("sandhi_voted") } == "0")
+        try await handle.close()
+    }
+
+    /// A branch prepared again after a split, then rolled back while another branch takes its
+    /// account in the same batch: after reopening, only the newer branch is in doubt (a vote row
+    /// outliving the rollback would bring the old one back, holding the same account).
+    @Test func aBranchPreparedAgainAndThenRolledBackIsNotInDoubtAfterReopening() async throws {
+        let fixture = try await makeFixture()
+        var handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        _ = try await handle.process([.commit(F.tx(1))])
+        #expect(try await blocking { try fixture.preparedGids() } == fixture.gid(F.tx(2)))
+        let replies = try await handle.process([.rollback(F.tx(2)), F.prepare(F.tx(3), [.credit(account: F.bob, amount: .rupees(7))])])
+        #expect(replies.map(\.transaction) == [F.tx(2), F.tx(3)])
+        try await handle.close()
+        handle = try await blocking { try fixture.open() }
+        #expect(handle.bank.inDoubt() == [F.tx(3): [F.hdfc]])
+        #expect(handle.bank.heldLocks == [F.bob: F.tx(3)])
+        _ = try await handle.process([.commit(F.tx(3))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50700")
+        try await handle.close()
+    }
+
+    /// A vote row left by a crash beside a newer branch prepared on the same account is stale
+    /// (the engine released the account before the newer one staged): the reopened bank drops
+    /// it, holds the newer one, and says so.
+    @Test func aStaleVoteBesideANewerPreparedBranchIsDroppedWhenTheBankOpens() async throws {
+        let fixture = try await makeFixture()
+        var handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.prepare(F.tx(5), [.credit(account: F.bob, amount: .rupees(5))])])
+        try await handle.close()
+        try await blocking {
+            try fixture.cluster.sql(fixture.database, """
+                INSERT INTO sandhi_intents SELECT instance, \(F.tx(4).rawValue), operations, writers, 0 FROM sandhi_intents WHERE tx = \(F.tx(5).rawValue)
+                """)
+            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted VALUES ('\(fixture.instance)', \(F.tx(4).rawValue))")
+        }
+        handle = try await blocking { try fixture.open() }
+        #expect(handle.bank.inDoubt() == [F.tx(5): [F.hdfc]])
+        #expect(handle.bank.heldLocks == [F.bob: F.tx(5)])
+        #expect(try await blocking { try fixture.count("sandhi_voted") } == "0")
+        #expect(try await blocking { try fixture.count("sandhi_intents") } == "1")
+        _ = try await handle.process([.rollback(F.tx(5))])
+        try await handle.close()
+    }
+
+    /// A group someone rolled back by hand, whose branches the coordinator then commits: each
+    /// is applied from its write-set, because a commit decision stands.
+    @Test func aGroupRolledBackByHandAndThenCommittedIsAppliedFromItsWriteSets() async throws {
+        let fixture = try await makeFixture()
+        let handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        _ = try await blocking { try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'") }
+        #expect(try await handle.process([.commit(F.tx(1)), .commit(F.tx(2))]) == [.acknowledged(F.tx(1)), .acknowledged(F.tx(2))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50500")
+        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT count(*) FROM sandhi_committed") } == "2")
+        // Retried, nothing more is applied.
+        _ = try await handle.process([.commit(F.tx(1)), .commit(F.tx(2))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50500")
+        try await handle.close()
+    }
+
+    /// A server that ends idle transaction blocks (as managed services often configure) does
+    /// not end the staging sessions, which wait inside one between groups.
+    @Test func stagingSessionsSurviveAServerThatEndsIdleTransactions() async throws {
+        let fixture = try await makeFixture()
+        _ = try await blocking { try fixture.cluster.sql("postgres", "ALTER DATABASE \(fixture.database) SET idle_in_transaction_session_timeout = '100ms'") }
+        let handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.transfer(F.tx(1), rupees: 1)])
+        _ = try await handle.process([.commit(F.tx(1))])
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await handle.process([F.transfer(F.tx(2), rupees: 2)]) == [.vote(F.tx(2), .yes, observed: [
+            Observation(account: F.alice, balance: Paise(99_900), version: 1, writer: F.tx(1)),
+            Observation(account: F.bob, balance: Paise(50_100), version: 1, writer: F.tx(1)),
+        ])])
+        _ = try await handle.process([.commit(F.tx(2))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99700\nbob=50300")
         try await handle.close()
     }
 

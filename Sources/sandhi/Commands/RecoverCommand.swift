@@ -21,12 +21,18 @@ struct RecoverCommand: AsyncParsableCommand {
         try await reportingErrors {
             let directory = common.directory, logger = common.makeLogger()
             let configuration = try directory.loadConfiguration()
-            // What each PostgreSQL participant holds prepared before recovery settles it.
-            var preparedAs: [ParticipantID: [TransactionID: GlobalTransactionID]] = [:]
+            // What each PostgreSQL participant holds before recovery settles it, under
+            // PostgreSQL's names: the prepared transaction holding a branch (alone, or with other
+            // branches of its batch), or (nil) a vote held by a write-set alone.
+            var heldAs: [ParticipantID: [TransactionID: GlobalTransactionID?]] = [:]
             for participant in configuration.participants where participant.kind == .postgres {
                 let bank = try PostgresParticipants.bankConfiguration(participant, instance: configuration.instance)
-                for gid in try PostgresBank.ownPreparedTransactions(bank, logger: logger) {
-                    for tx in gid.transactions { preparedAs[participant.id, default: [:]][tx] = gid }
+                let held = try PostgresBank.ownPreparedTransactions(bank, logger: logger)
+                for gid in held.prepared {
+                    for tx in gid.transactions { heldAs[participant.id, default: [:]][tx] = .some(gid) }
+                }
+                for tx in held.votes {
+                    heldAs[participant.id, default: [:]][tx] = .some(nil)
                 }
             }
             let node = try await SandhiNode.start(directory: directory, logger: logger)
@@ -34,17 +40,17 @@ struct RecoverCommand: AsyncParsableCommand {
             node.stop()
             let report = node.recovery
             for note in report.logNotes { print(json ? jsonLine(["note": note]) : "log: \(note)") }
-            let committed = Set(report.resolved.filter(\.outcome.isCommitted).map(\.transaction))
             for item in report.resolved {
                 let participants = item.participants.map(\.name).joined(separator: ", ")
-                // What PostgreSQL did with each branch, under its own names.
-                let steps = item.participants.filter { configuration.participant($0)?.kind == .postgres }.map { participant in
-                    Self.step(item.transaction, at: participant, preparedAs: preparedAs[participant]?[item.transaction], committed: committed)
+                let held = item.participants.compactMap { participant in heldAs[participant]?[item.transaction].map { (participant, $0) } }
+                let steps = held.map { participant, gid in
+                    "at \(participant): held in " + (gid.map { "prepared transaction '\($0)'" } ?? "its write-set and vote (a split a crash interrupted)")
                 }
                 if json {
                     var line = ["transaction": item.transaction.description, "decision": item.outcome.isCommitted ? "commit" : "abort",
                                 "participants": participants]
-                    if !steps.isEmpty { line["postgres"] = steps.joined(separator: "; ") }
+                    let gids = held.compactMap { $0.1?.description }
+                    if !gids.isEmpty { line["gids"] = gids.joined(separator: ",") }
                     print(jsonLine(line))
                 } else {
                     let decision = item.outcome.isCommitted ? "COMMIT (decision found in the log)" : "ABORT (no decision logged: presumed abort)"
@@ -84,20 +90,4 @@ struct RecoverCommand: AsyncParsableCommand {
             return 0
         }
     }
-
-    /// What settling `tx`'s branch at a PostgreSQL participant took: the prepared transaction
-    /// that held it (alone, or with other branches of its batch) finished one way, or split
-    /// when its members' decisions differ; or, for a vote whose prepared transaction was
-    /// already gone (a split the crash interrupted), its write-set applied or dropped.
-    static func step(_ tx: TransactionID, at participant: ParticipantID, preparedAs gid: GlobalTransactionID?,
-                     committed: Set<TransactionID>) -> String {
-        let commits = committed.contains(tx)
-        guard let gid else {
-            return "\(participant): \(commits ? "committed from its write-set" : "write-set dropped") (its prepared transaction was already gone)"
-        }
-        let decisions = Set(gid.transactions.map { committed.contains($0) })
-        guard decisions.count > 1 else { return "\(commits ? "COMMIT" : "ROLLBACK") PREPARED '\(gid)'" }
-        return "ROLLBACK PREPARED '\(gid)' (its members' decisions differ)" + (commits ? ", then committed on its own" : "")
-    }
-
 }
