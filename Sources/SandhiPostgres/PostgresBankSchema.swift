@@ -92,7 +92,7 @@ enum PostgresBankSchema {
         AS $$
         #variable_conflict use_column
         DECLARE
-            done int[]; refused int[]; fit int[]; names text[];
+            done int[]; fit int[];
             ids text[]; balances bigint[]; versions bigint[]; writers bigint[];
         BEGIN
             -- Every table is reached through `= ANY(array)` on its key, planned once per
@@ -101,19 +101,19 @@ enum PostgresBankSchema {
             -- long after it has grown.
             SELECT coalesce(array_agg(array_position(p_txs, c.tx)), '{}') INTO done
               FROM sandhi_committed c WHERE c.instance = p_instance AND c.tx = ANY(p_txs);
-            SELECT coalesce(array_agg(w.id), '{}') INTO names
-              FROM unnest(p_w_member, p_w_names) AS w(m, id) WHERE NOT (w.m = ANY(done));
             SELECT array_agg(a.id), array_agg(a.balance), array_agg(a.version), array_agg(a.writer)
               INTO ids, balances, versions, writers
-              FROM (SELECT * FROM accounts WHERE id = ANY(names) ORDER BY id FOR UPDATE) a;
-            SELECT coalesce(array_agg(DISTINCT w.m), '{}') INTO refused
-              FROM unnest(p_w_member, p_w_names, p_w_deltas) AS w(m, id, delta)
-              LEFT JOIN unnest(ids, balances) AS a(id, balance) ON a.id = w.id
-             WHERE NOT (w.m = ANY(done))
-               AND (a.id IS NULL OR NOT (CASE WHEN w.delta > 0 THEN a.balance <= 9223372036854775807 - w.delta
-                                              ELSE a.balance + w.delta >= 0 END));
+              FROM (SELECT * FROM accounts
+                     WHERE id = ANY(ARRAY(SELECT w.id FROM unnest(p_w_member, p_w_names) AS w(m, id) WHERE NOT (w.m = ANY(done))))
+                     ORDER BY id FOR UPDATE) a;
             SELECT coalesce(array_agg(s.m), '{}') INTO fit
-              FROM generate_subscripts(p_txs, 1) AS s(m) WHERE NOT (s.m = ANY(done)) AND NOT (s.m = ANY(refused));
+              FROM generate_subscripts(p_txs, 1) AS s(m)
+             WHERE NOT (s.m = ANY(done))
+               AND NOT EXISTS (SELECT 1 FROM unnest(p_w_member, p_w_names, p_w_deltas) AS w(m, id, delta)
+                                LEFT JOIN unnest(ids, balances) AS a(id, balance) ON a.id = w.id
+                               WHERE w.m = s.m
+                                 AND (a.id IS NULL OR NOT (CASE WHEN w.delta > 0 THEN a.balance <= 9223372036854775807 - w.delta
+                                                                ELSE a.balance + w.delta >= 0 END)));
             RETURN QUERY
                 SELECT s.m, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, s.m = ANY(done), s.m = ANY(fit)
                   FROM generate_subscripts(p_txs, 1) AS s(m)
@@ -128,7 +128,7 @@ enum PostgresBankSchema {
                  WHERE NOT (r.m = ANY(done));
             UPDATE accounts a SET balance = a.balance + w.delta, version = a.version + w.writes, writer = p_txs[w.m]
               FROM unnest(p_w_member, p_w_names, p_w_deltas, p_w_counts) AS w(m, id, delta, writes)
-             WHERE a.id = ANY(names) AND a.id = w.id AND w.m = ANY(fit);
+             WHERE a.id = ANY(ids) AND a.id = w.id AND w.m = ANY(fit);
             INSERT INTO sandhi_committed(instance, tx, writers, net_paise)
               SELECT p_instance, p_txs[f.m], p_writers[f.m], p_nets[f.m] FROM unnest(fit) AS f(m);
             IF cardinality(p_rep_member) > 0 THEN
