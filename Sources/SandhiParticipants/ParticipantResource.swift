@@ -41,6 +41,10 @@ public protocol ParticipantResource: AnyObject {
 
     /// Heuristic decisions not yet forgotten by the coordinator: what recovery reports to it.
     func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic]
+
+    /// How long a batch smaller than the one before may wait for more messages (0: never).
+    /// Worth it only where a batch costs about the same whatever its size; see the worker.
+    var batchLingerUs: UInt64 { get }
 }
 
 /// A resource without heuristic decisions never needs a sweep.
@@ -48,6 +52,9 @@ extension ParticipantResource {
     public var needsSweep: Bool { false }
     public func sweep() throws -> [ParticipantReply] { [] }
     public func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic] { [:] }
+    /// A batch of a local store costs about one fsync whatever its size, and waiting would
+    /// only add to it: no lingering.
+    public var batchLingerUs: UInt64 { 0 }
 }
 
 /// When a participant stops waiting for the coordinator and decides a prepared branch itself.

@@ -359,6 +359,8 @@ public final class PostgresBank: ParticipantResource {
         set { precondition(newValue == nil, "a PostgreSQL bank makes no heuristic decisions") }
     }
 
+    public var batchLingerUs: UInt64 { configuration.batchLingerUs }
+
     public func close() {
         guard !closed else { return }
         closed = true

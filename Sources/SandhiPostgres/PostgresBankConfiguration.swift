@@ -23,6 +23,11 @@ public struct PostgresBankConfiguration: Sendable {
     /// and their WAL flushes coincide. Each is a backend of the server, whose
     /// `max_connections` (100 by default) must leave room for every bank and everyone else.
     public var poolSize: Int = 8
+    /// How long a batch smaller than the one before waits for more messages (see
+    /// `ParticipantResource.batchLingerUs`): a batch here costs a few statements whatever its
+    /// size, so under load merging two half-size batches into one nearly halves the cost per
+    /// transfer. About one batch's time on a busy server.
+    public var batchLingerUs: UInt64 = 3_000
     /// How long a statement waits for a row lock before the branch votes NO instead. Sandhi's
     /// own branches never wait for each other here (the participant protocol refuses a
     /// conflicting prepare first); this bounds waits on writers outside Sandhi, including other

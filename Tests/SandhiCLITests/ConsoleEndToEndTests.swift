@@ -95,7 +95,10 @@ import Testing
 
         // Quit: exit status 0 and the terminal back in canonical (cooked) mode.
         try tmux.keys("q")
-        let after = try await tmux.wait("the console to exit") { $0.contains("EXITED") }
+        // `stty` prints its line a moment after EXITED: wait for both (either answer).
+        let after = try await tmux.wait("the console to exit and stty to answer") { screen in
+            screen.contains("EXITED") && screen.split(separator: "\n").contains { $0 == "icanon" || $0 == "-icanon" }
+        }
         #expect(after.contains("EXITED 0"), "\(after)")
         #expect(after.split(separator: "\n").contains("icanon"), "the terminal was left raw:\n\(after)")
         // Its log went to a file, not the screen.

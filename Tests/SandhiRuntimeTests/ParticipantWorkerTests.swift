@@ -19,6 +19,13 @@ import Testing
         let failSync = Mutex(false)
         /// What `inDoubt` reports: branches this storage holds prepared.
         let prepared = Mutex<[TransactionID]>([])
+        let lingerUs: UInt64
+
+        init(lingerUs: UInt64 = 0) {
+            self.lingerUs = lingerUs
+        }
+
+        var batchLingerUs: UInt64 { lingerUs }
 
         func process(_ messages: [ParticipantMessage]) throws -> [ParticipantReply] {
             journal.withLock { $0.append("process \(messages.count)") }
@@ -70,6 +77,43 @@ import Testing
         #expect(journal.first == "process 1")
         #expect(journal.firstIndex(of: "sync")! < journal.firstIndex(of: "deliver 1")!)
         #expect(journal.last == "close")
+    }
+
+    /// A resource that asks for it (a PostgreSQL bank) gets a batch smaller than the one before
+    /// held back until it is as large, within its linger: two half-cohorts become one batch.
+    /// One that does not (SQLite) gets every batch at once.
+    @Test(arguments: [UInt64(2_000_000), 0])
+    func aBatchSmallerThanTheOneBeforeWaitsForMoreOnlyIfTheResourceAsks(lingerUs: UInt64) async {
+        let resource = RecordingResource(lingerUs: lingerUs)
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 64, logger: logger) { delivered.deliver($0) }
+        func sendTogether(_ range: ClosedRange<UInt64>) {
+            for n in range { _ = worker.enqueue(.prepare(tx(n), operations: [], writers: [])) }
+            worker.wake()
+        }
+        sendTogether(1...8)
+        await waitFor { delivered.replies.withLock { $0.count == 8 } }
+        sendTogether(9...10)
+        try? await Task.sleep(nanoseconds: 50_000_000)
+        sendTogether(11...16)
+        await waitFor { delivered.replies.withLock { $0.count == 16 } }
+        worker.stop()
+        let batches = resource.journal.withLock { $0 }.filter { $0.hasPrefix("process") }
+        #expect(batches == (lingerUs > 0 ? ["process 8", "process 8"] : ["process 8", "process 2", "process 6"]))
+    }
+
+    /// After a small batch (one or two transactions in flight) nobody is waited for.
+    @Test func aBatchAfterASmallOneDoesNotWait() async {
+        let resource = RecordingResource(lingerUs: 60_000_000)
+        let delivered = Delivered(resource)
+        let worker = ParticipantWorker(resource: resource, capacity: 64, logger: logger) { delivered.deliver($0) }
+        for n: UInt64 in 1...3 { _ = worker.enqueue(.prepare(tx(n), operations: [], writers: [])) }
+        worker.wake()
+        await waitFor { delivered.replies.withLock { $0.count == 3 } }
+        worker.send(.prepare(tx(4), operations: [], writers: []))
+        await waitFor { delivered.replies.withLock { $0.count == 4 } }
+        #expect(delivered.replies.withLock { $0.count } == 4, "a batch after one of three messages waited")
+        worker.stop()
     }
 
     @Test func acknowledgementsWaitForCompany() async {

@@ -208,6 +208,7 @@ final class ParticipantWorker: @unchecked Sendable {
             if !held.isEmpty { sync(&held, resource) }
         }
         var open = true
+        var previousBatchCount = 0
         while open {
             let asking = inquiring.load(ordering: .relaxed)
             let sweeping = resource.needsSweep
@@ -224,6 +225,7 @@ final class ParticipantWorker: @unchecked Sendable {
                 if sweeping { waitUs = min(waitUs, nextSweepUs > nowUs ? nextSweepUs - nowUs : 0) }
                 open = queue.drain(into: &batch, timeoutUs: waitUs)
             }
+            linger(&batch, previousCount: &previousBatchCount, upToUs: resource.batchLingerUs)
             if probeRequested.load(ordering: .relaxed) {
                 // Before the batch: a holding probe keeps it (and everything behind it) waiting.
                 // A crash ends the hold, and is seen just below.
@@ -282,6 +284,31 @@ final class ParticipantWorker: @unchecked Sendable {
         for probe in probes.withLock({ pending in defer { pending.removeAll() }; return pending }) { probe.withdraw(id, .down) }
         stoppedSignal.push(true)
     }
+
+    /// A resource whose batch costs the same whatever its size (a PostgreSQL bank: a few
+    /// statements per batch, not per branch) asks for batches as large as the load allows
+    /// (`batchLingerUs`). Under steady load, transactions fall into cohorts that take turns at
+    /// the resource: one is staged while the other is at the coordinator, so each batch serves
+    /// half of them. A batch smaller than the previous one therefore waits, at most `upToUs`,
+    /// for the messages that would make it as large, and the cohorts merge. Only batches after
+    /// one of at least `lingerAfterCount` messages wait: with one or two transactions in
+    /// flight there is nobody to wait for.
+    private func linger(_ batch: inout [ParticipantMessage], previousCount: inout Int, upToUs: UInt64) {
+        defer { if !batch.isEmpty { previousCount = batch.count } }
+        guard upToUs > 0, !batch.isEmpty, previousCount >= Self.lingerAfterCount, batch.count < previousCount else { return }
+        let untilUs = MonotonicClock.nowUs() + upToUs
+        var more: [ParticipantMessage] = []
+        while batch.count < previousCount && !crashRequested.load(ordering: .relaxed) {
+            let nowUs = MonotonicClock.nowUs()
+            guard nowUs < untilUs else { return }
+            // An interrupt (a probe, a crash) ends the wait with nothing: the batch goes as it is.
+            guard queue.drain(into: &more, timeoutUs: untilUs - nowUs), !more.isEmpty else { return }
+            batch += more
+        }
+    }
+
+    /// The smallest previous batch after which a batch lingers (see `linger`).
+    static let lingerAfterCount = 4
 
     /// Answers every probe pending, and while a holding probe is not yet released, takes no
     /// batch: it waits, answering any probe that arrives meanwhile (two holding probes asked
