@@ -79,15 +79,17 @@ struct BranchStatements: Sendable {
     }
 
     /// Makes the write-set rows of `transactions` their YES votes (`sandhi_voted`), before their
-    /// group's prepared transaction is rolled back to be split. Asynchronous like the write-sets:
-    /// the ROLLBACK PREPARED that follows flushes the WAL past it.
-    func recordVotes(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+    /// group's prepared transaction is rolled back to be split: asynchronously like the
+    /// write-sets, since the ROLLBACK PREPARED that follows flushes the WAL past it. With
+    /// `synchronously`, durable by itself (no prepared transaction's flush follows).
+    func recordVotes(_ transactions: [TransactionID], synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
+        let quick = synchronously ? "quick AS (SELECT 'on' AS setting)" : Self.asynchronousCommit
         return { connection in
             connection.query("""
-                WITH \(unescaped: Self.asynchronousCommit)
+                WITH \(unescaped: quick)
                 INSERT INTO sandhi_voted(instance, tx) SELECT \(instance), tx FROM unnest(\(raw)::bigint[]) AS u(tx)
                 WHERE \(unescaped: Self.whenQuick) ON CONFLICT DO NOTHING
                 """, logger: logger).map { _ in }

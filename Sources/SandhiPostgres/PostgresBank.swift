@@ -571,9 +571,12 @@ public final class PostgresBank: ParticipantResource {
 
     /// COMMIT PREPARED of a group every member of which commits. Should PostgreSQL not know
     /// the gid (someone finished it by hand), each member is applied from its write-set unless
-    /// it committed here already: a commit decision is applied, whoever interfered.
+    /// it committed here already: a commit decision is applied, whoever interfered. Their votes
+    /// are recorded first, durably: should the applying fail or the process die, the reopened
+    /// bank still holds them in doubt, and the commit's resend applies them.
     private func commitWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
         let finish = statements.finish(gid, commit: true)
+        let vote = statements.recordVotes(members.map(\.transaction), synchronously: true)
         let reapply = members.allSatisfy { !$0.operations.isEmpty } ? apply(members, what: "whose prepared transaction '\(gid)' was gone") : nil
         let logger = logger
         return { connection in
@@ -585,7 +588,7 @@ public final class PostgresBank: ParticipantResource {
                 }
                 logger.warning("a committed prepared transaction was gone; its members are applied from their write-sets unless committed",
                                metadata: ["gid": "\(gid)"])
-                return reapply(connection)
+                return vote(connection).flatMap { reapply(connection) }
             }
         }
     }
@@ -656,7 +659,12 @@ public final class PostgresBank: ParticipantResource {
         let prepare = waiting.isEmpty ? nil : statements.stageGroup(waiting, ending: .prepare)
         let logger = logger, participant = id, statements = statements
         return { connection in
-            vote(connection).flatMap { rollback(connection) }.flatMap { _ -> EventLoopFuture<Void> in
+            vote(connection).flatMap { rollback(connection) }.flatMap { found -> EventLoopFuture<Void> in
+                if !found {
+                    // Finished by hand: committed members are found committed (and not applied
+                    // twice), waiting ones too, or staged again; anything else is an operator's.
+                    logger.warning("a prepared group was gone when it was split", metadata: ["participant": "\(participant)", "gid": "\(gid)"])
+                }
                 guard let commit else { return connection.eventLoop.makeSucceededVoidFuture() }
                 return commit(connection).map { _ in }
             }.flatMap { _ -> EventLoopFuture<GroupOutcome?> in

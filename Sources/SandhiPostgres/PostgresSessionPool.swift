@@ -133,16 +133,16 @@ package final class PostgresSessionPool {
     private static func connectAndSetUp(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                                         logger: Logger) -> EventLoopFuture<PostgresConnection> {
         let database = configuration.database
-        // The timeouts that end an idle transaction block are off: a staging session waits
-        // inside one between groups (see `open`), and a server that sets them (as managed
-        // services often do) would end the session under it. `transaction_timeout` exists
-        // from PostgreSQL 17 on, hence the lookup.
+        // The timeouts that end an idle session or transaction block are off: a session waits
+        // between batches, a staging one inside a transaction block (see `open`), and a server
+        // that sets them (as managed services often do) would end it under the bank.
+        // `transaction_timeout` exists from PostgreSQL 17 on, hence the lookup.
         let setup: PostgresQuery = """
             SELECT set_config('synchronous_commit',
                               CASE current_setting('synchronous_commit') WHEN 'remote_apply' THEN 'remote_apply' ELSE 'on' END, false),
                    set_config('lock_timeout', \("\(configuration.lockTimeoutMs)ms"), false),
                    (SELECT count(set_config(name, '0', false)) FROM pg_settings
-                     WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout'))
+                     WHERE name IN ('idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout'))
             """
         return PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration), id: id, logger: logger)
             .flatMapErrorThrowing { error in

@@ -184,6 +184,34 @@ extension PostgresBankTests {
         try await handle.close()
     }
 
+    /// A vote held by its write-set alone (a split a crash interrupted) and then rolled back
+    /// loses its rows before the rollback is acknowledged, even in a batch that stages other
+    /// branches (whose clean-up is otherwise left to the next batch): the reopened bank does not
+    /// hold it in doubt again.
+    @Test func aVoteWithoutAGroupRolledBackIsGoneBeforeItsAcknowledgement() async throws {
+        let fixture = try await makeFixture()
+        var handle = try await blocking { try fixture.open() }
+        try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
+        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        try await handle.close()
+        try await blocking {
+            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted SELECT instance, tx FROM sandhi_intents")
+            try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'")
+        }
+        handle = try await blocking { try fixture.open() }
+        #expect(Set(handle.bank.inDoubt().keys) == [F.tx(1), F.tx(2)])
+        let replies = try await handle.process([.rollback(F.tx(2)), .commit(F.tx(1)),
+                                                F.prepare(F.tx(3), [.debit(account: AccountID(validated: "carol"), amount: Paise(100))])])
+        #expect(replies.map(\.transaction) == [F.tx(2), F.tx(1), F.tx(3)])
+        try await handle.close()
+        handle = try await blocking { try fixture.open() }
+        #expect(handle.bank.inDoubt() == [F.tx(3): [F.hdfc]])
+        _ = try await handle.process([.rollback(F.tx(3))])
+        #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000\ncarol=1000")
+        try await handle.close()
+    }
+
     /// The engine's staging rule reads operation by operation, the database's function sums
     /// them: a branch whose debit comes before the credit that would cover it is refused by the
     /// rule although its sum fits, and the group is staged again without it.

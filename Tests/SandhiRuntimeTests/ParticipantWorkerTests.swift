@@ -91,15 +91,19 @@ import Testing
             for n in range { _ = worker.enqueue(.prepare(tx(n), operations: [], writers: [])) }
             worker.wake()
         }
-        sendTogether(1...8)
-        await waitFor { delivered.replies.withLock { $0.count == 8 } }
-        sendTogether(9...10)
-        try? await Task.sleep(nanoseconds: 50_000_000)
-        sendTogether(11...16)
-        await waitFor { delivered.replies.withLock { $0.count == 16 } }
+        // One first, so that the thread sleeps on its queue while the next eight are queued
+        // (a batch after one message does not linger).
+        sendTogether(1...1)
+        await waitFor { delivered.replies.withLock { $0.count == 1 } }
+        sendTogether(2...9)
+        await waitFor { delivered.replies.withLock { $0.count == 9 } }
+        sendTogether(10...11)
+        await waitFor { worker.queued == 0 }
+        sendTogether(12...17)
+        await waitFor { delivered.replies.withLock { $0.count == 17 } }
         worker.stop()
         let batches = resource.journal.withLock { $0 }.filter { $0.hasPrefix("process") }
-        #expect(batches == (lingerUs > 0 ? ["process 8", "process 8"] : ["process 8", "process 2", "process 6"]))
+        #expect(batches == (lingerUs > 0 ? ["process 1", "process 8", "process 8"] : ["process 1", "process 8", "process 2", "process 6"]))
     }
 
     /// After a small batch (one or two transactions in flight) nobody is waited for.

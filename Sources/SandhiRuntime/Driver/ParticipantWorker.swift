@@ -6,7 +6,8 @@ import Synchronization
 /// One thread per participant. It drains every message queued for its resource into one batch
 /// (one storage commit), and makes batches durable with one fsync before it delivers their
 /// replies: group commit without a timer, since messages that arrive during an fsync form the
-/// next batch.
+/// next batch. (A resource whose batch costs the same whatever its size, a PostgreSQL bank,
+/// may ask for a short wait for more messages: see `linger`.)
 ///
 /// The disk's flush rate is what a two-phase commit spends, so the worker spends it only where
 /// someone waits on it. A batch with a PREPARE is synced at once: a vote is on the critical path
@@ -14,7 +15,8 @@ import Synchronization
 /// acknowledgements ride on the next batch's fsync (there is one within `lazySyncUs` under
 /// load), or on an fsync of their own once the oldest has waited `lazySyncUs`. An
 /// acknowledgement is never sent before its effect is durable either way; it only waits a
-/// little for company, and never longer than `lazySyncUs`.
+/// little for company, and never longer than `lazySyncUs` (plus the resource's
+/// `batchLingerUs`, for one that asks for it).
 ///
 /// A failed fsync stops the participant for good (durability is unknown) and tells the driver
 /// through `onFailure`, which halts the coordinator: the process must restart and recover.
@@ -298,7 +300,7 @@ final class ParticipantWorker: @unchecked Sendable {
         guard upToUs > 0, !batch.isEmpty, previousCount >= Self.lingerAfterCount, batch.count < previousCount else { return }
         let untilUs = MonotonicClock.nowUs() + upToUs
         var more: [ParticipantMessage] = []
-        while batch.count < previousCount && !crashRequested.load(ordering: .relaxed) {
+        while batch.count < previousCount && !crashRequested.load(ordering: .relaxed) && !probeRequested.load(ordering: .relaxed) {
             let nowUs = MonotonicClock.nowUs()
             guard nowUs < untilUs else { return }
             // An interrupt (a probe, a crash) ends the wait with nothing: the batch goes as it is.
