@@ -15,7 +15,7 @@ extension PostgresBankTests {
         let fixture = try await makeFixture()
         let handle = try await blocking { try fixture.open() }
         let carol = AccountID(validated: "carol")
-        try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
+        _ = try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
         let votes = try await handle.process([
             F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
             F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))]),
@@ -152,20 +152,14 @@ extension PostgresBankTests {
     /// from its write-set. A write-set that never voted is dropped.
     @Test func aSplitInterruptedByACrashLeavesVotesThatTheReopenedBankFinishes() async throws {
         let fixture = try await makeFixture()
-        var handle = try await blocking { try fixture.open() }
-        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
-                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
-        try await handle.close()
-        // What the split had done when the process died.
-        try await blocking {
-            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted SELECT instance, tx FROM sandhi_intents")
-            try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'")
-            // And a write-set whose branch never got as far as a vote.
+        try await interruptedSplit(fixture)
+        // And a write-set whose branch never got as far as a vote.
+        _ = try await blocking {
             try fixture.cluster.sql(fixture.database, """
                 INSERT INTO sandhi_intents SELECT instance, \(F.tx(5).rawValue), operations, writers, 0 FROM sandhi_intents WHERE tx = \(F.tx(1).rawValue)
                 """)
         }
-        handle = try await blocking { try fixture.open() }
+        let handle = try await blocking { try fixture.open() }
         #expect(handle.bank.inDoubt() == [F.tx(1): [F.hdfc], F.tx(2): [F.hdfc]])
         #expect(handle.bank.heldLocks == [F.alice: F.tx(1), F.bob: F.tx(2)])
         #expect(try await blocking { try fixture.count("sandhi_intents") } == "2")
@@ -190,16 +184,9 @@ extension PostgresBankTests {
     /// hold it in doubt again.
     @Test func aVoteWithoutAGroupRolledBackIsGoneBeforeItsAcknowledgement() async throws {
         let fixture = try await makeFixture()
+        _ = try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
+        try await interruptedSplit(fixture)
         var handle = try await blocking { try fixture.open() }
-        try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
-        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
-                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
-        try await handle.close()
-        try await blocking {
-            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted SELECT instance, tx FROM sandhi_intents")
-            try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'")
-        }
-        handle = try await blocking { try fixture.open() }
         #expect(Set(handle.bank.inDoubt().keys) == [F.tx(1), F.tx(2)])
         let replies = try await handle.process([.rollback(F.tx(2)), .commit(F.tx(1)),
                                                 F.prepare(F.tx(3), [.debit(account: AccountID(validated: "carol"), amount: Paise(100))])])
@@ -231,5 +218,18 @@ extension PostgresBankTests {
         _ = try await handle.process([.commit(F.tx(2))])
         #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50500")
         try await handle.close()
+    }
+
+    /// A group of tx 1 (alice) and tx 2 (bob) whose split a crash interrupted right after its
+    /// ROLLBACK PREPARED: each member's vote is its write-set and vote rows, nothing prepared.
+    func interruptedSplit(_ fixture: PostgresBankFixture) async throws {
+        let handle = try await blocking { try fixture.open() }
+        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        try await handle.close()
+        try await blocking {
+            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted SELECT instance, tx FROM sandhi_intents")
+            try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'")
+        }
     }
 }
