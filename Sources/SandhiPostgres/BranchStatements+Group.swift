@@ -23,10 +23,10 @@ enum GroupEnd: Sendable {
 }
 
 extension BranchStatements {
-    /// Stages writing branches together in one transaction: BEGIN; `sandhi_stage_group` (see
-    /// `PostgresBankSchema`); the engine's staging rule over what it read; then PREPARE
-    /// TRANSACTION (or COMMIT). Three round trips and one WAL flush for the whole group, where a
-    /// transaction per branch would take three and one for each. `requests` are ascending, of one
+    /// Stages writing branches together in one transaction: BEGIN (unless `begun`);
+    /// `sandhi_stage_group` (see `PostgresBankSchema`); the engine's staging rule over what it
+    /// read; then PREPARE TRANSACTION (or COMMIT). Two or three round trips and one WAL flush for
+    /// the whole group, where a transaction per branch would take as many for each. `requests` are ascending, of one
     /// epoch, few enough for one gid (`GlobalTransactionID.fits`), and write disjoint accounts.
     ///
     /// A NO is nothing written for that member, and the others go on. A refusal PostgreSQL
@@ -74,17 +74,15 @@ extension BranchStatements {
         }.flatMap { judged in
             (before?.hop(to: connection.eventLoop) ?? connection.eventLoop.makeSucceededVoidFuture()).map { judged }
         }.flatMap { judged -> EventLoopFuture<GroupOutcome> in
-            if !judged.disagreeing.isEmpty && end == .commit {
-                // Branches whose commit was decided: nothing is committed unless all are.
-                let all = settled.merging(judged.outcomes) { old, _ in old }
-                    .merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
-                return statements.rollback(on: connection).map { Self.outcome(requests, all, []) }
-            }
             if !judged.disagreeing.isEmpty {
-                // The rule refuses what the function wrote: undo the group, and stage it again
-                // without them (each retry has fewer members, so this ends).
-                let retry = settled.merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
-                return statements.rollback(on: connection).flatMap { statements.attempt(requests, end, settled: retry, before: before, on: connection) }
+                // The rule refuses what the function wrote: undo the group. Branches whose commit
+                // was decided commit all or nothing, so they end there; others are staged again
+                // without the refused (each retry has fewer members, so this ends).
+                let refused = settled.merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
+                return statements.rollback(on: connection).flatMap {
+                    end == .commit ? connection.eventLoop.makeSucceededFuture(Self.outcome(requests, refused.merging(judged.outcomes) { old, _ in old }, []))
+                                   : statements.attempt(requests, end, settled: refused, before: before, on: connection)
+                }
             }
             let all = settled.merging(judged.outcomes) { old, _ in old }
             let staged = call.members.filter { if case .staged = all[$0] { return true } else { return false } }

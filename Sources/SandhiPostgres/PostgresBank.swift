@@ -12,15 +12,16 @@ import SandhiParticipants
 /// `ParticipantProtocol`, exactly as for `SQLiteBank`; this class performs its effects.
 ///
 /// **Branches prepare in groups.** The writing branches of one batch stage together, in one
-/// PostgreSQL transaction: BEGIN, one call of `sandhi_stage_group` (each member's accounts
+/// PostgreSQL transaction: one call of `sandhi_stage_group` (each member's accounts
 /// locked and read, the engine's staging rule, the writes of the members that hold), and one
 /// `PREPARE TRANSACTION` whose gid names every member (`GlobalTransactionID`:
 /// `sandhi:<instance>:<epoch>.<sequence>[+<sequence>...]:<participant>`, as many members as
 /// fit in PostgreSQL's 199 bytes). A member the rule refuses is a NO vote and is simply not
 /// written; every member written votes YES once the PREPARE returns, which PostgreSQL has made
-/// durable by then. Three round trips and one WAL flush serve a whole group, and one COMMIT
-/// PREPARED finishes it: a transaction per branch costs as many for each branch, and its
-/// statements, not the data, are what a PostgreSQL server spends its time on.
+/// durable by then. Two round trips (the staging sessions wait inside a transaction block, so
+/// BEGIN costs none) and one WAL flush serve a whole group, and one COMMIT PREPARED finishes it:
+/// a transaction per branch costs as many for each branch, and statements, not the rows they
+/// touch, are what a PostgreSQL server spends its time on.
 ///
 /// **Phase two per group.** When every member's decision is the same, COMMIT PREPARED or
 /// ROLLBACK PREPARED. When they differ, or only some have come (the others still wait for
@@ -161,7 +162,7 @@ public final class PostgresBank: ParticipantResource {
         (self.pool, self.stagingPool) = try Self.openPools(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
         do {
             try checkOwnership()
-            try restore(dropUnusedIntents: true)
+            try restore()
         } catch {
             pool.close()
             stagingPool.close()
@@ -252,10 +253,10 @@ public final class PostgresBank: ParticipantResource {
 
     /// Rebuilds the protocol state from PostgreSQL: every member of a prepared group of this
     /// instance and participant, and every vote outliving its group, re-takes its locks from its
-    /// write-set row. With `dropUnusedIntents`, write-set rows of branches that committed or
-    /// never voted (a crash between the row and its PREPARE, a NO vote or a finish whose
-    /// clean-up was lost) are deleted.
-    private func restore(dropUnusedIntents: Bool) throws {
+    /// write-set row. Write-set rows of branches that committed, never voted (a crash between
+    /// the row and its PREPARE, a NO vote or a finish whose clean-up was lost) or whose vote is
+    /// stale are deleted.
+    private func restore() throws {
         machine = ParticipantProtocol(participant: id)
         groups = [:]
         groupOf = [:]
@@ -276,27 +277,15 @@ public final class PostgresBank: ParticipantResource {
                 _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
             }
         }
-        var unused = recovered.unusedIntents
         for branch in recovered.loose {
-            // A vote whose account a prepared branch (or a newer vote) holds is stale: the
-            // engine released that account's lock before the newer branch could stage, so this
-            // one was finished and its rows outlived it. Holding it would lock the account twice.
-            let taken = ParticipantProtocol.writtenAccounts(branch.operations).filter { machine.lockOwners[$0] != nil }
-            guard taken.isEmpty else {
-                logger.error("dropped a stale vote whose account a newer branch holds",
-                             metadata: ["participant": "\(id)", "transaction": "\(branch.transaction)",
-                                        "account": "\(taken[0])", "holder": "\(machine.lockOwners[taken[0]]!)"])
-                unused.append(branch.transaction)
-                continue
-            }
             loose.insert(branch.transaction)
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
-        if dropUnusedIntents && !unused.isEmpty {
-            try pool.one(statements.forgetIntents(unused))
-            logger.info("dropped write-sets of finished or unvoted branches", metadata: ["participant": "\(id)", "count": "\(unused.count)"])
+        if !recovered.unusedIntents.isEmpty {
+            try pool.one(statements.forgetIntents(recovered.unusedIntents))
+            logger.info("dropped write-sets of finished or unvoted branches", metadata: ["participant": "\(id)", "count": "\(recovered.unusedIntents.count)"])
         }
-        if dropUnusedIntents && !recovered.staleVotes.isEmpty {
+        if !recovered.staleVotes.isEmpty {
             try pool.one(statements.forgetVotes(recovered.staleVotes))
         }
         if machine.preparedCount > 0 {
@@ -320,7 +309,7 @@ public final class PostgresBank: ParticipantResource {
                 pool.close()
                 stagingPool.close()
                 (pool, stagingPool) = try Self.openPools(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
-                try restore(dropUnusedIntents: true)
+                try restore()
             } catch let reloadError {
                 // A half-rebuilt lock table could approve a prepare against a balance another
                 // prepared branch is already debiting. Stop: the worker halts the coordinator,
@@ -374,11 +363,13 @@ public final class PostgresBank: ParticipantResource {
         var replies: [ParticipantReply] = []
         var stages: [StageRequest] = []
         var decisions: [Decision] = []
-        var rolledBack: [TransactionID: [Operation]] = [:]
+        // Accounts whose PostgreSQL rows this batch's phase two releases: a rollback's, read
+        // before the protocol forgets the branch.
+        var released = Set<AccountID>()
         var effects: [ParticipantProtocol.Effect] = []
         for message in messages {
             if case .rollback(let tx) = message, case .prepared(let operations, _)? = machine.branches[tx] {
-                rolledBack[tx] = operations
+                released.formUnion(ParticipantProtocol.writtenAccounts(operations))
             }
             effects.removeAll(keepingCapacity: true)
             machine.handle(.message(message), into: &effects)
@@ -391,9 +382,8 @@ public final class PostgresBank: ParticipantResource {
         // this coordinator"), and one that reads plainly (a plain read does not wait for a
         // prepared transaction's writes to commit, so it must start after them to read what the
         // coordinator's order says it must). The others stage at once, alongside phase two.
-        var released = Set<AccountID>()
-        for decision in decisions {
-            released.formUnion(ParticipantProtocol.writtenAccounts(decision.commit ? decision.operations : rolledBack[decision.transaction] ?? []))
+        for decision in decisions where decision.commit {
+            released.formUnion(ParticipantProtocol.writtenAccounts(decision.operations))
         }
         let writing = stages.filter { !$0.readOnly }.sorted { $0.transaction < $1.transaction }
         let afterPhaseTwo = { (request: StageRequest) in

@@ -17,10 +17,9 @@ public struct PostgresBankConfiguration: Sendable {
     public var participant: ParticipantID
     /// The coordinator whose branches this bank prepares and recovers (part of every gid).
     public var instance: CoordinatorInstance
-    /// Connections a batch's statements spread over (`sessions` in sandhi.toml). PREPARE
-    /// TRANSACTION ends the session's transaction, so one connection serves any number of
-    /// prepares one after another; more connections let a batch's branches stage side by side,
-    /// and their WAL flushes coincide. Each is a backend of the server, whose
+    /// Connections a batch's statements spread over (`sessions` in sandhi.toml): a quarter of
+    /// them (one to four) stage the batch's groups, the rest run its write-sets, phase two and
+    /// reads side by side (see `PostgresBank`). Each is a backend of the server, whose
     /// `max_connections` (100 by default) must leave room for every bank and everyone else.
     public var poolSize: Int = 8
     /// How long a batch smaller than the one before waits for more messages (see

@@ -26,7 +26,8 @@ struct PreparedBranchScan {
     /// YES votes held by their write-set row alone: in doubt like a prepared branch, and applied
     /// from the write-set if the decision is to commit.
     var loose: [Branch] = []
-    /// Write-sets of branches that committed (a `sandhi_committed` row) or never voted.
+    /// Write-sets of branches that committed (a `sandhi_committed` row), never voted, or whose
+    /// vote is stale (see `scan`).
     var unusedIntents: [TransactionID] = []
     /// Votes of branches a prepared transaction holds (prepared again after a split, the vote
     /// row's deletion lost in a crash): the prepared transaction is their vote.
@@ -86,13 +87,30 @@ struct PreparedBranchScan {
                 scan.unusedIntents.append(tx)
             }
         }
+        var held = Set<AccountID>()
         for gid in gids.sorted(by: { $0.transactions[0] < $1.transactions[0] }) {
             scan.groups.append(Group(gid: gid, members: gid.transactions.map { tx in
                 intents[tx] ?? Branch(transaction: tx, operations: [], writers: [configuration.participant], writeSetMissing: true)
             }))
+            for member in scan.groups[scan.groups.count - 1].members { held.formUnion(ParticipantProtocol.writtenAccounts(member.operations)) }
         }
-        // Newest first: of two votes on one account, only the newer can be live (see `PostgresBank.restore`).
-        scan.loose.sort { $0.transaction > $1.transaction }
+        // A vote whose account a prepared branch (or a newer vote) writes is stale: the engine
+        // released that account's lock before the newer branch could stage, so this one was
+        // finished and its rows outlived it. Holding it would lock the account twice. Newest
+        // first: of two votes on one account, only the newer can be live.
+        let votes = scan.loose.sorted { $0.transaction > $1.transaction }
+        scan.loose = []
+        for vote in votes {
+            let accounts = ParticipantProtocol.writtenAccounts(vote.operations)
+            if let taken = accounts.first(where: held.contains) {
+                logger.error("dropped a stale vote whose account a newer branch holds",
+                             metadata: ["participant": "\(configuration.participant)", "transaction": "\(vote.transaction)", "account": "\(taken)"])
+                scan.unusedIntents.append(vote.transaction)
+            } else {
+                held.formUnion(accounts)
+                scan.loose.append(vote)
+            }
+        }
         scan.unusedIntents.sort()
         return scan
     }

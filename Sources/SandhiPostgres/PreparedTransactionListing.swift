@@ -22,31 +22,19 @@ public struct ForeignPreparedTransaction: Sendable, Equatable {
 
 extension PostgresBank {
     /// This coordinator instance's prepared transactions for `configuration`'s participant, and
-    /// the votes held by write-sets alone (a split a crash interrupted), read without opening the
-    /// bank (so without touching them): what `sandhi recover` is about to settle, under the
-    /// names PostgreSQL knows them by.
+    /// the votes held by write-sets alone (a split a crash interrupted), read as opening the bank
+    /// reads them (`PreparedBranchScan`) but on a session of their own, touching nothing: what
+    /// `sandhi recover` is about to settle, under the names PostgreSQL knows them by.
     public static func ownPreparedTransactions(_ configuration: PostgresBankConfiguration, logger: Logger,
                                                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
         throws -> (prepared: [GlobalTransactionID], votes: [TransactionID]) {
-        let connection = try PostgresSessionPool.connect(configuration, id: 0, eventLoopGroup: eventLoopGroup, logger: logger)
-        defer { _ = try? PostgresSessionPool.wait(for: connection.close(), timeoutMs: configuration.connectTimeoutMs) }
-        let prefix = GlobalTransactionID.prefix(of: configuration.instance)
-        let instance = configuration.instance.name
-        let gidQuery: PostgresQuery = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, \(prefix)) ORDER BY gid"
-        let voteQuery: PostgresQuery = """
-            SELECT v.tx FROM sandhi_voted v
-            WHERE v.instance = \(instance) AND NOT EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = v.instance AND c.tx = v.tx)
-              AND EXISTS (SELECT 1 FROM sandhi_intents i WHERE i.instance = v.instance AND i.tx = v.tx)
-            """
+        let pool = try PostgresSessionPool.open(configuration, sessions: 1, eventLoopGroup: eventLoopGroup, logger: logger)
+        defer { pool.close() }
         do {
-            let gids = try PostgresSessionPool.wait(for: connection.query(gidQuery, logger: logger), timeoutMs: configuration.batchTimeoutMs)
-            let votes = try PostgresSessionPool.wait(for: connection.query(voteQuery, logger: logger), timeoutMs: configuration.batchTimeoutMs)
-            let prepared = try gids.rows.compactMap { row in
-                GlobalTransactionID(parsing: try row.decode(String.self)).flatMap { $0.participant == configuration.participant ? $0 : nil }
-            }
-            let held = Set(prepared.flatMap(\.transactions))
-            let loose = try votes.rows.map { TransactionID(rawValue: UInt64(bitPattern: try $0.decode(Int64.self))) }.filter { !held.contains($0) }
-            return (prepared, loose.sorted())
+            let scan = try PreparedBranchScan.scan(configuration, on: pool, logger: logger)
+            return (scan.groups.map(\.gid), scan.loose.map(\.transaction).sorted())
+        } catch let error as PostgresBankError {
+            throw error
         } catch {
             throw PostgresBankError.statement(database: configuration.database, what: "listing prepared transactions",
                                               detail: ServerMessage.describe(error))

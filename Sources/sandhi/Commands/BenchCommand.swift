@@ -68,7 +68,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --participants postgres: the server to create the two databases on (postgres://user@host/database, a role that may create databases). Default: a throwaway cluster this run starts and removes.")
     var postgresServer: String?
 
-    @Option(help: "With --participants postgres: each bank's sessions (branches staged side by side). Default: 32.")
+    @Option(help: "With --participants postgres: each bank's sessions (a quarter stage groups, the rest run phase two and write-sets alongside). Default: 32.")
     var sessions: Int?
 
     @Option(help: "With --participants postgres: the hand-written client's worker counts, each measured for --duration seconds. Default: 1,2,4.")
