@@ -23,6 +23,10 @@ public protocol Bank: ParticipantResource {
     func reports() throws -> [BankReportRow]
     /// Whether `tx` committed here (an indexed lookup).
     func hasCommitted(_ tx: TransactionID) throws -> Bool
+    /// Whether `tx` committed here on the coordinator's word, not decided here alone
+    /// (heuristically): proof that the coordinator decided COMMIT, which recovery reads before
+    /// it presumes abort. A bank that never decides alone answers `hasCommitted`.
+    func committedOnCoordinatorsWord(_ tx: TransactionID) throws -> Bool
     /// The highest coordinator epoch among the transactions this bank has seen: a new epoch
     /// must be above it, or transaction ids could repeat.
     func highestEpoch() throws -> UInt32
@@ -43,4 +47,8 @@ public struct BankReportRow: Sendable, Equatable {
         self.transaction = transaction
         self.report = report
     }
+}
+
+extension Bank {
+    public func committedOnCoordinatorsWord(_ tx: TransactionID) throws -> Bool { try hasCommitted(tx) }
 }

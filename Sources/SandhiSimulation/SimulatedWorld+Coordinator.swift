@@ -92,13 +92,44 @@ extension SimulatedWorld {
         schedule(.restartCoordinator, afterUs: 1_000 + random.next() % 20_000)
     }
 
-    /// A new incarnation, recovered from the decision log and the banks' prepared write-sets,
-    /// exactly as `SandhiNode.start` does: the log scanned (its torn tail cut), a new epoch above
-    /// every one in it made durable, then every COMMIT without an END (or with a branch still
-    /// prepared) re-driven and every other prepared branch resolved by presumed abort.
+    /// A new incarnation, recovered from the decision log and the banks' prepared write-sets
+    /// by the same `RecoveryPlan` as `SandhiNode.start`: the log scanned (its torn tail cut), a
+    /// new epoch above every one in it and in the banks made durable, then the plan's inputs
+    /// fed in one step, as the real driver feeds them under its lock.
     mutating func restartCoordinator() {
         recoverDecisionLog()
-        let epoch = log.maxEpoch + 1
+        var highestEpoch = Array(repeating: UInt32(0), count: banks.count)
+        for entry in ledger where entry.applied != 0 {
+            for index in banks.indices where entry.applied & (1 << index) != 0 {
+                highestEpoch[index] = max(highestEpoch[index], entry.id.epoch)
+            }
+        }
+        let recovering = banks.enumerated().map { index, bank in
+            var inDoubt: [TransactionID: [ParticipantID]] = [:]
+            var locks: [TransactionID: [AccountID]] = [:]
+            for (tx, branch) in bank.prepared {
+                inDoubt[tx] = branch.writers
+                locks[tx] = ParticipantProtocol.writtenAccounts(branch.operations)
+                highestEpoch[index] = max(highestEpoch[index], tx.epoch)
+            }
+            return RecoveringBank(participant: names[index], inDoubt: inDoubt, locks: locks, highestEpoch: highestEpoch[index],
+                                  heuristics: bank.heuristics.mapValues {
+                                      ParticipantProtocol.Heuristic(committed: $0.committed, operations: $0.operations, writers: $0.writers)
+                                  })
+        }
+        let plan: RecoveryPlan
+        do {
+            plan = try RecoveryPlan.make(logEpoch: log.maxEpoch, commits: log.commits.map { ($0.0, $0.1, log.ended.contains($0.0)) },
+                                         banks: recovering) { tx in
+                // Applied at a bank, and not decided there alone: what `committedOnCoordinatorsWord` reads.
+                guard let slot = slot(of: tx) else { return [] }
+                return banks.indices.filter { ledger[slot].applied & (1 << $0) != 0 && !banks[$0].decidedAlone.contains(tx) }.map { names[$0] }
+            }
+        } catch {
+            violation("log", "recovery refused to start: \(error)")
+            return
+        }
+        let epoch = plan.epoch
         if epoch <= coordinatorProcess.epoch {
             violation("log", "the log's highest epoch is \(log.maxEpoch), but epoch \(coordinatorProcess.epoch) handed out transaction ids")
         }
@@ -113,33 +144,6 @@ extension SimulatedWorld {
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }
         record(9, UInt64(epoch), 0)
-        var preparedAt: [TransactionID: (participants: [ParticipantID], locks: [ResourceID])] = [:]
-        for (index, bank) in banks.enumerated() {
-            for (tx, branch) in bank.prepared {
-                var entry = preparedAt[tx] ?? (branch.writers.isEmpty ? [names[index]] : branch.writers, [])
-                entry.locks += ParticipantProtocol.writtenAccounts(branch.operations).map { ResourceID(participant: names[index], account: $0) }
-                preparedAt[tx] = entry
-            }
-        }
-        var committed = Set<TransactionID>()
-        for (tx, participants) in log.commits where committed.insert(tx).inserted && (!log.ended.contains(tx) || preparedAt[tx] != nil) {
-            feed(.recoverCommitted(tx, participants: participants, locks: preparedAt[tx]?.locks ?? []))
-        }
-        for (tx, entry) in preparedAt.sorted(by: { $0.key < $1.key }) where !committed.contains(tx) {
-            feed(.recoverInDoubt(tx, participants: entry.participants, locks: entry.locks))
-        }
-        // Committed and finished: remembered, as `completeRecovery` does, so that a late
-        // heuristic report of one is not taken for presumed abort.
-        let finished = log.commits.map(\.0).filter { log.ended.contains($0) && preparedAt[$0] == nil }
-        if !finished.isEmpty { feed(.rememberCommitted(finished)) }
-        // The heuristic decisions the banks still hold, as `completeRecovery` hands them over:
-        // after the log, before recovery ends.
-        for (index, bank) in banks.enumerated() where !bank.heuristics.isEmpty {
-            for (tx, heuristic) in bank.heuristics.sorted(by: { $0.key < $1.key }) {
-                feed(.heuristicReported(tx, participant: names[index], committed: heuristic.committed,
-                                        operations: heuristic.operations, writers: heuristic.writers))
-            }
-        }
-        feed(.recoveryComplete)
+        for input in plan.inputs { feed(input) }
     }
 }

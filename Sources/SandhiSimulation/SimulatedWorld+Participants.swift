@@ -32,6 +32,7 @@ extension SimulatedWorld {
                 // One durable step: the write-set applied (or dropped) and the decision kept.
                 if commit { apply(tx, operations, at: index) } else { banks[index].prepared[tx] = nil }
                 banks[index].heuristics[tx] = Heuristic(committed: commit, operations: operations, writers: writers)
+                banks[index].decidedAlone.insert(tx)
                 cases[commit ? .heuristicCommit : .heuristicRollback] += 1
             case .forgetHeuristic(let tx):
                 banks[index].heuristics[tx] = nil

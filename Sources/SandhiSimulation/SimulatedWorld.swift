@@ -55,6 +55,10 @@ public struct SimulatedWorld {
         /// Survives crashes: branches decided here alone, until the coordinator says FORGET
         /// (the SQLite bank's `heuristic` table; `restoredHeuristic` reads it at restart).
         var heuristics: [TransactionID: Heuristic] = [:]
+        /// Survives crashes, and FORGET: every branch decided here alone (the SQLite bank's
+        /// `heuristic` table keeps forgotten rows), which recovery never takes for the
+        /// coordinator's COMMIT.
+        var decidedAlone: Set<TransactionID> = []
         var stagingInFlight = 0
         /// The write-set being persisted last (the tail of the bank's journal): a crash may tear it.
         var persisting: Persist?

@@ -396,6 +396,13 @@ public struct Coordinator: Sendable {
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) for an unknown transaction"))))
             if vote == .yes { effects.append(.send(participant, .rollback(id))) }
         }
+        if recovering && transactions[id] == nil {
+            // The log may yet say COMMIT: answering this YES with ROLLBACK now would undo a
+            // committed transaction at one participant. It says YES again (an inquiry, or its
+            // restart), and by then recovery has fed everything it found.
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "vote \(vote.label) during recovery"))))
+            return
+        }
         guard var tx = take(id) else { return unknown() }
         defer { store(tx) }
         guard let index = tx.index(of: participant) else { return unknown() }

@@ -121,6 +121,12 @@ public struct ParticipantProtocol: Sendable {
         public var committed: Bool
         public var operations: [Operation]
         public var writers: [ParticipantID]
+
+        public init(committed: Bool, operations: [Operation], writers: [ParticipantID]) {
+            self.committed = committed
+            self.operations = operations
+            self.writers = writers
+        }
     }
 
     /// How a branch ended, remembered for late duplicates.

@@ -473,6 +473,16 @@ public final class SQLiteBank: Bank {
         return try statement.step()
     }
 
+    /// Whether `tx` committed here, and not by a decision of this bank alone (a heuristic
+    /// commit is in `committed` too, and stays in `heuristic` once forgotten).
+    public func committedOnCoordinatorsWord(_ tx: TransactionID) throws -> Bool {
+        let raw = Int64(bitPattern: tx.rawValue)
+        let statement = try database.statement("SELECT 1 FROM committed WHERE tx = ? AND NOT EXISTS (SELECT 1 FROM heuristic WHERE tx = ?)")
+            .bind(1, raw).bind(2, raw)
+        defer { statement.reset() }
+        return try statement.step()
+    }
+
     /// The highest coordinator epoch among this bank's prepared and committed branches (0 if
     /// none): the coordinator must never start an epoch at or below it.
     public func highestEpoch() throws -> UInt32 {

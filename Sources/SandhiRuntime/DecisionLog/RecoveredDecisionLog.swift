@@ -39,3 +39,14 @@ public struct RecoveredDecisionLog: Sendable {
         self.notes = notes
     }
 }
+
+extension RecoveredDecisionLog {
+    /// Every COMMIT record, in log order, and whether an END follows it: what `RecoveryPlan`
+    /// reads of the log.
+    public var commits: [(transaction: TransactionID, participants: [ParticipantID], ended: Bool)] {
+        records.compactMap { _, record in
+            guard case .commit(let tx, let participants) = record else { return nil }
+            return (tx, participants, unfinishedCommits[tx] == nil)
+        }
+    }
+}

@@ -246,56 +246,42 @@ public final class CoordinatorDriver: Sendable {
         }
     }
 
-    /// Drives recovery: COMMIT records without END are committed again everywhere they name;
-    /// branches prepared without a COMMIT record are rolled back (presumed abort). Returns when
-    /// every participant has acknowledged.
-    /// `locks` are the accounts each transaction's prepared branches hold at the participants;
-    /// the lock manager holds them too until the transaction is resolved everywhere.
-    public func recover(committed: [TransactionID: [ParticipantID]],
-                        inDoubt: [TransactionID: [ParticipantID]],
-                        locks: [TransactionID: [ResourceID]] = [:]) async throws -> [RecoveredTransaction] {
-        try await withThrowingTaskGroup(of: RecoveredTransaction.self) { group in
-            for (tx, participants) in committed.sorted(by: { $0.key < $1.key }) {
-                group.addTask { try await self.recoverOne(tx, participants: participants, locks: locks[tx] ?? [], commit: true) }
-            }
-            for (tx, participants) in inDoubt.sorted(by: { $0.key < $1.key }) where committed[tx] == nil {
-                group.addTask { try await self.recoverOne(tx, participants: participants, locks: locks[tx] ?? [], commit: false) }
-            }
-            var results: [RecoveredTransaction] = []
-            for try await result in group { results.append(result) }
-            return results.sorted { $0.transaction < $1.transaction }
-        }
-    }
-
-    public struct RecoveredTransaction: Sendable, Equatable {
-        public var transaction: TransactionID
-        public var outcome: Outcome
-        public var participants: [ParticipantID]
-    }
-
-    private func recoverOne(_ tx: TransactionID, participants: [ParticipantID], locks: [ResourceID],
-                            commit: Bool) async throws -> RecoveredTransaction {
+    /// Drives recovery as `plan` decided it: every input fed in one step, under the driver's
+    /// lock, so that no reply can slip between two of them (a YES reaching a transaction whose
+    /// COMMIT is in the log but not yet fed would be answered ROLLBACK). Then waits, up to
+    /// `waitMs`, for the transactions it drives to be acknowledged everywhere, and returns those
+    /// that are not: they stay in flight, holding their locks, and are resent until their
+    /// participants answer, so one participant that cannot take its decision (gone, or failing
+    /// that one message every time) never keeps the coordinator from going live.
+    /// Only then may participants decide overdue branches alone (heuristic sweeps): the
+    /// decisions recovery sends are queued to them first.
+    public func recover(_ plan: RecoveryPlan, waitMs: UInt64 = 30_000) async throws -> [TransactionID] {
         // Refuse rather than resolve part of a transaction: a participant missing from the
         // configuration would be left prepared, holding its locks, with nobody to tell it.
-        if let missing = participants.first(where: { workers[$0] == nil }) {
-            throw CoordinatorError.unknownParticipant(missing, transaction: tx)
-        }
-        let result: TransferResult = try await withCheckedThrowingContinuation { continuation in
-            var resume = AfterUnlock()
-            state.withLock { state in
-                if let reason = state.halted {
-                    continuation.resume(throwing: CoordinatorError.halted(reason))
-                    return
-                }
-                let now = MonotonicClock.nowUs()
-                state.waiters[tx] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
-                handle(commit ? .recoverCommitted(tx, participants: participants, locks: locks)
-                              : .recoverInDoubt(tx, participants: participants, locks: locks),
-                       nowUs: now, state: &state, resume: &resume)
+        for decision in plan.decisions {
+            if let missing = decision.participants.first(where: { workers[$0] == nil }) {
+                throw CoordinatorError.unknownParticipant(missing, transaction: decision.transaction)
             }
-            finish(resume)
         }
-        return RecoveredTransaction(transaction: tx, outcome: result.outcome, participants: participants)
+        var resume = AfterUnlock()
+        try state.withLock { state in
+            if let reason = state.halted { throw CoordinatorError.halted(reason) }
+            let now = MonotonicClock.nowUs()
+            for input in plan.inputs { handle(input, nowUs: now, state: &state, resume: &resume) }
+        }
+        finish(resume)
+        for worker in workers.values { worker.allowSweeps() }
+        var pending = plan.decisions.map(\.transaction)
+        let deadlineUs = MonotonicClock.nowUs() + waitMs * 1_000
+        while true {
+            let (halted, unfinished) = state.withLock { state in
+                (state.halted, pending.filter { state.coordinator.transactions[$0] != nil })
+            }
+            if let halted { throw CoordinatorError.halted(halted) }
+            pending = unfinished
+            if pending.isEmpty || MonotonicClock.nowUs() >= deadlineUs { return pending }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
     }
 
     /// Stops the workers, the timers and the log writer. First lets transactions already
@@ -383,20 +369,6 @@ public final class CoordinatorDriver: Sendable {
 
     /// Every heuristic case, open or settled, in the order found.
     public var reconciliation: ReconciliationQueue { state.withLock { $0.coordinator.reconciliation } }
-
-    /// Hands recovery's last findings to the coordinator: heuristic decisions the participants
-    /// still hold (reported before any reached the coordinator, or never forgotten), then the
-    /// end of recovery, which settles actions whose linked transaction never committed.
-    /// `finishedCommits`: transactions the log shows committed and acknowledged everywhere.
-    public func completeRecovery(heuristics: [(ParticipantID, TransactionID, ParticipantProtocol.Heuristic)],
-                                 finishedCommits: [TransactionID] = []) {
-        if !finishedCommits.isEmpty { input(.rememberCommitted(finishedCommits)) }
-        for (participant, tx, heuristic) in heuristics {
-            input(.heuristicReported(tx, participant: participant, committed: heuristic.committed,
-                                     operations: heuristic.operations, writers: heuristic.writers))
-        }
-        input(.recoveryComplete)
-    }
 
     /// An operator settles heuristic case `tx`. For retry-commit and compensate this runs the
     /// linked transaction to its end; returns the case afterwards (its last entries say how the

@@ -63,6 +63,10 @@ final class ParticipantWorker: @unchecked Sendable {
     /// Read by the thread after every drain: its process is to die now.
     private let crashRequested = Atomic<Bool>(false)
     private let inquiring = Atomic<Bool>(false)
+    /// Heuristic sweeps wait for recovery: a bank that was down with its coordinator was never
+    /// waiting for it, and the decisions recovery sends must reach the bank before the bank
+    /// may decide anything alone (`allowSweeps`).
+    private let sweepsAllowed = Atomic<Bool>(false)
     /// Probes to answer between batches, and the flag the thread checks after every drain.
     private let probes = Mutex<[ParticipantProbe]>([])
     private let probeRequested = Atomic<Bool>(false)
@@ -187,6 +191,11 @@ final class ParticipantWorker: @unchecked Sendable {
         }
     }
 
+    /// Recovery has queued its decisions to this worker: from now on the resource may sweep.
+    func allowSweeps() {
+        if !sweepsAllowed.exchange(true, ordering: .sequentiallyConsistent) { queue.interrupt() }
+    }
+
     /// From now on, ask about branches that stay prepared (see the type's comment).
     func startInquiring() {
         if !inquiring.exchange(true, ordering: .sequentiallyConsistent) { queue.interrupt() }
@@ -213,7 +222,7 @@ final class ParticipantWorker: @unchecked Sendable {
         var previousBatchCount = 0
         while open {
             let asking = inquiring.load(ordering: .relaxed)
-            let sweeping = resource.needsSweep
+            let sweeping = resource.needsSweep && sweepsAllowed.load(ordering: .relaxed)
             if held.isEmpty && !asking && !sweeping {
                 open = queue.drain(into: &batch)
             } else {
@@ -267,7 +276,7 @@ final class ParticipantWorker: @unchecked Sendable {
                 for tx in stale { held.append((id, .vote(tx, .yes))) }
                 if !stale.isEmpty { urgent = true }
             }
-            if resource.needsSweep && nowUs >= nextSweepUs && stats.withLock({ $0.failed }) == nil {
+            if sweeping && nowUs >= nextSweepUs && stats.withLock({ $0.failed }) == nil {
                 nextSweepUs = nowUs + Self.sweepIntervalUs
                 do {
                     let replies = try resource.sweep()

@@ -54,52 +54,47 @@ public final class SandhiNode: Sendable {
         // The segment files in coordinator/, or the PostgreSQL log `[coordinator] log` names.
         let (store, recovered) = try directory.openDecisionLog(configuration, logger: logger)
         var banks: [Bank] = []
-        var inDoubt: [TransactionID: [ParticipantID]] = [:]
-        var held: [TransactionID: [ResourceID]] = [:]
-        var banksEpoch: UInt32 = 0
+        var recovering: [RecoveringBank] = []
         do {
             for participant in configuration.participants {
                 let bank = try directory.openBank(participant, of: configuration, logger: logger)
                 banks.append(bank)
-                for (tx, writers) in bank.inDoubt() {
-                    inDoubt[tx] = writers.isEmpty ? [participant.id] : writers
-                }
-                for (tx, accounts) in bank.inDoubtLocks() {
-                    held[tx, default: []] += accounts.map { ResourceID(participant: participant.id, account: $0) }
-                }
-                banksEpoch = max(banksEpoch, try bank.highestEpoch())
+                recovering.append(RecoveringBank(participant: participant.id, inDoubt: bank.inDoubt(), locks: bank.inDoubtLocks(),
+                                                 highestEpoch: try bank.highestEpoch(), heuristics: bank.unforgottenHeuristics()))
             }
         } catch {
+            for bank in banks { bank.close() }
             store.close()
             throw error
         }
         let journal: ReconciliationJournal
         let reconciliation: ReconciliationQueue
         let journalNotes: [String]
+        let plan: RecoveryPlan
         do {
             (journal, reconciliation, journalNotes) = try ReconciliationJournal.open(path: directory.reconciliationPath, logger: logger)
+            let commits = recovered.commits
+            let undecided = Set(RecoveryPlan.undecided(commits: commits, banks: recovering))
+            plan = try RecoveryPlan.make(logEpoch: recovered.maxEpoch, commits: commits, banks: recovering) { tx in
+                // Asked only of transactions with no COMMIT in the log, before presuming abort:
+                // a branch a bank committed (not alone) proves the decision was COMMIT.
+                guard undecided.contains(tx) else { return [] }
+                var committers: [ParticipantID] = []
+                for bank in banks where try bank.committedOnCoordinatorsWord(tx) { committers.append(bank.id) }
+                return committers
+            }
+        } catch let refusal as RecoveryRefusal {
+            for bank in banks { bank.close() }
+            store.close()
+            throw DecisionLogError.io("\(directory.decisionLogDescription(configuration)): \(refusal)")
         } catch {
+            for bank in banks { bank.close() }
             store.close()
             throw error
         }
-        // Reported to the coordinator once recovery has fed it the log (see below).
-        let heuristics = banks.flatMap { bank in
-            bank.unforgottenHeuristics().sorted { $0.key < $1.key }.map { (bank.id, $0.key, $0.value) }
-        }
-        if recovered.maxEpoch == 0 && banksEpoch > 0 {
-            // Presumed abort on an empty log would roll back branches that committed elsewhere.
-            store.close()
-            throw DecisionLogError.io("\(directory.decisionLogDescription(configuration)) is empty, but the banks hold transactions "
-                + "up to epoch \(banksEpoch): the log was lost or replaced; restore it before starting")
-        }
-        // A new epoch, above every epoch in the log and in the banks, durable before any
-        // transaction id of it is handed out: ids stay unique across crashes even though aborts
-        // leave no record.
-        let epoch = max(recovered.maxEpoch, banksEpoch) + 1
-        guard epoch <= TransactionID.maxEpoch else {
-            store.close()
-            throw DecisionLogError.io("coordinator epochs exhausted (\(TransactionID.maxEpoch) starts)")
-        }
+        // The new epoch is durable before any transaction id of it is handed out: ids stay
+        // unique across crashes even though aborts leave no record.
+        let epoch = plan.epoch
         store.epoch = epoch
         // Sized far above the coordinator's in-flight limit (each transaction queues at most a
         // COMMIT and an END), so appending under the driver's lock never blocks.
@@ -112,15 +107,19 @@ public final class SandhiNode: Sendable {
             }
         } catch {
             writer.shutdown()
+            for bank in banks { bank.close() }
             throw error
         }
-        // Every COMMIT still in the log decides its transaction, with or without an END: a
-        // participant still prepared for one (it should not be, after an END) commits.
-        var committed = recovered.unfinishedCommits
-        for (_, record) in recovered.records {
-            if case .commit(let tx, let participants) = record, inDoubt[tx] != nil, committed[tx] == nil {
-                logger.warning("prepared branch of a transaction whose COMMIT was acknowledged; committing it", metadata: ["tx": "\(tx)"])
-                committed[tx] = participants
+        for decision in plan.decisions {
+            switch decision.reason {
+            case .commitLoggedAndEnded(let participant):
+                logger.warning("prepared branch of a transaction whose COMMIT was acknowledged; committing it",
+                               metadata: ["tx": "\(decision.transaction)", "participant": "\(participant)"])
+            case .committedAt(let participant):
+                logger.warning("no COMMIT in the log for a transaction a bank committed; committing it everywhere",
+                               metadata: ["tx": "\(decision.transaction)", "committed at": "\(participant)"])
+            case .commitLogged, .presumedAbort:
+                break
             }
         }
         var driverConfiguration = CoordinatorDriver.Configuration()
@@ -133,24 +132,31 @@ public final class SandhiNode: Sendable {
         driverConfiguration.coordinator.plantedBug = configuration.plantedBug
         let driver = CoordinatorDriver(epoch: epoch, log: writer, resources: banks, configuration: driverConfiguration,
                                        logger: logger, journal: journal, reconciliation: reconciliation, onEvent: onEvent)
-        let resolved: [CoordinatorDriver.RecoveredTransaction]
+        let unsettled: [TransactionID]
         do {
-            resolved = try await driver.recover(committed: committed, inDoubt: inDoubt, locks: held)
+            unsettled = try await driver.recover(plan, waitMs: recoveryWaitMs)
         } catch {
             driver.shutdown()
             throw error
         }
+        let resolved = plan.decisions.map { decision in
+            RecoveredTransaction(transaction: decision.transaction, committed: decision.commit, participants: decision.participants,
+                                 reason: decision.reason)
+        }
         for item in resolved {
-            logger.info("recovered in-doubt transaction", metadata: ["tx": "\(item.transaction)", "outcome": "\(item.outcome.label)"])
+            logger.info("recovered in-doubt transaction", metadata: ["tx": "\(item.transaction)", "outcome": "\(item.committed ? "committed" : "aborted")"])
         }
-        let finishedCommits = recovered.records.compactMap { (_, record) -> TransactionID? in
-            if case .commit(let tx, _) = record, committed[tx] == nil { return tx }
-            return nil
+        for tx in unsettled {
+            logger.warning("recovered transaction not yet acknowledged everywhere; its locks stay held and it is resent",
+                           metadata: ["tx": "\(tx)"])
         }
-        driver.completeRecovery(heuristics: heuristics, finishedCommits: finishedCommits)
         return (driver, RecoveryReport(epoch: epoch, logNotes: recovered.notes + journalNotes, resolved: resolved,
-                                       heuristicsReported: heuristics.map { ($0.0, $0.1, $0.2.committed) }))
+                                       unsettled: unsettled, heuristicsReported: plan.heuristics))
     }
+
+    /// How long a start waits for the transactions recovery drives to be acknowledged before it
+    /// goes live without them (they stay in flight, holding their locks).
+    static let recoveryWaitMs: UInt64 = 10_000
 
     private init(directory: DataDirectory, configuration: SandhiConfiguration, driver: CoordinatorDriver,
                  recovery: RecoveryReport, lock: DirectoryLock, logger: Logger, onEvent: (@Sendable (EngineEvent) -> Void)?) {
@@ -197,7 +203,22 @@ public struct RecoveryReport: Sendable {
     /// Notes from opening the log (a truncated torn tail, reclaimed segments).
     public var logNotes: [String]
     /// Every in-doubt transaction and what was decided for it.
-    public var resolved: [CoordinatorDriver.RecoveredTransaction]
+    public var resolved: [RecoveredTransaction]
+    /// Those of `resolved` not yet acknowledged by every participant when the start went live:
+    /// still in flight, holding their locks, resent until answered.
+    public var unsettled: [TransactionID] = []
     /// Heuristic decisions the participants held at start, reported to the coordinator.
     public var heuristicsReported: [(participant: ParticipantID, transaction: TransactionID, committed: Bool)] = []
+}
+
+/// One transaction recovery drove, and why it was decided so.
+public struct RecoveredTransaction: Sendable, Equatable {
+    public var transaction: TransactionID
+    public var committed: Bool
+    public var participants: [ParticipantID]
+    public var reason: RecoveryPlan.Reason
+
+    public var outcome: Outcome {
+        committed ? .committed : .aborted(reason: "in doubt at recovery: no COMMIT record (presumed abort)", cause: .presumedAbort)
+    }
 }

@@ -53,7 +53,11 @@ struct RecoverCommand: AsyncParsableCommand {
                     if !gids.isEmpty { line["gids"] = gids.joined(separator: ",") }
                     print(jsonLine(line))
                 } else {
-                    let decision = item.outcome.isCommitted ? "COMMIT (decision found in the log)" : "ABORT (no decision logged: presumed abort)"
+                    let decision = switch item.reason {
+                    case .commitLogged, .commitLoggedAndEnded: "COMMIT (decision found in the log)"
+                    case .committedAt(let participant): "COMMIT (no record in the log, but \(participant) committed it)"
+                    case .presumedAbort: "ABORT (no decision logged: presumed abort)"
+                    }
                     print("\(item.transaction)  \(decision)  at \(participants)")
                     for step in steps { print("    \(step)") }
                 }
@@ -79,6 +83,10 @@ struct RecoverCommand: AsyncParsableCommand {
                     }
                     if foreign.isEmpty && !json { print("no orphans at \(participant.id)") }
                 }
+            }
+            for tx in report.unsettled {
+                print(json ? jsonLine(["transaction": tx.description, "unsettled": "not acknowledged everywhere"])
+                           : "\(tx)  not yet acknowledged by every participant: its locks stay held until it is")
             }
             if !json {
                 print(report.resolved.isEmpty ? "nothing in doubt" : "resolved \(report.resolved.count) in-doubt transaction(s)")
