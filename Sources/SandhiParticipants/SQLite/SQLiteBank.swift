@@ -48,7 +48,12 @@ public final class SQLiteBank: Bank {
     private let logger: Logger
     private var machine: ParticipantProtocol
     private let plantedBug: PlantedBug?
-    private let clock: @Sendable () -> Int64
+    private let clock: BankClock
+    /// When each prepared branch began to wait here, on the monotonic clock: at its prepare,
+    /// or, for a branch restored from the file, when this bank opened (nobody waited on it
+    /// while its process was down: an embedded bank stops with its coordinator). Kept only
+    /// while a heuristic policy is set; what the sweep measures its age from.
+    private var waitingSinceMs: [TransactionID: UInt64] = [:]
     private var hot: HotStatements!
     /// Our own descriptor of SQLite's `-wal` file, for `makeDurable`.
     private var walDescriptor: Int32 = -1
@@ -128,7 +133,7 @@ public final class SQLiteBank: Bank {
     /// Opens an existing bank and re-takes the locks of every prepared branch.
     /// - Parameter plantedBug: tests only; a known bug for a checker to catch.
     public init(path: String, participant: ParticipantID, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) * 1_000 }, plantedBug: PlantedBug? = nil) throws {
+                clock: BankClock = .system, plantedBug: PlantedBug? = nil) throws {
         guard access(path, F_OK) == 0 else { throw OpenError.missing(path: path) }
         self.id = participant
         self.path = path
@@ -307,10 +312,13 @@ public final class SQLiteBank: Bank {
     public func sweep() throws -> [ParticipantReply] {
         var inputs: [ParticipantProtocol.Input] = []
         if let heuristicPolicy {
-            let cutoffMs = clock() - heuristicPolicy.afterMs
-            let statement = try database.statement("SELECT tx FROM prepared WHERE prepared_at_ms <= ? ORDER BY tx").bind(1, cutoffMs)
-            while try statement.step() {
-                inputs.append(.decideAlone(TransactionID(rawValue: UInt64(bitPattern: statement.int64(0))), commit: heuristicPolicy.commit))
+            let nowMs = clock.monotonicMs()
+            let prepared = machine.preparedWriters
+            // Branches restored at open, or prepared before the policy was set, wait from now.
+            waitingSinceMs = waitingSinceMs.filter { prepared[$0.key] != nil }
+            for tx in prepared.keys where waitingSinceMs[tx] == nil { waitingSinceMs[tx] = nowMs }
+            for (tx, sinceMs) in waitingSinceMs.sorted(by: { $0.key < $1.key }) where nowMs - sinceMs >= UInt64(heuristicPolicy.afterMs) {
+                inputs.append(.decideAlone(tx, commit: heuristicPolicy.commit))
             }
         }
         // Decisions made now report themselves; earlier ones again, until forgotten.
@@ -388,7 +396,8 @@ public final class SQLiteBank: Bank {
                 if failure == nil {
                     try hot.insertPrepared.reused()
                         .bind(1, Int64(bitPattern: tx.rawValue)).bind(2, OperationCodec.encode(operations))
-                        .bind(3, Self.encodeWriters(writers)).bind(4, clock()).run()
+                        .bind(3, Self.encodeWriters(writers)).bind(4, clock.wallMs()).run()
+                    if heuristicPolicy != nil { waitingSinceMs[tx] = clock.monotonicMs() }
                 }
                 pending.append(contentsOf: machine.handle(.staged(tx, failure: failure, observed: observed)))
             case .validateReads(let tx, let operations):
@@ -406,12 +415,12 @@ public final class SQLiteBank: Bank {
                 }
                 try database.statement("INSERT INTO heuristic(tx, committed, operations, writers, decided_at_ms) VALUES (?, ?, ?, ?, ?)")
                     .bind(1, Int64(bitPattern: tx.rawValue)).bind(2, commit ? 1 : 0).bind(3, OperationCodec.encode(operations))
-                    .bind(4, Self.encodeWriters(writers)).bind(5, clock()).run()
+                    .bind(4, Self.encodeWriters(writers)).bind(5, clock.wallMs()).run()
                 logger.warning("decided a prepared branch without the coordinator",
                                metadata: ["participant": "\(id)", "transaction": "\(tx)", "outcome": "\(commit ? "commit" : "rollback")"])
             case .forgetHeuristic(let tx):
                 try database.statement("UPDATE heuristic SET forgotten_at_ms = ? WHERE tx = ?")
-                    .bind(1, clock()).bind(2, Int64(bitPattern: tx.rawValue)).run()
+                    .bind(1, clock.wallMs()).bind(2, Int64(bitPattern: tx.rawValue)).run()
             case .reply(let reply):
                 replies.append(reply)
             case .refuse(let tx, let reason):
