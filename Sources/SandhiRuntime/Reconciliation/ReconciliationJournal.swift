@@ -25,7 +25,7 @@ public final class ReconciliationJournal: @unchecked Sendable {
         var notes: [String] = []
         let exists = access(path, F_OK) == 0
         let bytes = exists ? try PosixFile.readAll(path) : []
-        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         var queue = ReconciliationQueue()
         for record in scan.records {
             let decoded: ReconciliationRecord
@@ -54,6 +54,13 @@ public final class ReconciliationJournal: @unchecked Sendable {
         let journal = ReconciliationJournal(path: path, descriptor: descriptor, endOffset: scan.validEnd)
         return (journal, queue, notes)
     }
+
+    /// Every append is synced before the next is written, so only the last record can ever be
+    /// torn, and a torn last record has nothing but the end of the file after it (the framing's
+    /// rules 2, 3, 6 and 7). The window for tears with whole records after them (rule 9) is
+    /// therefore none: damage to a record followed by others is decay of synced data, an
+    /// error naming its offset, never a cut that would drop settled cases.
+    static let unsyncedWindowBytes = 0
 
     /// Whether applying `record` to `queue` keeps it consistent (the queue's own checks are
     /// preconditions, for records the engine made; a file is checked before it is believed).
@@ -102,7 +109,7 @@ public final class ReconciliationJournal: @unchecked Sendable {
     public static func read(path: String) throws -> ReconciliationQueue {
         guard access(path, F_OK) == 0 else { return ReconciliationQueue() }
         let bytes = try PosixFile.readAll(path)
-        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: RecordFraming.maxUnsyncedBytes)
+        let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         if case .corrupt(let offset, let reason) = scan.tail {
             throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")
         }
