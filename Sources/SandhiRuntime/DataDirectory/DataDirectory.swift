@@ -107,17 +107,14 @@ public struct DataDirectory: Sendable {
         }
     }
 
-    /// Replaces sandhi.toml atomically (write a temporary file, fsync, rename).
+    /// Replaces sandhi.toml atomically and durably (a temporary file written and synced,
+    /// renamed over it, the directory synced: `FileSystem.replaceFile`).
     public func writeConfiguration(_ configuration: SandhiConfiguration) throws {
-        let temporary = configurationPath + ".tmp"
-        let bytes = Array(configuration.toml.utf8)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw DataDirectoryError.io("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == bytes.count, synced == 0, rename(temporary, configurationPath) == 0 else {
-            throw DataDirectoryError.io("cannot write \(configurationPath): \(String(cString: strerror(errno)))")
+        do {
+            try PosixFileSystem().replaceFile(configurationPath, with: Array(configuration.toml.utf8))
+        } catch {
+            let why = if case .io(let what) = error { what } else { "\(error)" }
+            throw DataDirectoryError.io("cannot write \(configurationPath): \(why)")
         }
     }
 

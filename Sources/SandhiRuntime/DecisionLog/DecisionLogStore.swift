@@ -46,6 +46,8 @@ public final class DecisionLogStore {
     /// `preallocate` extends once fewer zero bytes than this remain ahead of the write position.
     private let preallocationMarginBytes: Int
     private let logger: Logger
+    /// Where the segments live: the machine's file system, or a simulated disk.
+    private let files: any FileSystem
 
     /// Segment files on disk, ascending by number. The last one is active (appends go there) and
     /// is never reclaimed.
@@ -90,11 +92,12 @@ public final class DecisionLogStore {
         }
     }
 
-    private init(directory: String, segmentMaxBytes: Int, preallocationBytes: Int, logger: Logger,
+    private init(directory: String, segmentMaxBytes: Int, preallocationBytes: Int, files: any FileSystem, logger: Logger,
                  segments: [SegmentState], activeFD: Int32, activeBytes: Int, activeFileBytes: Int, epoch: UInt32) {
         precondition(!segments.isEmpty && activeFD >= 0 && activeBytes > 0 && activeFileBytes >= activeBytes)
         precondition(preallocationBytes > 0, "preallocationBytes \(preallocationBytes)")
         self.directory = directory
+        self.files = files
         self.segmentMaxBytes = segmentMaxBytes
         self.preallocationBytes = preallocationBytes
         // A quarter of a chunk is far more than one group-commit batch, so with `preallocate`
@@ -135,11 +138,12 @@ public final class DecisionLogStore {
     ///
     /// Nothing on disk changes unless every segment validated first.
     public static func open(
-        directory: String, segmentMaxBytes: Int = 64 << 20, preallocationBytes: Int = 1 << 20, logger: Logger
+        directory: String, segmentMaxBytes: Int = 64 << 20, preallocationBytes: Int = 1 << 20,
+        fileSystem files: any FileSystem = PosixFileSystem(), logger: Logger
     ) throws -> (DecisionLogStore, RecoveredDecisionLog) {
         precondition(segmentMaxBytes >= segmentMinBytes, "segmentMaxBytes \(segmentMaxBytes) below \(segmentMinBytes)")
-        try PosixFile.makeDirectories(directory)
-        let scanned = try SegmentScanner.scan(directory: directory)
+        try files.makeDirectories(directory)
+        let scanned = try SegmentScanner.scan(directory: directory, files: files)
         var recovered = scanned.recovered
         for note in recovered.notes {
             logger.warning("\(note)", metadata: ["directory": "\(directory)"])
@@ -154,13 +158,13 @@ public final class DecisionLogStore {
                 assert(torn.offset == last.validEnd && last.validEnd < last.fileBytes)
                 // Cut rather than zeroed in place: the same recovery as a log that was never
                 // preallocated; the next `preallocate` writes the zeros again.
-                try PosixFile.truncate(last.path, toBytes: last.validEnd)
+                try files.truncate(last.path, toBytes: last.validEnd)
                 fileBytes = last.validEnd
                 let note = "truncated torn tail of \(name) at byte \(torn.offset) (\(torn.reason))"
                 logger.warning("\(note)", metadata: ["directory": "\(directory)"])
                 recovered.notes.append(note)
             }
-            let fd = try PosixFile.openForWriting(last.path)
+            let fd = try files.openForWriting(last.path)
             var segments = scanned.segments.map { SegmentState(number: $0.number, maxEpoch: $0.maxEpoch) }
             if last.recordCount == 0 {
                 // The crash came between creating the file and its header reaching disk. The
@@ -169,10 +173,10 @@ public final class DecisionLogStore {
                 var header: [UInt8] = []
                 appendHeaderFrame(segment: last.number, epoch: recovered.maxEpoch, into: &header)
                 do {
-                    try PosixFile.writeAll(fd, header, atOffset: 0, path: last.path)
-                    try PosixFile.dataSync(fd, path: last.path)
+                    try files.writeAll(fd, header, atOffset: 0, path: last.path)
+                    try files.dataSync(fd, path: last.path)
                 } catch {
-                    PosixFile.close(fd)
+                    files.close(fd)
                     throw error
                 }
                 validEnd = header.count
@@ -187,15 +191,15 @@ public final class DecisionLogStore {
             // keeps the bound of `maxUnsyncedBytes` true from the first append on, and makes the
             // last segment and its name durable before `reclaim` may unlink anything older.
             do {
-                try PosixFile.dataSync(fd, path: last.path)
-                try PosixFile.syncDirectory(directory)
+                try files.dataSync(fd, path: last.path)
+                try files.syncDirectory(directory)
             } catch {
-                PosixFile.close(fd)
+                files.close(fd)
                 throw error
             }
             store = DecisionLogStore(
                 directory: directory, segmentMaxBytes: segmentMaxBytes, preallocationBytes: preallocationBytes,
-                logger: logger, segments: segments, activeFD: fd, activeBytes: validEnd, activeFileBytes: fileBytes,
+                files: files, logger: logger, segments: segments, activeFD: fd, activeBytes: validEnd, activeFileBytes: fileBytes,
                 epoch: recovered.maxEpoch)
             for (position, record) in recovered.records {
                 store.track(record, segment: position.segment)
@@ -203,21 +207,21 @@ public final class DecisionLogStore {
         } else {
             let number = SegmentName.firstNumber
             let path = SegmentName.path(directory: directory, number: number)
-            let fd = try PosixFile.createForWriting(path)
+            let fd = try files.createForWriting(path)
             var header: [UInt8] = []
             appendHeaderFrame(segment: number, epoch: 0, into: &header)
             do {
-                try PosixFile.writeAll(fd, header, atOffset: 0, path: path)
-                try PosixFile.dataSync(fd, path: path)
-                try PosixFile.syncDirectory(directory)
+                try files.writeAll(fd, header, atOffset: 0, path: path)
+                try files.dataSync(fd, path: path)
+                try files.syncDirectory(directory)
             } catch {
-                PosixFile.close(fd)
+                files.close(fd)
                 throw error
             }
             logger.info("created decision log", metadata: ["directory": "\(directory)", "segment": "\(path)"])
             store = DecisionLogStore(
                 directory: directory, segmentMaxBytes: segmentMaxBytes, preallocationBytes: preallocationBytes,
-                logger: logger, segments: [SegmentState(number: number, maxEpoch: 0)],
+                files: files, logger: logger, segments: [SegmentState(number: number, maxEpoch: 0)],
                 activeFD: fd, activeBytes: header.count, activeFileBytes: header.count, epoch: 0)
         }
 
@@ -234,8 +238,8 @@ public final class DecisionLogStore {
     /// truncates, syncs or deletes (a torn tail, a torn batch included, is reported in notes, not
     /// cut). The zeros preallocated after the last record of the last segment are not reported:
     /// they are there whenever a live (or killed) process holds the log open.
-    public static func read(directory: String) throws -> RecoveredDecisionLog {
-        let scanned = try SegmentScanner.scan(directory: directory)
+    public static func read(directory: String, fileSystem files: any FileSystem = PosixFileSystem()) throws -> RecoveredDecisionLog {
+        let scanned = try SegmentScanner.scan(directory: directory, files: files)
         var recovered = scanned.recovered
         if scanned.segments.isEmpty {
             recovered.notes.append("no segment files in \(directory)")
@@ -305,9 +309,9 @@ public final class DecisionLogStore {
         let path = activePath
         if failNextSyncInjected {
             failNextSyncInjected = false
-            throw .io("fdatasync \(path) [injected fault]", errno: PosixFile.injectedFaultErrno)
+            throw .io("fdatasync \(path) [injected fault]", errno: PosixFileSystem.injectedFaultErrno)
         }
-        try PosixFile.dataSync(activeFD, path: path)
+        try files.dataSync(activeFD, path: path)
         activeSyncedBytes = activeBytes
     }
 
@@ -336,8 +340,8 @@ public final class DecisionLogStore {
         assert(activeBytes <= activeFileBytes)
         guard activeFileBytes - activeBytes < preallocationMarginBytes, activeFileBytes < segmentMaxBytes else { return }
         let targetBytes = min(activeFileBytes + preallocationBytes, segmentMaxBytes)
-        try PosixFile.writeZeros(activeFD, atOffset: activeFileBytes, count: targetBytes - activeFileBytes, path: activePath)
-        try PosixFile.dataSync(activeFD, path: activePath)
+        try files.writeZeros(activeFD, atOffset: activeFileBytes, count: targetBytes - activeFileBytes, path: activePath)
+        try files.dataSync(activeFD, path: activePath)
         activeFileBytes = targetBytes
         activeSyncedBytes = activeBytes
     }
@@ -366,7 +370,7 @@ public final class DecisionLogStore {
         closed = true
         if activeFD >= 0 {
             trimPreallocation()
-            PosixFile.close(activeFD)
+            files.close(activeFD)
             activeFD = -1
         }
     }
@@ -403,7 +407,7 @@ public final class DecisionLogStore {
 
     private func flushBuffer() throws(DecisionLogError) {
         guard !buffer.isEmpty else { return }
-        try PosixFile.writeAll(activeFD, buffer, atOffset: activeBytes, path: activePath)
+        try files.writeAll(activeFD, buffer, atOffset: activeBytes, path: activePath)
         activeBytes += buffer.count
         // A batch that outran the zeros grew the file (correct, only its sync costs more).
         activeFileBytes = max(activeFileBytes, activeBytes)
@@ -419,7 +423,7 @@ public final class DecisionLogStore {
     private func trimPreallocation() {
         guard failure == nil, activeFileBytes > activeBytes else { return }
         do {
-            try PosixFile.truncate(activeFD, toBytes: activeBytes, path: activePath)
+            try files.truncate(activeFD, toBytes: activeBytes, path: activePath)
             activeFileBytes = activeBytes
         } catch {
             logger.warning("could not trim the preallocated tail of the decision log", metadata: ["error": "\(error)"])
@@ -437,18 +441,18 @@ public final class DecisionLogStore {
         // The old segment must end at its last record, durably, before anything lands in the
         // next one: recovery forgives a torn or zero-filled tail only in the last segment.
         if activeFileBytes > activeBytes {
-            try PosixFile.truncate(activeFD, toBytes: activeBytes, path: activePath)
-            try PosixFile.fullSync(activeFD, path: activePath)
+            try files.truncate(activeFD, toBytes: activeBytes, path: activePath)
+            try files.fullSync(activeFD, path: activePath)
             activeFileBytes = activeBytes
         } else {
-            try PosixFile.dataSync(activeFD, path: activePath)
+            try files.dataSync(activeFD, path: activePath)
         }
-        PosixFile.close(activeFD)
+        files.close(activeFD)
         activeFD = -1
 
         let number = activeNumber + 1
         let path = SegmentName.path(directory: directory, number: number)
-        activeFD = try PosixFile.createForWriting(path)
+        activeFD = try files.createForWriting(path)
         activePath = path
         segments.append(SegmentState(number: number, maxEpoch: epoch))
         activeBytes = 0
@@ -456,9 +460,9 @@ public final class DecisionLogStore {
         activeSyncedBytes = 0
         Self.appendHeaderFrame(segment: number, epoch: epoch, into: &buffer)
         try flushBuffer()
-        try PosixFile.dataSync(activeFD, path: activePath)
+        try files.dataSync(activeFD, path: activePath)
         activeSyncedBytes = activeBytes
-        try PosixFile.syncDirectory(directory)
+        try files.syncDirectory(directory)
         logger.debug("rolled decision log segment", metadata: ["segment": "\(path)", "epoch": "\(epoch)"])
         try reclaim()
     }
@@ -500,7 +504,7 @@ public final class DecisionLogStore {
                 RecordFraming.frame(payload, into: &buffer)
             }
             try flushBuffer()
-            try PosixFile.dataSync(activeFD, path: activePath)
+            try files.dataSync(activeFD, path: activePath)
             activeSyncedBytes = activeBytes
             for item in carried {
                 liveness.carried(item.transaction, commitSegments: item.commitSegments, into: active.number)
@@ -512,7 +516,7 @@ public final class DecisionLogStore {
             let path = SegmentName.path(directory: directory, number: number)
             willUnlinkSegmentForTesting?(path)
             do {
-                try PosixFile.unlink(path)
+                try files.unlink(path)
             } catch {
                 // Keep this one and every later one (they may hold ENDs for its COMMITs); the next
                 // roll tries again.
@@ -526,7 +530,7 @@ public final class DecisionLogStore {
         segments.removeAll { reclaimedSet.contains($0.number) }
         assert(segments.last?.number == active.number)
         guard !reclaimed.isEmpty else { return }
-        try PosixFile.syncDirectory(directory)
+        try files.syncDirectory(directory)
         logger.info("reclaimed decision log segments", metadata: [
             "directory": "\(directory)",
             "segments": "\(reclaimed.map(SegmentName.fileName).joined(separator: ", "))",

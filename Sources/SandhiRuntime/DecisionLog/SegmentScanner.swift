@@ -42,10 +42,10 @@ enum SegmentScanner {
         var recovered: RecoveredDecisionLog
     }
 
-    static func scan(directory: String) throws(DecisionLogError) -> Result {
+    static func scan(directory: String, files: any FileSystem) throws(DecisionLogError) -> Result {
         var numbers: [UInt64] = []
         var notes: [String] = []
-        for name in try PosixFile.listDirectory(directory) {
+        for name in try files.listDirectory(directory) {
             if let number = SegmentName.number(fromFileName: name) {
                 numbers.append(number)
             } else if name.hasPrefix(SegmentName.prefix) {
@@ -57,7 +57,7 @@ enum SegmentScanner {
         var result = Result(segments: [], recovered: RecoveredDecisionLog(source: .segmentFiles(directory: directory), notes: notes))
         for (index, number) in numbers.enumerated() {
             let segment = try scanSegment(
-                directory: directory, number: number, isLast: index == numbers.count - 1,
+                directory: directory, number: number, isLast: index == numbers.count - 1, files: files,
                 into: &result.recovered)
             result.segments.append(segment)
         }
@@ -66,10 +66,10 @@ enum SegmentScanner {
     }
 
     private static func scanSegment(
-        directory: String, number: UInt64, isLast: Bool, into recovered: inout RecoveredDecisionLog
+        directory: String, number: UInt64, isLast: Bool, files: any FileSystem, into recovered: inout RecoveredDecisionLog
     ) throws(DecisionLogError) -> Segment {
         let path = SegmentName.path(directory: directory, number: number)
-        let bytes = try PosixFile.readAll(path)
+        let bytes = try files.readAll(path)
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: isLast ? RecordFraming.maxUnsyncedBytes : 0)
 
         // Decode every whole record before judging the tail, so the error names the earliest

@@ -13,6 +13,7 @@ import SandhiEngine
 /// participant drop its own copy) may depend on it.
 public final class ReconciliationJournal: @unchecked Sendable {
     public let path: String
+    private let files: any FileSystem
     private var descriptor: Int32
     private var endOffset: Int
     /// A failed write or fsync leaves the file's state unknown: every later append fails too.
@@ -21,10 +22,11 @@ public final class ReconciliationJournal: @unchecked Sendable {
 
     /// Opens (creating if absent) and replays the journal. A torn final record is cut off and
     /// said so in `notes`; damage anywhere else is an error naming the byte offset.
-    public static func open(path: String, logger: Logger) throws -> (ReconciliationJournal, ReconciliationQueue, notes: [String]) {
+    public static func open(path: String, fileSystem files: any FileSystem = PosixFileSystem(),
+                            logger: Logger) throws -> (ReconciliationJournal, ReconciliationQueue, notes: [String]) {
         var notes: [String] = []
-        let exists = access(path, F_OK) == 0
-        let bytes = exists ? try PosixFile.readAll(path) : []
+        let exists = files.fileExists(path)
+        let bytes = exists ? try files.readAll(path) : []
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         var queue = ReconciliationQueue()
         for record in scan.records {
@@ -43,15 +45,15 @@ public final class ReconciliationJournal: @unchecked Sendable {
         case .clean, .zeroFilled:
             break
         case .torn(let offset, let reason):
-            try PosixFile.truncate(path, toBytes: offset)
+            try files.truncate(path, toBytes: offset)
             notes.append("\(path): cut a torn final write at byte \(offset) (\(reason))")
             logger.warning("reconciliation journal: torn tail truncated", metadata: ["path": "\(path)", "offset": "\(offset)"])
         case .corrupt(let offset, let reason):
             throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")
         }
-        let descriptor = exists ? try PosixFile.openForWriting(path) : try PosixFile.createForWriting(path)
-        if !exists { try PosixFile.syncDirectory(PosixFile.parentDirectory(of: path)) }
-        let journal = ReconciliationJournal(path: path, descriptor: descriptor, endOffset: scan.validEnd)
+        let descriptor = exists ? try files.openForWriting(path) : try files.createForWriting(path)
+        if !exists { try files.syncDirectory(FileSystemPath.parentDirectory(of: path)) }
+        let journal = ReconciliationJournal(path: path, files: files, descriptor: descriptor, endOffset: scan.validEnd)
         return (journal, queue, notes)
     }
 
@@ -72,8 +74,9 @@ public final class ReconciliationJournal: @unchecked Sendable {
         }
     }
 
-    private init(path: String, descriptor: Int32, endOffset: Int) {
+    private init(path: String, files: any FileSystem, descriptor: Int32, endOffset: Int) {
         self.path = path
+        self.files = files
         self.descriptor = descriptor
         self.endOffset = endOffset
     }
@@ -85,8 +88,8 @@ public final class ReconciliationJournal: @unchecked Sendable {
             if let failure { throw failure }
             let bytes = RecordFraming.frame(ReconciliationCodec.encode(record))
             do {
-                try PosixFile.writeAll(descriptor, bytes, atOffset: endOffset, path: path)
-                try PosixFile.dataSync(descriptor, path: path)
+                try files.writeAll(descriptor, bytes, atOffset: endOffset, path: path)
+                try files.dataSync(descriptor, path: path)
             } catch let error as DecisionLogError {
                 failure = error
                 throw error
@@ -98,7 +101,7 @@ public final class ReconciliationJournal: @unchecked Sendable {
     public func close() {
         lock.withLock { _ in
             if descriptor >= 0 {
-                PosixFile.close(descriptor)
+                files.close(descriptor)
                 descriptor = -1
             }
         }
@@ -106,9 +109,9 @@ public final class ReconciliationJournal: @unchecked Sendable {
 
     /// Reads the journal without opening it for writing (for `sandhi reconcile list` while
     /// nothing else runs, and for `sandhi check`). A torn tail is ignored, not cut.
-    public static func read(path: String) throws -> ReconciliationQueue {
-        guard access(path, F_OK) == 0 else { return ReconciliationQueue() }
-        let bytes = try PosixFile.readAll(path)
+    public static func read(path: String, fileSystem files: any FileSystem = PosixFileSystem()) throws -> ReconciliationQueue {
+        guard files.fileExists(path) else { return ReconciliationQueue() }
+        let bytes = try files.readAll(path)
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         if case .corrupt(let offset, let reason) = scan.tail {
             throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")

@@ -22,7 +22,7 @@ public final class Lock<Value>: @unchecked Sendable {
 
     deinit { pthread_mutex_destroy(&mutex) }
 
-    public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    public func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return try body(&value)

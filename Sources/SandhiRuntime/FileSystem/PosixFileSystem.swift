@@ -4,12 +4,15 @@ import Glibc
 import Darwin
 #endif
 
-/// The handful of system calls the decision log needs, each turning failure into
-/// `DecisionLogError.io("<what> <path> (<strerror>)")` with the errno captured right after the call.
+/// The file system of the machine: each call one system call (or a loop of them), each turning
+/// failure into `DecisionLogError.io("<what> <path> (<strerror>)")` with the errno captured
+/// right after the call.
 ///
 /// Plain POSIX rather than FileHandle: we need pwrite, fdatasync, ftruncate and directory fsync,
 /// and we must know exactly which call failed (fsyncgate: a failed sync is never retried).
-enum PosixFile {
+public struct PosixFileSystem: FileSystem {
+    public init() {}
+
     static let segmentMode: mode_t = 0o644
     /// The errno a simulated failed fsync reports.
     static let injectedFaultErrno = EIO
@@ -18,7 +21,7 @@ enum PosixFile {
 
     /// Opens an existing segment for writing at explicit offsets. Not O_APPEND: the file may
     /// extend past the last record (preallocated zeros), and records go right after that record.
-    static func openForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+    public func openForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
         return fd
@@ -26,13 +29,13 @@ enum PosixFile {
 
     /// Creates a new segment for writing at explicit offsets. O_EXCL because a segment number is
     /// never reused: an existing file of that name means something else wrote into our directory.
-    static func createForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, segmentMode)
+    public func createForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, Self.segmentMode)
         guard fd >= 0 else { throw .io("create \(path)", errno: errno) }
         return fd
     }
 
-    static func close(_ fd: Int32) {
+    public func close(_ fd: Int32) {
         precondition(fd >= 0, "closing fd \(fd)")
         // Linux always releases the descriptor, even when close reports an error; retrying could
         // close an unrelated descriptor reused by another thread. Durability comes from sync().
@@ -40,24 +43,24 @@ enum PosixFile {
     }
 
     /// pwrite(2) of all of `bytes` at `offset` (short writes and EINTR are continued).
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError) {
+    public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError) {
         try writePrefix(fd, bytes, count: bytes.count, atOffset: offset, path: path)
     }
 
     /// Writes `count` zero bytes starting at `offset`.
-    static func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError) {
+    public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError) {
         precondition(offset >= 0 && count >= 0)
         var written = 0
         while written < count {
-            let piece = min(count - written, zeroBlock.count)
-            try writePrefix(fd, zeroBlock, count: piece, atOffset: offset + written, path: path)
+            let piece = min(count - written, Self.zeroBlock.count)
+            try writePrefix(fd, Self.zeroBlock, count: piece, atOffset: offset + written, path: path)
             written += piece
         }
         assert(written == count)
     }
 
     /// pwrite(2) of the first `count` bytes of `bytes` at `offset`, continuing short writes.
-    private static func writePrefix(
+    private func writePrefix(
         _ fd: Int32, _ bytes: [UInt8], count: Int, atOffset offset: Int, path: String
     ) throws(DecisionLogError) {
         precondition(count <= bytes.count && offset >= 0)
@@ -80,7 +83,7 @@ enum PosixFile {
     }
 
     /// fdatasync(2): the data and the file size, not the timestamps.
-    static func dataSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+    public func dataSync(_ fd: Int32, path: String) throws(DecisionLogError) {
         #if canImport(Glibc)
         let result = fdatasync(fd)
         #else
@@ -90,41 +93,31 @@ enum PosixFile {
     }
 
     /// fsync of a directory, which makes created and unlinked names in it durable.
-    static func syncDirectory(_ path: String) throws(DecisionLogError) {
+    public func syncDirectory(_ path: String) throws(DecisionLogError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open directory \(path)", errno: errno) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw .io("fsync directory \(path)", errno: errno) }
     }
 
-    /// Cuts a file to `length` bytes and makes the cut durable before returning.
-    static func truncate(_ path: String, toBytes length: Int) throws(DecisionLogError) {
-        precondition(length >= 0)
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
-        defer { close(fd) }
-        guard ftruncate(fd, off_t(length)) == 0 else { throw .io("ftruncate \(path) to \(length) bytes", errno: errno) }
-        guard fsync(fd) == 0 else { throw .io("fsync \(path)", errno: errno) }
-    }
-
     /// Cuts an open file to `length` bytes. Not durable by itself: see `fullSync`.
-    static func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError) {
+    public func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError) {
         precondition(length >= 0)
         guard ftruncate(fd, off_t(length)) == 0 else { throw .io("ftruncate \(path) to \(length) bytes", errno: errno) }
     }
 
     /// fsync(2): data and all metadata. For a shrunk file, where the new size is the whole point
     /// and fdatasync's idea of "needed to read the data back" is best not relied on.
-    static func fullSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+    public func fullSync(_ fd: Int32, path: String) throws(DecisionLogError) {
         guard fsync(fd) == 0 else { throw .io("fsync \(path)", errno: errno) }
     }
 
-    static func unlink(_ path: String) throws(DecisionLogError) {
+    public func unlink(_ path: String) throws(DecisionLogError) {
         guard systemUnlink(path) == 0 else { throw .io("unlink \(path)", errno: errno) }
     }
 
     /// The whole file. Segments are bounded by segmentMaxBytes, so reading one at once is fine.
-    static func readAll(_ path: String) throws(DecisionLogError) -> [UInt8] {
+    public func readAll(_ path: String) throws(DecisionLogError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
         defer { close(fd) }
@@ -150,7 +143,7 @@ enum PosixFile {
     }
 
     /// Names in a directory, excluding `.` and `..`. Throws with ENOENT when it does not exist.
-    static func listDirectory(_ path: String) throws(DecisionLogError) -> [String] {
+    public func listDirectory(_ path: String) throws(DecisionLogError) -> [String] {
         guard let directory = opendir(path) else { throw .io("open directory \(path)", errno: errno) }
         defer { closedir(directory) }
         var names: [String] = []
@@ -171,38 +164,44 @@ enum PosixFile {
         return names
     }
 
-    static func directoryExists(_ path: String) -> Bool {
+    public func directoryExists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// mkdir -p, fsyncing each parent whose entry we created so the directory survives a crash.
-    static func makeDirectories(_ path: String) throws(DecisionLogError) {
-        if directoryExists(path) { return }
-        let parent = parentDirectory(of: path)
-        if parent != path { try makeDirectories(parent) }
+    /// mkdir(2); an existing directory of that name is not an error.
+    public func makeDirectory(_ path: String) throws(DecisionLogError) {
         if mkdir(path, 0o755) != 0 {
             let code = errno
             if code == EEXIST && directoryExists(path) { return }
             throw .io("mkdir \(path)", errno: code)
         }
-        try syncDirectory(parent)
     }
 
-    static func parentDirectory(of path: String) -> String {
-        var trimmed = Substring(path)
-        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
-        if slash == trimmed.startIndex { return "/" }
-        return String(trimmed[..<slash])
+    /// Creates `path` empty (truncating what was there) for writing.
+    public func createReplacing(_ path: String) throws(DecisionLogError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, Self.segmentMode)
+        guard fd >= 0 else { throw .io("create \(path)", errno: errno) }
+        return fd
+    }
+
+    /// rename(2): atomic replacement of `destination`; durable once the directory is synced.
+    public func rename(_ source: String, to destination: String) throws(DecisionLogError) {
+        guard systemRename(source, destination) == 0 else { throw .io("rename \(source) to \(destination)", errno: errno) }
+    }
+
+    public func fileExists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
     }
 }
 
-// Module-qualified aliases, because `PosixFile.close`/`unlink` shadow the C functions inside the enum.
+// Module-qualified aliases, because `close`, `unlink` and `rename` shadow the C functions inside the type.
 #if canImport(Glibc)
 private func systemClose(_ fd: Int32) -> Int32 { Glibc.close(fd) }
 private func systemUnlink(_ path: String) -> Int32 { Glibc.unlink(path) }
+private func systemRename(_ from: String, _ to: String) -> Int32 { Glibc.rename(from, to) }
 #else
 private func systemClose(_ fd: Int32) -> Int32 { Darwin.close(fd) }
 private func systemUnlink(_ path: String) -> Int32 { Darwin.unlink(path) }
+private func systemRename(_ from: String, _ to: String) -> Int32 { Darwin.rename(from, to) }
 #endif

@@ -1,0 +1,90 @@
+/// The file operations the coordinator's durable state is made of: the decision-log segments,
+/// the reconciliation journal and `sandhi.toml`. Production uses `PosixFileSystem`; tests and
+/// the simulator use `SimulatedDisk`, which keeps what was synced apart from what is only in
+/// the page cache, so that a power cut loses exactly what a real one could. Every durability
+/// argument in the code is a call made here (a `dataSync`, a `syncDirectory`), and so a test
+/// can watch it matter.
+///
+/// Calls are made from one thread per open store; a descriptor is used by one thread at a time.
+/// Failures are `DecisionLogError.io("<what> <path> (<strerror>)")`.
+public protocol FileSystem: Sendable {
+    /// Opens an existing file for writing at explicit offsets (not O_APPEND).
+    func openForWriting(_ path: String) throws(DecisionLogError) -> Int32
+    /// Creates a new file for writing; an existing one of that name is an error (O_EXCL).
+    func createForWriting(_ path: String) throws(DecisionLogError) -> Int32
+    /// Creates `path` empty, truncating whatever was there.
+    func createReplacing(_ path: String) throws(DecisionLogError) -> Int32
+    func close(_ fd: Int32)
+    /// pwrite(2) of all of `bytes` at `offset`.
+    func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError)
+    /// Writes `count` zero bytes at `offset` (preallocation).
+    func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError)
+    /// fdatasync(2): the data and the size.
+    func dataSync(_ fd: Int32, path: String) throws(DecisionLogError)
+    /// fsync(2): data and all metadata.
+    func fullSync(_ fd: Int32, path: String) throws(DecisionLogError)
+    /// fsync of a directory: the names created, renamed or unlinked in it become durable.
+    func syncDirectory(_ path: String) throws(DecisionLogError)
+    /// ftruncate(2) of an open file; not durable by itself.
+    func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError)
+    func unlink(_ path: String) throws(DecisionLogError)
+    /// rename(2); durable once the directory is synced.
+    func rename(_ source: String, to destination: String) throws(DecisionLogError)
+    /// The whole file as it reads now.
+    func readAll(_ path: String) throws(DecisionLogError) -> [UInt8]
+    /// Names in a directory, without `.` and `..`.
+    func listDirectory(_ path: String) throws(DecisionLogError) -> [String]
+    func directoryExists(_ path: String) -> Bool
+    func fileExists(_ path: String) -> Bool
+    /// mkdir(2); an existing directory is not an error.
+    func makeDirectory(_ path: String) throws(DecisionLogError)
+}
+
+extension FileSystem {
+    /// mkdir -p, syncing each parent whose entry was created so the directory survives a crash.
+    public func makeDirectories(_ path: String) throws(DecisionLogError) {
+        if directoryExists(path) { return }
+        let parent = FileSystemPath.parentDirectory(of: path)
+        if parent != path { try makeDirectories(parent) }
+        try makeDirectory(path)
+        try syncDirectory(parent)
+    }
+
+    /// Cuts a file to `length` bytes and makes the cut durable before returning.
+    public func truncate(_ path: String, toBytes length: Int) throws(DecisionLogError) {
+        precondition(length >= 0)
+        let fd = try openForWriting(path)
+        defer { close(fd) }
+        try truncate(fd, toBytes: length, path: path)
+        try fullSync(fd, path: path)
+    }
+
+    /// Replaces `path` with `bytes` atomically and durably: a temporary file written and
+    /// synced, renamed over it, and the directory synced (without that last sync a power cut
+    /// can bring the old file back, or none).
+    public func replaceFile(_ path: String, with bytes: [UInt8]) throws(DecisionLogError) {
+        let temporary = path + ".tmp"
+        let fd = try createReplacing(temporary)
+        do {
+            try writeAll(fd, bytes, atOffset: 0, path: temporary)
+            try fullSync(fd, path: temporary)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        try rename(temporary, to: path)
+        try syncDirectory(FileSystemPath.parentDirectory(of: path))
+    }
+}
+
+/// Path arithmetic, the same for every file system.
+public enum FileSystemPath {
+    public static func parentDirectory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
+    }
+}

@@ -1,0 +1,362 @@
+import Glibc
+import SandhiEngine
+
+/// A disk in memory that forgets what a real one forgets, for the code that ships to run on in
+/// tests and simulation (TigerBeetle's and FoundationDB's way of testing a durability argument):
+///
+///   page cache   what every read sees: the bytes written, the names created, renamed, unlinked
+///   disk         what a power cut leaves: only what a sync made durable
+///
+/// - A file's bytes reach the disk at `dataSync`/`fullSync`; until then a power cut keeps each
+///   written sector or not, independently (a write torn at sector granularity), and keeps the
+///   file's new size or its old one.
+/// - A name created, renamed or unlinked reaches the disk when its directory is synced; until
+///   then a power cut keeps each such change or not. A file no durable name reaches is gone.
+/// - A sync that fails (`failNextSync`) writes nothing, yet marks the pages clean, as Linux
+///   does after a writeback error (fsyncgate): they still read back until the power goes, and
+///   a later sync that succeeds does not write them.
+/// - `cutPower(afterCalls:)` stops the disk at an instant: that call and every later one fail,
+///   as a machine losing power mid-operation; `powerLoss()` then builds what the disk holds.
+/// - `restartProcess()` closes every descriptor and keeps the page cache (a crash of the
+///   process, not of the machine).
+/// - `decay(path, sector:)` corrupts a synced sector (found by a checksum, never used).
+/// - `capacityBytes`: writes past it fail with ENOSPC.
+///
+/// Deterministic: every choice a power cut makes is drawn from the seed.
+public final class SimulatedDisk: FileSystem, @unchecked Sendable {
+    public static let sectorBytes = 512
+
+    private struct Inode {
+        var cache: [UInt8] = []
+        var disk: [UInt8] = []
+        /// Sectors written since the last sync that reached the disk (or was lost).
+        var dirty: Set<Int> = []
+        /// The size changed since the last sync.
+        var sizeDirty = false
+    }
+
+    /// What the disk has been asked to do, in order (for tests that look at syncs).
+    public enum Call: Hashable, Sendable {
+        case write(path: String, offset: Int, bytes: Int)
+        case dataSync(path: String)
+        case fullSync(path: String)
+        case syncDirectory(path: String)
+        case truncate(path: String, bytes: Int)
+        case create(path: String)
+        case unlink(path: String)
+        case rename(from: String, to: String)
+        case makeDirectory(path: String)
+    }
+
+    private struct State {
+        var inodes: [Int: Inode] = [:]
+        var nextInode = 1
+        /// Path -> inode, as reads see it.
+        var names: [String: Int] = [:]
+        /// Path -> inode, as a power cut leaves it.
+        var durableNames: [String: Int] = [:]
+        var directories: Set<String> = ["/"]
+        var durableDirectories: Set<String> = ["/"]
+        var descriptors: [Int32: (inode: Int, path: String)] = [:]
+        var nextDescriptor: Int32 = 3
+        var random: SplitMix64
+        var failNextSync = false
+        var callsLeft: Int?
+        var powerOff = false
+        var calls: [Call] = []
+        var capacityBytes: Int?
+    }
+
+    private let state: Lock<State>
+
+    public init(seed: UInt64) {
+        state = Lock(State(random: SplitMix64(seed: seed)))
+    }
+
+    // MARK: - Faults
+
+    /// The next data or full sync fails with EIO, having written nothing (its pages marked
+    /// clean: fsyncgate).
+    public func failNextSync() { state.withLock { $0.failNextSync = true } }
+
+    /// After `calls` more mutating calls the power goes: the next one and all after fail.
+    public func cutPower(afterCalls calls: Int) { state.withLock { $0.callsLeft = calls } }
+
+    /// Writes that would take the disk's bytes past this fail with ENOSPC (nil: no limit).
+    public var capacityBytes: Int? {
+        get { state.withLock { $0.capacityBytes } }
+        set { state.withLock { $0.capacityBytes = newValue } }
+    }
+
+    /// The power went (now, or at the cut set before): the page cache is lost, and what the disk
+    /// holds is what was synced plus, for each change not synced, whatever the seed draws. The
+    /// disk then works again, with nothing open.
+    public func powerLoss() {
+        state.withLock { state in
+            // Names: each change since its directory's last sync kept or not.
+            for path in Set(state.names.keys).union(state.durableNames.keys) where state.names[path] != state.durableNames[path] {
+                if state.random.next() & 1 == 0 { state.durableNames[path] = state.names[path] }
+            }
+            for path in state.directories.symmetricDifference(state.durableDirectories) where state.random.next() & 1 == 0 {
+                if state.directories.contains(path) { state.durableDirectories.insert(path) } else { state.durableDirectories.remove(path) }
+            }
+            // A name in a directory that did not survive is gone with it.
+            state.durableNames = state.durableNames.filter { state.durableDirectories.contains(FileSystemPath.parentDirectory(of: $0.key)) }
+            state.names = state.durableNames
+            state.directories = state.durableDirectories
+            let reachable = Set(state.names.values)
+            state.inodes = state.inodes.filter { reachable.contains($0.key) }
+            for id in state.inodes.keys.sorted() {
+                var inode = state.inodes[id]!
+                var size = inode.disk.count
+                if inode.sizeDirty && state.random.next() & 1 == 0 { size = inode.cache.count }
+                var disk = Array(inode.disk.prefix(size))
+                if disk.count < size { disk += [UInt8](repeating: 0, count: size - disk.count) }
+                for sector in inode.dirty.sorted() where state.random.next() & 1 == 0 {
+                    let start = sector * Self.sectorBytes
+                    guard start < size else { continue }
+                    let end = min(size, start + Self.sectorBytes, inode.cache.count)
+                    if start < end { disk.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
+                }
+                inode = Inode(cache: disk, disk: disk)
+                state.inodes[id] = inode
+            }
+            state.descriptors.removeAll()
+            state.powerOff = false
+            state.callsLeft = nil
+            state.failNextSync = false
+        }
+    }
+
+    /// The process died, the machine did not: descriptors close, the page cache stays.
+    public func restartProcess() {
+        state.withLock { $0.descriptors.removeAll() }
+    }
+
+    /// Flips every byte of one sector of `path`, on the disk and in the cache: decay of synced data.
+    public func decay(_ path: String, sector: Int) {
+        state.withLock { state in
+            guard let id = state.names[path] else { return }
+            let start = sector * Self.sectorBytes
+            for offset in start..<(start + Self.sectorBytes) {
+                if offset < state.inodes[id]!.cache.count { state.inodes[id]!.cache[offset] ^= 0xFF }
+                if offset < state.inodes[id]!.disk.count { state.inodes[id]!.disk[offset] ^= 0xFF }
+            }
+        }
+    }
+
+    /// Every mutating call so far, in order.
+    public var calls: [Call] { state.withLock { $0.calls } }
+
+    /// What a power cut now would certainly keep of `path` (nil: no durable name).
+    public func durableBytes(_ path: String) -> [UInt8]? {
+        state.withLock { state in state.durableNames[path].map { state.inodes[$0]!.disk } }
+    }
+
+    // MARK: - FileSystem
+
+    public func openForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.checkPower(&state, "open \(path)")
+            guard let id = state.names[path] else { throw .io("open \(path)", errno: ENOENT) }
+            return Self.descriptor(&state, id, path)
+        }
+    }
+
+    public func createForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+        try create(path, exclusive: true)
+    }
+
+    public func createReplacing(_ path: String) throws(DecisionLogError) -> Int32 {
+        try create(path, exclusive: false)
+    }
+
+    private func create(_ path: String, exclusive: Bool) throws(DecisionLogError) -> Int32 {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .create(path: path))
+            guard state.directories.contains(FileSystemPath.parentDirectory(of: path)) else { throw .io("create \(path)", errno: ENOENT) }
+            if let id = state.names[path] {
+                if exclusive { throw .io("create \(path)", errno: EEXIST) }
+                state.inodes[id]!.cache = []
+                state.inodes[id]!.sizeDirty = true
+                return Self.descriptor(&state, id, path)
+            }
+            let id = state.nextInode
+            state.nextInode += 1
+            state.inodes[id] = Inode(sizeDirty: true)
+            state.names[path] = id
+            return Self.descriptor(&state, id, path)
+        }
+    }
+
+    public func close(_ fd: Int32) {
+        state.withLock { _ = $0.descriptors.removeValue(forKey: fd) }
+    }
+
+    public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .write(path: path, offset: offset, bytes: bytes.count))
+            let id = try Self.inode(state, fd, "pwrite \(path)")
+            var inode = state.inodes[id]!
+            let end = offset + bytes.count
+            if let capacity = state.capacityBytes, end > inode.cache.count {
+                let used = state.inodes.values.reduce(0) { $0 + $1.cache.count }
+                if used + end - inode.cache.count > capacity { throw .io("pwrite \(path)", errno: ENOSPC) }
+            }
+            if inode.cache.count < end {
+                inode.cache += [UInt8](repeating: 0, count: end - inode.cache.count)
+                inode.sizeDirty = true
+            }
+            inode.cache.replaceSubrange(offset..<end, with: bytes)
+            if !bytes.isEmpty {
+                for sector in (offset / Self.sectorBytes)...((end - 1) / Self.sectorBytes) { inode.dirty.insert(sector) }
+            }
+            state.inodes[id] = inode
+        }
+    }
+
+    public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError) {
+        try writeAll(fd, [UInt8](repeating: 0, count: count), atOffset: offset, path: path)
+    }
+
+    public func dataSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+        try sync(fd, path: path, call: .dataSync(path: path), what: "fdatasync")
+    }
+
+    public func fullSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+        try sync(fd, path: path, call: .fullSync(path: path), what: "fsync")
+    }
+
+    private func sync(_ fd: Int32, path: String, call: Call, what: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, call)
+            let id = try Self.inode(state, fd, "\(what) \(path)")
+            if state.failNextSync {
+                // Nothing written, and the pages marked clean all the same.
+                state.failNextSync = false
+                state.inodes[id]!.dirty.removeAll()
+                state.inodes[id]!.sizeDirty = false
+                throw .io("\(what) \(path)", errno: EIO)
+            }
+            var inode = state.inodes[id]!
+            var disk = Array(inode.disk.prefix(inode.cache.count))
+            if disk.count < inode.cache.count { disk += [UInt8](repeating: 0, count: inode.cache.count - disk.count) }
+            for sector in inode.dirty {
+                let start = sector * Self.sectorBytes
+                let end = min(start + Self.sectorBytes, inode.cache.count)
+                if start < end { disk.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
+            }
+            inode.disk = disk
+            inode.dirty.removeAll()
+            inode.sizeDirty = false
+            state.inodes[id] = inode
+        }
+    }
+
+    public func syncDirectory(_ path: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .syncDirectory(path: path))
+            guard state.directories.contains(path) else { throw .io("open directory \(path)", errno: ENOENT) }
+            for name in Set(state.names.keys).union(state.durableNames.keys) where FileSystemPath.parentDirectory(of: name) == path {
+                state.durableNames[name] = state.names[name]
+            }
+            for directory in state.directories.symmetricDifference(state.durableDirectories)
+            where FileSystemPath.parentDirectory(of: directory) == path {
+                if state.directories.contains(directory) { state.durableDirectories.insert(directory) } else { state.durableDirectories.remove(directory) }
+            }
+        }
+    }
+
+    public func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .truncate(path: path, bytes: length))
+            let id = try Self.inode(state, fd, "ftruncate \(path)")
+            var inode = state.inodes[id]!
+            if inode.cache.count > length { inode.cache.removeLast(inode.cache.count - length) }
+            if inode.cache.count < length { inode.cache += [UInt8](repeating: 0, count: length - inode.cache.count) }
+            inode.sizeDirty = true
+            state.inodes[id] = inode
+        }
+    }
+
+    public func unlink(_ path: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .unlink(path: path))
+            guard state.names.removeValue(forKey: path) != nil else { throw .io("unlink \(path)", errno: ENOENT) }
+        }
+    }
+
+    public func rename(_ source: String, to destination: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .rename(from: source, to: destination))
+            guard let id = state.names.removeValue(forKey: source) else { throw .io("rename \(source) to \(destination)", errno: ENOENT) }
+            state.names[destination] = id
+        }
+    }
+
+    public func readAll(_ path: String) throws(DecisionLogError) -> [UInt8] {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.checkPower(&state, "read \(path)")
+            guard let id = state.names[path] else { throw .io("open \(path)", errno: ENOENT) }
+            return state.inodes[id]!.cache
+        }
+    }
+
+    public func listDirectory(_ path: String) throws(DecisionLogError) -> [String] {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.checkPower(&state, "open directory \(path)")
+            guard state.directories.contains(path) else { throw .io("open directory \(path)", errno: ENOENT) }
+            let files = state.names.keys.filter { FileSystemPath.parentDirectory(of: $0) == path }
+            let folders = state.directories.filter { $0 != path && FileSystemPath.parentDirectory(of: $0) == path }
+            return (files + folders).map { String($0.dropFirst(path == "/" ? 1 : path.count + 1)) }.sorted()
+        }
+    }
+
+    public func directoryExists(_ path: String) -> Bool {
+        state.withLock { $0.directories.contains(path) }
+    }
+
+    public func fileExists(_ path: String) -> Bool {
+        state.withLock { $0.names[path] != nil || $0.directories.contains(path) }
+    }
+
+    public func makeDirectory(_ path: String) throws(DecisionLogError) {
+        try state.withLock { state throws(DecisionLogError) in
+            try Self.mutate(&state, .makeDirectory(path: path))
+            if state.directories.contains(path) { return }
+            guard state.directories.contains(FileSystemPath.parentDirectory(of: path)) else { throw .io("mkdir \(path)", errno: ENOENT) }
+            state.directories.insert(path)
+        }
+    }
+
+    // MARK: - Internals
+
+    private static func descriptor(_ state: inout State, _ id: Int, _ path: String) -> Int32 {
+        let fd = state.nextDescriptor
+        state.nextDescriptor += 1
+        state.descriptors[fd] = (id, path)
+        return fd
+    }
+
+    private static func inode(_ state: State, _ fd: Int32, _ what: String) throws(DecisionLogError) -> Int {
+        guard let entry = state.descriptors[fd], state.inodes[entry.inode] != nil else { throw .io(what, errno: EBADF) }
+        return entry.inode
+    }
+
+    private static func checkPower(_ state: inout State, _ what: String) throws(DecisionLogError) {
+        if state.powerOff { throw .io("\(what) [power lost]", errno: EIO) }
+    }
+
+    /// Counts a mutating call toward a power cut, and records it.
+    private static func mutate(_ state: inout State, _ call: Call) throws(DecisionLogError) {
+        try checkPower(&state, "\(call)")
+        if let left = state.callsLeft {
+            if left == 0 {
+                state.powerOff = true
+                throw .io("\(call) [power lost]", errno: EIO)
+            }
+            state.callsLeft = left - 1
+        }
+        state.calls.append(call)
+    }
+}
