@@ -18,6 +18,8 @@
 //                            commit: PREPARE TRANSACTION / COMMIT PREPARED) over postgres-nio
 //   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiProcess            child processes: posix_spawn and waitpid with deadlines
+//   SandhiIO                 I/O interfaces: the file system (POSIX, a simulated disk that loses what a
+//                            power cut loses, a recording one for power-loss tests), locks
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
@@ -32,6 +34,7 @@ let package = Package(
         .library(name: "SandhiEngine", targets: ["SandhiEngine"]),
         .library(name: "SandhiParticipants", targets: ["SandhiParticipants"]),
         .library(name: "SandhiPostgres", targets: ["SandhiPostgres"]),
+        .library(name: "SandhiIO", targets: ["SandhiIO"]),
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
@@ -65,9 +68,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SandhiIO",
+            dependencies: ["SandhiEngine"]
+        ),
+        .target(
             name: "SandhiParticipants",
             dependencies: [
                 "SandhiEngine",
+                "SandhiIO",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -108,6 +116,7 @@ let package = Package(
             name: "SandhiRuntime",
             dependencies: [
                 "SandhiEngine",
+                "SandhiIO",
                 "SandhiParticipants",
                 "SandhiHistory",
                 .product(name: "Logging", package: "swift-log"),
@@ -165,16 +174,17 @@ let package = Package(
         .target(name: "SandhiProcess"),
         .target(
             name: "SandhiTestSupport",
-            dependencies: ["SandhiEngine", "SandhiParticipants", "SandhiRuntime", "SandhiPostgres", "SandhiPostgresTools", "SandhiProcess"],
+            dependencies: ["SandhiEngine", "SandhiIO", "SandhiParticipants", "SandhiRuntime", "SandhiPostgres", "SandhiPostgresTools", "SandhiProcess"],
             path: "Tests/SandhiTestSupport"
         ),
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
-        .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiIO", "SandhiTestSupport"]),
         .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiPostgresLog", "SandhiPostgresTools", "SandhiRuntime", "SandhiTestSupport"]),
-        .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiTestSupport"]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
-        .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiParticipants", "SandhiTestSupport",
+                                                    .product(name: "Logging", package: "swift-log")]),
         // Golden frames are read from the source folder (#filePath), not bundled.
         .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "SandhiConsoleTests", dependencies: ["SandhiConsole", "SandhiEngine", "SandhiTerminalUI", "SandhiTestSupport"],

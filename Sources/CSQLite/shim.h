@@ -22,4 +22,33 @@ static int sandhi_sqlite_count_wal_frames(void *counter, sqlite3 *db, const char
 static inline void sandhi_sqlite_install_wal_frame_counter(sqlite3 *db, int *counter) {
     sqlite3_wal_hook(db, sandhi_sqlite_count_wal_frames, counter);
 }
+
+// One open file of Sandhi's file-system VFS (FileSystemVFS): SQLite's base object first, as
+// every VFS's file must begin, then what the Swift side needs to find the file again.
+typedef struct sandhi_vfs_file {
+    sqlite3_file base;
+    /// The descriptor the FileSystem returned.
+    int fd;
+    /// The directory entry is new and not yet synced: the first sync of the file syncs its
+    /// directory too (as SQLite's unix VFS does for a new journal or WAL).
+    int directory_sync_pending;
+    int delete_on_close;
+    /// The FileSystemVFS, unretained (it outlives every file it opens).
+    void *owner;
+    /// The file's full path, malloc'd; freed at close.
+    char *path;
+} sandhi_vfs_file;
+
+// The WAL (or rollback journal) file of a connection's main database, for syncing it through
+// whichever VFS opened it. NULL if the connection has none open.
+static inline sqlite3_file *sandhi_sqlite_journal_file(sqlite3 *db) {
+    sqlite3_file *file = 0;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK) return 0;
+    if (file == 0 || file->pMethods == 0) return 0;
+    return file;
+}
+
+static inline int sandhi_sqlite_sync_file(sqlite3_file *file, int flags) {
+    return file->pMethods->xSync(file, flags);
+}
 #endif

@@ -28,11 +28,13 @@ public struct ChildProcess: Sendable {
 
     /// Runs `program ARGUMENTS` to completion (`program` is searched for in PATH when it has no
     /// slash) and captures both outputs. A child still running after `timeoutSeconds` is killed.
-    public static func run(_ program: String, _ arguments: [String], timeoutSeconds: Double = 300) throws -> Output {
+    /// `environment` adds to (or replaces in) this process's environment.
+    public static func run(_ program: String, _ arguments: [String], environment: [String: String] = [:],
+                           timeoutSeconds: Double = 300) throws -> Output {
         let out = try makePipe(), err = try makePipe()
         let child: ChildProcess
         do {
-            child = try spawn(program, arguments, stdout: out.write, stderr: err.write)
+            child = try spawn(program, arguments, environment: environment, stdout: out.write, stderr: err.write)
         } catch {
             for fd in [out.read, out.write, err.read, err.write] { close(fd) }
             throw error
@@ -45,7 +47,7 @@ public struct ChildProcess: Sendable {
 
     /// Starts `program ARGUMENTS` in the background with its output discarded.
     public static func start(_ program: String, _ arguments: [String]) throws -> ChildProcess {
-        try spawn(program, arguments, stdout: nil, stderr: nil)
+        try spawn(program, arguments, environment: [:], stdout: nil, stderr: nil)
     }
 
     /// Sends `signal`; harmless if the child already ended.
@@ -64,7 +66,8 @@ public struct ChildProcess: Sendable {
 
     // MARK: - Spawning
 
-    private static func spawn(_ program: String, _ arguments: [String], stdout: Int32?, stderr: Int32?) throws -> ChildProcess {
+    private static func spawn(_ program: String, _ arguments: [String], environment: [String: String],
+                              stdout: Int32?, stderr: Int32?) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -80,9 +83,21 @@ public struct ChildProcess: Sendable {
 
         let argv = ([program] + arguments).map { strdup($0) }
         defer { for pointer in argv { free(pointer) } }
+        // This process's environment, less the names `environment` sets, plus those.
+        var inherited: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "="), environment[String(text[..<equals])] == nil { inherited.append(text) }
+            entry += 1
+        }
+        let envp = (inherited + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).map { strdup($0) }
+        defer { for pointer in envp { free(pointer) } }
         var pid: pid_t = 0
         let result = (argv + [nil]).withUnsafeBufferPointer { pointers in
-            posix_spawnp(&pid, program, &actions, nil, pointers.baseAddress!, environ)
+            (envp + [nil]).withUnsafeBufferPointer { variables in
+                posix_spawnp(&pid, program, &actions, nil, pointers.baseAddress!, variables.baseAddress!)
+            }
         }
         guard result == 0 else {
             throw SpawnError(description: "cannot start \(program): \(String(cString: strerror(result)))")

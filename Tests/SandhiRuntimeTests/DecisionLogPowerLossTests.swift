@@ -1,3 +1,4 @@
+import SandhiIO
 import Logging
 import SandhiEngine
 @testable import SandhiRuntime

@@ -16,8 +16,8 @@ public enum SandhiBinary {
 
     /// Runs `sandhi ARGS` to completion and captures its output. No command a test runs takes
     /// minutes; one that does is killed, and the result says so.
-    public static func run(_ arguments: [String], timeoutSeconds: Double = 300) throws -> Result {
-        let result = try ChildProcess.run(path, arguments, timeoutSeconds: timeoutSeconds)
+    public static func run(_ arguments: [String], environment: [String: String] = [:], timeoutSeconds: Double = 300) throws -> Result {
+        let result = try ChildProcess.run(path, arguments, environment: environment, timeoutSeconds: timeoutSeconds)
         if result.timedOut {
             throw ChildProcess.SpawnError(description: "sandhi \(arguments.joined(separator: " ")) was still running after \(Int(timeoutSeconds)) s and was killed")
         }

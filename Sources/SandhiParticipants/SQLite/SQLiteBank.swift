@@ -2,13 +2,15 @@ import CSQLite
 import Glibc
 import Logging
 import SandhiEngine
+import SandhiIO
 
 /// An embedded bank: one SQLite file in WAL mode holding accounts in integer paise, prepared
 /// write-sets, the committed-branch history and report rows.
 ///
 /// Durability of commits is ours, not SQLite's: the bank runs with `synchronous=NORMAL`, under
 /// which a WAL-mode commit writes its frames (with SQLite's per-frame checksums) but does not
-/// sync them, and `makeDurable` fdatasyncs the WAL file. The worker calls it before it sends
+/// sync them, and `makeDurable` syncs the WAL file (an fdatasync, through whichever VFS opened
+/// the bank: SQLite's own in production, `FileSystemVFS` under test). The worker calls it before it sends
 /// any reply, so a vote or an acknowledgement always describes durable state, exactly as with
 /// `synchronous=FULL`; what we gain is the choice of *when* to sync, so that batches nobody is
 /// waiting on (acknowledgements) can share the next batch's fsync. NORMAL, not OFF: NORMAL
@@ -55,9 +57,10 @@ public final class SQLiteBank: Bank {
     /// while a heuristic policy is set; what the sweep measures its age from.
     private var waitingSinceMs: [TransactionID: UInt64] = [:]
     private var hot: HotStatements!
-    /// Our own descriptor of SQLite's `-wal` file, for `makeDurable`.
-    private var walDescriptor: Int32 = -1
+    /// SQLite's `-wal` file, for messages (`makeDurable` syncs it through SQLite's VFS).
     private var walPath = ""
+    /// Where the bank's files are: `makeDurable`'s directory sync goes through it too.
+    private let io: FileIO
     /// Checkpoint once the WAL grows past this, so it (and recovery time) stays bounded.
     public var walCheckpointBytes = 32 << 20
     /// This file's page size plus the WAL's per-frame header.
@@ -91,11 +94,12 @@ public final class SQLiteBank: Bank {
     // MARK: - Creating and opening
 
     /// Creates a new bank file with these opening balances. Refuses to overwrite a file.
-    public static func create(path: String, participant: ParticipantID, accounts: [(AccountID, Paise)], logger: Logger) throws {
-        guard access(path, F_OK) != 0 else {
+    public static func create(path: String, participant: ParticipantID, accounts: [(AccountID, Paise)], io: FileIO = .system,
+                              logger: Logger) throws {
+        guard !io.fileSystem.fileExists(path) else {
             throw SQLiteError(code: SQLITE_CANTOPEN, message: "file exists", context: "creating bank \(path)")
         }
-        let database = try SQLiteDatabase(path: path, create: true)
+        let database = try SQLiteDatabase(path: path, create: true, vfs: io.sqliteVFS?.name)
         defer { database.close() }
         try database.execute("PRAGMA page_size=\(pageSizeBytes)")
         try configure(database)
@@ -132,14 +136,16 @@ public final class SQLiteBank: Bank {
 
     /// Opens an existing bank and re-takes the locks of every prepared branch.
     /// - Parameter plantedBug: tests only; a known bug for a checker to catch.
-    public init(path: String, participant: ParticipantID, logger: Logger,
+    /// - Parameter io: where the file is (`.system` in production; see `FileIO`).
+    public init(path: String, participant: ParticipantID, logger: Logger, io: FileIO = .system,
                 clock: BankClock = .system, plantedBug: PlantedBug? = nil) throws {
-        guard access(path, F_OK) == 0 else { throw OpenError.missing(path: path) }
+        guard io.fileSystem.fileExists(path) else { throw OpenError.missing(path: path) }
         self.id = participant
         self.path = path
         self.logger = logger
         self.clock = clock
-        self.database = try SQLiteDatabase(path: path, create: false)
+        self.io = io
+        self.database = try SQLiteDatabase(path: path, create: false, vfs: io.sqliteVFS?.name)
         self.plantedBug = plantedBug
         self.machine = ParticipantProtocol(participant: participant, plantedBug: plantedBug)
         // Before the first read: a WAL database first read in normal mode sets up a shared-memory
@@ -181,12 +187,12 @@ public final class SQLiteBank: Bank {
         // SQLite names it after the database's resolved path (symbolic links followed), so
         // ask SQLite rather than appending to ours: we must sync the file it writes.
         walPath = database.walPath ?? path + "-wal"
-        walDescriptor = Glibc.open(walPath, O_RDWR | O_CLOEXEC)
-        guard walDescriptor >= 0 else {
-            throw SQLiteError(code: SQLITE_CANTOPEN, message: String(cString: strerror(errno)), context: "opening \(walPath)")
-        }
         // Make the (possibly new) -wal file's name durable before any reply depends on it.
-        try Self.syncDirectory(containing: walPath)
+        do {
+            try io.fileSystem.syncDirectory(FileSystemPath.parentDirectory(of: walPath))
+        } catch {
+            throw SQLiteError(code: SQLITE_IOERR, message: error.what, context: "syncing the directory of \(walPath)")
+        }
     }
 
     deinit {
@@ -194,25 +200,13 @@ public final class SQLiteBank: Bank {
         close()
     }
 
-    private static func syncDirectory(containing path: String) throws {
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[..<$0]) } ?? "."
-        let fd = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "opening directory \(directory)")
-        }
-        defer { Glibc.close(fd) }
-        guard fsync(fd) == 0 else {
-            throw SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fsync directory \(directory)")
-        }
-    }
-
     /// WAL mode, `synchronous=FULL` while a bank is created (an opened bank then switches to
     /// NORMAL and syncs its commits itself, see the type's comment). `locking_mode=EXCLUSIVE`: one process owns
     /// a bank at a time anyway (the data directory's lock), so SQLite may skip the shared-memory
-    /// index and the file-lock system calls on every transaction.
+    /// index and the file-lock system calls on every transaction. Temporary tables in memory:
+    /// `FileSystemVFS` opens no temporary files.
     private static func configure(_ database: SQLiteDatabase) throws {
-        try database.execute("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384")
+        try database.execute("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY")
     }
 
     private static func meta(_ database: SQLiteDatabase, _ key: String) throws -> String? {
@@ -262,10 +256,6 @@ public final class SQLiteBank: Bank {
         if syncFailure != nil {
             database.disableCheckpointOnClose()
         }
-        if walDescriptor >= 0 {
-            Glibc.close(walDescriptor)
-            walDescriptor = -1
-        }
         database.close()
     }
 
@@ -275,8 +265,12 @@ public final class SQLiteBank: Bank {
         if failNextSync {
             failNextSync = false
             failure = SQLiteError(code: SQLITE_IOERR, message: "injected fsync failure", context: "fdatasync \(walPath)")
-        } else if fdatasync(walDescriptor) != 0 {
-            failure = SQLiteError(code: SQLITE_IOERR, message: String(cString: strerror(errno)), context: "fdatasync \(walPath)")
+        } else {
+            do {
+                try database.syncJournal()
+            } catch let error as SQLiteError {
+                failure = SQLiteError(code: error.code, message: error.message, context: "fdatasync \(walPath)")
+            }
         }
         if let failure {
             syncFailure = failure

@@ -16,11 +16,12 @@ public final class SQLiteDatabase {
     public let path: String
     private var statements: [String: SQLiteStatement] = [:]
 
-    public init(path: String, create: Bool) throws {
+    /// - Parameter vfs: the name of the VFS to open it with; nil for SQLite's default.
+    public init(path: String, create: Bool, vfs: String? = nil) throws {
         self.path = path
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
-        let code = sqlite3_open_v2(path, &db, flags, nil)
+        let code = sqlite3_open_v2(path, &db, flags, vfs)
         guard code == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(db)
@@ -62,6 +63,18 @@ public final class SQLiteDatabase {
     public var walPath: String? {
         guard let handle, let database = sqlite3_db_filename(handle, "main"), let wal = sqlite3_filename_wal(database) else { return nil }
         return String(cString: wal)
+    }
+
+    /// Syncs the WAL (or rollback journal) of the main database through the VFS that opened it:
+    /// an fdatasync under SQLite's unix VFS, a `FileSystem.dataSync` under `FileSystemVFS`.
+    public func syncJournal() throws {
+        guard let handle, let file = sandhi_sqlite_journal_file(handle) else {
+            throw SQLiteError(code: SQLITE_MISUSE, message: "no journal open", context: "syncing the journal of \(path)")
+        }
+        let code = sandhi_sqlite_sync_file(file, SQLITE_SYNC_NORMAL)
+        guard code == SQLITE_OK else {
+            throw SQLiteError(code: code, message: String(cString: sqlite3_errstr(code)), context: "syncing the journal of \(path)")
+        }
     }
 
     /// Closing will not checkpoint the WAL (for a connection whose durability is in doubt).

@@ -48,7 +48,7 @@ public struct InvariantAudit: Sendable {
         audit.logSource = log.source
         audit.unfinishedCommits = log.unfinishedCommits
         audit.logSegments = Set(log.records.map(\.position.segment)).count
-        let reconciliation = try ReconciliationJournal.read(path: directory.reconciliationPath)
+        let reconciliation = try ReconciliationJournal.read(path: directory.reconciliationPath, fileSystem: directory.io.fileSystem)
         audit.heuristicCases = reconciliation.all
         let allowance = InvariantChecks.HeuristicAllowance(reconciliation)
         audit.openImbalance = allowance.imbalance

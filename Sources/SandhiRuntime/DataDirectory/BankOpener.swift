@@ -26,7 +26,7 @@ extension DataDirectory {
     public func openBank(_ participant: SandhiConfiguration.Participant, of configuration: SandhiConfiguration, logger: Logger) throws -> Bank {
         var bank: Bank
         if participant.kind == .sqlite {
-            bank = try SQLiteBank(path: bankPath(participant.id), participant: participant.id, logger: logger,
+            bank = try SQLiteBank(path: bankPath(participant.id), participant: participant.id, logger: logger, io: io,
                                   plantedBug: configuration.plantedBug)
         } else {
             guard let open = bankOpener.other else { throw BankOpener.Unsupported(participant: participant.id, kind: participant.kind) }

@@ -1,6 +1,8 @@
+import SandhiIO
 import Foundation
 import Glibc
 import SandhiEngine
+import SandhiParticipants
 
 /// Problems with a data directory, each one line for the operator.
 public enum DataDirectoryError: Error, CustomStringConvertible, Equatable {
@@ -34,6 +36,9 @@ public struct DataDirectory: Sendable {
     public var bankOpener = BankOpener()
     /// Opens the decision log when `sandhi.toml` puts it in PostgreSQL (see `openDecisionLog`).
     public var decisionLogOpener = DecisionLogOpener()
+    /// Where the durable files are written: the decision log, the journal, `sandhi.toml`, the
+    /// banks. `.system` in production; a recording or simulated file system under test.
+    public var io: FileIO = .system
 
     public var configurationPath: String { path + "/sandhi.toml" }
     public var lockPath: String { path + "/sandhi.lock" }
@@ -44,9 +49,11 @@ public struct DataDirectory: Sendable {
     public var reconciliationPath: String { path + "/reconciliation.log" }
     public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
 
-    public init(path: String, bankOpener: BankOpener = BankOpener(), decisionLogOpener: DecisionLogOpener = DecisionLogOpener()) {
+    public init(path: String, bankOpener: BankOpener = BankOpener(), decisionLogOpener: DecisionLogOpener = DecisionLogOpener(),
+                io: FileIO = .system) {
         self.bankOpener = bankOpener
         self.decisionLogOpener = decisionLogOpener
+        self.io = io
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.path = trimmed
@@ -111,10 +118,9 @@ public struct DataDirectory: Sendable {
     /// renamed over it, the directory synced: `FileSystem.replaceFile`).
     public func writeConfiguration(_ configuration: SandhiConfiguration) throws {
         do {
-            try PosixFileSystem().replaceFile(configurationPath, with: Array(configuration.toml.utf8))
+            try io.fileSystem.replaceFile(configurationPath, with: Array(configuration.toml.utf8))
         } catch {
-            let why = if case .io(let what) = error { what } else { "\(error)" }
-            throw DataDirectoryError.io("cannot write \(configurationPath): \(why)")
+            throw DataDirectoryError.io("cannot write \(configurationPath): \(error.what)")
         }
     }
 

@@ -32,7 +32,8 @@ extension DataDirectory {
     /// Opens the configured decision log for writing: the segment files, or the opener's database.
     public func openDecisionLog(_ configuration: SandhiConfiguration, logger: Logger) throws -> (any DecisionLogStorage, RecoveredDecisionLog) {
         guard let database = configuration.decisionLog else {
-            return try DecisionLogStore.open(directory: coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes, logger: logger)
+            return try DecisionLogStore.open(directory: coordinatorPath, segmentMaxBytes: configuration.segmentMaxBytes,
+                                             fileSystem: io.fileSystem, logger: logger)
         }
         guard let open = decisionLogOpener.open else { throw DecisionLogOpener.Unsupported(database: database) }
         return try open(database, configuration, logger)
@@ -40,7 +41,7 @@ extension DataDirectory {
 
     /// Reads the configured decision log, changing nothing.
     public func readDecisionLog(_ configuration: SandhiConfiguration, logger: Logger) throws -> RecoveredDecisionLog {
-        guard let database = configuration.decisionLog else { return try DecisionLogStore.read(directory: coordinatorPath) }
+        guard let database = configuration.decisionLog else { return try DecisionLogStore.read(directory: coordinatorPath, fileSystem: io.fileSystem) }
         guard let read = decisionLogOpener.read else { throw DecisionLogOpener.Unsupported(database: database) }
         return try read(database, configuration, logger)
     }

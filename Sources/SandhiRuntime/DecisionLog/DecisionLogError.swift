@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SandhiIO
 
 /// Why the decision log refused to open, append or sync.
 ///
@@ -53,4 +54,15 @@ public enum DecisionLogError: Error, CustomStringConvertible, Equatable {
         }
         return out
     }
+}
+
+extension DecisionLogError {
+    /// A file-system failure, as the log reports it: `.io("<what> <path> (<strerror>)")`.
+    init(_ failure: FileSystemError) { self = .io(failure.what) }
+}
+
+/// Runs a file-system call inside code that throws `DecisionLogError`.
+@inline(__always)
+func logIO<Result>(_ body: () throws(FileSystemError) -> Result) throws(DecisionLogError) -> Result {
+    do { return try body() } catch { throw DecisionLogError(error) }
 }

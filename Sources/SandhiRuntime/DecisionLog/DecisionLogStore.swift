@@ -1,3 +1,4 @@
+import SandhiIO
 import Logging
 import SandhiEngine
 
@@ -142,7 +143,7 @@ public final class DecisionLogStore {
         fileSystem files: any FileSystem = PosixFileSystem(), logger: Logger
     ) throws -> (DecisionLogStore, RecoveredDecisionLog) {
         precondition(segmentMaxBytes >= segmentMinBytes, "segmentMaxBytes \(segmentMaxBytes) below \(segmentMinBytes)")
-        try files.makeDirectories(directory)
+        try logIO { () throws(FileSystemError) in try files.makeDirectories(directory) }
         let scanned = try SegmentScanner.scan(directory: directory, files: files)
         var recovered = scanned.recovered
         for note in recovered.notes {
@@ -158,13 +159,13 @@ public final class DecisionLogStore {
                 assert(torn.offset == last.validEnd && last.validEnd < last.fileBytes)
                 // Cut rather than zeroed in place: the same recovery as a log that was never
                 // preallocated; the next `preallocate` writes the zeros again.
-                try files.truncate(last.path, toBytes: last.validEnd)
+                try logIO { () throws(FileSystemError) in try files.truncate(last.path, toBytes: last.validEnd) }
                 fileBytes = last.validEnd
                 let note = "truncated torn tail of \(name) at byte \(torn.offset) (\(torn.reason))"
                 logger.warning("\(note)", metadata: ["directory": "\(directory)"])
                 recovered.notes.append(note)
             }
-            let fd = try files.openForWriting(last.path)
+            let fd = try logIO { () throws(FileSystemError) in try files.openForWriting(last.path) }
             var segments = scanned.segments.map { SegmentState(number: $0.number, maxEpoch: $0.maxEpoch) }
             if last.recordCount == 0 {
                 // The crash came between creating the file and its header reaching disk. The
@@ -173,8 +174,8 @@ public final class DecisionLogStore {
                 var header: [UInt8] = []
                 appendHeaderFrame(segment: last.number, epoch: recovered.maxEpoch, into: &header)
                 do {
-                    try files.writeAll(fd, header, atOffset: 0, path: last.path)
-                    try files.dataSync(fd, path: last.path)
+                    try logIO { () throws(FileSystemError) in try files.writeAll(fd, header, atOffset: 0, path: last.path) }
+                    try logIO { () throws(FileSystemError) in try files.dataSync(fd, path: last.path) }
                 } catch {
                     files.close(fd)
                     throw error
@@ -191,8 +192,8 @@ public final class DecisionLogStore {
             // keeps the bound of `maxUnsyncedBytes` true from the first append on, and makes the
             // last segment and its name durable before `reclaim` may unlink anything older.
             do {
-                try files.dataSync(fd, path: last.path)
-                try files.syncDirectory(directory)
+                try logIO { () throws(FileSystemError) in try files.dataSync(fd, path: last.path) }
+                try logIO { () throws(FileSystemError) in try files.syncDirectory(directory) }
             } catch {
                 files.close(fd)
                 throw error
@@ -207,13 +208,13 @@ public final class DecisionLogStore {
         } else {
             let number = SegmentName.firstNumber
             let path = SegmentName.path(directory: directory, number: number)
-            let fd = try files.createForWriting(path)
+            let fd = try logIO { () throws(FileSystemError) in try files.createForWriting(path) }
             var header: [UInt8] = []
             appendHeaderFrame(segment: number, epoch: 0, into: &header)
             do {
-                try files.writeAll(fd, header, atOffset: 0, path: path)
-                try files.dataSync(fd, path: path)
-                try files.syncDirectory(directory)
+                try logIO { () throws(FileSystemError) in try files.writeAll(fd, header, atOffset: 0, path: path) }
+                try logIO { () throws(FileSystemError) in try files.dataSync(fd, path: path) }
+                try logIO { () throws(FileSystemError) in try files.syncDirectory(directory) }
             } catch {
                 files.close(fd)
                 throw error
@@ -311,7 +312,7 @@ public final class DecisionLogStore {
             failNextSyncInjected = false
             throw .io("fdatasync \(path) [injected fault]", errno: PosixFileSystem.injectedFaultErrno)
         }
-        try files.dataSync(activeFD, path: path)
+        try logIO { () throws(FileSystemError) in try files.dataSync(activeFD, path: path) }
         activeSyncedBytes = activeBytes
     }
 
@@ -340,8 +341,8 @@ public final class DecisionLogStore {
         assert(activeBytes <= activeFileBytes)
         guard activeFileBytes - activeBytes < preallocationMarginBytes, activeFileBytes < segmentMaxBytes else { return }
         let targetBytes = min(activeFileBytes + preallocationBytes, segmentMaxBytes)
-        try files.writeZeros(activeFD, atOffset: activeFileBytes, count: targetBytes - activeFileBytes, path: activePath)
-        try files.dataSync(activeFD, path: activePath)
+        try logIO { () throws(FileSystemError) in try files.writeZeros(activeFD, atOffset: activeFileBytes, count: targetBytes - activeFileBytes, path: activePath) }
+        try logIO { () throws(FileSystemError) in try files.dataSync(activeFD, path: activePath) }
         activeFileBytes = targetBytes
         activeSyncedBytes = activeBytes
     }
@@ -407,7 +408,7 @@ public final class DecisionLogStore {
 
     private func flushBuffer() throws(DecisionLogError) {
         guard !buffer.isEmpty else { return }
-        try files.writeAll(activeFD, buffer, atOffset: activeBytes, path: activePath)
+        try logIO { () throws(FileSystemError) in try files.writeAll(activeFD, buffer, atOffset: activeBytes, path: activePath) }
         activeBytes += buffer.count
         // A batch that outran the zeros grew the file (correct, only its sync costs more).
         activeFileBytes = max(activeFileBytes, activeBytes)
@@ -423,7 +424,7 @@ public final class DecisionLogStore {
     private func trimPreallocation() {
         guard failure == nil, activeFileBytes > activeBytes else { return }
         do {
-            try files.truncate(activeFD, toBytes: activeBytes, path: activePath)
+            try logIO { () throws(FileSystemError) in try files.truncate(activeFD, toBytes: activeBytes, path: activePath) }
             activeFileBytes = activeBytes
         } catch {
             logger.warning("could not trim the preallocated tail of the decision log", metadata: ["error": "\(error)"])
@@ -441,18 +442,18 @@ public final class DecisionLogStore {
         // The old segment must end at its last record, durably, before anything lands in the
         // next one: recovery forgives a torn or zero-filled tail only in the last segment.
         if activeFileBytes > activeBytes {
-            try files.truncate(activeFD, toBytes: activeBytes, path: activePath)
-            try files.fullSync(activeFD, path: activePath)
+            try logIO { () throws(FileSystemError) in try files.truncate(activeFD, toBytes: activeBytes, path: activePath) }
+            try logIO { () throws(FileSystemError) in try files.fullSync(activeFD, path: activePath) }
             activeFileBytes = activeBytes
         } else {
-            try files.dataSync(activeFD, path: activePath)
+            try logIO { () throws(FileSystemError) in try files.dataSync(activeFD, path: activePath) }
         }
         files.close(activeFD)
         activeFD = -1
 
         let number = activeNumber + 1
         let path = SegmentName.path(directory: directory, number: number)
-        activeFD = try files.createForWriting(path)
+        activeFD = try logIO { () throws(FileSystemError) in try files.createForWriting(path) }
         activePath = path
         segments.append(SegmentState(number: number, maxEpoch: epoch))
         activeBytes = 0
@@ -460,9 +461,9 @@ public final class DecisionLogStore {
         activeSyncedBytes = 0
         Self.appendHeaderFrame(segment: number, epoch: epoch, into: &buffer)
         try flushBuffer()
-        try files.dataSync(activeFD, path: activePath)
+        try logIO { () throws(FileSystemError) in try files.dataSync(activeFD, path: activePath) }
         activeSyncedBytes = activeBytes
-        try files.syncDirectory(directory)
+        try logIO { () throws(FileSystemError) in try files.syncDirectory(directory) }
         logger.debug("rolled decision log segment", metadata: ["segment": "\(path)", "epoch": "\(epoch)"])
         try reclaim()
     }
@@ -504,7 +505,7 @@ public final class DecisionLogStore {
                 RecordFraming.frame(payload, into: &buffer)
             }
             try flushBuffer()
-            try files.dataSync(activeFD, path: activePath)
+            try logIO { () throws(FileSystemError) in try files.dataSync(activeFD, path: activePath) }
             activeSyncedBytes = activeBytes
             for item in carried {
                 liveness.carried(item.transaction, commitSegments: item.commitSegments, into: active.number)
@@ -516,7 +517,7 @@ public final class DecisionLogStore {
             let path = SegmentName.path(directory: directory, number: number)
             willUnlinkSegmentForTesting?(path)
             do {
-                try files.unlink(path)
+                try logIO { () throws(FileSystemError) in try files.unlink(path) }
             } catch {
                 // Keep this one and every later one (they may hold ENDs for its COMMITs); the next
                 // roll tries again.
@@ -530,7 +531,7 @@ public final class DecisionLogStore {
         segments.removeAll { reclaimedSet.contains($0.number) }
         assert(segments.last?.number == active.number)
         guard !reclaimed.isEmpty else { return }
-        try files.syncDirectory(directory)
+        try logIO { () throws(FileSystemError) in try files.syncDirectory(directory) }
         logger.info("reclaimed decision log segments", metadata: [
             "directory": "\(directory)",
             "segments": "\(reclaimed.map(SegmentName.fileName).joined(separator: ", "))",

@@ -1,3 +1,4 @@
+import SandhiIO
 import SandhiEngine
 
 /// Reads and validates every segment of a decision-log directory without changing anything, so
@@ -45,7 +46,7 @@ enum SegmentScanner {
     static func scan(directory: String, files: any FileSystem) throws(DecisionLogError) -> Result {
         var numbers: [UInt64] = []
         var notes: [String] = []
-        for name in try files.listDirectory(directory) {
+        for name in try logIO { () throws(FileSystemError) in try files.listDirectory(directory) } {
             if let number = SegmentName.number(fromFileName: name) {
                 numbers.append(number)
             } else if name.hasPrefix(SegmentName.prefix) {
@@ -69,7 +70,7 @@ enum SegmentScanner {
         directory: String, number: UInt64, isLast: Bool, files: any FileSystem, into recovered: inout RecoveredDecisionLog
     ) throws(DecisionLogError) -> Segment {
         let path = SegmentName.path(directory: directory, number: number)
-        let bytes = try files.readAll(path)
+        let bytes = try logIO { () throws(FileSystemError) in try files.readAll(path) }
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: isLast ? RecordFraming.maxUnsyncedBytes : 0)
 
         // Decode every whole record before judging the tail, so the error names the earliest

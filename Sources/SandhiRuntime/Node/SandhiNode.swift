@@ -72,7 +72,7 @@ public final class SandhiNode: Sendable {
         let journalNotes: [String]
         let plan: RecoveryPlan
         do {
-            (journal, reconciliation, journalNotes) = try ReconciliationJournal.open(path: directory.reconciliationPath, logger: logger)
+            (journal, reconciliation, journalNotes) = try ReconciliationJournal.open(path: directory.reconciliationPath, fileSystem: directory.io.fileSystem, logger: logger)
             let commits = recovered.commits
             let undecided = Set(RecoveryPlan.undecided(commits: commits, banks: recovering))
             plan = try RecoveryPlan.make(logEpoch: recovered.maxEpoch, commits: commits, banks: recovering) { tx in

@@ -1,3 +1,4 @@
+import SandhiIO
 import Glibc
 import Logging
 import SandhiEngine
@@ -26,7 +27,7 @@ public final class ReconciliationJournal: @unchecked Sendable {
                             logger: Logger) throws -> (ReconciliationJournal, ReconciliationQueue, notes: [String]) {
         var notes: [String] = []
         let exists = files.fileExists(path)
-        let bytes = exists ? try files.readAll(path) : []
+        let bytes = exists ? try logIO { () throws(FileSystemError) in try files.readAll(path) } : []
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         var queue = ReconciliationQueue()
         for record in scan.records {
@@ -45,14 +46,14 @@ public final class ReconciliationJournal: @unchecked Sendable {
         case .clean, .zeroFilled:
             break
         case .torn(let offset, let reason):
-            try files.truncate(path, toBytes: offset)
+            try logIO { () throws(FileSystemError) in try files.truncate(path, toBytes: offset) }
             notes.append("\(path): cut a torn final write at byte \(offset) (\(reason))")
             logger.warning("reconciliation journal: torn tail truncated", metadata: ["path": "\(path)", "offset": "\(offset)"])
         case .corrupt(let offset, let reason):
             throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")
         }
-        let descriptor = exists ? try files.openForWriting(path) : try files.createForWriting(path)
-        if !exists { try files.syncDirectory(FileSystemPath.parentDirectory(of: path)) }
+        let descriptor = exists ? try logIO { () throws(FileSystemError) in try files.openForWriting(path) } : try logIO { () throws(FileSystemError) in try files.createForWriting(path) }
+        if !exists { try logIO { () throws(FileSystemError) in try files.syncDirectory(FileSystemPath.parentDirectory(of: path)) } }
         let journal = ReconciliationJournal(path: path, files: files, descriptor: descriptor, endOffset: scan.validEnd)
         return (journal, queue, notes)
     }
@@ -88,8 +89,8 @@ public final class ReconciliationJournal: @unchecked Sendable {
             if let failure { throw failure }
             let bytes = RecordFraming.frame(ReconciliationCodec.encode(record))
             do {
-                try files.writeAll(descriptor, bytes, atOffset: endOffset, path: path)
-                try files.dataSync(descriptor, path: path)
+                try logIO { () throws(FileSystemError) in try files.writeAll(descriptor, bytes, atOffset: endOffset, path: path) }
+                try logIO { () throws(FileSystemError) in try files.dataSync(descriptor, path: path) }
             } catch let error as DecisionLogError {
                 failure = error
                 throw error
@@ -111,7 +112,7 @@ public final class ReconciliationJournal: @unchecked Sendable {
     /// nothing else runs, and for `sandhi check`). A torn tail is ignored, not cut.
     public static func read(path: String, fileSystem files: any FileSystem = PosixFileSystem()) throws -> ReconciliationQueue {
         guard files.fileExists(path) else { return ReconciliationQueue() }
-        let bytes = try files.readAll(path)
+        let bytes = try logIO { () throws(FileSystemError) in try files.readAll(path) }
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         if case .corrupt(let offset, let reason) = scan.tail {
             throw DecisionLogError.io("\(path): damaged record at byte \(offset): \(reason)")

@@ -45,6 +45,9 @@ public enum TransferBench {
         public var expectedTotal: Paise?
         /// Where to record every attempt for `sandhi check-history`.
         public var history: HistoryRecorder?
+        /// Called as each client is told its transfer committed, with the banks it wrote: a
+        /// power-loss test's record of what must survive any later crash.
+        public var onCommitted: (@Sendable (TransactionID, [ParticipantID]) -> Void)?
         public init() {}
     }
 
@@ -231,6 +234,9 @@ public enum TransferBench {
                     let result = try await driver.transfer(branches, answerWhen: options.answerWhen, observe: options.history != nil)
                     outcome = result.outcome
                     answeredUs = submittedUs + result.latencyUs
+                    if outcome == .committed, let onCommitted = options.onCommitted {
+                        onCommitted(result.transaction, branches.filter { $0.operations.contains(where: \.isWrite) }.map(\.participant))
+                    }
                     options.history?.record(HistoryRecorder.transaction(
                         result.transaction, outcome: outcome, audit: isAudit, startUs: submittedUs, endUs: answeredUs,
                         branches: branches, observed: result.observed))

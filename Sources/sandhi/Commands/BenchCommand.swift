@@ -124,6 +124,9 @@ struct BenchCommand: AsyncParsableCommand {
             options.clients = clients
             options.durationMs = UInt64(duration * 1_000)
             options.seed = seed
+            if let recorder = IOTraceRecording.recorder {
+                options.onCommitted = { recorder.record(.acknowledged(transaction: $0, writers: $1)) }
+            }
             let logger = common.makeLogger()
             let directory: DataDirectory
             var postgresRun: PostgresBenchRun?

@@ -123,7 +123,7 @@ struct InitCommand: AsyncParsableCommand {
             // created in PostgreSQL stays there when something after it fails.
             if let logDatabase { try PostgresDecisionLog.createTable(logDatabase, logger: logger) }
             for bank in banks {
-                try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, logger: logger)
+                try SQLiteBank.create(path: directory.bankPath(bank), participant: bank, accounts: rows, io: directory.io, logger: logger)
             }
             for database in databases { try PostgresBank.create(database, accounts: rows, logger: logger) }
         }

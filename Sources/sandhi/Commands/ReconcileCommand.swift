@@ -125,5 +125,5 @@ private func parseTransaction(_ text: String) throws -> TransactionID {
 
 private func readQueue(_ directory: DataDirectory) throws -> ReconciliationQueue {
     _ = try directory.loadConfiguration() // a Sandhi directory, not any folder
-    return try ReconciliationJournal.read(path: directory.reconciliationPath)
+    return try ReconciliationJournal.read(path: directory.reconciliationPath, fileSystem: directory.io.fileSystem)
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SandhiIO
+import SandhiParticipants
 import SandhiPostgresLog
 import SandhiRuntime
 
@@ -14,7 +16,8 @@ struct CommonOptions: ParsableArguments {
 
     /// The data directory, able to open every kind of participant, and of decision log, this program knows.
     var directory: DataDirectory {
-        DataDirectory(path: data, bankOpener: PostgresParticipants.opener, decisionLogOpener: PostgresDecisionLogOpener.opener)
+        DataDirectory(path: data, bankOpener: PostgresParticipants.opener, decisionLogOpener: PostgresDecisionLogOpener.opener,
+                      io: IOTraceRecording.io)
     }
 
     /// Libraries take a logger; the executable makes the only one, on stderr.

@@ -145,6 +145,38 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
+    /// Puts a directory (and its parents) on the disk, durably, as if made long ago.
+    public func installDirectory(_ path: String) {
+        state.withLock { state in
+            var folder = path
+            while !state.directories.contains(folder) {
+                state.directories.insert(folder)
+                state.durableDirectories.insert(folder)
+                folder = FileSystemPath.parentDirectory(of: folder)
+            }
+        }
+    }
+
+    /// Puts a file on the disk, durably, as if written and synced long ago (its directory must
+    /// be there).
+    public func installFile(_ path: String, bytes: [UInt8]) {
+        state.withLock { state in
+            precondition(state.directories.contains(FileSystemPath.parentDirectory(of: path)), "no directory for \(path)")
+            let id = state.nextInode
+            state.nextInode += 1
+            state.inodes[id] = Inode(cache: bytes, disk: bytes)
+            state.names[path] = id
+            state.durableNames[path] = id
+        }
+    }
+
+    /// What reads see now: every directory, and every file with its bytes.
+    public func contents() -> (directories: [String], files: [String: [UInt8]]) {
+        state.withLock { state in
+            (state.directories.sorted(), state.names.mapValues { state.inodes[$0]!.cache })
+        }
+    }
+
     /// Every mutating call so far, in order.
     public var calls: [Call] { state.withLock { $0.calls } }
 
@@ -155,24 +187,46 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
 
     // MARK: - FileSystem
 
-    public func openForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
-        try state.withLock { state throws(DecisionLogError) in
+    public func openForWriting(_ path: String) throws(FileSystemError) -> Int32 {
+        try state.withLock { state throws(FileSystemError) in
             try Self.checkPower(&state, "open \(path)")
             guard let id = state.names[path] else { throw .io("open \(path)", errno: ENOENT) }
             return Self.descriptor(&state, id, path)
         }
     }
 
-    public func createForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+    public func createForWriting(_ path: String) throws(FileSystemError) -> Int32 {
         try create(path, exclusive: true)
     }
 
-    public func createReplacing(_ path: String) throws(DecisionLogError) -> Int32 {
+    public func createReplacing(_ path: String) throws(FileSystemError) -> Int32 {
         try create(path, exclusive: false)
     }
 
-    private func create(_ path: String, exclusive: Bool) throws(DecisionLogError) -> Int32 {
-        try state.withLock { state throws(DecisionLogError) in
+    public func openForReadingAndWriting(_ path: String, create: Bool) throws(FileSystemError) -> Int32 {
+        let exists = state.withLock { $0.names[path] != nil }
+        if !exists && create { return try self.create(path, exclusive: true) }
+        return try openForWriting(path)
+    }
+
+    public func read(_ fd: Int32, count: Int, atOffset offset: Int, path: String) throws(FileSystemError) -> [UInt8] {
+        try state.withLock { state throws(FileSystemError) in
+            try Self.checkPower(&state, "read \(path)")
+            let cache = state.inodes[try Self.inode(state, fd, "pread \(path)")]!.cache
+            guard offset < cache.count else { return [] }
+            return Array(cache[offset..<min(cache.count, offset + count)])
+        }
+    }
+
+    public func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int {
+        try state.withLock { state throws(FileSystemError) in
+            try Self.checkPower(&state, "fstat \(path)")
+            return state.inodes[try Self.inode(state, fd, "fstat \(path)")]!.cache.count
+        }
+    }
+
+    private func create(_ path: String, exclusive: Bool) throws(FileSystemError) -> Int32 {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .create(path: path))
             guard state.directories.contains(FileSystemPath.parentDirectory(of: path)) else { throw .io("create \(path)", errno: ENOENT) }
             if let id = state.names[path] {
@@ -193,8 +247,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         state.withLock { _ = $0.descriptors.removeValue(forKey: fd) }
     }
 
-    public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .write(path: path, offset: offset, bytes: bytes.count))
             let id = try Self.inode(state, fd, "pwrite \(path)")
             var inode = state.inodes[id]!
@@ -215,20 +269,20 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError) {
+    public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(FileSystemError) {
         try writeAll(fd, [UInt8](repeating: 0, count: count), atOffset: offset, path: path)
     }
 
-    public func dataSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+    public func dataSync(_ fd: Int32, path: String) throws(FileSystemError) {
         try sync(fd, path: path, call: .dataSync(path: path), what: "fdatasync")
     }
 
-    public func fullSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+    public func fullSync(_ fd: Int32, path: String) throws(FileSystemError) {
         try sync(fd, path: path, call: .fullSync(path: path), what: "fsync")
     }
 
-    private func sync(_ fd: Int32, path: String, call: Call, what: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    private func sync(_ fd: Int32, path: String, call: Call, what: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, call)
             let id = try Self.inode(state, fd, "\(what) \(path)")
             if state.failNextSync {
@@ -253,8 +307,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    public func syncDirectory(_ path: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    public func syncDirectory(_ path: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .syncDirectory(path: path))
             guard state.directories.contains(path) else { throw .io("open directory \(path)", errno: ENOENT) }
             for name in Set(state.names.keys).union(state.durableNames.keys) where FileSystemPath.parentDirectory(of: name) == path {
@@ -267,8 +321,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    public func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    public func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .truncate(path: path, bytes: length))
             let id = try Self.inode(state, fd, "ftruncate \(path)")
             var inode = state.inodes[id]!
@@ -279,31 +333,31 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    public func unlink(_ path: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    public func unlink(_ path: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .unlink(path: path))
             guard state.names.removeValue(forKey: path) != nil else { throw .io("unlink \(path)", errno: ENOENT) }
         }
     }
 
-    public func rename(_ source: String, to destination: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    public func rename(_ source: String, to destination: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .rename(from: source, to: destination))
             guard let id = state.names.removeValue(forKey: source) else { throw .io("rename \(source) to \(destination)", errno: ENOENT) }
             state.names[destination] = id
         }
     }
 
-    public func readAll(_ path: String) throws(DecisionLogError) -> [UInt8] {
-        try state.withLock { state throws(DecisionLogError) in
+    public func readAll(_ path: String) throws(FileSystemError) -> [UInt8] {
+        try state.withLock { state throws(FileSystemError) in
             try Self.checkPower(&state, "read \(path)")
             guard let id = state.names[path] else { throw .io("open \(path)", errno: ENOENT) }
             return state.inodes[id]!.cache
         }
     }
 
-    public func listDirectory(_ path: String) throws(DecisionLogError) -> [String] {
-        try state.withLock { state throws(DecisionLogError) in
+    public func listDirectory(_ path: String) throws(FileSystemError) -> [String] {
+        try state.withLock { state throws(FileSystemError) in
             try Self.checkPower(&state, "open directory \(path)")
             guard state.directories.contains(path) else { throw .io("open directory \(path)", errno: ENOENT) }
             let files = state.names.keys.filter { FileSystemPath.parentDirectory(of: $0) == path }
@@ -320,8 +374,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         state.withLock { $0.names[path] != nil || $0.directories.contains(path) }
     }
 
-    public func makeDirectory(_ path: String) throws(DecisionLogError) {
-        try state.withLock { state throws(DecisionLogError) in
+    public func makeDirectory(_ path: String) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .makeDirectory(path: path))
             if state.directories.contains(path) { return }
             guard state.directories.contains(FileSystemPath.parentDirectory(of: path)) else { throw .io("mkdir \(path)", errno: ENOENT) }
@@ -338,17 +392,17 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         return fd
     }
 
-    private static func inode(_ state: State, _ fd: Int32, _ what: String) throws(DecisionLogError) -> Int {
+    private static func inode(_ state: State, _ fd: Int32, _ what: String) throws(FileSystemError) -> Int {
         guard let entry = state.descriptors[fd], state.inodes[entry.inode] != nil else { throw .io(what, errno: EBADF) }
         return entry.inode
     }
 
-    private static func checkPower(_ state: inout State, _ what: String) throws(DecisionLogError) {
+    private static func checkPower(_ state: inout State, _ what: String) throws(FileSystemError) {
         if state.powerOff { throw .io("\(what) [power lost]", errno: EIO) }
     }
 
     /// Counts a mutating call toward a power cut, and records it.
-    private static func mutate(_ state: inout State, _ call: Call) throws(DecisionLogError) {
+    private static func mutate(_ state: inout State, _ call: Call) throws(FileSystemError) {
         try checkPower(&state, "\(call)")
         if let left = state.callsLeft {
             if left == 0 {

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// The file system of the machine: each call one system call (or a loop of them), each turning
-/// failure into `DecisionLogError.io("<what> <path> (<strerror>)")` with the errno captured
+/// failure into a `FileSystemError` (`<what> <path> (<strerror>)`) with the errno captured
 /// right after the call.
 ///
 /// Plain POSIX rather than FileHandle: we need pwrite, fdatasync, ftruncate and directory fsync,
@@ -15,13 +15,13 @@ public struct PosixFileSystem: FileSystem {
 
     static let segmentMode: mode_t = 0o644
     /// The errno a simulated failed fsync reports.
-    static let injectedFaultErrno = EIO
+    public static let injectedFaultErrno = EIO
     /// Source of the zeros `writeZeros` writes; big enough that a 1 MiB extension is 16 calls.
     private static let zeroBlock = [UInt8](repeating: 0, count: 64 << 10)
 
     /// Opens an existing segment for writing at explicit offsets. Not O_APPEND: the file may
     /// extend past the last record (preallocated zeros), and records go right after that record.
-    public func openForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+    public func openForWriting(_ path: String) throws(FileSystemError) -> Int32 {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
         return fd
@@ -29,7 +29,7 @@ public struct PosixFileSystem: FileSystem {
 
     /// Creates a new segment for writing at explicit offsets. O_EXCL because a segment number is
     /// never reused: an existing file of that name means something else wrote into our directory.
-    public func createForWriting(_ path: String) throws(DecisionLogError) -> Int32 {
+    public func createForWriting(_ path: String) throws(FileSystemError) -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, Self.segmentMode)
         guard fd >= 0 else { throw .io("create \(path)", errno: errno) }
         return fd
@@ -43,12 +43,12 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// pwrite(2) of all of `bytes` at `offset` (short writes and EINTR are continued).
-    public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError) {
+    public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(FileSystemError) {
         try writePrefix(fd, bytes, count: bytes.count, atOffset: offset, path: path)
     }
 
     /// Writes `count` zero bytes starting at `offset`.
-    public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError) {
+    public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(FileSystemError) {
         precondition(offset >= 0 && count >= 0)
         var written = 0
         while written < count {
@@ -62,7 +62,7 @@ public struct PosixFileSystem: FileSystem {
     /// pwrite(2) of the first `count` bytes of `bytes` at `offset`, continuing short writes.
     private func writePrefix(
         _ fd: Int32, _ bytes: [UInt8], count: Int, atOffset offset: Int, path: String
-    ) throws(DecisionLogError) {
+    ) throws(FileSystemError) {
         precondition(count <= bytes.count && offset >= 0)
         var written = 0
         while written < count {
@@ -83,7 +83,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// fdatasync(2): the data and the file size, not the timestamps.
-    public func dataSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+    public func dataSync(_ fd: Int32, path: String) throws(FileSystemError) {
         #if canImport(Glibc)
         let result = fdatasync(fd)
         #else
@@ -93,7 +93,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// fsync of a directory, which makes created and unlinked names in it durable.
-    public func syncDirectory(_ path: String) throws(DecisionLogError) {
+    public func syncDirectory(_ path: String) throws(FileSystemError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open directory \(path)", errno: errno) }
         defer { close(fd) }
@@ -101,23 +101,23 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// Cuts an open file to `length` bytes. Not durable by itself: see `fullSync`.
-    public func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError) {
+    public func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(FileSystemError) {
         precondition(length >= 0)
         guard ftruncate(fd, off_t(length)) == 0 else { throw .io("ftruncate \(path) to \(length) bytes", errno: errno) }
     }
 
     /// fsync(2): data and all metadata. For a shrunk file, where the new size is the whole point
     /// and fdatasync's idea of "needed to read the data back" is best not relied on.
-    public func fullSync(_ fd: Int32, path: String) throws(DecisionLogError) {
+    public func fullSync(_ fd: Int32, path: String) throws(FileSystemError) {
         guard fsync(fd) == 0 else { throw .io("fsync \(path)", errno: errno) }
     }
 
-    public func unlink(_ path: String) throws(DecisionLogError) {
+    public func unlink(_ path: String) throws(FileSystemError) {
         guard systemUnlink(path) == 0 else { throw .io("unlink \(path)", errno: errno) }
     }
 
     /// The whole file. Segments are bounded by segmentMaxBytes, so reading one at once is fine.
-    public func readAll(_ path: String) throws(DecisionLogError) -> [UInt8] {
+    public func readAll(_ path: String) throws(FileSystemError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
         defer { close(fd) }
@@ -128,7 +128,7 @@ public struct PosixFileSystem: FileSystem {
         var filled = 0
         while filled < size {
             let (result, code) = bytes.withUnsafeMutableBytes { raw -> (Int, Int32) in
-                let result = read(fd, raw.baseAddress! + filled, size - filled)
+                let result = systemRead(fd, raw.baseAddress! + filled, size - filled)
                 return (result, errno)
             }
             if result < 0 {
@@ -143,7 +143,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// Names in a directory, excluding `.` and `..`. Throws with ENOENT when it does not exist.
-    public func listDirectory(_ path: String) throws(DecisionLogError) -> [String] {
+    public func listDirectory(_ path: String) throws(FileSystemError) -> [String] {
         guard let directory = opendir(path) else { throw .io("open directory \(path)", errno: errno) }
         defer { closedir(directory) }
         var names: [String] = []
@@ -170,7 +170,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// mkdir(2); an existing directory of that name is not an error.
-    public func makeDirectory(_ path: String) throws(DecisionLogError) {
+    public func makeDirectory(_ path: String) throws(FileSystemError) {
         if mkdir(path, 0o755) != 0 {
             let code = errno
             if code == EEXIST && directoryExists(path) { return }
@@ -179,14 +179,47 @@ public struct PosixFileSystem: FileSystem {
     }
 
     /// Creates `path` empty (truncating what was there) for writing.
-    public func createReplacing(_ path: String) throws(DecisionLogError) -> Int32 {
+    public func createReplacing(_ path: String) throws(FileSystemError) -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, Self.segmentMode)
         guard fd >= 0 else { throw .io("create \(path)", errno: errno) }
         return fd
     }
 
+    public func openForReadingAndWriting(_ path: String, create: Bool) throws(FileSystemError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), Self.segmentMode)
+        guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
+        return fd
+    }
+
+    /// pread(2) until `count` bytes or the end of the file (short reads and EINTR are continued).
+    public func read(_ fd: Int32, count: Int, atOffset offset: Int, path: String) throws(FileSystemError) -> [UInt8] {
+        precondition(count >= 0 && offset >= 0)
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let (result, code) = bytes.withUnsafeMutableBytes { raw -> (Int, Int32) in
+                let result = pread(fd, raw.baseAddress! + filled, count - filled, off_t(offset + filled))
+                return (result, errno)
+            }
+            if result < 0 {
+                if code == EINTR { continue }
+                throw .io("read \(path) at byte \(offset + filled)", errno: code)
+            }
+            if result == 0 { break }
+            filled += result
+        }
+        if filled < count { bytes.removeLast(count - filled) }
+        return bytes
+    }
+
+    public func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .io("fstat \(path)", errno: errno) }
+        return Int(info.st_size)
+    }
+
     /// rename(2): atomic replacement of `destination`; durable once the directory is synced.
-    public func rename(_ source: String, to destination: String) throws(DecisionLogError) {
+    public func rename(_ source: String, to destination: String) throws(FileSystemError) {
         guard systemRename(source, destination) == 0 else { throw .io("rename \(source) to \(destination)", errno: errno) }
     }
 
@@ -195,13 +228,15 @@ public struct PosixFileSystem: FileSystem {
     }
 }
 
-// Module-qualified aliases, because `close`, `unlink` and `rename` shadow the C functions inside the type.
+// Module-qualified aliases, because `close`, `read`, `unlink` and `rename` shadow the C functions inside the type.
 #if canImport(Glibc)
 private func systemClose(_ fd: Int32) -> Int32 { Glibc.close(fd) }
+private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { Glibc.read(fd, buffer, count) }
 private func systemUnlink(_ path: String) -> Int32 { Glibc.unlink(path) }
 private func systemRename(_ from: String, _ to: String) -> Int32 { Glibc.rename(from, to) }
 #else
 private func systemClose(_ fd: Int32) -> Int32 { Darwin.close(fd) }
+private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { Darwin.read(fd, buffer, count) }
 private func systemUnlink(_ path: String) -> Int32 { Darwin.unlink(path) }
 private func systemRename(_ from: String, _ to: String) -> Int32 { Darwin.rename(from, to) }
 #endif

@@ -1,48 +1,56 @@
 /// The file operations the coordinator's durable state is made of: the decision-log segments,
-/// the reconciliation journal and `sandhi.toml`. Production uses `PosixFileSystem`; tests and
+/// the reconciliation journal, `sandhi.toml`, and the embedded banks' SQLite files (when a bank
+/// is opened through `FileSystemVFS`; in production SQLite keeps its own VFS). Production uses `PosixFileSystem`; tests and
 /// the simulator use `SimulatedDisk`, which keeps what was synced apart from what is only in
 /// the page cache, so that a power cut loses exactly what a real one could. Every durability
 /// argument in the code is a call made here (a `dataSync`, a `syncDirectory`), and so a test
 /// can watch it matter.
 ///
 /// Calls are made from one thread per open store; a descriptor is used by one thread at a time.
-/// Failures are `DecisionLogError.io("<what> <path> (<strerror>)")`.
+/// Failures are `FileSystemError`s: `<what> <path> (<strerror>)` and the errno.
 public protocol FileSystem: Sendable {
     /// Opens an existing file for writing at explicit offsets (not O_APPEND).
-    func openForWriting(_ path: String) throws(DecisionLogError) -> Int32
+    func openForWriting(_ path: String) throws(FileSystemError) -> Int32
     /// Creates a new file for writing; an existing one of that name is an error (O_EXCL).
-    func createForWriting(_ path: String) throws(DecisionLogError) -> Int32
+    func createForWriting(_ path: String) throws(FileSystemError) -> Int32
     /// Creates `path` empty, truncating whatever was there.
-    func createReplacing(_ path: String) throws(DecisionLogError) -> Int32
+    func createReplacing(_ path: String) throws(FileSystemError) -> Int32
+    /// Opens `path` for reading and writing at explicit offsets, creating it empty if `create`
+    /// and it does not exist (a SQLite file, which is read as well as written).
+    func openForReadingAndWriting(_ path: String, create: Bool) throws(FileSystemError) -> Int32
+    /// pread(2) of up to `count` bytes at `offset`: fewer only at the end of the file.
+    func read(_ fd: Int32, count: Int, atOffset offset: Int, path: String) throws(FileSystemError) -> [UInt8]
+    /// The file's size as reads see it now.
+    func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int
     func close(_ fd: Int32)
     /// pwrite(2) of all of `bytes` at `offset`.
-    func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(DecisionLogError)
+    func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(FileSystemError)
     /// Writes `count` zero bytes at `offset` (preallocation).
-    func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(DecisionLogError)
+    func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(FileSystemError)
     /// fdatasync(2): the data and the size.
-    func dataSync(_ fd: Int32, path: String) throws(DecisionLogError)
+    func dataSync(_ fd: Int32, path: String) throws(FileSystemError)
     /// fsync(2): data and all metadata.
-    func fullSync(_ fd: Int32, path: String) throws(DecisionLogError)
+    func fullSync(_ fd: Int32, path: String) throws(FileSystemError)
     /// fsync of a directory: the names created, renamed or unlinked in it become durable.
-    func syncDirectory(_ path: String) throws(DecisionLogError)
+    func syncDirectory(_ path: String) throws(FileSystemError)
     /// ftruncate(2) of an open file; not durable by itself.
-    func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(DecisionLogError)
-    func unlink(_ path: String) throws(DecisionLogError)
+    func truncate(_ fd: Int32, toBytes length: Int, path: String) throws(FileSystemError)
+    func unlink(_ path: String) throws(FileSystemError)
     /// rename(2); durable once the directory is synced.
-    func rename(_ source: String, to destination: String) throws(DecisionLogError)
+    func rename(_ source: String, to destination: String) throws(FileSystemError)
     /// The whole file as it reads now.
-    func readAll(_ path: String) throws(DecisionLogError) -> [UInt8]
+    func readAll(_ path: String) throws(FileSystemError) -> [UInt8]
     /// Names in a directory, without `.` and `..`.
-    func listDirectory(_ path: String) throws(DecisionLogError) -> [String]
+    func listDirectory(_ path: String) throws(FileSystemError) -> [String]
     func directoryExists(_ path: String) -> Bool
     func fileExists(_ path: String) -> Bool
     /// mkdir(2); an existing directory is not an error.
-    func makeDirectory(_ path: String) throws(DecisionLogError)
+    func makeDirectory(_ path: String) throws(FileSystemError)
 }
 
 extension FileSystem {
     /// mkdir -p, syncing each parent whose entry was created so the directory survives a crash.
-    public func makeDirectories(_ path: String) throws(DecisionLogError) {
+    public func makeDirectories(_ path: String) throws(FileSystemError) {
         if directoryExists(path) { return }
         let parent = FileSystemPath.parentDirectory(of: path)
         if parent != path { try makeDirectories(parent) }
@@ -51,7 +59,7 @@ extension FileSystem {
     }
 
     /// Cuts a file to `length` bytes and makes the cut durable before returning.
-    public func truncate(_ path: String, toBytes length: Int) throws(DecisionLogError) {
+    public func truncate(_ path: String, toBytes length: Int) throws(FileSystemError) {
         precondition(length >= 0)
         let fd = try openForWriting(path)
         defer { close(fd) }
@@ -62,7 +70,7 @@ extension FileSystem {
     /// Replaces `path` with `bytes` atomically and durably: a temporary file written and
     /// synced, renamed over it, and the directory synced (without that last sync a power cut
     /// can bring the old file back, or none).
-    public func replaceFile(_ path: String, with bytes: [UInt8]) throws(DecisionLogError) {
+    public func replaceFile(_ path: String, with bytes: [UInt8]) throws(FileSystemError) {
         let temporary = path + ".tmp"
         let fd = try createReplacing(temporary)
         do {
