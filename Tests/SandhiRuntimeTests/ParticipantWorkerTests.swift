@@ -187,6 +187,55 @@ import Testing
         #expect(second.journal.withLock { $0 }.last == "close")
     }
 
+    /// Review finding F7: a COMMIT that fails every time (here an outside trigger refuses any
+    /// change to one account, as an outside writer's interference would) must not fail every
+    /// batch it lands in. Its batch is run again one message at a time: the others are stored
+    /// and answered, the poisoned one stays prepared and unanswered, and it is counted.
+    @Test func aMessageThatFailsEveryTimeDoesNotTakeItsBatchDownWithIt() async throws {
+        let temporary = TemporaryDirectory("sandhi-poison"); defer { temporary.remove() }
+        let path = temporary.appending("hdfc.sqlite")
+        let hdfc = ParticipantID(validated: "hdfc")
+        let (poisoned, healthy) = (AccountID(validated: "acct-1"), AccountID(validated: "acct-2"))
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(poisoned, .rupees(100)), (healthy, .rupees(100))], logger: logger)
+        let interference = try SQLiteDatabase(path: path, create: false)
+        try interference.execute("""
+            CREATE TRIGGER outside_interference BEFORE UPDATE ON accounts WHEN OLD.id = 'acct-1'
+            BEGIN SELECT RAISE(ABORT, 'acct-1 is frozen by another system'); END
+            """)
+        interference.close()
+        let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        let debit: (AccountID) -> [Operation] = { [.debit(account: $0, amount: .rupees(10))] }
+        let votes = try bank.process([.prepare(tx(1), operations: debit(poisoned), writers: [hdfc]),
+                                      .prepare(tx(2), operations: debit(healthy), writers: [hdfc])])
+        #expect(votes.map(Self.withoutObservations) == [.vote(tx(1), .yes), .vote(tx(2), .yes)])
+        try bank.makeDurable()
+
+        let recorder = RecordingResource()
+        let delivered = Delivered(recorder)
+        let worker = ParticipantWorker(resource: bank, capacity: 16, logger: logger) { delivered.deliver($0) }
+        // One batch: queued before the worker is woken.
+        for message: ParticipantMessage in [.commit(tx(1)), .commit(tx(2)), .prepare(tx(3), operations: debit(healthy), writers: [hdfc])] {
+            _ = worker.enqueue(message)
+        }
+        worker.wake()
+        await waitFor { delivered.replies.withLock { $0.count == 2 } }
+        let isolated = worker.isolatedFailures
+        worker.stop()
+        #expect(delivered.replies.withLock { $0 }.map(Self.withoutObservations) == [.acknowledged(tx(2)), .vote(tx(3), .yes)])
+        #expect(isolated == 1)
+        let reopened = try SQLiteBank(path: path, participant: hdfc, logger: logger)
+        defer { reopened.close() }
+        #expect(Set(reopened.inDoubt().keys) == [tx(1), tx(3)], "the poisoned COMMIT must leave its branch prepared")
+        #expect(try reopened.balance(of: healthy) == .rupees(90))
+        #expect(try reopened.balance(of: poisoned) == .rupees(100))
+    }
+
+    /// A reply without the balances a vote observed (what the isolation tests compare).
+    static func withoutObservations(_ reply: ParticipantReply) -> ParticipantReply {
+        if case .vote(let tx, let vote, _) = reply { return .vote(tx, vote) }
+        return reply
+    }
+
     @Test func onceAskedAWorkerInquiresAboutBranchesThatStayPrepared() async {
         let resource = RecordingResource()
         resource.prepared.withLock { $0 = [tx(7)] }

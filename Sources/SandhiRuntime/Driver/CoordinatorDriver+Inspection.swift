@@ -37,6 +37,9 @@ extension CoordinatorDriver {
         /// Moving averages of storing one batch and of one fsync (0 until the first).
         public var recentBatchUs: UInt64
         public var recentSyncUs: UInt64
+        /// Messages that failed even alone, after their batch failed (a poisoned COMMIT: see
+        /// `ParticipantWorker`); their transactions stay in flight for an operator.
+        public var isolatedFailures: Int
     }
 
     /// Every participant's health, in participant order. Cheap: a few counters each, no
@@ -46,7 +49,8 @@ extension CoordinatorDriver {
         return workers.values.sorted { $0.id < $1.id }.map { worker in
             ParticipantHealth(participant: worker.id, down: crashed.contains(worker.id), failure: worker.failure,
                               batches: worker.batches, messages: worker.messages, syncs: worker.syncs, queued: worker.queued,
-                              recentBatchUs: worker.recentBatchUs, recentSyncUs: worker.recentSyncUs)
+                              recentBatchUs: worker.recentBatchUs, recentSyncUs: worker.recentSyncUs,
+                              isolatedFailures: worker.isolatedFailures)
         }
     }
 

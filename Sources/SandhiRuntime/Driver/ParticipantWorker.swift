@@ -21,6 +21,13 @@ import Synchronization
 /// A failed fsync stops the participant for good (durability is unknown) and tells the driver
 /// through `onFailure`, which halts the coordinator: the process must restart and recover.
 ///
+/// A batch that fails (nothing of it applied, the resource reloaded from storage) is run again
+/// one message at a time, so that one message that fails every time (a COMMIT whose account an
+/// outside writer changed under it, a write-set row gone) does not fail every batch it lands
+/// in and stop the bank: the others go through, and the one that fails alone is reported
+/// (`isolatedFailures`, an error in the log) and gets no reply. Its transaction stays in
+/// flight, its locks held, until the message succeeds on a resend or an operator settles it.
+///
 /// Live faults (see `LiveFault`): `crash` is the participant's process dying: the thread stops
 /// between batches, and what was queued but not staged, and replies not yet synced and sent,
 /// are lost; the resource is closed. `restart` hands over the storage opened again (which has
@@ -51,6 +58,8 @@ final class ParticipantWorker: @unchecked Sendable {
         var recentBatchUs: UInt64 = 0, recentSyncUs: UInt64 = 0
         /// Set when an fsync failed: durability is unknown, so this participant stops.
         var failed: String?
+        /// Messages that failed even alone, after their batch failed (see the type's comment).
+        var isolatedFailures = 0
     }
     private let stats = Mutex(Stats())
     /// Whether a thread runs (not while crashed), and whether `stop` was called. Held across
@@ -123,6 +132,7 @@ final class ParticipantWorker: @unchecked Sendable {
     var messages: Int { stats.withLock { $0.messages } }
     var syncs: Int { stats.withLock { $0.syncs } }
     var failure: String? { stats.withLock { $0.failed } }
+    var isolatedFailures: Int { stats.withLock { $0.isolatedFailures } }
     var recentBatchUs: UInt64 { stats.withLock { $0.recentBatchUs } }
     var recentSyncUs: UInt64 { stats.withLock { $0.recentSyncUs } }
     /// Messages queued and not yet taken.
@@ -253,22 +263,16 @@ final class ParticipantWorker: @unchecked Sendable {
             // Quiet (or closing) with acknowledgements held, or they have waited long enough.
             var urgent = batch.isEmpty || nowUs &- heldSinceUs >= lazySyncUs
             if !batch.isEmpty && stats.withLock({ $0.failed }) == nil {
-                do {
-                    let replies = try resource.process(batch)
-                    let storedUs = MonotonicClock.nowUs() &- nowUs
-                    stats.withLock { stats in
-                        stats.batches += 1
-                        stats.messages += batch.count
-                        stats.recentBatchUs = Self.movingAverage(stats.recentBatchUs, storedUs)
-                    }
-                    for reply in replies {
-                        if case .vote = reply { urgent = true }
-                        held.append((id, reply))
-                    }
-                } catch {
-                    // Nothing of the batch was applied and the resource reloaded itself from
-                    // storage. No reply goes out: the coordinator's deadline or resend covers it.
-                    logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
+                let replies = process(batch, resource)
+                let storedUs = MonotonicClock.nowUs() &- nowUs
+                stats.withLock { stats in
+                    stats.batches += 1
+                    stats.messages += batch.count
+                    stats.recentBatchUs = Self.movingAverage(stats.recentBatchUs, storedUs)
+                }
+                for reply in replies {
+                    if case .vote = reply { urgent = true }
+                    held.append((id, reply))
                 }
             }
             if asking && nowUs >= inquiry.nextUs && stats.withLock({ $0.failed }) == nil {
@@ -294,6 +298,34 @@ final class ParticipantWorker: @unchecked Sendable {
         // Gone before answering: whoever asks must not wait for this thread.
         for probe in probes.withLock({ pending in defer { pending.removeAll() }; return pending }) { probe.withdraw(id, .down) }
         stoppedSignal.push(true)
+    }
+
+    /// Stores a batch, or, if it fails, each of its messages alone: the replies of whatever
+    /// succeeded. A failure changes nothing (the resource reloaded itself from storage), and a
+    /// message without a reply is covered by the coordinator's deadline or resend.
+    private func process(_ batch: [ParticipantMessage], _ resource: ParticipantResource) -> [ParticipantReply] {
+        do {
+            return try resource.process(batch)
+        } catch {
+            logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
+            guard batch.count > 1 else {
+                stats.withLock { $0.isolatedFailures += 1 }
+                return []
+            }
+        }
+        var replies: [ParticipantReply] = []
+        for message in batch {
+            // A failed fsync is sticky and fails everything after it: stop trying then.
+            guard stats.withLock({ $0.failed }) == nil else { break }
+            do {
+                replies += try resource.process([message])
+            } catch {
+                stats.withLock { $0.isolatedFailures += 1 }
+                logger.error("participant message failed alone; the rest of its batch went on without it",
+                             metadata: ["participant": "\(id)", "message": "\(message)", "error": "\(error)"])
+            }
+        }
+        return replies
     }
 
     /// A resource whose batch costs the same whatever its size (a PostgreSQL bank: a few
