@@ -133,4 +133,26 @@ import Testing
         disk.powerLoss()
         #expect(try DecisionLogStore.read(directory: Self.directory, fileSystem: disk).unfinishedCommits[tx] == nil)
     }
+
+    /// Review finding F1: a restart without a reboot after a failed fsync, the pages still in
+    /// the cache, must not recover a COMMIT the disk never got: recovery would send it, some
+    /// banks would commit, and a later power cut would take the decision back from the rest.
+    @Test func reopeningAfterAFailedSyncRecoversWhatTheDiskHoldsNotThePageCache() throws {
+        let disk = SimulatedDisk(seed: 11)
+        try disk.makeDirectories(Self.directory)
+        let (store, _) = try openStore(disk)
+        store.epoch = 1
+        _ = try store.append([.epochStarted(epoch: 1)])
+        try store.sync()
+        let tx = TransactionID(epoch: 1, sequence: 1)
+        _ = try store.append([.commit(transaction: tx, participants: [hdfc, sbi])])
+        disk.failNextSync()
+        #expect(throws: DecisionLogError.self) { try store.sync() }
+        store.close()
+        disk.restartProcess(evictingCleanPages: false)
+        let (reopened, recovered) = try openStore(disk)
+        defer { reopened.close() }
+        #expect(recovered.unfinishedCommits[tx] == nil, "recovered a COMMIT that only the page cache held")
+        #expect(recovered.maxEpoch == 1)
+    }
 }

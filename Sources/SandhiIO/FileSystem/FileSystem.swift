@@ -40,6 +40,12 @@ public protocol FileSystem: Sendable {
     func rename(_ source: String, to destination: String) throws(FileSystemError)
     /// The whole file as it reads now.
     func readAll(_ path: String) throws(FileSystemError) -> [UInt8]
+    /// Makes what reads of `path` see what the disk holds: syncs the file, then drops its
+    /// pages from the page cache, so the next read comes from the disk. An earlier process
+    /// whose fsync failed may have left pages in the cache marked clean, holding bytes the disk
+    /// never got (fsyncgate): a reopen that read them would trust what a power cut will take
+    /// away. Opening durable state calls this first. A sync that fails is the caller's error.
+    func readFromDisk(_ path: String) throws(FileSystemError)
     /// Names in a directory, without `.` and `..`.
     func listDirectory(_ path: String) throws(FileSystemError) -> [String]
     func directoryExists(_ path: String) -> Bool

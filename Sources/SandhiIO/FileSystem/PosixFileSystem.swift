@@ -218,6 +218,19 @@ public struct PosixFileSystem: FileSystem {
         return Int(info.st_size)
     }
 
+    /// fdatasync, then posix_fadvise(DONTNEED): Linux drops clean pages, including those a
+    /// failed writeback marked clean, so the next read goes to the disk.
+    public func readFromDisk(_ path: String) throws(FileSystemError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("open \(path)", errno: errno) }
+        defer { _ = systemClose(fd) }
+        try dataSync(fd, path: path)
+        #if canImport(Glibc)
+        let code = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        guard code == 0 else { throw .io("posix_fadvise \(path)", errno: code) }
+        #endif
+    }
+
     /// rename(2): atomic replacement of `destination`; durable once the directory is synced.
     public func rename(_ source: String, to destination: String) throws(FileSystemError) {
         guard systemRename(source, destination) == 0 else { throw .io("rename \(source) to \(destination)", errno: errno) }

@@ -119,6 +119,9 @@ public final class RecordingFileSystem: FileSystem, @unchecked Sendable {
 
     public func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int { try base.size(fd, path: path) }
 
+    /// A sync of data already written: nothing for a replay to do, so not recorded.
+    public func readFromDisk(_ path: String) throws(FileSystemError) { try base.readFromDisk(path) }
+
     public func listDirectory(_ path: String) throws(FileSystemError) -> [String] { try base.listDirectory(path) }
 
     public func directoryExists(_ path: String) -> Bool { base.directoryExists(path) }

@@ -18,7 +18,9 @@ import SandhiEngine
 /// - `cutPower(afterCalls:)` stops the disk at an instant: that call and every later one fail,
 ///   as a machine losing power mid-operation; `powerLoss()` then builds what the disk holds.
 /// - `restartProcess()` closes every descriptor and keeps the page cache (a crash of the
-///   process, not of the machine).
+///   process, not of the machine), though pages a failed sync marked clean may have been
+///   evicted meanwhile (then reads see the disk again) or not, as the seed draws;
+///   `readFromDisk` drops them for certain.
 /// - `decay(path, sector:)` corrupts a synced sector (found by a checksum, never used).
 /// - `capacityBytes`: writes past it fail with ENOSPC.
 ///
@@ -128,9 +130,32 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    /// The process died, the machine did not: descriptors close, the page cache stays.
-    public func restartProcess() {
-        state.withLock { $0.descriptors.removeAll() }
+    /// The process died, the machine did not: descriptors close, the page cache stays, except
+    /// that clean pages may have been evicted meanwhile: each file's are, or are not, as the
+    /// seed draws (`evictingCleanPages` decides for every file instead). Only pages a failed
+    /// sync marked clean differ from the disk, so only they can tell.
+    public func restartProcess(evictingCleanPages: Bool? = nil) {
+        state.withLock { state in
+            state.descriptors.removeAll()
+            for id in state.inodes.keys.sorted() where evictingCleanPages ?? (state.random.next() & 1 == 0) {
+                Self.evictCleanPages(&state.inodes[id]!)
+            }
+        }
+    }
+
+    /// Reads of the inode see the disk again, but for what is dirty (written and not yet
+    /// synced). The size stays (it is the inode's, not a page's); what the disk lacks of it
+    /// reads as zeros.
+    private static func evictCleanPages(_ inode: inout Inode) {
+        let size = inode.cache.count
+        var cache = Array(inode.disk.prefix(size))
+        if cache.count < size { cache += [UInt8](repeating: 0, count: size - cache.count) }
+        for sector in inode.dirty {
+            let start = sector * sectorBytes
+            let end = min(start + sectorBytes, size)
+            if start < end { cache.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
+        }
+        inode.cache = cache
     }
 
     /// Flips every byte of one sector of `path`, on the disk and in the cache: decay of synced data.
@@ -353,6 +378,15 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             try Self.checkPower(&state, "read \(path)")
             guard let id = state.names[path] else { throw .io("open \(path)", errno: ENOENT) }
             return state.inodes[id]!.cache
+        }
+    }
+
+    public func readFromDisk(_ path: String) throws(FileSystemError) {
+        let fd = try openForWriting(path)
+        defer { close(fd) }
+        try dataSync(fd, path: path)
+        state.withLock { state in
+            if let id = state.names[path] { Self.evictCleanPages(&state.inodes[id]!) }
         }
     }
 

@@ -140,6 +140,16 @@ public final class SQLiteBank: Bank {
     public init(path: String, participant: ParticipantID, logger: Logger, io: FileIO = .system,
                 clock: BankClock = .system, plantedBug: PlantedBug? = nil) throws {
         guard io.fileSystem.fileExists(path) else { throw OpenError.missing(path: path) }
+        // SQLite must read what the disk holds, not pages an earlier process's failed fsync
+        // left in the page cache marked clean (fsyncgate, review finding F1): a commit read
+        // from them could be acknowledged and then taken back by a power cut.
+        for file in [path, path + "-wal"] where io.fileSystem.fileExists(file) {
+            do {
+                try io.fileSystem.readFromDisk(file)
+            } catch {
+                throw SQLiteError(code: SQLITE_IOERR, message: error.what, context: "reading \(file) from the disk")
+            }
+        }
         self.id = participant
         self.path = path
         self.logger = logger

@@ -144,7 +144,10 @@ public final class DecisionLogStore {
     ) throws -> (DecisionLogStore, RecoveredDecisionLog) {
         precondition(segmentMaxBytes >= segmentMinBytes, "segmentMaxBytes \(segmentMaxBytes) below \(segmentMinBytes)")
         try logIO { () throws(FileSystemError) in try files.makeDirectories(directory) }
-        let scanned = try SegmentScanner.scan(directory: directory, files: files)
+        // From the disk, not the page cache: after an earlier process's failed fsync the cache
+        // may hold records the disk never got (fsyncgate, review finding F1). Acting on them
+        // (sending a COMMIT that a later power cut takes back) would split a transaction.
+        let scanned = try SegmentScanner.scan(directory: directory, files: files, fromDisk: true)
         var recovered = scanned.recovered
         for note in recovered.notes {
             logger.warning("\(note)", metadata: ["directory": "\(directory)"])

@@ -43,7 +43,10 @@ enum SegmentScanner {
         var recovered: RecoveredDecisionLog
     }
 
-    static func scan(directory: String, files: any FileSystem) throws(DecisionLogError) -> Result {
+    /// - Parameter fromDisk: read each segment as the disk holds it, not as the page cache may
+    ///   (`FileSystem.readFromDisk`): what opening the log for writing does, since it will act on
+    ///   what it finds. A read-only look (`read`) changes nothing, syncs included.
+    static func scan(directory: String, files: any FileSystem, fromDisk: Bool = false) throws(DecisionLogError) -> Result {
         var numbers: [UInt64] = []
         var notes: [String] = []
         for name in try logIO { () throws(FileSystemError) in try files.listDirectory(directory) } {
@@ -57,6 +60,10 @@ enum SegmentScanner {
 
         var result = Result(segments: [], recovered: RecoveredDecisionLog(source: .segmentFiles(directory: directory), notes: notes))
         for (index, number) in numbers.enumerated() {
+            if fromDisk {
+                let path = SegmentName.path(directory: directory, number: number)
+                try logIO { () throws(FileSystemError) in try files.readFromDisk(path) }
+            }
             let segment = try scanSegment(
                 directory: directory, number: number, isLast: index == numbers.count - 1, files: files,
                 into: &result.recovered)

@@ -27,6 +27,8 @@ public final class ReconciliationJournal: @unchecked Sendable {
                             logger: Logger) throws -> (ReconciliationJournal, ReconciliationQueue, notes: [String]) {
         var notes: [String] = []
         let exists = files.fileExists(path)
+        // What the disk holds, not what a failed fsync may have left in the page cache (F1).
+        if exists { try logIO { () throws(FileSystemError) in try files.readFromDisk(path) } }
         let bytes = exists ? try logIO { () throws(FileSystemError) in try files.readAll(path) } : []
         let scan = RecordFraming.scan(bytes, unsyncedWindowBytes: Self.unsyncedWindowBytes)
         var queue = ReconciliationQueue()
