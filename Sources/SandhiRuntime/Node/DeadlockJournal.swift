@@ -1,12 +1,14 @@
 import Foundation
 import SandhiEngine
+import SandhiIO
 
 /// The last deadlocks a coordinator found, kept in the data directory so that `sandhi check
 /// --deadlocks` (another process) can show them: when, who, who was aborted and why.
 ///
 /// A diagnostic record, not a durable one: the running node rewrites it (to a temporary file,
 /// then renamed over the old one, so a reader never sees half a file) at most once a second
-/// while deadlocks happen, and on a clean stop. A crash loses at most the last second of it.
+/// while deadlocks happen, and on a clean stop. A crash loses at most the last second of it,
+/// and a power cut whatever was not yet written back: so nothing here is synced.
 public struct DeadlockJournal: Codable, Sendable, Equatable {
     public struct Candidate: Codable, Sendable, Equatable {
         public var transaction: String
@@ -59,22 +61,26 @@ public struct DeadlockJournal: Codable, Sendable, Equatable {
         }
     }
 
-    /// Replaces the journal at `path` in one rename.
-    public func write(to path: String) throws {
+    /// Replaces the journal at `path` in one rename (unsynced: see the type's comment).
+    public func write(to path: String, fileSystem files: any FileSystem = PosixFileSystem()) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let bytes = Array(try encoder.encode(self))
         let temporary = path + ".tmp"
-        try encoder.encode(self).write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, path) == 0 else {
-            throw DecisionLogError.io("cannot replace \(path): \(String(cString: strerror(errno)))")
+        try logIO { () throws(FileSystemError) in
+            let fd = try files.createReplacing(temporary)
+            defer { files.close(fd) }
+            try files.writeAll(fd, bytes, atOffset: 0, path: temporary)
         }
+        try logIO { () throws(FileSystemError) in try files.rename(temporary, to: path) }
     }
 
     /// The journal at `path`, or nil if no deadlock was ever recorded there.
-    public static func read(from path: String) throws -> DeadlockJournal? {
-        guard DataDirectory.exists(path) else { return nil }
+    public static func read(from path: String, fileSystem files: any FileSystem = PosixFileSystem()) throws -> DeadlockJournal? {
+        guard files.fileExists(path) else { return nil }
+        let bytes = try logIO { () throws(FileSystemError) in try files.readAll(path) }
         do {
-            return try JSONDecoder().decode(DeadlockJournal.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            return try JSONDecoder().decode(DeadlockJournal.self, from: Data(bytes))
         } catch {
             throw DecisionLogError.io("\(path) is damaged: \(error)")
         }

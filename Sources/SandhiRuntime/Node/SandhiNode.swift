@@ -189,7 +189,8 @@ public final class SandhiNode: Sendable {
         let unresolved = recent.filter { $0.resolution == nil }.count
         guard total > 0, journaled.withLock({ $0 != (total, unresolved) }) else { return }
         do {
-            try DeadlockJournal(deadlocks: recent, total: total).write(to: directory.deadlockHistoryPath)
+            try DeadlockJournal(deadlocks: recent, total: total).write(to: directory.deadlockHistoryPath,
+                                                                     fileSystem: directory.io.fileSystem)
             journaled.withLock { $0 = (total, unresolved) }
         } catch {
             // Diagnostics only: the next tick tries again.

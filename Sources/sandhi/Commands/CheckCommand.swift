@@ -23,7 +23,7 @@ struct CheckCommand: AsyncParsableCommand {
             let lock = try directory.lock()
             defer { lock.release() }
             let audit = try InvariantAudit.run(directory: directory, configuration: configuration, logger: common.makeLogger())
-            let journal = deadlocks ? try DeadlockJournal.read(from: directory.deadlockHistoryPath) : nil
+            let journal = deadlocks ? try DeadlockJournal.read(from: directory.deadlockHistoryPath, fileSystem: directory.io.fileSystem) : nil
             if json {
                 struct Bank: Encodable { var name: String; var accounts: Int; var total: Int64; var minted: Int64; var prepared: Int; var locks: Int; var committed: Int; var reports: Int }
                 struct Output: Encodable {
