@@ -67,6 +67,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var powerOff = false
         var calls: [Call] = []
         var capacityBytes: Int?
+        var recordsCalls = true
     }
 
     private let state: Lock<State>
@@ -93,13 +94,22 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     /// The power went (now, or at the cut set before): the page cache is lost, and what the disk
     /// holds is what was synced plus, for each change not synced, whatever the seed draws. The
     /// disk then works again, with nothing open.
-    public func powerLoss() {
+    public func powerLoss(unsynced: UnsyncedFate = .each) {
+        // Whether one unsynced change (a name, a size, a sector) reaches the disk.
+        func keep(_ state: inout State) -> Bool {
+            switch unsynced {
+            case .each: return state.random.next() & 1 == 0
+            case .all: return true
+            case .none: return false
+            }
+        }
         state.withLock { state in
             // Names: each change since its directory's last sync kept or not.
-            for path in Set(state.names.keys).union(state.durableNames.keys) where state.names[path] != state.durableNames[path] {
-                if state.random.next() & 1 == 0 { state.durableNames[path] = state.names[path] }
+            // Sorted: a Set's order changes from process to process, and a seed must replay.
+            for path in Set(state.names.keys).union(state.durableNames.keys).sorted() where state.names[path] != state.durableNames[path] {
+                if keep(&state) { state.durableNames[path] = state.names[path] }
             }
-            for path in state.directories.symmetricDifference(state.durableDirectories) where state.random.next() & 1 == 0 {
+            for path in state.directories.symmetricDifference(state.durableDirectories).sorted() where keep(&state) {
                 if state.directories.contains(path) { state.durableDirectories.insert(path) } else { state.durableDirectories.remove(path) }
             }
             // A name in a directory that did not survive is gone with it.
@@ -111,10 +121,10 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             for id in state.inodes.keys.sorted() {
                 var inode = state.inodes[id]!
                 var size = inode.disk.count
-                if inode.sizeDirty && state.random.next() & 1 == 0 { size = inode.cache.count }
+                if inode.sizeDirty && keep(&state) { size = inode.cache.count }
                 var disk = Array(inode.disk.prefix(size))
                 if disk.count < size { disk += [UInt8](repeating: 0, count: size - disk.count) }
-                for sector in inode.dirty.sorted() where state.random.next() & 1 == 0 {
+                for sector in inode.dirty.sorted() where keep(&state) {
                     let start = sector * Self.sectorBytes
                     guard start < size else { continue }
                     let end = min(size, start + Self.sectorBytes, inode.cache.count)
@@ -128,6 +138,17 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             state.callsLeft = nil
             state.failNextSync = false
         }
+    }
+
+    /// What a power cut does with what was written and not synced.
+    public enum UnsyncedFate: Sendable {
+        /// Each change (a name, a file's size, a sector) reaches the disk or not, as the seed
+        /// draws: writes torn at sector granularity, pages landing out of order.
+        case each
+        /// The kernel had written everything back.
+        case all
+        /// Nothing was written back.
+        case none
     }
 
     /// The process died, the machine did not: descriptors close, the page cache stays, except
@@ -200,6 +221,12 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         state.withLock { state in
             (state.directories.sorted(), state.names.mapValues { state.inodes[$0]!.cache })
         }
+    }
+
+    /// Whether `calls` records (a long simulation turns it off: it grows with every call).
+    public var recordsCalls: Bool {
+        get { state.withLock { $0.recordsCalls } }
+        set { state.withLock { $0.recordsCalls = newValue } }
     }
 
     /// Every mutating call so far, in order.
@@ -276,21 +303,27 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .write(path: path, offset: offset, bytes: bytes.count))
             let id = try Self.inode(state, fd, "pwrite \(path)")
-            var inode = state.inodes[id]!
             let end = offset + bytes.count
-            if let capacity = state.capacityBytes, end > inode.cache.count {
+            let size = state.inodes[id]!.cache.count
+            if let capacity = state.capacityBytes, end > size {
                 let used = state.inodes.values.reduce(0) { $0 + $1.cache.count }
-                if used + end - inode.cache.count > capacity { throw .io("pwrite \(path)", errno: ENOSPC) }
+                if used + end - size > capacity { throw .io("pwrite \(path)", errno: ENOSPC) }
             }
-            if inode.cache.count < end {
-                inode.cache += [UInt8](repeating: 0, count: end - inode.cache.count)
-                inode.sizeDirty = true
-            }
-            inode.cache.replaceSubrange(offset..<end, with: bytes)
-            if !bytes.isEmpty {
-                for sector in (offset / Self.sectorBytes)...((end - 1) / Self.sectorBytes) { inode.dirty.insert(sector) }
-            }
-            state.inodes[id] = inode
+            // In place (through the dictionary's accessor): a copy of the inode would copy the
+            // whole file on every write.
+            Self.write(bytes, at: offset, into: &state.inodes[id]!)
+        }
+    }
+
+    private static func write(_ bytes: [UInt8], at offset: Int, into inode: inout Inode) {
+        let end = offset + bytes.count
+        if inode.cache.count < end {
+            inode.cache.append(contentsOf: repeatElement(0, count: end - inode.cache.count))
+            inode.sizeDirty = true
+        }
+        inode.cache.replaceSubrange(offset..<end, with: bytes)
+        if !bytes.isEmpty {
+            for sector in (offset / sectorBytes)...((end - 1) / sectorBytes) { inode.dirty.insert(sector) }
         }
     }
 
@@ -317,19 +350,23 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
                 state.inodes[id]!.sizeDirty = false
                 throw .io("\(what) \(path)", errno: EIO)
             }
-            var inode = state.inodes[id]!
-            var disk = Array(inode.disk.prefix(inode.cache.count))
-            if disk.count < inode.cache.count { disk += [UInt8](repeating: 0, count: inode.cache.count - disk.count) }
-            for sector in inode.dirty {
-                let start = sector * Self.sectorBytes
-                let end = min(start + Self.sectorBytes, inode.cache.count)
-                if start < end { disk.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
-            }
-            inode.disk = disk
-            inode.dirty.removeAll()
-            inode.sizeDirty = false
-            state.inodes[id] = inode
+            Self.writeBack(&state.inodes[id]!)
         }
+    }
+
+    /// A successful sync: the dirty sectors and the size reach the disk. In place, so that a
+    /// sync costs what it writes, not the file's size.
+    private static func writeBack(_ inode: inout Inode) {
+        let size = inode.cache.count
+        if inode.disk.count > size { inode.disk.removeLast(inode.disk.count - size) }
+        if inode.disk.count < size { inode.disk.append(contentsOf: repeatElement(0, count: size - inode.disk.count)) }
+        for sector in inode.dirty {
+            let start = sector * sectorBytes
+            let end = min(start + sectorBytes, size)
+            if start < end { inode.disk.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
+        }
+        inode.dirty.removeAll(keepingCapacity: true)
+        inode.sizeDirty = false
     }
 
     public func syncDirectory(_ path: String) throws(FileSystemError) {
@@ -426,13 +463,13 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         return fd
     }
 
-    private static func inode(_ state: State, _ fd: Int32, _ what: String) throws(FileSystemError) -> Int {
-        guard let entry = state.descriptors[fd], state.inodes[entry.inode] != nil else { throw .io(what, errno: EBADF) }
+    private static func inode(_ state: State, _ fd: Int32, _ what: @autoclosure () -> String) throws(FileSystemError) -> Int {
+        guard let entry = state.descriptors[fd], state.inodes[entry.inode] != nil else { throw .io(what(), errno: EBADF) }
         return entry.inode
     }
 
-    private static func checkPower(_ state: inout State, _ what: String) throws(FileSystemError) {
-        if state.powerOff { throw .io("\(what) [power lost]", errno: EIO) }
+    private static func checkPower(_ state: inout State, _ what: @autoclosure () -> String) throws(FileSystemError) {
+        if state.powerOff { throw .io("\(what()) [power lost]", errno: EIO) }
     }
 
     /// Counts a mutating call toward a power cut, and records it.
@@ -445,6 +482,6 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             }
             state.callsLeft = left - 1
         }
-        state.calls.append(call)
+        if state.recordsCalls { state.calls.append(call) }
     }
 }
