@@ -13,7 +13,8 @@
 //   SandhiPostgresTools      for tools and tests: a throwaway cluster, fresh databases, the hand-written
 //                            two-phase client the PostgreSQL bench measures against
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
-//   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks
+//   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks, over
+//                            the runtime's own components on simulated disks (the decision-log store)
 //   SandhiPostgres           participant resource on a real PostgreSQL database (native two-phase
 //                            commit: PREPARE TRANSACTION / COMMIT PREPARED) over postgres-nio
 //   SandhiParticipants       participant resources: embedded SQLite banks
@@ -132,6 +133,9 @@ let package = Package(
             dependencies: [
                 "SandhiEngine",
                 "SandhiHistory",
+                "SandhiIO",
+                "SandhiRuntime",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(

@@ -22,11 +22,13 @@ extension SimulatedWorld {
                 if case .forget(let tx) = message { checkForget(tx, to: to) }
                 sendToParticipant(to, message)
             case .appendDecision(let record, let forced):
-                coordinatorProcess.unsynced.append((record, forced))
-                log.write(record)
+                appendToLog(record, forced: forced)
                 if !coordinatorProcess.syncScheduled {
                     coordinatorProcess.syncScheduled = true
-                    schedule(.logSync(incarnation: coordinatorProcess.incarnation), afterUs: 50 + random.next() % 300)
+                    let slow = nowUs < faultsStopAtUs && chance(faults.slowLogSyncPerMille)
+                    if slow { injected[.slowLogSync] += 1 }
+                    schedule(.logSync(incarnation: coordinatorProcess.incarnation),
+                             afterUs: slow ? 2_000 + random.next() % 8_000 : 50 + random.next() % 300)
                 }
             case .setTimer(let timer, let afterUs):
                 setLive(timer, true)
@@ -97,7 +99,7 @@ extension SimulatedWorld {
     /// new epoch above every one in it and in the banks made durable, then the plan's inputs
     /// fed in one step, as the real driver feeds them under its lock.
     mutating func restartCoordinator() {
-        recoverDecisionLog()
+        guard let log = recoverDecisionLog() else { return }
         var highestEpoch = Array(repeating: UInt32(0), count: banks.count)
         for entry in ledger where entry.applied != 0 {
             for index in banks.indices where entry.applied & (1 << index) != 0 {
@@ -119,7 +121,7 @@ extension SimulatedWorld {
         }
         let plan: RecoveryPlan
         do {
-            plan = try RecoveryPlan.make(logEpoch: log.maxEpoch, commits: log.commits.map { ($0.0, $0.1, log.ended.contains($0.0)) },
+            plan = try RecoveryPlan.make(logEpoch: log.maxEpoch, commits: log.commits,
                                          banks: recovering) { tx in
                 // Applied at a bank, and not decided there alone: what `committedOnCoordinatorsWord` reads.
                 guard let slot = slot(of: tx) else { return [] }
@@ -133,9 +135,7 @@ extension SimulatedWorld {
         if epoch <= coordinatorProcess.epoch {
             violation("log", "the log's highest epoch is \(log.maxEpoch), but epoch \(coordinatorProcess.epoch) handed out transaction ids")
         }
-        log.writeSynced(.epochStarted(epoch: epoch))
-        log.maxEpoch = epoch
-        log.recoveredEnd = log.bytes.count
+        startEpochInLog(epoch)
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),

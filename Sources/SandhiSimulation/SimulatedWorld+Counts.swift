@@ -7,7 +7,7 @@ enum Fault: Int, CaseIterable {
     case participantCrash, coordinatorCrash, clockJump
     case partitionOfOne, partitionOfHalf, oneWayCutToParticipant, oneWayCutToCoordinator, bridge
     case messageCut, messageLost, messageDelayed, messageDuplicated
-    case logSyncFailure, unsyncedLogRecordsLost, tornLogWrite
+    case logSyncFailure, unsyncedLogRecordsLost, tornLogWrite, slowLogSync
     case participantSyncFailure, tornParticipantWrite
     case staleTimerFired
     case submissionRefused
@@ -30,6 +30,7 @@ enum Fault: Int, CaseIterable {
         case .logSyncFailure: "log fsync failure"
         case .unsyncedLogRecordsLost: "unsynced log records lost"
         case .tornLogWrite: "torn decision-log write"
+        case .slowLogSync: "slow decision-log fsync"
         case .participantSyncFailure: "participant fsync failure"
         case .tornParticipantWrite: "torn write at a participant"
         case .staleTimerFired: "cancelled timer fired anyway"

@@ -1,4 +1,6 @@
 import SandhiEngine
+import SandhiIO
+import SandhiRuntime
 
 // A deterministic world around the engine's real state machines: one `Coordinator` and a few
 // `ParticipantProtocol`s holding balances, joined by a simulated network, with a simulated
@@ -13,9 +15,10 @@ import SandhiEngine
 //   processes    crash and restart of a participant (staging in flight is lost, or its write
 //                torn; prepared write-sets survive) or of the coordinator (the new incarnation
 //                recovers from the durable log and the banks' prepared sets)
-//   disk         the decision log is bytes in the engine's record framing: a crash loses,
-//                keeps or tears what was not synced, and recovery scans it with the engine's
-//                scanner; a log fsync that fails (fsyncgate) halts the coordinator; a bank's
+//   disk         the decision log is the runtime's `DecisionLogStore` on a simulated disk: a
+//                crash loses, keeps or tears what was not synced (or, killing only the
+//                process, keeps the page cache), and recovery is the store's own open; a log
+//                fsync that fails (fsyncgate) halts the coordinator; a bank's
 //                prepare fsync that fails stops the bank without a vote, its write gone; a
 //                bank's crash mid-persist can tear the write-set, which recovery must drop whole
 //   clocks       the coordinator's clock jumps forwards and backwards
@@ -121,8 +124,8 @@ public struct SimulatedWorld {
         /// Read from the log at each start (one above the highest there), as `SandhiNode` does.
         var epoch: UInt32 = 1
         var nextSequence: UInt64 = 1
-        /// Appended, not yet synced (their bytes are in `DecisionLogDisk.unsynced`).
-        var unsynced: [(record: DecisionRecord, forced: Bool)] = []
+        /// Appended to the log, not yet synced.
+        var unsynced: [(record: DecisionRecord, forced: Bool, position: LogPosition)] = []
         var syncScheduled = false
         /// How far the coordinator's clock is from true (virtual) time: skewed and jumping, in
         /// both directions. Its timers are relative, so a jump must change nothing but readings.
@@ -175,12 +178,23 @@ public struct SimulatedWorld {
     /// Reused effect buffers: a simulation handles millions of inputs.
     var coordinatorEffects: [CoordinatorEffect] = []
     /// The log writer's other batch buffer (see `.logSync`), empty between syncs.
-    var spareSyncBatch: [(record: DecisionRecord, forced: Bool)] = []
+    var spareSyncBatch: [(record: DecisionRecord, forced: Bool, position: LogPosition)] = []
     var participantEffects: [ParticipantProtocol.Effect] = []
     var banks: [Bank]
     var coordinatorProcess: CoordinatorProcess
     /// Survives coordinator crashes.
-    var log = DecisionLogDisk()
+    /// The coordinator's disk: it outlives the coordinator's crashes (see +DecisionLog.swift).
+    let logDisk: SimulatedDisk
+    /// The decision log the coordinator's process has open on it; nil while it is down.
+    var logStore: DecisionLogStore?
+    /// COMMITs and ENDs an fsync acknowledged: recovery must find every such COMMIT whose END
+    /// it did not also acknowledge.
+    var syncedCommits: Set<TransactionID> = []
+    var syncedEnds: Set<TransactionID> = []
+    /// COMMITs appended and not synced when the coordinator last crashed, and whether a log
+    /// fsync had failed: what the next recovery may find lost.
+    var lostCandidates: [TransactionID] = []
+    var logSyncFailed = false
     let openingTotal: Int64
 
     // The clients' view, and what the checks need to know of each transaction.
@@ -231,8 +245,7 @@ public struct SimulatedWorld {
                  versions: Array(repeating: (0, nil), count: options.accountsPerParticipant))
         }
         coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
-        log.writeSynced(.segmentHeader(segment: 1, epoch: 0))
-        log.writeSynced(.epochStarted(epoch: coordinatorProcess.epoch))
+        (logDisk, logStore) = Self.makeLogDisk(seed: options.seed ^ 0x5EED_D15C, epoch: coordinatorProcess.epoch)
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
     }
@@ -460,7 +473,7 @@ public struct SimulatedWorld {
             coordinatorProcess.syncScheduled = false
             // The batch taken whole, an empty buffer with room left in its place: two buffers
             // take turns, where copying out and clearing allocated one per sync.
-            var batch: [(record: DecisionRecord, forced: Bool)] = []
+            var batch: [(record: DecisionRecord, forced: Bool, position: LogPosition)] = []
             swap(&batch, &spareSyncBatch)
             swap(&batch, &coordinatorProcess.unsynced)
             defer {
@@ -468,21 +481,27 @@ public struct SimulatedWorld {
                 spareSyncBatch = batch
             }
             record(5, UInt64(batch.count), 0)
-            if nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille) {
+            if nowUs < faultsStopAtUs && chance(faults.coordinatorCrashPerMille * 25 + faults.logTornWritePerMille / 20) {
+                // The power goes while the fsync is in flight: the batch is unsynced, and the
+                // crash decides what of it lands (torn, by the seed's rate). Seeds that tear
+                // writes cut the power here more often: a tear needs unsynced bytes to tear.
+                coordinatorProcess.unsynced = batch
+                crashCoordinator(reason: "power lost during a log fsync")
+                return
+            }
+            let injectFailure = nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille)
+            if injectFailure { injected[.logSyncFailure] += 1 }
+            if !syncLog(batch, injectFailure: injectFailure) {
                 // fsyncgate: what this sync was to make durable may or may not reach the disk
-                // (its bytes stay in `log.unsynced` for the crash to decide); nobody may act on it.
-                injected[.logSyncFailure] += 1
-                if options.bug == .durableAfterFailedLogFsync {
-                    // The planted bug: the kernel dropped the pages, a retried fsync succeeds, and
-                    // the writer reports the batch durable; the coordinator carries on.
-                    log.unsynced.removeAll(keepingCapacity: true)
-                    for case (.commit(let tx, _), true) in batch {
-                        schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
-                                 afterUs: 1 + random.next() % 50)
+                // (the crash decides); nobody may act on it.
+                if injectFailure && options.bug == .durableAfterFailedLogFsync {
+                    // The planted bug: the writer ignores the failure and reports the batch
+                    // durable; the coordinator carries on (until the failed store halts it).
+                    for case (.commit(let tx, _), true, let position) in batch {
+                        schedule(.decisionDurable(tx, position, incarnation: incarnation), afterUs: 1 + random.next() % 50)
                     }
                     return
                 }
-                log.failedSync = true
                 if let forced = batch.first(where: { $0.forced }), let tx = forced.record.transaction {
                     feed(.decisionFailed(tx, reason: "simulated fsync failure"))
                     if coordinatorProcess.up {
@@ -493,13 +512,13 @@ public struct SimulatedWorld {
                 crashCoordinator(reason: "log fsync failure")
                 return
             }
-            log.sync()
-            for (record, forced) in batch {
+            for (record, forced, position) in batch {
+                if case .end(let tx) = record { syncedEnds.insert(tx) }
                 guard case .commit(let tx, _) = record else { continue }
+                syncedCommits.insert(tx)
                 if let slot = slot(of: tx) { ledger[slot].durable = true }
                 if forced {
-                    schedule(.decisionDurable(tx, LogPosition(segment: 1, offset: UInt64(log.bytes.count)), incarnation: incarnation),
-                             afterUs: 1 + random.next() % 50)
+                    schedule(.decisionDurable(tx, position, incarnation: incarnation), afterUs: 1 + random.next() % 50)
                 }
             }
         case .decisionDurable(let tx, let position, let incarnation):

@@ -23,11 +23,13 @@ public struct FaultProfile: Sendable, Hashable, Codable {
     /// Per decision-log sync: the fsync fails; what it was to make durable may or may not reach
     /// the disk (fsyncgate), so the coordinator halts and recovery decides.
     public var logSyncFailurePerMille: UInt64 = 0
-    /// Per coordinator crash with unsynced log bytes: the crash cuts the last write part-way
-    /// (a prefix of it lands, ending inside a record), rather than losing or keeping it whole.
-    /// Any rate at all also tears every unsynced tail that spans a sector boundary (few do) at
-    /// that boundary: the first sector does not land, the later one does.
+    /// Per coordinator crash (of its machine) with unsynced log bytes: the unsynced sectors
+    /// land each or not, or all but the first (pages landing out of order), rather than all or
+    /// none: a record that spans two sectors is torn.
     public var logTornWritePerMille: UInt64 = 0
+    /// Per decision-log sync: the disk is slow, the fsync takes 2 to 10 ms instead of 50 to
+    /// 350 µs, and more records pile up unsynced behind it (for a crash to tear).
+    public var slowLogSyncPerMille: UInt64 = 0
     /// Per participant prepare persist: its fsync fails. The participant stops without voting
     /// (as the real worker does); the write, acknowledged only by the page cache, is gone.
     public var participantSyncFailurePerMille: UInt64 = 0
@@ -73,6 +75,7 @@ public struct FaultProfile: Sendable, Hashable, Codable {
         profile.participantTornWritePerMille = draw(1_000)
         profile.staleTimerPerMille = draw(300)
         profile.heuristicAfterMs = random.next() % 3 == 0 ? 0 : 7 + random.next() % 21
+        profile.slowLogSyncPerMille = draw(500)
         return profile
     }
 }

@@ -99,7 +99,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         func keep(_ state: inout State) -> Bool {
             switch unsynced {
             case .each: return state.random.next() & 1 == 0
-            case .all: return true
+            case .all, .allButFirstSector: return true
             case .none: return false
             }
         }
@@ -124,7 +124,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
                 if inode.sizeDirty && keep(&state) { size = inode.cache.count }
                 var disk = Array(inode.disk.prefix(size))
                 if disk.count < size { disk += [UInt8](repeating: 0, count: size - disk.count) }
-                for sector in inode.dirty.sorted() where keep(&state) {
+                let first = inode.dirty.min()
+                for sector in inode.dirty.sorted() where unsynced == .allButFirstSector ? sector != first : keep(&state) {
                     let start = sector * Self.sectorBytes
                     guard start < size else { continue }
                     let end = min(size, start + Self.sectorBytes, inode.cache.count)
@@ -149,6 +150,9 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         case all
         /// Nothing was written back.
         case none
+        /// Every file's unsynced sectors landed but its first: the pages of one write landed
+        /// out of order and the power went before the first (names and sizes all landed).
+        case allButFirstSector
     }
 
     /// The process died, the machine did not: descriptors close, the page cache stays, except
