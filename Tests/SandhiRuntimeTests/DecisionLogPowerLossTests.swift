@@ -113,10 +113,12 @@ import Testing
         }
     }
 
-    @Test func aFailedSyncIsStickyAndItsRecordsAreNotPromised() throws {
-        let disk = SimulatedDisk(seed: 7)
+    /// A store with epoch 1 synced and a COMMIT whose sync failed (its pages marked clean, the
+    /// disk without it), closed: the state a failed fsync leaves behind.
+    func storeAfterAFailedSync(_ disk: SimulatedDisk) throws -> TransactionID {
         try disk.makeDirectories(Self.directory)
         let (store, _) = try openStore(disk)
+        defer { store.close() }
         store.epoch = 1
         _ = try store.append([.epochStarted(epoch: 1)])
         try store.sync()
@@ -125,9 +127,15 @@ import Testing
         disk.failNextSync()
         #expect(throws: DecisionLogError.self) { try store.sync() }
         #expect(throws: DecisionLogError.self) { try store.sync() } // never retried into a false success
-        store.close()
-        // A restart without a reboot still reads the COMMIT from the page cache (fsyncgate)...
-        disk.restartProcess()
+        return tx
+    }
+
+    @Test func aFailedSyncIsStickyAndItsRecordsAreNotPromised() throws {
+        let disk = SimulatedDisk(seed: 7)
+        let tx = try storeAfterAFailedSync(disk)
+        // A restart without a reboot, the pages not evicted, still reads the COMMIT from the
+        // page cache (fsyncgate)...
+        disk.restartProcess(evictingCleanPages: false)
         #expect(try DecisionLogStore.read(directory: Self.directory, fileSystem: disk).unfinishedCommits[tx] != nil)
         // ...which the disk never held: a power loss takes it.
         disk.powerLoss()
@@ -139,16 +147,7 @@ import Testing
     /// banks would commit, and a later power cut would take the decision back from the rest.
     @Test func reopeningAfterAFailedSyncRecoversWhatTheDiskHoldsNotThePageCache() throws {
         let disk = SimulatedDisk(seed: 11)
-        try disk.makeDirectories(Self.directory)
-        let (store, _) = try openStore(disk)
-        store.epoch = 1
-        _ = try store.append([.epochStarted(epoch: 1)])
-        try store.sync()
-        let tx = TransactionID(epoch: 1, sequence: 1)
-        _ = try store.append([.commit(transaction: tx, participants: [hdfc, sbi])])
-        disk.failNextSync()
-        #expect(throws: DecisionLogError.self) { try store.sync() }
-        store.close()
+        let tx = try storeAfterAFailedSync(disk)
         disk.restartProcess(evictingCleanPages: false)
         let (reopened, recovered) = try openStore(disk)
         defer { reopened.close() }
