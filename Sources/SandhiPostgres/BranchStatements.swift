@@ -44,11 +44,16 @@ struct BranchStatements: Sendable {
     /// PostgreSQL evaluates once, before anything else, even when no row qualifies.
     static let asynchronousCommit = "quick AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS setting)"
     static let whenQuick = "(SELECT setting FROM quick) IS NOT NULL"
+    /// The same condition for a statement that keeps the session's `synchronous_commit` (at
+    /// least `on`, see `PostgresSessionPool.connect`): its commit returns once flushed.
+    static let sessionCommit = "quick AS (SELECT 'on' AS setting)"
 
     /// Commits the write-sets of `requests` in one statement, before any of them stages, and
     /// deletes the write-sets (and votes) of the finished branches in `finished` in the same one.
-    func recordIntents(_ requests: [StageRequest], forgetting finished: [TransactionID],
-                       nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+    /// With `synchronously`, the commit waits for its WAL flush (the session's own setting)
+    /// instead of riding on a later PREPARE's: for a deletion that is acknowledged at once.
+    func recordIntents(_ requests: [StageRequest], forgetting finished: [TransactionID], nowMs: Int64,
+                       synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let transactions = requests.map { Int64(bitPattern: $0.transaction.rawValue) }
         let operations = requests.map { ByteBuffer(bytes: OperationCodec.encode($0.operations)) }
         let writers = requests.map { WriterList.encode($0.writers) }
@@ -57,9 +62,10 @@ struct BranchStatements: Sendable {
         let gone = finished.filter { !staging.contains($0) }.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
+        let quick = synchronously ? Self.sessionCommit : Self.asynchronousCommit
         return { connection in
             let query: PostgresQuery = """
-                WITH \(unescaped: Self.asynchronousCommit),
+                WITH \(unescaped: quick),
                 gone_votes AS (DELETE FROM sandhi_voted WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[])),
                 gone_intents AS (DELETE FROM sandhi_intents WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[]))
                 INSERT INTO sandhi_intents(instance, tx, operations, writers, staged_at_ms)
@@ -74,8 +80,11 @@ struct BranchStatements: Sendable {
     }
 
     /// Deletes the write-sets and votes of branches that are finished, or never voted.
-    func forgetIntents(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
-        recordIntents([], forgetting: transactions, nowMs: 0)
+    /// Asynchronously, like the write-sets, unless `synchronously`: where the rows are a vote
+    /// (a YES held by its rows alone, rolled back) and the rollback is acknowledged next, a
+    /// server crash must not bring them back (see `PostgresBank.startSettling`).
+    func forgetIntents(_ transactions: [TransactionID], synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        recordIntents([], forgetting: transactions, nowMs: 0, synchronously: synchronously)
     }
 
     /// Makes the write-set rows of `transactions` their YES votes (`sandhi_voted`), before their
@@ -86,7 +95,7 @@ struct BranchStatements: Sendable {
         let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
-        let quick = synchronously ? "quick AS (SELECT 'on' AS setting)" : Self.asynchronousCommit
+        let quick = synchronously ? Self.sessionCommit : Self.asynchronousCommit
         return { connection in
             connection.query("""
                 WITH \(unescaped: quick)

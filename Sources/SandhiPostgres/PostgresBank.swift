@@ -328,7 +328,8 @@ public final class PostgresBank: ParticipantResource {
     /// whatever `synchronous_commit` says, and the sessions' `on` makes them wait for synchronous
     /// standbys too; with `fsync=on` that is stable storage). The write-set rows commit
     /// asynchronously and ride on the PREPARE's flush; their clean-up may be lost in a crash and
-    /// is redone when the bank opens.
+    /// is redone when the bank opens, except where the rows are a vote being rolled back, whose
+    /// deletion commits synchronously before the acknowledgement (see `startSettling`).
     public func makeDurable() throws {
         if let failure { throw failure }
     }
@@ -552,7 +553,11 @@ public final class PostgresBank: ParticipantResource {
         if !looseRollbacks.isEmpty {
             // Their rows are their votes: gone before the rollback is acknowledged, or a
             // reopened bank would hold them in doubt again, against whoever takes the accounts.
-            let forget = statements.forgetIntents(looseRollbacks)
+            // Gone durably, too: no PREPARE's flush follows to carry an asynchronous commit,
+            // and once acknowledged the coordinator forgets the transaction (an abort leaves no
+            // record), so a vote a server crash brought back would lock its accounts, refusing
+            // every PREPARE on them, with nobody left to settle it. Rare, so the flush is cheap.
+            let forget = statements.forgetIntents(looseRollbacks, synchronously: true)
             jobs.append { connection in forget(connection).map { nil } }
             waitingOf.append([])
         }

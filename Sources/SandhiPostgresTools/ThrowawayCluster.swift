@@ -94,13 +94,21 @@ public final class ThrowawayCluster: Sendable {
 
     /// Settings on the server's command line (pg_ctl passes them through a shell, hence quotes).
     private var serverOptions: String {
-        [
+        var options = [
             "-c listen_addresses=''",
             "-c unix_socket_directories='\(socketDirectory)'",
             "-c max_prepared_transactions=\(maxPreparedTransactions)",
             "-c fsync=on",
             "-c max_connections=\(maxConnections)",
-        ].joined(separator: " ")
+        ]
+        #if os(Linux)
+        // After a crash (`restartImmediately`) the server makes its whole data directory durable
+        // before it replays the WAL. File by file, that is a minute and more on a slow disk once
+        // a suite has made fifty databases, past pg_ctl's wait; one syncfs of the file system
+        // makes it just as durable at once. (PostgreSQL 14 on, and Linux only.)
+        if (Int(version) ?? 0) >= 14 { options.append("-c recovery_init_sync_method=syncfs") }
+        #endif
+        return options.joined(separator: " ")
     }
 
     /// Stops the server at once (no checkpoint: nothing here needs one) and removes the folder.
