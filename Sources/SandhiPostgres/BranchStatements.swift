@@ -23,6 +23,18 @@ enum StageOutcome: Sendable {
     case alreadyCommitted
 }
 
+/// A branch PostgreSQL shows settled by hand otherwise than the coordinator decided (a COMMIT
+/// PREPARED of a group the coordinator rolls back, a ROLLBACK PREPARED of one it commits whose
+/// member cannot be applied again): the engine's heuristic outcome, with the branch's work.
+struct SettledByHand: Sendable, Equatable {
+    var transaction: TransactionID
+    var heuristic: ParticipantProtocol.Heuristic
+
+    var reply: ParticipantReply {
+        .heuristic(transaction, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers)
+    }
+}
+
 /// The statements of a branch's life in PostgreSQL that are not a group's staging
 /// (`BranchStatements+Group`), each a job for `PostgresSessionPool.run`: futures on the
 /// connection's event loop, never blocking it.
@@ -44,11 +56,16 @@ struct BranchStatements: Sendable {
     /// PostgreSQL evaluates once, before anything else, even when no row qualifies.
     static let asynchronousCommit = "quick AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS setting)"
     static let whenQuick = "(SELECT setting FROM quick) IS NOT NULL"
+    /// The same condition for a statement that keeps the session's `synchronous_commit` (at
+    /// least `on`, see `PostgresSessionPool.connect`): its commit returns once flushed.
+    static let sessionCommit = "quick AS (SELECT 'on' AS setting)"
 
     /// Commits the write-sets of `requests` in one statement, before any of them stages, and
     /// deletes the write-sets (and votes) of the finished branches in `finished` in the same one.
-    func recordIntents(_ requests: [StageRequest], forgetting finished: [TransactionID],
-                       nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+    /// With `synchronously`, the commit waits for its WAL flush (the session's own setting)
+    /// instead of riding on a later PREPARE's: for a deletion that is acknowledged at once.
+    func recordIntents(_ requests: [StageRequest], forgetting finished: [TransactionID], nowMs: Int64,
+                       synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let transactions = requests.map { Int64(bitPattern: $0.transaction.rawValue) }
         let operations = requests.map { ByteBuffer(bytes: OperationCodec.encode($0.operations)) }
         let writers = requests.map { WriterList.encode($0.writers) }
@@ -57,9 +74,10 @@ struct BranchStatements: Sendable {
         let gone = finished.filter { !staging.contains($0) }.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
+        let quick = synchronously ? Self.sessionCommit : Self.asynchronousCommit
         return { connection in
             let query: PostgresQuery = """
-                WITH \(unescaped: Self.asynchronousCommit),
+                WITH \(unescaped: quick),
                 gone_votes AS (DELETE FROM sandhi_voted WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[])),
                 gone_intents AS (DELETE FROM sandhi_intents WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[]))
                 INSERT INTO sandhi_intents(instance, tx, operations, writers, staged_at_ms)
@@ -74,8 +92,11 @@ struct BranchStatements: Sendable {
     }
 
     /// Deletes the write-sets and votes of branches that are finished, or never voted.
-    func forgetIntents(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
-        recordIntents([], forgetting: transactions, nowMs: 0)
+    /// Asynchronously, like the write-sets, unless `synchronously`: where the rows are a vote
+    /// (a YES held by its rows alone, rolled back) and the rollback is acknowledged next, a
+    /// server crash must not bring them back (see `PostgresBank.startSettling`).
+    func forgetIntents(_ transactions: [TransactionID], synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        recordIntents([], forgetting: transactions, nowMs: 0, synchronously: synchronously)
     }
 
     /// Makes the write-set rows of `transactions` their YES votes (`sandhi_voted`), before their
@@ -86,7 +107,7 @@ struct BranchStatements: Sendable {
         let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
-        let quick = synchronously ? "quick AS (SELECT 'on' AS setting)" : Self.asynchronousCommit
+        let quick = synchronously ? Self.sessionCommit : Self.asynchronousCommit
         return { connection in
             connection.query("""
                 WITH \(unescaped: quick)
@@ -119,6 +140,48 @@ struct BranchStatements: Sendable {
         return { connection in
             connection.query("SELECT tx FROM sandhi_committed WHERE instance = \(instance) AND tx = ANY(\(raw)::bigint[])", logger: logger)
                 .flatMapThrowing { result in try result.rows.map { TransactionID(rawValue: UInt64(bitPattern: try $0.decode(Int64.self))) } }
+        }
+    }
+
+    // MARK: - Branches settled by hand (sandhi_heuristic)
+
+    /// Records branches found settled by hand as heuristic outcomes, with the session's
+    /// synchronous commit: each one's report goes to the coordinator as soon as the batch ends,
+    /// and must outlive a crash of the server or of this process until the coordinator says
+    /// FORGET (the gid is gone; nothing else here remembers the branch). Recorded once: a
+    /// repeat keeps the first row.
+    func recordSettledByHand(_ found: [SettledByHand], nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        let raw = found.map { Int64(bitPattern: $0.transaction.rawValue) }
+        let committed = found.map(\.heuristic.committed)
+        let operations = found.map { ByteBuffer(bytes: OperationCodec.encode($0.heuristic.operations)) }
+        let writers = found.map { WriterList.encode($0.heuristic.writers) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            guard !raw.isEmpty else { return connection.eventLoop.makeSucceededVoidFuture() }
+            return connection.query("""
+                INSERT INTO sandhi_heuristic(instance, tx, committed, operations, writers, found_at_ms)
+                SELECT \(instance), tx, committed, operations, writers, \(nowMs)
+                FROM unnest(\(raw)::bigint[], \(committed)::boolean[], \(operations)::bytea[], \(writers)::text[]) AS u(tx, committed, operations, writers)
+                ON CONFLICT (instance, tx) DO NOTHING
+                """, logger: logger).map { _ in }
+        }
+    }
+
+    /// Marks heuristic outcomes forgotten: the coordinator has recorded them. Asynchronous, like
+    /// the write-sets: should the mark be lost, the reopened bank reports the outcome again and
+    /// the coordinator, knowing it, says FORGET again.
+    func forgetSettledByHand(_ transactions: [TransactionID], nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            guard !raw.isEmpty else { return connection.eventLoop.makeSucceededVoidFuture() }
+            return connection.query("""
+                WITH \(unescaped: Self.asynchronousCommit)
+                UPDATE sandhi_heuristic SET forgotten_at_ms = \(nowMs)
+                WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(raw)::bigint[]) AND forgotten_at_ms IS NULL
+                """, logger: logger).map { _ in }
         }
     }
 

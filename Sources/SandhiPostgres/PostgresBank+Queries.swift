@@ -54,6 +54,17 @@ extension PostgresBank: Bank {
         return try single("SELECT 1 FROM sandhi_committed WHERE instance = \(instance) AND tx = \(raw)", as: Int32.self) != nil
     }
 
+    /// Whether `tx` committed here, and not by someone's hand against (or before) the
+    /// coordinator's decision: a branch found committed by hand has a `sandhi_heuristic` row,
+    /// kept once forgotten, and proves nothing about what the coordinator decided.
+    public func committedOnCoordinatorsWord(_ tx: TransactionID) throws -> Bool {
+        let instance = configuration.instance.name, raw = Int64(bitPattern: tx.rawValue)
+        return try single("""
+            SELECT 1 FROM sandhi_committed c WHERE c.instance = \(instance) AND c.tx = \(raw)
+            AND NOT EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = c.instance AND h.tx = c.tx)
+            """, as: Int32.self) != nil
+    }
+
     /// The highest epoch among this instance's committed and prepared branches here.
     public func highestEpoch() throws -> UInt32 {
         let instance = configuration.instance.name

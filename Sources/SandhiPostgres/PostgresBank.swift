@@ -35,6 +35,16 @@ import SandhiParticipants
 /// can take the accounts in between (the engine's locks hold them); a writer outside Sandhi
 /// could, and would make the re-applied commit fail loudly rather than go negative.
 ///
+/// **Settled by hand.** Someone with access to the database can COMMIT PREPARED or ROLLBACK
+/// PREPARED a Sandhi gid. When the coordinator's decision then finds the gid gone, the bank
+/// looks (`sandhi_committed`) at what became of each member: one that went the other way (a
+/// commit against a rollback; a rollback against a commit, for a member that cannot be
+/// applied again from its write-set) is a mixed outcome only an operator can settle. It is
+/// recorded in `sandhi_heuristic` (durably, before the answer) and answered, like a branch a
+/// SQLite bank decided alone, with the engine's heuristic reply in place of the
+/// acknowledgement, again at every sweep, resend and restart, until the coordinator, having
+/// opened a reconciliation case, says FORGET.
+///
 /// **Write-sets.** PostgreSQL keeps a prepared transaction's writes invisible until it
 /// commits, so it cannot tell a restarted bank which accounts a prepared branch writes. Each
 /// branch's write-set is therefore committed to `sandhi_intents` before its group stages, and
@@ -281,6 +291,10 @@ public final class PostgresBank: ParticipantResource {
             loose.insert(branch.transaction)
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
+        for found in recovered.settledByHand {
+            _ = machine.handle(.restoredHeuristic(found.transaction, committed: found.heuristic.committed,
+                                                  operations: found.heuristic.operations, writers: found.heuristic.writers))
+        }
         if !recovered.unusedIntents.isEmpty {
             try pool.one(statements.forgetIntents(recovered.unusedIntents))
             logger.info("dropped write-sets of finished or unvoted branches", metadata: ["participant": "\(id)", "count": "\(recovered.unusedIntents.count)"])
@@ -328,7 +342,9 @@ public final class PostgresBank: ParticipantResource {
     /// whatever `synchronous_commit` says, and the sessions' `on` makes them wait for synchronous
     /// standbys too; with `fsync=on` that is stable storage). The write-set rows commit
     /// asynchronously and ride on the PREPARE's flush; their clean-up may be lost in a crash and
-    /// is redone when the bank opens.
+    /// is redone when the bank opens, except where the rows are a vote being rolled back, whose
+    /// deletion commits synchronously before the acknowledgement (see `startSettling`). The
+    /// record behind a heuristic report (`sandhi_heuristic`) commits synchronously too.
     public func makeDurable() throws {
         if let failure { throw failure }
     }
@@ -342,11 +358,25 @@ public final class PostgresBank: ParticipantResource {
 
     /// A PostgreSQL bank waits for the coordinator, always (the configuration refuses a
     /// heuristic policy for it): a database operator who settles a prepared transaction by hand
-    /// is found when the coordinator's decision arrives.
+    /// is found when the coordinator's decision arrives, and reported as a heuristic outcome
+    /// (see the type's notes).
     public var heuristicPolicy: HeuristicPolicy? {
         get { nil }
         set { precondition(newValue == nil, "a PostgreSQL bank makes no heuristic decisions") }
     }
+
+    /// Reports again every branch settled by hand that the coordinator has not yet recorded
+    /// (a report can be lost like any message, and only the coordinator's FORGET ends it).
+    public func sweep() throws -> [ParticipantReply] {
+        if let failure { throw failure }
+        return machine.heuristics.sorted { $0.key < $1.key }.map { tx, heuristic in
+            SettledByHand(transaction: tx, heuristic: heuristic).reply
+        }
+    }
+
+    public var needsSweep: Bool { !machine.heuristics.isEmpty }
+
+    public func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic] { machine.heuristics }
 
     public var batchLingerUs: UInt64 { configuration.batchLingerUs }
 
@@ -364,16 +394,22 @@ public final class PostgresBank: ParticipantResource {
         var stages: [StageRequest] = []
         var decisions: [Decision] = []
         // Accounts whose PostgreSQL rows this batch's phase two releases: a rollback's, read
-        // before the protocol forgets the branch.
+        // before the protocol forgets the branch. With it, the work of each branch this batch
+        // may roll back (one rolled back now, or one whose rollback overtook its vote): a
+        // heuristic report carries it, should the branch be found committed by hand.
         var released = Set<AccountID>()
+        var workOf: [TransactionID: StageRequest] = [:]
+        // Heuristic outcomes the coordinator has recorded.
+        var forgotten: [TransactionID] = []
         var effects: [ParticipantProtocol.Effect] = []
         for message in messages {
-            if case .rollback(let tx) = message, case .prepared(let operations, _)? = machine.branches[tx] {
+            if case .rollback(let tx) = message, case .prepared(let operations, let writers)? = machine.branches[tx] {
                 released.formUnion(ParticipantProtocol.writtenAccounts(operations))
+                workOf[tx] = StageRequest(transaction: tx, operations: operations, writers: writers, readOnly: false)
             }
             effects.removeAll(keepingCapacity: true)
             machine.handle(.message(message), into: &effects)
-            collect(effects, stages: &stages, decisions: &decisions, replies: &replies)
+            collect(effects, workOf: workOf, stages: &stages, decisions: &decisions, replies: &replies, forgotten: &forgotten)
         }
 
         // Which branches must wait for phase two: one that writes an account a finishing
@@ -401,20 +437,23 @@ public final class PostgresBank: ParticipantResource {
             intents = pool.start([statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())])[0]
             finishedIntents = []
         }
+        let forgetting = forgotten.isEmpty ? [] : pool.start([statements.forgetSettledByHand(forgotten, nowMs: clock())])
         let phaseTwo = startSettling(decisions)
         let earlyStaging = stagingPool.start(early.map { statements.stageGroup($0, ending: .prepare, preparingAfter: intents, begun: true) })
-        try finishSettling(phaseTwo)
+        report(try finishSettling(phaseTwo), in: &replies)
         let lateStaging = stagingPool.start(late.map { statements.stageGroup($0, ending: .prepare, preparingAfter: intents, begun: true) })
         let reading = pool.start(readOnly.map { statements.validateReads($0) })
         let staged = stagingPool.collect(earlyStaging + lateStaging)
         let read = pool.collect(reading)
         if let intents { try pool.collect([intents])[0].get() }
+        for result in pool.collect(forgetting) { try result.get() }
 
         // Each outcome back through the protocol, in order; a rollback that overtook its vote
         // comes out as a decision.
         var overtaken: [Decision] = []
         func record(_ request: StageRequest, _ outcome: StageOutcome) {
             effects.removeAll(keepingCapacity: true)
+            workOf[request.transaction] = request // should its rollback have overtaken it
             switch outcome {
             case .staged(let observed):
                 machine.handle(.staged(request.transaction, failure: nil, observed: observed), into: &effects)
@@ -426,8 +465,9 @@ public final class PostgresBank: ParticipantResource {
                 finishedIntents.append(request.transaction)
             }
             var none: [StageRequest] = []
-            collect(effects, stages: &none, decisions: &overtaken, replies: &replies)
-            precondition(none.isEmpty, "staging produced another stage")
+            var noForget: [TransactionID] = []
+            collect(effects, workOf: workOf, stages: &none, decisions: &overtaken, replies: &replies, forgotten: &noForget)
+            precondition(none.isEmpty && noForget.isEmpty, "staging produced another stage or a FORGET")
         }
         for (group, result) in zip(early + late, staged) {
             let outcome = try result.get()
@@ -435,7 +475,7 @@ public final class PostgresBank: ParticipantResource {
             for (request, memberOutcome) in zip(group, outcome.outcomes) { record(request, memberOutcome) }
         }
         for (request, result) in zip(readOnly, read) { record(request, try result.get()) }
-        try finishSettling(startSettling(overtaken))
+        report(try finishSettling(startSettling(overtaken)), in: &replies)
 
         // A batch that staged nothing cleans up now; otherwise the next batch's write-sets do.
         if writing.isEmpty && !finishedIntents.isEmpty {
@@ -478,10 +518,20 @@ public final class PostgresBank: ParticipantResource {
         }
     }
 
+    /// What one phase-two job leaves: the group a split prepared its waiting members in again
+    /// (with each member's outcome), and the members found settled by hand otherwise than the
+    /// coordinator decided, each already recorded durably (`recordSettledByHand`).
+    private struct Settled: Sendable {
+        var regrouped: GroupOutcome?
+        var byHand: [SettledByHand] = []
+    }
+
+    private typealias Job = @Sendable (PostgresConnection) -> EventLoopFuture<Settled>
+
     /// Phase two under way: each job's future, with the waiting members of the split it is (if
     /// it is one), whose outcome is their new group.
     private struct Settling {
-        var jobs: [EventLoopFuture<GroupOutcome?>] = []
+        var jobs: [EventLoopFuture<Settled>] = []
         var waiting: [[StageRequest]] = []
         /// Branches whose write-sets may go once every job has ended (not before: until its
         /// phase two has happened, a branch's write-set may be its vote).
@@ -510,12 +560,13 @@ public final class PostgresBank: ParticipantResource {
             }
         }
         // Each job's outcome is the re-prepared group of a split's waiting members, if any.
-        var jobs: [@Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?>] = []
+        var jobs: [Job] = []
         var waitingOf: [[StageRequest]] = []
         for gid in touched {
             let known = groups.removeValue(forKey: gid)!
             for tx in gid.transactions { groupOf[tx] = nil }
             let commits = gid.transactions.filter { known[$0] == true }
+            let rollbacks = gid.transactions.filter { known[$0] == false }
             let undecided = gid.transactions.filter { known[$0] == nil }
             finished += gid.transactions.filter { known[$0] != nil }
             if undecided.isEmpty && commits.count == gid.transactions.count {
@@ -524,7 +575,7 @@ public final class PostgresBank: ParticipantResource {
                 continue
             }
             if undecided.isEmpty && commits.isEmpty {
-                jobs.append(rollBackWhole(gid))
+                jobs.append(rollBackWhole(gid, rollbacks.map { decided[$0]!.request }))
                 waitingOf.append([])
                 continue
             }
@@ -542,90 +593,163 @@ public final class PostgresBank: ParticipantResource {
                 waitingOf.append([])
                 continue
             }
-            jobs.append(split(gid, committing: committing, waiting: waiting))
+            jobs.append(split(gid, committing: committing, waiting: waiting, rollingBack: rollbacks.map { decided[$0]!.request }))
             waitingOf.append(waiting)
         }
         if !looseCommits.isEmpty {
-            jobs.append(apply(looseCommits, what: "a vote whose prepared transaction was gone"))
+            let commit = Self.apply(looseCommits, what: "a vote whose prepared transaction was gone", statements: statements, database: database)
+            jobs.append { connection in commit(connection).map { Settled() } }
             waitingOf.append([])
         }
         if !looseRollbacks.isEmpty {
             // Their rows are their votes: gone before the rollback is acknowledged, or a
             // reopened bank would hold them in doubt again, against whoever takes the accounts.
-            let forget = statements.forgetIntents(looseRollbacks)
-            jobs.append { connection in forget(connection).map { nil } }
+            // Gone durably, too: no PREPARE's flush follows to carry an asynchronous commit,
+            // and once acknowledged the coordinator forgets the transaction (an abort leaves no
+            // record), so a vote a server crash brought back would lock its accounts, refusing
+            // every PREPARE on them, with nobody left to settle it. Rare, so the flush is cheap.
+            // (No prepared transaction holds such a vote, so no hand can have committed it: a
+            // vote found committed when the bank opens is not held, see `PreparedBranchScan`.)
+            let forget = statements.forgetIntents(looseRollbacks, synchronously: true)
+            jobs.append { connection in forget(connection).map { Settled() } }
             waitingOf.append([])
         }
         return Settling(jobs: pool.start(jobs), waiting: waitingOf, finished: finished)
     }
 
     /// COMMIT PREPARED of a group every member of which commits. Should PostgreSQL not know
-    /// the gid (someone finished it by hand), each member is applied from its write-set unless
-    /// it committed here already: a commit decision is applied, whoever interfered. Their votes
-    /// are recorded first, durably: should the applying fail or the process die, the reopened
-    /// bank still holds them in doubt, and the commit's resend applies them.
-    private func commitWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+    /// the gid, someone finished it by hand. Members committed here (by that hand) are as
+    /// decided. The others were rolled back: each is applied from its write-set, because a
+    /// commit decision is applied, whoever interfered; their votes are recorded first,
+    /// durably, so that should the applying fail or the process die, the reopened bank still
+    /// holds them in doubt, and the commit's resend applies them. A member without a write-set
+    /// row (deleted by hand too) cannot be applied: it stays rolled back against the decision,
+    /// a heuristic outcome the coordinator must hear of.
+    private func commitWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> Job {
         let finish = statements.finish(gid, commit: true)
-        let vote = statements.recordVotes(members.map(\.transaction), synchronously: true)
-        let reapply = members.allSatisfy { !$0.operations.isEmpty } ? apply(members, what: "whose prepared transaction '\(gid)' was gone") : nil
-        let logger = logger
+        let committed = statements.committedAmong(gid.transactions)
+        let applicable = members.filter { !$0.operations.isEmpty }
+        let vote = statements.recordVotes(applicable.map(\.transaction), synchronously: true)
+        let reapply = applicable.isEmpty ? nil
+            : Self.apply(applicable, what: "whose prepared transaction '\(gid)' was gone", statements: statements, database: database)
+        let statements = statements, logger = logger, nowMs = clock()
         return { connection in
-            finish(connection).flatMap { found -> EventLoopFuture<GroupOutcome?> in
-                if found { return connection.eventLoop.makeSucceededFuture(nil) }
-                guard let reapply else {
-                    logger.critical("a committed prepared transaction was gone, and a member has no write-set to apply", metadata: ["gid": "\(gid)"])
-                    return connection.eventLoop.makeSucceededFuture(nil)
+            finish(connection).flatMap { found -> EventLoopFuture<Settled> in
+                if found { return connection.eventLoop.makeSucceededFuture(Settled()) }
+                return committed(connection).flatMap { done -> EventLoopFuture<Settled> in
+                    let rolledBack = members.filter { !done.contains($0.transaction) }
+                    guard !rolledBack.isEmpty else { return connection.eventLoop.makeSucceededFuture(Settled()) }
+                    let lost = rolledBack.filter { $0.operations.isEmpty }.map {
+                        SettledByHand(transaction: $0.transaction, heuristic: .init(committed: false, operations: [], writers: $0.writers))
+                    }
+                    var applying = connection.eventLoop.makeSucceededVoidFuture()
+                    if let reapply, lost.count < rolledBack.count {
+                        logger.warning("a committed prepared transaction was gone; its members are applied from their write-sets unless committed",
+                                       metadata: ["gid": "\(gid)"])
+                        // Members that committed meanwhile are found so, and not applied twice.
+                        applying = vote(connection).flatMap { reapply(connection) }
+                    }
+                    return applying.flatMap { _ -> EventLoopFuture<Settled> in
+                        guard !lost.isEmpty else { return connection.eventLoop.makeSucceededFuture(Settled()) }
+                        logger.critical("branches the coordinator committed were rolled back by hand and have no write-set to apply: a mixed outcome",
+                                        metadata: ["gid": "\(gid)", "rolled back": "\(lost.map { $0.transaction.description }.joined(separator: ","))"])
+                        return statements.recordSettledByHand(lost, nowMs: nowMs)(connection).map { Settled(byHand: lost) }
+                    }
                 }
-                logger.warning("a committed prepared transaction was gone; its members are applied from their write-sets unless committed",
-                               metadata: ["gid": "\(gid)"])
-                return vote(connection).flatMap { reapply(connection) }
             }
         }
     }
 
     /// ROLLBACK PREPARED of a group every member of which rolls back. Should PostgreSQL not know
     /// the gid, a member that committed here anyway (someone committed it by hand, against the
-    /// coordinator's decision) is a mixed outcome only an operator can settle: said loudly.
-    private func rollBackWhole(_ gid: GlobalTransactionID) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+    /// coordinator's decision) is a mixed outcome only an operator can settle: a heuristic
+    /// commit, recorded and reported.
+    private func rollBackWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> Job {
         let finish = statements.finish(gid, commit: false)
-        let committed = statements.committedAmong(gid.transactions)
-        let logger = logger
+        let committedByHand = Self.committedByHand(members, in: gid, statements: statements, logger: logger, nowMs: clock())
         return { connection in
-            finish(connection).flatMap { found -> EventLoopFuture<GroupOutcome?> in
-                if found { return connection.eventLoop.makeSucceededFuture(nil) }
-                return committed(connection).map { against in
-                    if !against.isEmpty {
-                        logger.critical("branches the coordinator rolled back were committed by hand: a mixed outcome",
-                                        metadata: ["gid": "\(gid)", "committed": "\(against.map { $0.description }.joined(separator: ","))"])
-                    }
-                    return nil
-                }
+            finish(connection).flatMap { found -> EventLoopFuture<Settled> in
+                found ? connection.eventLoop.makeSucceededFuture(Settled()) : committedByHand(connection).map { Settled(byHand: $0) }
             }
         }
     }
 
-    /// Waits for phase two, and takes in the groups its splits prepared.
-    private func finishSettling(_ settling: Settling) throws {
+    /// Which of `rolledBack` (members of `gid`, which PostgreSQL no longer knows, rolled back by
+    /// the coordinator) committed here all the same: each recorded as a heuristic commit.
+    private static func committedByHand(_ rolledBack: [StageRequest], in gid: GlobalTransactionID, statements: BranchStatements,
+                                        logger: Logger, nowMs: Int64) -> @Sendable (PostgresConnection) -> EventLoopFuture<[SettledByHand]> {
+        let committed = statements.committedAmong(rolledBack.map(\.transaction))
+        return { connection in
+            guard !rolledBack.isEmpty else { return connection.eventLoop.makeSucceededFuture([]) }
+            return committed(connection).flatMap { against -> EventLoopFuture<[SettledByHand]> in
+                let found = rolledBack.filter { against.contains($0.transaction) }.map {
+                    SettledByHand(transaction: $0.transaction, heuristic: .init(committed: true, operations: $0.operations, writers: $0.writers))
+                }
+                guard !found.isEmpty else { return connection.eventLoop.makeSucceededFuture([]) }
+                logger.critical("branches the coordinator rolled back were committed by hand: a mixed outcome",
+                                metadata: ["gid": "\(gid)", "committed": "\(found.map { $0.transaction.description }.joined(separator: ","))"])
+                return statements.recordSettledByHand(found, nowMs: nowMs)(connection).map { found }
+            }
+        }
+    }
+
+    /// Waits for phase two, takes in the groups its splits prepared, and returns the branches
+    /// it found settled by hand.
+    private func finishSettling(_ settling: Settling) throws -> [SettledByHand] {
         let results = pool.collect(settling.jobs)
+        var byHand: [SettledByHand] = []
         for (waiting, result) in zip(settling.waiting, results) {
-            guard let outcome = try result.get() else { continue }
+            let settled = try result.get()
+            byHand += settled.byHand
+            guard let outcome = settled.regrouped else { continue }
             for gid in outcome.prepared { enter(gid) }
-            // A member that could not be staged again keeps its vote in its rows.
+            let handled = Set(settled.byHand.map(\.transaction))
+            // A member that could not be staged again keeps its vote in its rows (unless it was
+            // found committed by hand: then it is a heuristic outcome, see `split`).
             for (request, memberOutcome) in zip(waiting, outcome.outcomes) {
                 if case .staged = memberOutcome { continue }
+                if handled.contains(request.transaction) { continue }
                 logger.error("a prepared branch could not be prepared again; its write-set holds its vote",
                              metadata: ["participant": "\(id)", "transaction": "\(request.transaction)"])
                 loose.insert(request.transaction)
             }
         }
-        finishedIntents += settling.finished
+        finishedIntents += settling.finished + byHand.map(\.transaction)
+        return byHand
+    }
+
+    /// Turns the branches phase two found settled by hand into the engine's heuristic
+    /// outcomes, recorded already: the protocol holds each until the coordinator's FORGET (and
+    /// answers resends and inquiries with it), and the batch answers with the heuristic report
+    /// in place of the acknowledgement the protocol gave for the decision. A member still
+    /// undecided (a split's, committed by hand before its decision came) is decided alone.
+    private func report(_ byHand: [SettledByHand], in replies: inout [ParticipantReply]) {
+        for found in byHand {
+            let tx = found.transaction, heuristic = found.heuristic
+            if case .prepared = machine.branches[tx] {
+                var effects: [ParticipantProtocol.Effect] = []
+                machine.handle(.decideAlone(tx, commit: heuristic.committed), into: &effects)
+                // Its `.decideAlone` effect is done: the hand applied it, `split` recorded it.
+                for case .reply(let reply) in effects { replies.append(reply) }
+            } else {
+                precondition(machine.branches[tx] == nil, "\(tx), settled by hand, is still staging")
+                // Recorded in storage already, as after a restart; no effects.
+                _ = machine.handle(.restoredHeuristic(tx, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers))
+                var answered = false
+                for index in replies.indices where replies[index] == .acknowledged(tx) {
+                    replies[index] = found.reply
+                    answered = true
+                }
+                if !answered { replies.append(found.reply) }
+            }
+        }
     }
 
     /// Stages `committing` again and commits them: branches whose commit was decided and whose
     /// prepared transaction is gone. Each must stage (or have committed before), or it fails.
-    private func apply(_ committing: [StageRequest], what: String) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+    private static func apply(_ committing: [StageRequest], what: String, statements: BranchStatements,
+                              database: String) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let commit = statements.stageGroup(committing, ending: .commit)
-        let database = database
         return { connection in
             commit(connection).flatMapThrowing { outcome in
                 for (request, result) in zip(committing, outcome.outcomes) {
@@ -633,7 +757,6 @@ public final class PostgresBank: ParticipantResource {
                         throw PostgresBankError.statement(database: database, what: "committing \(request.transaction), \(what)", detail: reason)
                     }
                 }
-                return nil
             }
         }
     }
@@ -641,38 +764,57 @@ public final class PostgresBank: ParticipantResource {
     /// A group whose members' decisions differ, or have not all come: their votes recorded,
     /// ROLLBACK PREPARED, the committed members staged again and committed, the waiting ones
     /// staged again and prepared. The outcome is the waiting members'.
-    private func split(_ gid: GlobalTransactionID, committing: [StageRequest],
-                       waiting: [StageRequest]) -> @Sendable (PostgresConnection) -> EventLoopFuture<GroupOutcome?> {
+    ///
+    /// Should PostgreSQL not know the gid, someone finished it by hand. Rolled back, the
+    /// committing members are applied as usual and the waiting ones prepared again. Committed,
+    /// the committing members are found committed (and not applied twice), the members rolling
+    /// back are heuristic commits, and so are the waiting ones (found committed when staged
+    /// again): decided before the coordinator, who will hear of it when its decision comes.
+    private func split(_ gid: GlobalTransactionID, committing: [StageRequest], waiting: [StageRequest],
+                       rollingBack: [StageRequest]) -> Job {
         let vote = statements.recordVotes((committing + waiting).map(\.transaction))
         let rollback = statements.finish(gid, commit: false)
-        let commit = committing.isEmpty ? nil : apply(committing, what: "after splitting \(gid)")
+        let nowMs = clock()
+        let committedByHand = Self.committedByHand(rollingBack, in: gid, statements: statements, logger: logger, nowMs: nowMs)
+        let commit = committing.isEmpty ? nil : Self.apply(committing, what: "after splitting \(gid)", statements: statements, database: database)
         let prepare = waiting.isEmpty ? nil : statements.stageGroup(waiting, ending: .prepare)
         let logger = logger, participant = id, statements = statements
         return { connection in
-            vote(connection).flatMap { rollback(connection) }.flatMap { found -> EventLoopFuture<Void> in
-                if !found {
-                    // Finished by hand: committed members are found committed (and not applied
-                    // twice), waiting ones too, or staged again; anything else is an operator's.
-                    logger.warning("a prepared group was gone when it was split", metadata: ["participant": "\(participant)", "gid": "\(gid)"])
-                }
-                guard let commit else { return connection.eventLoop.makeSucceededVoidFuture() }
-                return commit(connection).map { _ in }
-            }.flatMap { _ -> EventLoopFuture<GroupOutcome?> in
+            vote(connection).flatMap { rollback(connection) }.flatMap { found -> EventLoopFuture<[SettledByHand]> in
+                if found { return connection.eventLoop.makeSucceededFuture([]) }
+                logger.warning("a prepared group was gone when it was split", metadata: ["participant": "\(participant)", "gid": "\(gid)"])
+                return committedByHand(connection)
+            }.flatMap { byHand -> EventLoopFuture<[SettledByHand]> in
+                guard let commit else { return connection.eventLoop.makeSucceededFuture(byHand) }
+                return commit(connection).map { byHand }
+            }.flatMap { byHand -> EventLoopFuture<Settled> in
                 logger.debug("split a prepared group", metadata: ["participant": "\(participant)", "gid": "\(gid)",
                                                                   "committed": "\(committing.count)", "waiting": "\(waiting.count)"])
-                guard let prepare else { return connection.eventLoop.makeSucceededFuture(nil) }
+                guard let prepare else { return connection.eventLoop.makeSucceededFuture(Settled(byHand: byHand)) }
                 // Once prepared again, a member's vote is its prepared transaction's: its vote row
                 // goes (a reopened bank ignores one left by a crash in between).
                 return prepare(connection).flatMap { outcome in
-                    statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).map { Optional(outcome) }
+                    statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).flatMap { _ -> EventLoopFuture<Settled> in
+                        // Only a hand can have committed a member waiting for its decision here.
+                        let ahead = zip(waiting, outcome.outcomes).compactMap { request, memberOutcome -> SettledByHand? in
+                            guard case .alreadyCommitted = memberOutcome else { return nil }
+                            return SettledByHand(transaction: request.transaction,
+                                                 heuristic: .init(committed: true, operations: request.operations, writers: request.writers))
+                        }
+                        guard !ahead.isEmpty else { return connection.eventLoop.makeSucceededFuture(Settled(regrouped: outcome, byHand: byHand)) }
+                        logger.critical("branches waiting for the coordinator's decision were committed by hand",
+                                        metadata: ["gid": "\(gid)", "committed": "\(ahead.map { $0.transaction.description }.joined(separator: ","))"])
+                        return statements.recordSettledByHand(ahead, nowMs: nowMs)(connection).map { Settled(regrouped: outcome, byHand: byHand + ahead) }
+                    }
                 }
             }
         }
     }
 
     /// Sorts the protocol's effects into the batch's work lists.
-    private func collect(_ effects: [ParticipantProtocol.Effect], stages: inout [StageRequest],
-                         decisions: inout [Decision], replies: inout [ParticipantReply]) {
+    /// `workOf`: what each branch the batch may roll back wrote (a discard's decision carries it).
+    private func collect(_ effects: [ParticipantProtocol.Effect], workOf: [TransactionID: StageRequest], stages: inout [StageRequest],
+                         decisions: inout [Decision], replies: inout [ParticipantReply], forgotten: inout [TransactionID]) {
         for effect in effects {
             switch effect {
             case .stage(let tx, let operations, let writers):
@@ -682,20 +824,24 @@ public final class PostgresBank: ParticipantResource {
             case .apply(let tx, let operations, let writers):
                 decisions.append(Decision(transaction: tx, commit: true, operations: operations, writers: writers))
             case .discard(let tx):
-                decisions.append(Decision(transaction: tx, commit: false, operations: [], writers: []))
+                decisions.append(Decision(transaction: tx, commit: false, operations: workOf[tx]?.operations ?? [], writers: workOf[tx]?.writers ?? []))
             case .reply(let reply):
                 replies.append(reply)
             case .refuse(let tx, let reason):
                 logger.critical("refused an impossible request from the coordinator", metadata: ["participant": "\(id)", "transaction": "\(tx)", "reason": "\(reason)"])
-            case .decideAlone, .forgetHeuristic:
-                // Only a heuristic policy or an operator's `decideAlone` input leads here, and this
-                // bank feeds neither (yet): it waits for the coordinator.
+            case .forgetHeuristic(let tx):
+                forgotten.append(tx)
+            case .decideAlone:
+                // Only a heuristic policy or a `decideAlone` input leads here, and this bank has no
+                // policy and feeds the input only for a branch settled by hand (`report`), whose
+                // effects it takes itself.
                 preconditionFailure("PostgresBank makes no heuristic decisions")
             }
         }
     }
 
-    /// The coordinator's decision for one prepared branch (with what it writes, for a commit).
+    /// The coordinator's decision for one prepared branch, with what it writes (for a rollback,
+    /// what it would have written: reported if it is found committed by hand).
     private struct Decision {
         var transaction: TransactionID
         var commit: Bool

@@ -4,7 +4,9 @@ enum PostgresBankSchema {
     /// 2: staging ran in `sandhi_stage` (one statement per branch where format 1 needed four).
     /// 3: a batch's branches stage in one call of `sandhi_stage_group` and prepare together;
     /// `sandhi_voted` keeps the votes of a group being split.
-    static let format = "sandhi-postgres-bank-3"
+    /// 4: `sandhi_heuristic` keeps branches found settled by hand otherwise than the coordinator
+    /// decided, until the coordinator has recorded them.
+    static let format = "sandhi-postgres-bank-4"
 
     static let create = [
         "CREATE TABLE sandhi_meta(key text PRIMARY KEY, value text NOT NULL)",
@@ -58,7 +60,7 @@ enum PostgresBankSchema {
             reference text NOT NULL
         )
         """,
-    ] + [votedTable, stageGroupFunction]
+    ] + [votedTable, stageGroupFunction, heuristicTable]
 
     /// The staging of a batch's branches in one call, inside the one transaction they prepare
     /// in (BEGIN before it, PREPARE TRANSACTION or ROLLBACK after; `PostgresBank` explains the
@@ -155,13 +157,38 @@ enum PostgresBankSchema {
         )
         """
 
+    /// Branches someone settled by hand in PostgreSQL (COMMIT or ROLLBACK PREPARED of a Sandhi
+    /// gid) otherwise than the coordinator decided: the bank finds each when the decision comes,
+    /// records it here (synchronously, before it answers), and reports it to the coordinator as
+    /// a heuristic outcome, again and again (and after a restart), until the coordinator, having
+    /// recorded the mixed outcome for an operator, says FORGET (`forgotten_at_ms`). The row
+    /// stays after that, as the SQLite bank's does: a committed branch with a row here
+    /// committed on no coordinator's word, which recovery must not take for a COMMIT decision.
+    /// `operations` and `writers` are the branch's work, as in `sandhi_intents`.
+    static let heuristicTable =
+        """
+        CREATE TABLE sandhi_heuristic(
+            instance text NOT NULL,
+            tx bigint NOT NULL,
+            committed boolean NOT NULL,
+            operations bytea NOT NULL,
+            writers text NOT NULL,
+            found_at_ms bigint NOT NULL,
+            forgotten_at_ms bigint,
+            PRIMARY KEY (instance, tx)
+        )
+        """
+
     /// Brings a bank of an older format to this one, in one transaction, or says it cannot.
     /// Formats 1 and 2 had the same tables and staged a branch at a time: they gain the group
     /// staging function and the table of votes (format 2 loses its per-branch function). Their
     /// prepared branches (if any) are untouched: each is a group of one, and finishes as it is.
-    /// Nothing here takes a lock such a branch holds.
+    /// Every older format gains the table of branches settled by hand (empty: before it, such a
+    /// branch was only written to the process log). Nothing here takes a lock a prepared branch
+    /// holds.
     static let upgrades: [String: [String]] = [
-        "sandhi-postgres-bank-1": [votedTable, stageGroupFunction],
-        "sandhi-postgres-bank-2": [votedTable, stageGroupFunction, "DROP FUNCTION sandhi_stage"],
+        "sandhi-postgres-bank-1": [votedTable, stageGroupFunction, heuristicTable],
+        "sandhi-postgres-bank-2": [votedTable, stageGroupFunction, "DROP FUNCTION sandhi_stage", heuristicTable],
+        "sandhi-postgres-bank-3": [heuristicTable],
     ]
 }

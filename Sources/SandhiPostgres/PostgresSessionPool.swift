@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
@@ -102,27 +103,121 @@ package final class PostgresSessionPool {
                  connectTimeoutMs: configuration.connectTimeoutMs, applicationName: configuration.applicationName)
     }
 
-    /// A session's settings from its parts (the decision log has its own configuration type).
+    /// How long a TCP connection of Sandhi's may be silent before either end probes the other,
+    /// how often it probes then, and how many unanswered probes end it: about a minute to find
+    /// a peer or path that is gone, where the kernels' default waits two hours before the
+    /// first probe. Idle is the usual state of the decision log's session and of a quiet bank's.
+    static let keepaliveIdleSeconds = 30
+    static let keepaliveIntervalSeconds = 10
+    static let keepaliveCount = 3
+
+    /// A session's settings from its parts: every Sandhi session's, the banks', the decision
+    /// log's (which has its own configuration type) and the hand-written bench's.
+    ///
+    /// Over TCP the server probes the idle connection too (`tcp_keepalives_*`, settings the
+    /// server applies to its end from the startup packet): it ends the backend of a coordinator
+    /// that is gone, and with it that session's advisory lock, about a minute later instead of
+    /// hours; and the traffic keeps a NAT or firewall from dropping a quiet connection. (Our
+    /// end's probes need our socket: `openSession`.)
     package static func settings(_ endpoint: PostgresBankConfiguration.Endpoint, username: String, password: String?, database: String,
                          connectTimeoutMs: Int, applicationName: String) -> PostgresConnection.Configuration {
         var settings: PostgresConnection.Configuration
+        var startup = [("application_name", String(decoding: applicationName.utf8.prefix(63), as: UTF8.self))]
         switch endpoint {
         case .unixSocket(let folder, let port):
             settings = .init(unixSocketPath: "\(folder)/.s.PGSQL.\(port)", username: username, password: password, database: database)
         case .tcp(let host, let port):
             settings = .init(host: host, port: port, username: username, password: password, database: database, tls: .disable)
+            startup += [("tcp_keepalives_idle", String(keepaliveIdleSeconds)), ("tcp_keepalives_interval", String(keepaliveIntervalSeconds)),
+                        ("tcp_keepalives_count", String(keepaliveCount))]
         }
         settings.options.connectTimeout = .milliseconds(Int64(connectTimeoutMs))
-        settings.options.additionalStartupParameters = [("application_name", String(decoding: applicationName.utf8.prefix(63), as: UTF8.self))]
+        settings.options.additionalStartupParameters = startup
         return settings
     }
 
-    /// One session, set up as every bank session is: named, with a lock timeout, and with
-    /// `synchronous_commit` at least `on`. PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK
-    /// PREPARED flush the WAL locally whatever that setting says, but only under `on` (or
-    /// `remote_apply`, which is kept) do they also wait for the server's synchronous standbys:
-    /// a YES vote or a commit acknowledgement of a replicated bank must survive its failover.
-    /// The write-set statements alone commit asynchronously (see `BranchStatements`).
+    /// Why `openSession` failed: the server could not be reached (or refused the login), or
+    /// it refused the session's setup. Each caller says it in its own error type.
+    package enum SessionOpeningError: Error {
+        case unreachable(any Error)
+        case setUp(any Error)
+    }
+
+    /// Opens a session as every Sandhi session is opened, a bank's or the decision log's, and
+    /// sets it up before anything else runs on it:
+    ///
+    /// - `synchronous_commit` at least `on` (`remote_apply` is kept). PREPARE TRANSACTION,
+    ///   COMMIT PREPARED and ROLLBACK PREPARED flush the WAL locally whatever that setting
+    ///   says, but only under `on` do they (and every plain commit) also wait for the server's
+    ///   synchronous standbys: a YES vote, a commit acknowledgement or a logged decision must
+    ///   survive a failover. Statements that may commit asynchronously say so themselves, for
+    ///   their own transaction (see `BranchStatements`).
+    /// - The timeouts that end an idle session, an idle transaction block or a long transaction
+    ///   off. A bank's session waits between batches, a staging one inside a transaction block
+    ///   (see `open`); the decision log's waits between decisions, and holds the advisory lock
+    ///   that keeps a second coordinator out. A server that sets them (managed services often
+    ///   do) would end the session under its user: a quiet coordinator would lose its log, halt
+    ///   at its next decision, and give up its lock while it still runs. `transaction_timeout`
+    ///   exists from PostgreSQL 17 on, `idle_session_timeout` from 14 on, hence the lookup.
+    /// - `lock_timeout` and `statement_timeout` where given.
+    ///
+    /// Over TCP our end of the connection probes it when idle (`SO_KEEPALIVE`, timed as in
+    /// `settings`): a server or path that is gone closes the session here within about a
+    /// minute, so the next statement fails at once instead of waiting out its timeout.
+    package static func openSession(_ endpoint: PostgresBankConfiguration.Endpoint, username: String, password: String?, database: String,
+                                    connectTimeoutMs: Int, applicationName: String, lockTimeoutMs: Int? = nil, statementTimeoutMs: Int? = nil,
+                                    id: Int, eventLoopGroup: any EventLoopGroup, logger: Logger) -> EventLoopFuture<PostgresConnection> {
+        let eventLoop = eventLoopGroup.next()
+        let settings = settings(endpoint, username: username, password: password, database: database,
+                                connectTimeoutMs: connectTimeoutMs, applicationName: applicationName)
+        // The socket, opened here over TCP, and the settings that hand it over.
+        let socket: EventLoopFuture<(PostgresConnection.Configuration, (any Channel)?)>
+        if case .tcp(let host, let port) = endpoint, let bootstrap = ClientBootstrap(validatingGroup: eventLoop) {
+            // postgres-nio opens its TCP sockets with no way to set options on them, so the
+            // socket is opened here and handed over, with the same options and parameters.
+            socket = bootstrap
+                .connectTimeout(.milliseconds(Int64(connectTimeoutMs)))
+                .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: TCP_KEEPIDLE)), value: keepaliveIdleSeconds)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: TCP_KEEPINTVL)), value: keepaliveIntervalSeconds)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: TCP_KEEPCNT)), value: keepaliveCount)
+                .connect(host: host, port: port)
+                .map { channel in
+                    var handed = PostgresConnection.Configuration(establishedChannel: channel, username: username, password: password, database: database)
+                    handed.options = settings.options
+                    return (handed, channel)
+                }
+        } else {
+            socket = eventLoop.makeSucceededFuture((settings, nil))
+        }
+        var setup = "SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit') WHEN 'remote_apply' THEN 'remote_apply' ELSE 'on' END, false), "
+            + "(SELECT count(set_config(name, '0', false)) FROM pg_settings "
+            + "WHERE name IN ('idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout'))"
+        var binds = PostgresBindings()
+        for (name, ms) in [("lock_timeout", lockTimeoutMs), ("statement_timeout", statementTimeoutMs)] {
+            guard let ms else { continue }
+            binds.append("\(ms)ms")
+            setup += ", set_config('\(name)', $\(binds.count), false)"
+        }
+        let query = PostgresQuery(unsafeSQL: setup, binds: binds)
+        return socket
+            .flatMap { configuration, channel in
+                PostgresConnection.connect(on: eventLoop, configuration: configuration, id: id, logger: logger).flatMapError { error in
+                    // A login that failed leaves no socket of ours open behind it.
+                    channel?.close(promise: nil)
+                    return eventLoop.makeFailedFuture(error)
+                }
+            }
+            .flatMapErrorThrowing { throw SessionOpeningError.unreachable($0) }
+            .flatMap { connection in
+                connection.query(query, logger: logger).map { _ in connection }.flatMapError { error in
+                    connection.close().flatMapThrowing { throw SessionOpeningError.setUp(error) }
+                }
+            }
+    }
+
+    /// One bank session, set up as every Sandhi session is (`openSession`), with the bank's
+    /// lock timeout and its name for `pg_stat_activity`.
     package static func connect(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                         logger: Logger) throws -> PostgresConnection {
         try wait(for: connectAndSetUp(configuration, id: id, eventLoopGroup: eventLoopGroup, logger: logger),
@@ -133,26 +228,17 @@ package final class PostgresSessionPool {
     private static func connectAndSetUp(_ configuration: PostgresBankConfiguration, id: Int, eventLoopGroup: any EventLoopGroup,
                                         logger: Logger) -> EventLoopFuture<PostgresConnection> {
         let database = configuration.database
-        // The timeouts that end an idle session or transaction block are off: a session waits
-        // between batches, a staging one inside a transaction block (see `open`), and a server
-        // that sets them (as managed services often do) would end it under the bank.
-        // `transaction_timeout` exists from PostgreSQL 17 on, hence the lookup.
-        let setup: PostgresQuery = """
-            SELECT set_config('synchronous_commit',
-                              CASE current_setting('synchronous_commit') WHEN 'remote_apply' THEN 'remote_apply' ELSE 'on' END, false),
-                   set_config('lock_timeout', \("\(configuration.lockTimeoutMs)ms"), false),
-                   (SELECT count(set_config(name, '0', false)) FROM pg_settings
-                     WHERE name IN ('idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout'))
-            """
-        return PostgresConnection.connect(on: eventLoopGroup.next(), configuration: settings(for: configuration), id: id, logger: logger)
+        return openSession(configuration.endpoint, username: configuration.username, password: configuration.password, database: database,
+                           connectTimeoutMs: configuration.connectTimeoutMs, applicationName: configuration.applicationName,
+                           lockTimeoutMs: configuration.lockTimeoutMs, id: id, eventLoopGroup: eventLoopGroup, logger: logger)
             .flatMapErrorThrowing { error in
-                throw PostgresBankError.unreachable(database: database, detail: ServerMessage.describe(error))
-            }
-            .flatMap { connection in
-                connection.query(setup, logger: logger).map { _ in connection }.flatMapError { error in
-                    connection.close().flatMapThrowing {
-                        throw PostgresBankError.statement(database: database, what: "setting up a session", detail: ServerMessage.describe(error))
-                    }
+                switch error {
+                case SessionOpeningError.setUp(let error):
+                    throw PostgresBankError.statement(database: database, what: "setting up a session", detail: ServerMessage.describe(error))
+                case SessionOpeningError.unreachable(let error):
+                    throw PostgresBankError.unreachable(database: database, detail: ServerMessage.describe(error))
+                default:
+                    throw PostgresBankError.unreachable(database: database, detail: ServerMessage.describe(error))
                 }
             }
     }

@@ -7,7 +7,8 @@ import SandhiEngine
 /// prepared transactions (from `pg_prepared_xacts`) with their members' write-sets (from
 /// `sandhi_intents`), the YES votes that outlived their prepared transaction (a write-set row
 /// with a `sandhi_voted` row, of a group being split when the process stopped), and the
-/// write-sets that are of no use any more.
+/// write-sets that are of no use any more, and the branches found settled by hand that the
+/// coordinator has not yet recorded.
 struct PreparedBranchScan {
     struct Branch {
         var transaction: TransactionID
@@ -32,6 +33,8 @@ struct PreparedBranchScan {
     /// Votes of branches a prepared transaction holds (prepared again after a split, the vote
     /// row's deletion lost in a crash): the prepared transaction is their vote.
     var staleVotes: [TransactionID] = []
+    /// Heuristic outcomes (branches settled by hand) not yet forgotten by the coordinator.
+    var settledByHand: [SettledByHand] = []
 
     /// The gids of this database that are Sandhi's, of `configuration.instance`, for
     /// `configuration.participant`. Everything else in `pg_prepared_xacts` (other databases,
@@ -58,6 +61,29 @@ struct PreparedBranchScan {
             }
             gids.append(gid)
         }
+        let handRows = try pool.one { connection in
+            connection.query("SELECT tx, committed, operations, writers FROM sandhi_heuristic WHERE instance = \(instance) AND forgotten_at_ms IS NULL ORDER BY tx",
+                             logger: logger)
+        }
+        var scan = PreparedBranchScan()
+        for row in handRows.rows {
+            let (raw, committed, bytes, writers) = try row.decode((Int64, Bool, ByteBuffer, String).self)
+            let tx = TransactionID(rawValue: UInt64(bitPattern: raw))
+            let operations: [Operation]
+            do {
+                operations = try OperationCodec.decode(Array(bytes.readableBytesView))
+            } catch {
+                throw PostgresBankError.notSandhi(database: configuration.database, detail: "heuristic outcome of \(tx) is damaged: \(error)")
+            }
+            if let gid = member[tx] {
+                // Recorded only once its gid was found gone; prepared again under it, something
+                // outside Sandhi has been at work, and neither can be trusted.
+                throw PostgresBankError.notSandhi(database: configuration.database, detail: "\(tx) is prepared in '\(gid)' and settled by hand")
+            }
+            scan.settledByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: committed, operations: operations,
+                                                                                     writers: WriterList.decode(writers))))
+        }
+        let settled = Set(scan.settledByHand.map(\.transaction))
         let intentRows = try pool.one { connection in
             connection.query("""
                 SELECT i.tx, i.operations, i.writers,
@@ -67,7 +93,6 @@ struct PreparedBranchScan {
                 """, logger: logger)
         }
         var intents: [TransactionID: Branch] = [:]
-        var scan = PreparedBranchScan()
         for row in intentRows.rows {
             let (raw, bytes, writers, voted, committed) = try row.decode((Int64, ByteBuffer, String, Bool, Bool).self)
             let tx = TransactionID(rawValue: UInt64(bitPattern: raw))
@@ -81,7 +106,8 @@ struct PreparedBranchScan {
             if member[tx] != nil {
                 intents[tx] = branch
                 if voted { scan.staleVotes.append(tx) }
-            } else if voted && !committed {
+            } else if voted && !committed && !settled.contains(tx) {
+                // (A vote beside a heuristic outcome is one whose clean-up a crash cut short.)
                 scan.loose.append(branch)
             } else {
                 scan.unusedIntents.append(tx)

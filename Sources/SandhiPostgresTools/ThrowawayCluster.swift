@@ -5,8 +5,9 @@ import SandhiProcess
 
 /// A throwaway PostgreSQL cluster, for the tests and for `sandhi bench --participants postgres`: `initdb` into a fresh temporary folder, a server
 /// listening only on a unix socket in that folder (no TCP port, so clusters of parallel test
-/// runs never collide), `max_prepared_transactions` set and `fsync=on`, stopped and removed at
-/// the end. `swift test` therefore needs no running server, only the server programs.
+/// runs never collide; a test of TCP itself asks for a free loopback port),
+/// `max_prepared_transactions` set and `fsync=on`, stopped and removed at the end. `swift test`
+/// therefore needs no running server, only the server programs.
 ///
 /// PostgreSQL refuses to run as root, and CI runs as root: then `initdb` and `pg_ctl` run as the
 /// `postgres` user (through `runuser`), which owns the folder. Every program runs through
@@ -27,8 +28,11 @@ public final class ThrowawayCluster: Sendable {
 
     /// The superuser role `initdb` creates; every connection uses it (trust authentication).
     public static let superuser = "postgres"
-    /// The socket's port number (the socket file is `.s.PGSQL.<port>` in `socketDirectory`).
-    public let port = 5432
+    /// The socket's port number (the socket file is `.s.PGSQL.<port>` in `socketDirectory`), and
+    /// the loopback TCP port too where the cluster listens on one.
+    public let port: Int
+    /// Whether the server also listens on TCP, on 127.0.0.1 at `port`.
+    public let listensOnLoopback: Bool
     public let maxPreparedTransactions: Int
     public let maxConnections: Int
 
@@ -51,10 +55,14 @@ public final class ThrowawayCluster: Sendable {
 
     /// Creates and starts a cluster; blocking (run it on its own thread). `maxPreparedTransactions`
     /// bounds the branches prepared at once over all its databases, `maxConnections` the sessions.
-    public static func start(maxPreparedTransactions: Int = 64, maxConnections: Int = 200, logger: Logger? = nil) throws -> ThrowawayCluster {
+    /// With `loopbackTCP`, the server also listens on 127.0.0.1, at a port that was free a moment
+    /// before (the kernel's pick), which is `port`.
+    public static func start(maxPreparedTransactions: Int = 64, maxConnections: Int = 200, loopbackTCP: Bool = false,
+                             logger: Logger? = nil) throws -> ThrowawayCluster {
         guard let binDirectory else { throw Failure(description: missingReason) }
+        let port = loopbackTCP ? try freeLoopbackPort() : 5432
         let cluster = try ThrowawayCluster(binDirectory: binDirectory, maxPreparedTransactions: maxPreparedTransactions,
-                                           maxConnections: maxConnections)
+                                           maxConnections: maxConnections, port: port, listensOnLoopback: loopbackTCP)
         do {
             try cluster.run("initdb", ["-D", cluster.dataDirectory, "--auth=trust", "--username=\(superuser)",
                                        "--encoding=UTF8", "--locale=C", "--no-sync"])
@@ -67,10 +75,12 @@ public final class ThrowawayCluster: Sendable {
         return cluster
     }
 
-    private init(binDirectory: String, maxPreparedTransactions: Int, maxConnections: Int) throws {
+    private init(binDirectory: String, maxPreparedTransactions: Int, maxConnections: Int, port: Int, listensOnLoopback: Bool) throws {
         precondition(maxPreparedTransactions > 0, "a cluster that cannot prepare is of no use here")
         precondition(maxConnections >= 10, "max_connections \(maxConnections) leaves no room")
         self.binDirectory = binDirectory
+        self.port = port
+        self.listensOnLoopback = listensOnLoopback
         self.maxPreparedTransactions = maxPreparedTransactions
         self.maxConnections = maxConnections
         runAsPostgres = geteuid() == 0
@@ -94,13 +104,22 @@ public final class ThrowawayCluster: Sendable {
 
     /// Settings on the server's command line (pg_ctl passes them through a shell, hence quotes).
     private var serverOptions: String {
-        [
-            "-c listen_addresses=''",
+        var options = [
+            listensOnLoopback ? "-c listen_addresses='127.0.0.1'" : "-c listen_addresses=''",
+            "-c port=\(port)",
             "-c unix_socket_directories='\(socketDirectory)'",
             "-c max_prepared_transactions=\(maxPreparedTransactions)",
             "-c fsync=on",
             "-c max_connections=\(maxConnections)",
-        ].joined(separator: " ")
+        ]
+        #if os(Linux)
+        // After a crash (`restartImmediately`) the server makes its whole data directory durable
+        // before it replays the WAL. File by file, that is a minute and more on a slow disk once
+        // a suite has made fifty databases, past pg_ctl's wait; one syncfs of the file system
+        // makes it just as durable at once. (PostgreSQL 14 on, and Linux only.)
+        if (Int(version) ?? 0) >= 14 { options.append("-c recovery_init_sync_method=syncfs") }
+        #endif
+        return options.joined(separator: " ")
     }
 
     /// Stops the server at once (no checkpoint: nothing here needs one) and removes the folder.
@@ -140,7 +159,7 @@ public final class ThrowawayCluster: Sendable {
     @discardableResult
     public func sql(_ database: String, _ statement: String) throws -> String {
         let output = try ChildProcess.run(binDirectory + "/psql",
-                                          ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", socketDirectory,
+                                          ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", socketDirectory, "-p", String(port),
                                            "-U", Self.superuser, "-d", database, "-c", statement],
                                           timeoutSeconds: 60)
         guard output.status == 0, !output.timedOut else {
@@ -166,6 +185,23 @@ public final class ThrowawayCluster: Sendable {
             let said = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
             throw Failure(description: "\(program) \(arguments.first ?? "") failed (\(how)): \(said) \(log.suffix(600))")
         }
+    }
+
+    /// A loopback TCP port nobody listens on now: the kernel's pick for a socket bound to port 0.
+    private static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "cannot open a socket to find a free port: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let found = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard found else { throw Failure(description: "cannot find a free loopback port: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first { (path: String) in access(path, X_OK) == 0 } ?? "runuser"

@@ -71,6 +71,11 @@ final class BankHandle: @unchecked Sendable {
     }
 
     func close() async throws { try await onOwnThread { self.bank.close() } }
+
+    /// Any other call of the bank's, blocking, on a thread of its own.
+    func call<T: Sendable>(_ body: @escaping @Sendable (PostgresBank) throws -> T) async throws -> T {
+        try await onOwnThread { try body(self.bank) }
+    }
 }
 
 /// Blocking work (psql, the bank's futures) off the cooperative pool.

@@ -28,6 +28,49 @@ extension PostgresBankTests {
         try await handle.close()
     }
 
+    /// A vote held by its rows alone (a split a crash interrupted), rolled back: its rows'
+    /// deletion is durable before the rollback is acknowledged. The server is killed right after
+    /// the acknowledgement, its WAL writer slowed to one round every 10 s, so that only the
+    /// statement's own flush can have put the deletion on disk (an asynchronous commit stays in
+    /// PostgreSQL's shared memory, and an immediate stop drops it). The reopened bank must not
+    /// hold the vote in doubt again, where it would lock bob with nobody left to settle it.
+    @Test func aRolledBackVoteWithoutAGroupStaysGoneAfterTheServerCrashes() async throws {
+        let cluster = try currentCluster()
+        let fixture = try await blocking { try PostgresBankFixture(cluster: cluster) }
+        try await interruptedSplit(fixture)
+        var handle = try await blocking { try fixture.open() }
+        #expect(Set(handle.bank.inDoubt().keys) == [F.tx(1), F.tx(2)])
+        // nil: back to the server's default.
+        func walWriterDelay(_ value: String?) async throws {
+            try await blocking {
+                try cluster.sql("postgres", value.map { "ALTER SYSTEM SET wal_writer_delay = '\($0)'" } ?? "ALTER SYSTEM RESET wal_writer_delay")
+                try cluster.sql("postgres", "SELECT pg_reload_conf()")
+            }
+            // The reload reaches the WAL writer by a signal, a moment later.
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        try await walWriterDelay("10s")
+        let replies: [ParticipantReply]
+        do {
+            replies = try await handle.process([.rollback(F.tx(2))])
+            try await blocking { try cluster.restartImmediately() }
+        } catch {
+            try? await walWriterDelay(nil)
+            throw error
+        }
+        try await walWriterDelay(nil)
+        #expect(replies == [.acknowledged(F.tx(2))])
+        try await handle.close()
+
+        handle = try await blocking { try fixture.open() }
+        #expect(handle.bank.inDoubt() == [F.tx(1): [F.hdfc]])
+        #expect(handle.bank.heldLocks == [F.alice: F.tx(1)])
+        #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT count(*) FROM sandhi_voted WHERE tx = \(F.tx(2).rawValue)") } == "0")
+        #expect(try await handle.process([.rollback(F.tx(1))]) == [.acknowledged(F.tx(1))])
+        #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
+        try await handle.close()
+    }
+
     @Test func aBatchWhoseSessionsDieFailsAndTheBankReloadsFromPostgres() async throws {
         let cluster = try currentCluster()
         let fixture = try await blocking { try PostgresBankFixture(cluster: cluster) }
