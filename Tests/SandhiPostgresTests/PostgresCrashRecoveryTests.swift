@@ -32,8 +32,15 @@ extension PostgresBankTests {
             var resolved = 0
             for round in 1...kills {
                 let bench = try SandhiBinary.start(["bench", "--data", data, "--clients", "16", "--duration", "60", "--seed", String(round)])
-                // From start-up (connecting, recovering the last kill) to mid-flight.
-                usleep(UInt32(150_000 + random.next() % 900_000))
+                if round % 2 == 1 {
+                    // From start-up (connecting, recovering the last kill) to mid-flight.
+                    usleep(UInt32(150_000 + random.next() % 900_000))
+                } else {
+                    // Mid-flight for certain, however slowly a loaded machine starts the bench:
+                    // once a branch is prepared somewhere, within the next 200 ms.
+                    try Self.waitForAPreparedBranch(cluster, databases: Array(databases.values))
+                    usleep(UInt32(random.next() % 200_000))
+                }
                 SandhiBinary.kill(bench)
                 let recovered = try SandhiBinary.run(["recover", "--data", data])
                 guard recovered.status == 0 else { return (["round \(round): recover failed: \(recovered.stderr)"], resolved) }
@@ -52,6 +59,16 @@ extension PostgresBankTests {
         #expect(resolved > 0, "no kill left a transaction in doubt; the test is not exercising recovery")
         let checked = try await onOwnThread { try SandhiBinary.run(["check", "--data", data]) }
         #expect(checked.status == 0 && checked.stdout.contains("total: \(opening)"), "\(checked.stdout)")
+    }
+
+    /// Returns once one of `databases` holds a prepared transaction (a bench is mid-flight), or
+    /// after 60 s.
+    static func waitForAPreparedBranch(_ cluster: PostgresCluster, databases: [String]) throws {
+        let names = databases.map { "'\($0)'" }.joined(separator: ",")
+        for _ in 0..<3_000 {
+            if try cluster.sql(databases[0], "SELECT count(*) FROM pg_prepared_xacts WHERE database IN (\(names))") != "0" { return }
+            usleep(20_000)
+        }
     }
 
     /// Every balance, summed with SQL in each database itself.
