@@ -56,7 +56,7 @@ extension BranchStatements {
             if let writes = NetWrites(requests[index].operations) {
                 building.add(index, requests[index], writes)
             } else {
-                unwritable[index] = .refused(reason: Self.unwritable(requests[index]))
+                unwritable[index] = .refused(Self.unwritable(requests[index], at: participant))
             }
         }
         let settled = unwritable, call = building
@@ -78,7 +78,7 @@ extension BranchStatements {
                 // The rule refuses what the function wrote: undo the group. Branches whose commit
                 // was decided commit all or nothing, so they end there; others are staged again
                 // without the refused (each retry has fewer members, so this ends).
-                let refused = settled.merging(judged.disagreeing.mapValues { StageOutcome.refused(reason: $0) }) { old, _ in old }
+                let refused = settled.merging(judged.disagreeing.mapValues { StageOutcome.refused($0) }) { old, _ in old }
                 return statements.rollback(on: connection).flatMap {
                     end == .commit ? connection.eventLoop.makeSucceededFuture(Self.outcome(requests, refused.merging(judged.outcomes) { old, _ in old }, []))
                                    : statements.attempt(requests, end, settled: refused, before: before, on: connection)
@@ -104,11 +104,11 @@ extension BranchStatements {
         }
         return attempted.flatMapError { error in
             connection.query("ROLLBACK", logger: statements.logger).flatMap { _ -> EventLoopFuture<GroupOutcome> in
-                guard end == .prepare, let reason = statements.refusalReason(error, requests[call.members[0]].transaction) else {
+                guard end == .prepare, let refusal = statements.refusal(error, requests[call.members[0]].transaction) else {
                     return connection.eventLoop.makeFailedFuture(error)
                 }
                 if call.members.count == 1 {
-                    let refused = settled.merging([call.members[0]: .refused(reason: reason)]) { old, _ in old }
+                    let refused = settled.merging([call.members[0]: .refused(refusal)]) { old, _ in old }
                     return connection.eventLoop.makeSucceededFuture(Self.outcome(requests, refused, []))
                 }
                 return statements.oneByOne(requests, call.members, settled: settled, before: before, on: connection)
@@ -120,28 +120,33 @@ extension BranchStatements {
     /// concerns some of them only.
     private func oneByOne(_ requests: [StageRequest], _ members: [Int], settled: [Int: StageOutcome],
                           before: EventLoopFuture<Void>?, on connection: PostgresConnection) -> EventLoopFuture<GroupOutcome> {
-        var result = connection.eventLoop.makeSucceededFuture(Self.outcome(requests, settled, []))
+        var result = connection.eventLoop.makeSucceededFuture((settled: settled, prepared: [GlobalTransactionID]()))
         for member in members {
             result = result.flatMap { sofar in
                 self.attempt([requests[member]], .prepare, settled: [:], before: before, on: connection).map { alone in
                     var next = sofar
-                    next.outcomes[member] = alone.outcomes[0]
+                    next.settled[member] = alone.outcomes[0]
                     next.prepared += alone.prepared
                     return next
                 }
             }
         }
-        return result
+        return result.map { Self.outcome(requests, $0.settled, $0.prepared) }
     }
 
+    /// Every request's outcome, in order. Each one must be settled: a member left out would go
+    /// back to the coordinator as a vote nobody decided on.
     private static func outcome(_ requests: [StageRequest], _ settled: [Int: StageOutcome], _ prepared: [GlobalTransactionID]) -> GroupOutcome {
-        GroupOutcome(outcomes: requests.indices.map { settled[$0] ?? .refused(reason: "not staged") }, prepared: prepared)
+        GroupOutcome(outcomes: requests.indices.map { index in
+            guard let outcome = settled[index] else { preconditionFailure("member \(index) of a group was neither staged nor refused") }
+            return outcome
+        }, prepared: prepared)
     }
 
     private struct Judgement {
         var outcomes: [Int: StageOutcome] = [:]
-        /// Members the function wrote and the engine's rule refuses, with the rule's reason.
-        var disagreeing: [Int: String] = [:]
+        /// Members the function wrote and the engine's rule refuses, with the rule's refusal.
+        var disagreeing: [Int: Refusal] = [:]
     }
 
     /// The engine's staging rule over what `sandhi_stage_group` read for each member.
@@ -172,10 +177,9 @@ extension BranchStatements {
             case (let failure?, true):
                 judgement.disagreeing[index] = failure
             case (let failure?, false):
-                judgement.outcomes[index] = .refused(reason: failure)
+                judgement.outcomes[index] = .refused(failure)
             case (nil, false):
-                judgement.outcomes[index] = .refused(
-                    reason: "\(participant): PostgreSQL did not write \(request.transaction) (an account missing or a balance below zero)")
+                judgement.outcomes[index] = .refused(.notWrittenByDatabase(participant, request.transaction))
             case (nil, true):
                 judgement.outcomes[index] = .staged(observed: rule.observed)
             }
@@ -191,42 +195,45 @@ extension BranchStatements {
         connection.query("ROLLBACK", logger: logger).map { _ in }
     }
 
-    /// The NO-vote reason for an error PostgreSQL raised while staging `tx` alone, or nil for a
-    /// failure.
-    private func refusalReason(_ error: any Error, _ tx: TransactionID) -> String? {
+    /// The NO vote for an error PostgreSQL raised while staging `tx` alone, or nil for a failure.
+    /// A lock PostgreSQL would not grant is a passing conflict (the coordinator's
+    /// `participantBusy`, worth running again), as a lock the participant protocol refuses is.
+    private func refusal(_ error: any Error, _ tx: TransactionID) -> Refusal? {
         switch ServerMessage.sqlState(error) {
         case SQLState.checkViolation:
-            return "insufficient funds in \(participant): PostgreSQL refused a negative balance for \(tx)"
+            return .negativeBalance(participant, tx)
         case SQLState.numericValueOutOfRange:
-            return "\(participant): PostgreSQL refused a balance beyond 64 bits for \(tx)"
-        case SQLState.lockNotAvailable, SQLState.deadlockDetected:
-            return "\(participant): an account of \(tx) is locked in PostgreSQL by a transaction outside this coordinator"
+            return .balanceOutOfRange(participant, tx)
+        case SQLState.lockNotAvailable:
+            return .lockedInDatabase(participant, tx)
+        case SQLState.deadlockDetected:
+            return .deadlockInDatabase(participant, tx)
         case SQLState.duplicateObject:
             // The gid is prepared already, and not by this bank (it would know): another
             // coordinator deployment uses this instance name on the same server.
-            return "\(participant): a gid of \(tx) is already prepared on this PostgreSQL server; is another coordinator named \(instance)?"
+            return .gidInUse(participant, tx, instance: instance.name)
         case SQLState.outOfMemory:
             // What PREPARE TRANSACTION says when every max_prepared_transactions slot is taken.
-            return "\(participant): PostgreSQL cannot prepare another transaction (\(ServerMessage.describe(error)))"
+            return .databaseFull(participant, detail: ServerMessage.describe(error))
         default:
             return nil
         }
     }
 
-    /// The NO vote's reason for a branch whose writes cannot be summed (`NetWrites` is nil): an
-    /// amount that is not positive (the engine's staging rule says the same) or sums beyond 64
-    /// bits. Decided before anything reaches the database, whose arithmetic runs before the
-    /// rule is applied.
-    private static func unwritable(_ request: StageRequest) -> String {
+    /// The NO vote for a branch whose writes cannot be summed (`NetWrites` is nil): an amount
+    /// that is not positive (the engine's staging rule says the same) or sums beyond 64 bits.
+    /// Decided before anything reaches the database, whose arithmetic runs before the rule is
+    /// applied.
+    private static func unwritable(_ request: StageRequest, at participant: ParticipantID) -> Refusal {
         for operation in request.operations {
             switch operation {
             case .debit(let account, let amount) where amount.value <= 0, .credit(let account, let amount) where amount.value <= 0:
-                return "amount for \(account) must be positive, got \(amount.value) paise"
+                return .notPositiveAmount(ResourceID(participant: participant, account: account), amount)
             default:
                 continue
             }
         }
-        return "the amounts of \(request.transaction) add up beyond \(Paise(Int64.max))"
+        return .amountsOverflow(request.transaction)
     }
 }
 

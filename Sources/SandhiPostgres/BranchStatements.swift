@@ -17,8 +17,8 @@ struct StageRequest: Sendable {
 enum StageOutcome: Sendable {
     /// Validated; for a writing branch, written (and prepared or committed with its group).
     case staged(observed: [Observation])
-    /// Nothing written; the reason goes out with a NO vote.
-    case refused(reason: String)
+    /// Nothing written; the refusal goes out as a NO vote.
+    case refused(Refusal)
     /// The branch committed here before (a stale duplicate PREPARE); nothing staged.
     case alreadyCommitted
 }
@@ -199,7 +199,7 @@ struct BranchStatements: Sendable {
                     .flatMapThrowing { try Self.observations($0) }
             return read.map { accounts in
                 let rule = Staging.validate(request.transaction, at: statements.participant, request.operations) { accounts[$0] }
-                return rule.failure.map { StageOutcome.refused(reason: $0) } ?? .staged(observed: rule.observed)
+                return rule.failure.map { StageOutcome.refused($0) } ?? .staged(observed: rule.observed)
             }
         }
     }

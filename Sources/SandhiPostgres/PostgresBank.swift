@@ -457,8 +457,8 @@ public final class PostgresBank: ParticipantResource {
             switch outcome {
             case .staged(let observed):
                 machine.handle(.staged(request.transaction, failure: nil, observed: observed), into: &effects)
-            case .refused(let reason):
-                machine.handle(.staged(request.transaction, failure: reason), into: &effects)
+            case .refused(let refusal):
+                machine.handle(.staged(request.transaction, failure: refusal), into: &effects)
                 if !request.readOnly { finishedIntents.append(request.transaction) }
             case .alreadyCommitted:
                 machine.handle(.alreadyCommitted(request.transaction), into: &effects)
@@ -753,8 +753,8 @@ public final class PostgresBank: ParticipantResource {
         return { connection in
             commit(connection).flatMapThrowing { outcome in
                 for (request, result) in zip(committing, outcome.outcomes) {
-                    if case .refused(let reason) = result {
-                        throw PostgresBankError.statement(database: database, what: "committing \(request.transaction), \(what)", detail: reason)
+                    if case .refused(let refusal) = result {
+                        throw PostgresBankError.statement(database: database, what: "committing \(request.transaction), \(what)", detail: refusal.description)
                     }
                 }
             }

@@ -556,7 +556,7 @@ public struct SimulatedWorld {
     }
 
     /// The engine's staging rule, against this bank's committed accounts.
-    func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (String?, [Observation]) {
+    func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (Refusal?, [Observation]) {
         // The two arrays taken first: read through `banks[index]` inside the closure, the whole
         // bank was copied for each account.
         let balances = banks[index].balances, versions = banks[index].versions

@@ -37,6 +37,13 @@ import Testing
             + #"{"f":"write","key":"sbi/acct-000002","value":5000,"version":1}]}"#,
     ]
 
+    /// The clean history and one more committed read of sbi/acct-000002 at T-1.1's version,
+    /// as 11500 paise: a value T-1.1 never wrote. Nothing else is wrong with it.
+    static let garbageRead = clean + [
+        #"{"type":"txn","id":"T-1.4","outcome":"committed","audit":false,"ops":["#
+            + #"{"f":"read","key":"sbi/acct-000002","value":11500,"version":1,"writer":"T-1.1"}]}"#,
+    ]
+
     func write(_ lines: [String], named name: String, in directory: TemporaryDirectory) throws -> String {
         let path = directory.appending(name)
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
@@ -50,7 +57,7 @@ import Testing
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains("transactions: 3 (committed 2, aborted 1"), "\(result.stdout)")
         #expect(result.stdout.contains("audits checked: 1"))
-        #expect(result.stdout.contains("result: clean"))
+        #expect(result.stdout.contains("result: clean (no garbage read; "), "\(result.stdout)")
         #expect(result.stderr.isEmpty)
 
         let json = try SandhiBinary.run(["check-history", path, "--json"])
@@ -71,6 +78,21 @@ import Testing
         let json = try SandhiBinary.run(["check-history", "--json", path])
         #expect(json.status == 1)
         #expect(json.stdout.contains(#""kind":"G2-item""#) && json.stdout.contains(#""clean":false"#), "\(json.stdout)")
+    }
+
+    @Test func aGarbageReadExitsOneAndNamesTheReadAndTheWrite() throws {
+        let directory = TemporaryDirectory("sandhi-history"); defer { directory.remove() }
+        let path = try write(Self.garbageRead, named: "garbage.jsonl", in: directory)
+        let result = try SandhiBinary.run(["check-history", path])
+        #expect(result.status == 1, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains(
+            "  garbage-read: T-1.4 read sbi/acct-000002@1 = 11500 paise, but its writer T-1.1 wrote 11000 paise as that version\n"),
+                "\(result.stdout)")
+        #expect(result.stdout.contains("result: 1 anomaly (garbage-read 1)"), "\(result.stdout)")
+
+        let json = try SandhiBinary.run(["check-history", "--json", path])
+        #expect(json.status == 1)
+        #expect(json.stdout.contains(#""kind":"garbage-read""#) && json.stdout.contains(#""garbage-read":1"#), "\(json.stdout)")
     }
 
     @Test func aMalformedFileIsOneLineNamingTheLineAndNotExitOne() throws {

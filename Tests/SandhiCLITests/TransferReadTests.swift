@@ -31,4 +31,28 @@ import Testing
         let malformed = try SandhiBinary.run(["transfer", "--data", data, "--read", "hdfc"])
         #expect(malformed.status != 0 && malformed.stderr.contains("must be BANK/ACCOUNT"))
     }
+
+    /// For programs, `--json` says why a transfer aborted without a sentence to parse: the abort
+    /// cause, the kind of NO vote, and whether running it again could help.
+    @Test func jsonSaysTheCauseAndTheRefusalOfAnAbortedTransfer() throws {
+        let temporary = TemporaryDirectory("sandhi-read"); defer { temporary.remove() }
+        let data = temporary.appending("data")
+        _ = try SandhiBinary.run(["init", "--data", data, "--accounts", "3"])
+        let refused = try SandhiBinary.run(["transfer", "--data", data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000002",
+                                            "--amount", "200000", "--json"])
+        #expect(refused.status == 1)
+        let aborted = try #require(try JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any])
+        #expect(aborted["outcome"] as? String == "aborted")
+        #expect(aborted["cause"] as? String == "participant-refused")
+        #expect(aborted["refusal"] as? String == "insufficient-funds")
+        #expect(aborted["transient"] as? Bool == false)
+        #expect((aborted["reason"] as? String)?.hasPrefix("hdfc voted NO: insufficient funds in hdfc/acct-000001") == true, "\(aborted)")
+
+        let moved = try SandhiBinary.run(["transfer", "--data", data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000002",
+                                          "--amount", "10", "--json"])
+        #expect(moved.status == 0)
+        let committed = try #require(try JSONSerialization.jsonObject(with: Data(moved.stdout.utf8)) as? [String: Any])
+        #expect(committed["outcome"] as? String == "committed")
+        #expect(committed["cause"] == nil && committed["refusal"] == nil && committed["transient"] == nil, "\(committed)")
+    }
 }

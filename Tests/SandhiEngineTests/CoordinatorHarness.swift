@@ -28,6 +28,14 @@ enum Fixture {
         Branch(participant: participant, operations: [.credit(account: Self.account(account), amount: Paise(amount))])
     }
 
+    /// `participant`'s NO about the data: its `account` cannot pay ₹100.
+    static func insufficientFunds(_ participant: ParticipantID, account: String = "savings") -> Refusal {
+        .insufficientFunds(ResourceID(participant: participant, account: Self.account(account)), balance: Paise(0), debit: Paise(10_000))
+    }
+
+    /// A NO vote about the data (insufficient funds at `participant`): final, not worth retrying.
+    static func no(_ participant: ParticipantID) -> Vote { .no(insufficientFunds(participant)) }
+
     /// A branch that only reads, so its participant votes READ-ONLY.
     static func read(_ participant: ParticipantID, account: String = "savings") -> Branch {
         Branch(participant: participant, operations: [.read(account: Self.account(account))])
@@ -136,7 +144,7 @@ extension Array where Element == CoordinatorEffect {
 
 extension Outcome {
     var abortReason: String? {
-        if case .aborted(let reason, _) = self { return reason }
+        if case .aborted(let reason, _, _) = self { return reason }
         return nil
     }
 }

@@ -8,7 +8,7 @@ struct CoordinatorLateMessageTests {
     let t1 = Fixture.tx(1)
     let hdfc = Fixture.hdfc, icici = Fixture.icici, axis = Fixture.axis, sbi = Fixture.sbi
 
-    @Test(arguments: [Vote.yes, .readOnly, .no(reason: "changed its mind")])
+    @Test(arguments: [Vote.yes, .readOnly, Fixture.no(Fixture.hdfc)])
     func duplicateVoteWhilePreparingIsLateAndChangesNothing(duplicate: Vote) {
         var h = CoordinatorHarness()
         h.startPreparing(t1, [Fixture.debit(hdfc), Fixture.credit(sbi)])
@@ -106,7 +106,7 @@ struct CoordinatorLateMessageTests {
         #expect(h.coordinator.transactions.isEmpty, "answering does not resurrect the transaction")
     }
 
-    @Test(arguments: [Vote.readOnly, .no(reason: "gone")])
+    @Test(arguments: [Vote.readOnly, Fixture.no(Fixture.hdfc)])
     func otherVotesForAnUnknownTransactionAreOnlyLate(vote: Vote) {
         var h = CoordinatorHarness()
         let effects = h.vote(t1, hdfc, vote)
@@ -130,7 +130,7 @@ struct CoordinatorLateMessageTests {
             h.prepare(t1, [Fixture.debit(hdfc)], votes: [(hdfc, .yes)])
             h.durable(t1)
         } else {
-            h.prepare(t1, [Fixture.debit(hdfc)], votes: [(hdfc, .no(reason: "x"))])
+            h.prepare(t1, [Fixture.debit(hdfc)], votes: [(hdfc, Fixture.no(hdfc))])
         }
         if h.state(t1) != nil { h.ack(t1, hdfc) }
         #expect(h.state(t1) == nil)
@@ -149,7 +149,7 @@ struct CoordinatorLateMessageTests {
     @Test func yesCrossingOurRollbackKeepsWaitingForTheAck() {
         var h = CoordinatorHarness()
         h.startPreparing(t1, [Fixture.debit(hdfc), Fixture.debit(icici), Fixture.credit(sbi)])
-        h.vote(t1, hdfc, .no(reason: "insufficient funds"))
+        h.vote(t1, hdfc, Fixture.no(hdfc))
         #expect(h.history.rolledBack == [icici, sbi])
 
         // icici prepared before our ROLLBACK landed: it holds state until the ROLLBACK arrives.
@@ -169,11 +169,11 @@ struct CoordinatorLateMessageTests {
         #expect(h.history.appends.isEmpty)
     }
 
-    @Test(arguments: [Vote.no(reason: "unknown account"), .readOnly])
+    @Test(arguments: [Vote.no(.unknownAccount(ResourceID(participant: Fixture.icici, account: Fixture.account("savings")))), .readOnly])
     func voteThatHoldsNothingCrossingOurRollbackCountsAsAcknowledged(vote: Vote) {
         var h = CoordinatorHarness()
         h.startPreparing(t1, [Fixture.debit(hdfc), Fixture.debit(icici), Fixture.credit(sbi)])
-        h.vote(t1, hdfc, .no(reason: "insufficient funds"))
+        h.vote(t1, hdfc, Fixture.no(hdfc))
         h.ack(t1, sbi)
 
         let crossing = h.vote(t1, icici, vote)
@@ -193,7 +193,7 @@ struct CoordinatorLateMessageTests {
     @Test func yesAfterOurRollbackWasAcknowledgedIsAnsweredWithRollback() {
         var h = CoordinatorHarness()
         h.startPreparing(t1, [Fixture.debit(hdfc), Fixture.debit(icici), Fixture.credit(sbi)])
-        h.vote(t1, hdfc, .no(reason: "insufficient funds"))
+        h.vote(t1, hdfc, Fixture.no(hdfc))
         h.ack(t1, icici) // ROLLBACK overtook PREPARE at icici: "never prepared, acknowledged"
         #expect(h.state(t1) == .aborting, "sbi has not acknowledged yet")
 

@@ -77,7 +77,7 @@ struct CoordinatorLockingTests {
     @Test func locksAreReleasedOnEveryOutcome() {
         let outcomes: [(String, (inout CoordinatorHarness, TransactionID) -> Void)] = [
             ("commit", { h, t in h.vote(t, Fixture.hdfc, .yes); h.vote(t, Fixture.icici, .yes); h.durable(t) }),
-            ("NO vote", { h, t in h.vote(t, Fixture.hdfc, .no(reason: "insufficient funds")) }),
+            ("NO vote", { h, t in h.vote(t, Fixture.hdfc, Fixture.no(Fixture.hdfc)) }),
             ("prepare timeout", { h, t in h.fire(h.liveTimer(of: t)!) }),
             ("client abort", { h, t in h.requestAbort(t) }),
         ]
@@ -144,12 +144,15 @@ struct CoordinatorLockingTests {
         var h = CoordinatorHarness()
         let (busy, broke) = (Fixture.tx(1), Fixture.tx(2))
         h.startPreparing(busy, Self.transfer(0, 1))
-        let refused = h.vote(busy, Fixture.hdfc, .no(reason: "hdfc/acct-0 is locked by T-1.9"))
+        let locked = Refusal.lockedBy(ResourceID(participant: Fixture.hdfc, account: Fixture.account("acct-0")), holder: Fixture.tx(9))
+        let refused = h.vote(busy, Fixture.hdfc, .no(locked))
         #expect(refused.decisions.first?.outcome.abortCause == .participantBusy)
+        #expect(refused.decisions.first?.outcome.refusal == locked)
         #expect(AbortCause.participantBusy.isTransient)
         h.startPreparing(broke, Self.transfer(4, 5))
-        let poor = h.vote(broke, Fixture.hdfc, .no(reason: "insufficient funds in hdfc/acct-4"))
+        let poor = h.vote(broke, Fixture.hdfc, Fixture.no(Fixture.hdfc))
         #expect(poor.decisions.first?.outcome.abortCause == .participantRefused)
+        #expect(poor.decisions.first?.outcome.refusal == Fixture.insufficientFunds(Fixture.hdfc))
         #expect(!AbortCause.participantRefused.isTransient)
     }
 

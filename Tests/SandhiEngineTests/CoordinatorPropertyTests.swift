@@ -197,7 +197,7 @@ private struct CoordinatorWorld {
             } else if roll < 70 {
                 inbox.append(.vote(tx, participant, .yes))
             } else if roll < 85 {
-                inbox.append(.vote(tx, participant, .no(reason: "random NO")))
+                inbox.append(.vote(tx, participant, Fixture.no(participant)))
             } // else: silent
         case .send(let participant, .commit(let tx)):
             #expect(durableFed.contains(tx), "\(tx): COMMIT sent before its decision was durable")

@@ -65,7 +65,7 @@ struct CoordinatorTimerTests {
         var h = CoordinatorHarness()
         h.startPreparing(t1, [Fixture.debit(hdfc), Fixture.credit(sbi)])
         let deadline = try #require(h.liveTimer(of: t1))
-        h.vote(t1, hdfc, .no(reason: "frozen"))
+        h.vote(t1, hdfc, Fixture.no(hdfc))
         let before = h.transaction(t1)
         #expect(h.handle(.timerFired(deadline)).isEmpty)
         #expect(h.transaction(t1) == before)
@@ -163,7 +163,7 @@ struct CoordinatorTimerTests {
     @Test func resendWhileAbortingSendsRollback() throws {
         var h = CoordinatorHarness()
         h.prepare(t1, [Fixture.debit(hdfc), Fixture.debit(icici), Fixture.credit(sbi)],
-                  votes: [(hdfc, .yes), (icici, .no(reason: "limit"))])
+                  votes: [(hdfc, .yes), (icici, Fixture.no(icici))])
         h.ack(t1, hdfc)
         let effects = h.fire(try #require(h.liveTimer(of: t1)))
         #expect(effects.rolledBack == [sbi])

@@ -60,7 +60,7 @@ struct ParticipantHeuristicTests {
         let operations: [Operation] = [.debit(account: savings, amount: Paise(500))]
         let late = machine.handle(.message(.prepare(t1, operations: operations, writers: [hdfc, sbi])))
         #expect(late.count == 1)
-        if case .reply(.vote(_, .no(let reason), _)) = late.first { #expect(reason.contains("on its own")) } else { Issue.record("expected NO, got \(late)") }
+        if case .reply(.vote(_, .no(let refusal), _)) = late.first { #expect(refusal == .rolledBackAlone(hdfc, t1)) } else { Issue.record("expected NO, got \(late)") }
         _ = machine.handle(.message(.forget(t1)))
         #expect(machine.handle(.message(.commit(t1))) == [.reply(.acknowledged(t1))], "no crash on a COMMIT the coordinator recorded as mixed")
     }
@@ -208,12 +208,12 @@ struct CoordinatorHeuristicTests {
         if case .entry(_, let entry) = try #require(effects.records.first) {
             #expect(entry.plan == [Branch(participant: hdfc, operations: [.credit(account: Fixture.account("savings"), amount: Paise(500))])])
         }
-        let no = h.vote(linked, hdfc, .no(reason: "account closed"))
+        let no = h.vote(linked, hdfc, .no(.unknownAccount(ResourceID(participant: hdfc, account: Fixture.account("closed")))))
         h.ack(linked, hdfc)
         _ = no
         let reopened = try #require(h.coordinator.reconciliation[t1])
         #expect(reopened.status == .open)
-        #expect(reopened.actions.last?.result == .failed(reason: "hdfc voted NO: account closed"))
+        #expect(reopened.actions.last?.result == .failed(reason: "hdfc voted NO: unknown account hdfc/closed"))
         // Then settled by hand.
         h.handle(.resolveHeuristic(t1, action: .markResolved, operatorName: "ravi", note: "refunded by cheque", linked: Fixture.tx(100)))
         #expect(h.coordinator.reconciliation[t1]?.status == .settled(.markResolved, linked: nil))

@@ -28,7 +28,7 @@ private struct Wiring {
             for effect in participants[participant]!.handle(input) {
                 switch effect {
                 case .stage(let tx, _, _), .validateReads(let tx, _):
-                    pending.append(.staged(tx, failure: stagedOK ? nil : "refused"))
+                    pending.append(.staged(tx, failure: stagedOK ? nil : Fixture.insufficientFunds(participant)))
                 case .apply(let tx, _, _):
                     applied[participant, default: []].append(tx)
                 case .discard:

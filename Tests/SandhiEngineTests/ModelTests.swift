@@ -127,8 +127,8 @@ struct EngineEventTests {
     }
 
     @Test func descriptionsReadLikeALog() {
-        #expect(EngineEvent(atUs: 0, .voteReceived(t1, participant: Fixture.icici, vote: .no(reason: "funds"), latencyUs: 1_200)).description
-            == "T-1.1 icici voted NO (funds) in 1.2ms")
+        #expect(EngineEvent(atUs: 0, .voteReceived(t1, participant: Fixture.icici, vote: Fixture.no(Fixture.icici), latencyUs: 1_200)).description
+            == "T-1.1 icici voted NO (insufficient funds in icici/savings: balance ₹0.00, debit ₹100.00) in 1.2ms")
         #expect(EngineEvent(atUs: 0, .phaseTwoSent(t1, participant: Fixture.sbi, commit: true, attempt: 0)).description
             == "T-1.1 COMMIT -> sbi")
         #expect(EngineEvent(atUs: 0, .phaseTwoSent(t1, participant: Fixture.sbi, commit: false, attempt: 2)).description
@@ -141,8 +141,9 @@ struct EngineEventTests {
     @Test func labels() {
         #expect(Vote.yes.label == "YES")
         #expect(Vote.readOnly.label == "READ-ONLY")
-        #expect(Vote.no(reason: "x").label == "NO (x)")
-        #expect(Vote.no(reason: "x").isNo && !Vote.yes.isNo && !Vote.readOnly.isNo)
+        #expect(Vote.no(.reportTextInvalid).label == "NO (report text too long or empty)")
+        #expect(Vote.no(.reportTextInvalid).isNo && !Vote.yes.isNo && !Vote.readOnly.isNo)
+        #expect(Vote.no(.reportTextInvalid).refusal == .reportTextInvalid && Vote.yes.refusal == nil)
         #expect(Outcome.committed.label == "committed")
         #expect(Outcome.aborted(reason: "x", cause: .requested).label == "aborted (x)")
         #expect(Outcome.committed.isCommitted && !Outcome.aborted(reason: "x", cause: .requested).isCommitted)

@@ -90,9 +90,9 @@ struct ParticipantProtocolTests {
     @Test func stagedFailureVotesNoAndReleasesTheLocks() {
         var p = ParticipantProtocol(participant: me)
         _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
-        let effects = p.handle(.staged(t1, failure: "insufficient funds in savings"))
+        let effects = p.handle(.staged(t1, failure: Fixture.insufficientFunds(me)))
 
-        #expect(effects == [.reply(.vote(t1, .no(reason: "insufficient funds in savings")))])
+        #expect(effects == [.reply(.vote(t1, .no(Fixture.insufficientFunds(me))))])
         #expect(p.branches.isEmpty)
         #expect(p.lockOwners.isEmpty)
         // the accounts are free for the next transaction
@@ -112,12 +112,13 @@ struct ParticipantProtocolTests {
 
         let effects = p.handle(.message(.prepare(t2, operations: conflicting, writers: writers)))
         #expect(effects.count == 1)
-        guard case .reply(.vote(t2, .no(let reason), _))? = effects.first else {
-            Issue.record("expected an immediate NO, got \(effects)")
+        guard case .reply(.vote(t2, .no(let refusal), _))? = effects.first, case .lockedBy(let resource, let holder) = refusal else {
+            Issue.record("expected an immediate NO for a locked account, got \(effects)")
             return
         }
-        #expect(reason.contains(t1.description), "names the lock owner: \(reason)")
-        #expect(reason.contains("hdfc"))
+        #expect(holder == t1, "names the lock owner: \(refusal)")
+        #expect(resource.participant == me && conflicting.contains { $0.account == resource.account }, "\(refusal)")
+        #expect(refusal.isTransient, "the owner's outcome will land: worth running again")
         #expect(p.branches == before.branches, "a refused prepare keeps no state")
         #expect(p.lockOwners == before.lockOwners, "and takes no lock")
     }
@@ -175,7 +176,8 @@ struct ParticipantProtocolTests {
     @Test func readOnlyBranchWithAMissingAccountVotesNo() {
         var p = ParticipantProtocol(participant: me)
         _ = p.handle(.message(.prepare(t1, operations: [.read(account: savings)], writers: [])))
-        #expect(p.handle(.staged(t1, failure: "no account savings")) == [.reply(.vote(t1, .no(reason: "no account savings")))])
+        let unknown = Refusal.unknownAccount(ResourceID(participant: me, account: savings))
+        #expect(p.handle(.staged(t1, failure: unknown)) == [.reply(.vote(t1, .no(unknown)))])
         #expect(p.branches.isEmpty)
     }
 
@@ -269,8 +271,8 @@ struct ParticipantProtocolTests {
         var p = ParticipantProtocol(participant: me)
         _ = p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
         _ = p.handle(.message(.rollback(t1)))
-        let effects = p.handle(.staged(t1, failure: "frozen"))
-        #expect(effects == [.reply(.vote(t1, .no(reason: "frozen"))), .reply(.acknowledged(t1))])
+        let effects = p.handle(.staged(t1, failure: Fixture.insufficientFunds(me)))
+        #expect(effects == [.reply(.vote(t1, .no(Fixture.insufficientFunds(me)))), .reply(.acknowledged(t1))])
         #expect(p.branches.isEmpty)
         #expect(p.lockOwners.isEmpty)
     }
@@ -296,8 +298,8 @@ struct ParticipantProtocolTests {
         // a newcomer conflicts with the restored branch
         let conflict = p.handle(.message(.prepare(t2, operations: [.debit(account: savings, amount: Paise(1))], writers: [me])))
         #expect(conflict.count == 1)
-        if case .reply(.vote(t2, .no(let reason), _))? = conflict.first {
-            #expect(reason.contains(t1.description))
+        if case .reply(.vote(t2, .no(let refusal), _))? = conflict.first {
+            #expect(refusal == .lockedBy(ResourceID(participant: me, account: savings), holder: t1))
         } else {
             Issue.record("expected NO, got \(conflict)")
         }
@@ -326,8 +328,9 @@ struct ParticipantProtocolTests {
 
         let refused = p.handle(.message(.prepare(t3, operations: [.debit(account: audit, amount: Paise(1))], writers: [me])))
         #expect(refused.count == 1)
-        if case .reply(.vote(t3, .no(let reason), _))? = refused.first {
-            #expect(reason.contains("2 branches"))
+        if case .reply(.vote(t3, .no(let refusal), _))? = refused.first {
+            #expect(refusal == .branchesFull(me, limit: 2))
+            #expect(refusal.isTransient, "branches in flight end: worth running again")
         } else {
             Issue.record("expected NO, got \(refused)")
         }

@@ -213,11 +213,11 @@ private struct Simulation {
             let job = jobs.remove(at: index)
             switch job {
             case .stage(let name, let tx, let operations, let writers, let readOnly):
-                var failure: String?
+                var failure: Refusal?
                 for operation in operations {
                     if case .debit(let account, let amount) = operation,
                        let balance = banks[name]!.balances[account], balance < amount {
-                        failure = "insufficient funds in \(account)"
+                        failure = .insufficientFunds(ResourceID(participant: name, account: account), balance: balance, debit: amount)
                         stats["insufficient funds", default: 0] += 1
                     }
                 }
@@ -300,7 +300,7 @@ private struct Simulation {
                 case .retryScheduled: stats["resend", default: 0] += 1
                 case .prepareTimedOut: stats["prepare timed out", default: 0] += 1
                 case .voteReceived(_, _, .readOnly, _): stats["read-only", default: 0] += 1
-                case .voteReceived(_, _, .no(let reason), _) where reason.contains("is locked by"):
+                case .voteReceived(_, _, .no(.lockedBy), _):
                     stats["lock conflict", default: 0] += 1
                 default: break
                 }

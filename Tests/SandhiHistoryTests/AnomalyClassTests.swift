@@ -24,6 +24,42 @@ import Testing
         #expect(report.auditsChecked > 10 && report.aborted > 0 && report.unknownObserved > 0)
     }
 
+    @Test func garbageReadOfAValueItsWriterNeverWrote() {
+        let written = T.committed("T1", r("x", 0), w("x", 1, value: 90))
+        let report = check(written, T.committed("T2", r("x", 1, from: "T1", value: 95)))
+        #expect(report.anomalies.map(\.kind) == [.garbageRead], "\(report.anomalies)")
+        #expect(report.anomalies.first?.transactions == ["T2", "T1"])
+        #expect(report.anomalies.first?.description == "T2 read x@1 = 95 paise, but its writer T1 wrote 90 paise as that version")
+        // The same read of the value T1 wrote is clean.
+        #expect(check(written, T.committed("T2", r("x", 1, from: "T1", value: 90))).isClean)
+    }
+
+    @Test func garbageReadOfItsOwnWrite() {
+        // Two legs on x: the second reads back the first's version with a value it never wrote.
+        let report = check(T.committed("T1", r("x", 0), w("x", 1, value: 60), r("x", 1, from: "T1", value: 70), w("x", 2, value: 20)))
+        #expect(report.anomalies.map(\.kind) == [.garbageRead], "\(report.anomalies)")
+        #expect(report.anomalies.first?.transactions == ["T1"])
+        #expect(report.anomalies.first?.description == "T1 read x@1 = 70 paise, but it wrote 60 paise as that version itself")
+        #expect(check(T.committed("T1", r("x", 0), w("x", 1, value: 60), r("x", 1, from: "T1", value: 60), w("x", 2, value: 20))).isClean)
+    }
+
+    @Test func garbageReadOfAnAbortedWriteIsBothGarbageAndG1a() {
+        let report = check(
+            T.aborted("T1", r("x", 0), w("x", 1, value: 999)),
+            T.committed("T2", r("x", 1, from: "T1", value: 5)))
+        #expect(report.anomalies.map(\.kind) == [.garbageRead, .g1a], "\(report.anomalies)")
+        #expect(report.anomalies.first?.description == "T2 read x@1 = 5 paise, but its writer T1 wrote 999 paise as that version")
+    }
+
+    /// As for the other read anomalies, a transaction that may not have committed is not judged
+    /// (its read still joins the graph).
+    @Test func aGarbageReadByAnUnknownOutcomeIsNotReported() {
+        let report = check(
+            T.committed("T1", r("x", 0), w("x", 1, value: 90)),
+            T.unknown("T2", r("x", 1, from: "T1", value: 95)))
+        #expect(report.isClean, "\(report.anomalies)")
+    }
+
     @Test func g0InterleavedWrites() throws {
         let report = check(
             T.committed("T1", w("x", 1), w("y", 2)),

@@ -56,9 +56,9 @@ import Testing
             Issue.record("expected three NO votes, got \(replies)")
             return
         }
-        #expect(insufficient.contains("insufficient funds in hdfc/bob"))
-        #expect(unknown.contains("unknown account hdfc/carol"))
-        #expect(zero.contains("must be positive"))
+        #expect(insufficient == .insufficientFunds(ResourceID(participant: hdfc, account: bob), balance: .rupees(500), debit: .rupees(501)))
+        #expect(unknown == .unknownAccount(ResourceID(participant: hdfc, account: AccountID(validated: "carol"))))
+        #expect(zero == .notPositiveAmount(ResourceID(participant: hdfc, account: alice), Paise(0)))
         #expect(bank.inDoubt().isEmpty)
         #expect(bank.heldLocks.isEmpty)
         #expect(try bank.total() == .rupees(1_500))
@@ -69,9 +69,27 @@ import Testing
         let bank = try makeBank(directory)
         _ = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(1))])])
         let replies = try bank.process([prepare(tx(2), [.credit(account: alice, amount: .rupees(1))])])
-        #expect(replies == [.vote(tx(2), .no(reason: "hdfc/alice is locked by \(tx(1))"))])
+        #expect(replies == [.vote(tx(2), .no(.lockedBy(ResourceID(participant: hdfc, account: alice), holder: tx(1))))])
         _ = try bank.process([.rollback(tx(1))])
         #expect(try bank.process([prepare(tx(3), [.credit(account: alice, amount: .rupees(1))])]).voteOnly == [.vote(tx(3), .yes)])
+    }
+
+    /// The coordinator takes the bank's refusal of a locked account as a passing conflict (run
+    /// it again once the holder's outcome lands) and its refusals of the data as final.
+    @Test func aLockRefusalIsTransientAndARefusalOfTheDataIsNot() throws {
+        let directory = TemporaryDirectory(); defer { directory.remove() }
+        let bank = try makeBank(directory)
+        _ = try bank.process([prepare(tx(1), [.debit(account: alice, amount: .rupees(1))])])
+        let replies = try bank.process([
+            prepare(tx(2), [.credit(account: alice, amount: .rupees(1))]),
+            prepare(tx(3), [.debit(account: bob, amount: .rupees(501))]),
+            prepare(tx(4), [.credit(account: AccountID(validated: "carol"), amount: .rupees(1))]),
+        ])
+        let votes = replies.compactMap { reply -> Vote? in if case .vote(_, let vote, _) = reply { vote } else { nil } }
+        try #require(votes.count == 3 && votes.allSatisfy(\.isNo), "\(replies)")
+        #expect(votes[0].abortCause(at: hdfc) == .participantBusy, "\(votes[0])")
+        #expect(votes[1].abortCause(at: hdfc) == .participantRefused, "\(votes[1])")
+        #expect(votes[2].abortCause(at: hdfc) == .participantRefused, "\(votes[2])")
     }
 
     @Test func aPreparedBranchSurvivesReopeningAndRetakesItsLocks() throws {
@@ -82,7 +100,7 @@ import Testing
         bank = try SQLiteBank(path: directory.appending("hdfc.sqlite"), participant: hdfc, logger: logger)
         #expect(bank.inDoubt() == [tx(7): [hdfc]])
         #expect(bank.heldLocks == [alice: tx(7)])
-        #expect(try bank.process([prepare(tx(8), [.debit(account: alice, amount: .rupees(1))])]) == [.vote(tx(8), .no(reason: "hdfc/alice is locked by \(tx(7))"))])
+        #expect(try bank.process([prepare(tx(8), [.debit(account: alice, amount: .rupees(1))])]) == [.vote(tx(8), .no(.lockedBy(ResourceID(participant: hdfc, account: alice), holder: tx(7))))])
         #expect(try bank.process([.commit(tx(7))]) == [.acknowledged(tx(7))])
         #expect(try bank.balance(of: alice) == .rupees(900))
         #expect(try bank.reports().map(\.transaction) == [tx(7)])

@@ -74,8 +74,8 @@ struct PostgresBankTests {
             Issue.record("expected two NO votes, got \(replies)")
             return
         }
-        #expect(insufficient.contains("insufficient funds in hdfc/bob"))
-        #expect(unknown.contains("unknown account hdfc/carol"))
+        #expect(insufficient == .insufficientFunds(ResourceID(participant: hdfc, account: bob), balance: .rupees(500), debit: .rupees(501)))
+        #expect(unknown == .unknownAccount(ResourceID(participant: hdfc, account: AccountID(validated: "carol"))))
         #expect(try await blocking { try fixture.preparedGids() } == "")
         #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
         // Their write-sets go with the next batch's statements (here one with nothing to stage).
@@ -107,8 +107,9 @@ struct PostgresBankTests {
             Issue.record("expected three NO votes and a YES, got \(votes)")
             return
         }
-        #expect(overflow.contains("overflow") && minimum.contains("must be positive"))
-        #expect(zero.contains("must be positive"))
+        #expect(overflow == .creditOverflow(ResourceID(participant: hdfc, account: alice)))
+        #expect(minimum == .notPositiveAmount(ResourceID(participant: hdfc, account: bob), Paise(Int64.min)))
+        #expect(zero == .notPositiveAmount(ResourceID(participant: hdfc, account: bob), Paise(0)))
         #expect(try await blocking { try fixture.preparedGids() } == fixture.gids(F.tx(4)))
         #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50000")
         try await handle.close()
@@ -185,7 +186,7 @@ struct PostgresBankTests {
         #expect(handle.bank.heldLocks == [alice: tx])
         // Its lock holds across the reopening: a conflicting branch is refused at once.
         let conflict = try await handle.process([F.prepare(F.tx(8), [.credit(account: alice, amount: .rupees(1))])])
-        #expect(conflict == [.vote(F.tx(8), .no(reason: "hdfc/alice is locked by \(tx)"))])
+        #expect(conflict == [.vote(F.tx(8), .no(.lockedBy(ResourceID(participant: hdfc, account: alice), holder: tx)))])
         // A duplicate PREPARE gets the same YES.
         #expect(try await handle.process([F.prepare(tx, [.debit(account: alice, amount: .rupees(100)), .fileReport(report)])]) == [.vote(tx, .yes)])
 

@@ -165,7 +165,7 @@ extension PostgresBankTests {
         #expect(try await blocking { try fixture.count("sandhi_intents") } == "2")
         // Held like any prepared branch: a conflicting PREPARE is refused.
         #expect(try await handle.process([F.prepare(F.tx(6), [.credit(account: F.alice, amount: .rupees(1))])])
-                == [.vote(F.tx(6), .no(reason: "hdfc/alice is locked by \(F.tx(1))"))])
+                == [.vote(F.tx(6), .no(.lockedBy(ResourceID(participant: F.hdfc, account: F.alice), holder: F.tx(1))))])
         #expect(try await handle.process([.commit(F.tx(1)), .rollback(F.tx(2))]) == [.acknowledged(F.tx(1)), .acknowledged(F.tx(2))])
         #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000")
         #expect(try await blocking { try fixture.preparedGids() } == "")
@@ -209,11 +209,11 @@ extension PostgresBankTests {
             F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(1_100)), .credit(account: F.alice, amount: .rupees(200))]),
             F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))]),
         ])
-        guard votes.count == 2, case .vote(F.tx(1), .no(let reason), _) = votes[0], case .vote(F.tx(2), .yes, _) = votes[1] else {
+        guard votes.count == 2, case .vote(F.tx(1), .no(let refusal), _) = votes[0], case .vote(F.tx(2), .yes, _) = votes[1] else {
             Issue.record("expected NO then YES, got \(votes)")
             return
         }
-        #expect(reason.contains("insufficient funds in hdfc/alice"))
+        #expect(refusal == .insufficientFunds(ResourceID(participant: F.hdfc, account: F.alice), balance: .rupees(1_000), debit: .rupees(1_100)))
         #expect(try await blocking { try fixture.preparedGids() } == fixture.gid(F.tx(2)))
         _ = try await handle.process([.commit(F.tx(2))])
         #expect(try await blocking { try fixture.balances() } == "alice=100000\nbob=50500")

@@ -31,11 +31,13 @@ import Testing
         let node = try await banks.start()
         let result = try await node.driver.transfer(B.move(.rupees(5_000), from: (B.hdfc, B.alice), to: (B.sbi, B.carol)))
         node.stop()
-        guard case .aborted(let reason, _) = result.outcome else {
+        guard case .aborted(let reason, let cause, let refusal) = result.outcome else {
             Issue.record("expected an abort, got \(result.outcome)")
             return
         }
         #expect(reason.contains("hdfc voted NO: insufficient funds"))
+        #expect(cause == .participantRefused)
+        #expect(refusal == .insufficientFunds(ResourceID(participant: B.hdfc, account: B.alice), balance: .rupees(1_000), debit: .rupees(5_000)))
         #expect(try banks.balance(B.hdfc, B.alice) == .rupees(1_000))
         #expect(try banks.balance(B.sbi, B.carol) == .rupees(1_000))
         let log = try DecisionLogStore.read(directory: banks.directory.coordinatorPath)

@@ -105,7 +105,7 @@ enum TransactionDetail {
         let state = live?.state ?? entry.map { $0.heuristic ? .heuristic : ($0.outcome?.isCommitted == true ? .committed : .aborted) } ?? .active
         lines.append(Line([Span("\(tx)  ", context[.title]), Span(state.rawValue, context[context.stateRole(state)]),
                            Span(live?.decisionPosition.map { "   decision logged at \($0)" } ?? "", context[.dim])]))
-        if let outcome = entry?.outcome, case .aborted(let reason, _) = outcome { lines.append(Line("aborted: \(reason)", context[.aborted])) }
+        if let outcome = entry?.outcome, case .aborted(let reason, _, _) = outcome { lines.append(Line("aborted: \(reason)", context[.aborted])) }
         if let locks = model.view?.coordinator.locks {
             let held = locks.table.filter { $0.value.holders.contains { $0.transaction == tx } }.keys.sorted()
             if !held.isEmpty { lines.append(Line("holds: " + held.map(\.description).joined(separator: ", "), context[.dim])) }

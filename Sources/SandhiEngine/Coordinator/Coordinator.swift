@@ -145,8 +145,16 @@ public struct Coordinator: Sendable {
         /// Rebuilt by recovery from the log or the participants: its COMMIT record (if any)
         /// was durable before this process started, at a position nobody reported.
         public internal(set) var recovered = false
-        public internal(set) var abortReason: String?
-        public internal(set) var abortCause: AbortCause = .requested
+        /// Why it aborts, from the moment that was decided (one boxed field: most transactions
+        /// commit, and the table of those in flight is walked often).
+        public internal(set) var abortOutcome: Outcome?
+        public var abortReason: String? {
+            if case .aborted(let reason, _, _)? = abortOutcome { return reason }
+            return nil
+        }
+        public var abortCause: AbortCause { abortOutcome?.abortCause ?? .requested }
+        /// The NO vote that aborted it, if one did (`abortCause` says whether it is transient).
+        public var abortRefusal: Refusal? { abortOutcome?.refusal }
         var timer: TimerID?
         var resendAttempt: UInt32 = 0
         var decisionRequestedAtUs: UInt64 = 0
@@ -411,9 +419,8 @@ public struct Coordinator: Sendable {
             tx.branches[index].status = .voted(vote)
             if tx.observe { tx.branches[index].observed = observed }
             effects.append(.emit(EngineEvent(atUs: nowUs, .voteReceived(id, participant: participant, vote: vote, latencyUs: nowUs &- sentAtUs))))
-            if case .no(let reason) = vote {
-                let cause: AbortCause = ParticipantProtocol.isLockConflict(reason) ? .participantBusy : .participantRefused
-                abort(&tx, reason: "\(participant) voted NO: \(reason)", cause: cause, nowUs: nowUs, into: &effects)
+            if case .no(let refusal) = vote {
+                abort(&tx, reason: "\(participant) voted NO: \(refusal)", cause: refusal.abortCause, refusal: refusal, nowUs: nowUs, into: &effects)
             } else if tx.branches.allSatisfy({ if case .voted = $0.status { return true } else { return false } }) {
                 decide(&tx, nowUs: nowUs, into: &effects)
             }
@@ -518,15 +525,19 @@ public struct Coordinator: Sendable {
         effects.append(.observed(tx.id, observed))
     }
 
-    private mutating func abort(_ tx: inout CoordinatorTransaction, reason: String, cause: AbortCause, nowUs: UInt64,
-                                into effects: inout [CoordinatorEffect]) {
+    private mutating func abort(_ tx: inout CoordinatorTransaction, reason: String, cause: AbortCause, refusal: Refusal? = nil,
+                                nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         assert(tx.state == .active || tx.state == .preparing)
+        // A client reads the cause and the refusal together: a participant's cause with no NO
+        // to show for it, or a NO under another cause, would tell it two different stories.
+        precondition((refusal?.abortCause).map { $0 == cause } ?? (cause != .participantRefused && cause != .participantBusy),
+                     "abort cause \(cause) does not match the refusal \(refusal.map(\.description) ?? "none")")
         cancelTimer(&tx, into: &effects)
         cancelVictimTimer(&tx, into: &effects)
-        tx.abortReason = reason
-        tx.abortCause = cause
+        let outcome = Outcome.aborted(reason: reason, cause: cause, refusal: refusal)
+        tx.abortOutcome = outcome
         transition(&tx, to: .aborting, nowUs: nowUs, into: &effects)
-        effects.append(.decided(tx.id, .aborted(reason: reason, cause: cause)))
+        effects.append(.decided(tx.id, outcome))
         for index in tx.branches.indices {
             switch tx.branches[index].status {
             case .awaitingVote, .voted(.yes):
@@ -566,7 +577,7 @@ public struct Coordinator: Sendable {
         cancelTimer(&tx, into: &effects)
         releaseLocks(tx, nowUs: nowUs) // a recovered transaction holds its locks until here
         let decision: LoggedDecision = tx.state == .committing ? .commit : .abort
-        let outcome: Outcome = decision == .commit ? .committed : .aborted(reason: tx.abortReason ?? "aborted", cause: tx.abortCause)
+        let outcome: Outcome = decision == .commit ? .committed : (tx.abortOutcome ?? .aborted(reason: "aborted", cause: .requested))
         // A linked transaction's end settles its case (or reopens it) before END can reach the
         // log: once END is durable its segment may be reclaimed, and with it the only trace of
         // the linked transaction's outcome.
@@ -585,7 +596,7 @@ public struct Coordinator: Sendable {
             finish(&tx, outcome: .committed, nowUs: nowUs, into: &effects)
         } else {
             transition(&tx, to: .aborted, nowUs: nowUs, into: &effects)
-            finish(&tx, outcome: .aborted(reason: tx.abortReason ?? "aborted", cause: tx.abortCause), nowUs: nowUs, into: &effects)
+            finish(&tx, outcome: tx.abortOutcome ?? .aborted(reason: "aborted", cause: .requested), nowUs: nowUs, into: &effects)
         }
         return true
     }
@@ -878,11 +889,8 @@ public struct Coordinator: Sendable {
             branches: participants.map { BranchProgress(branch: Branch(participant: $0, operations: []), status: .awaitingAck(sentAtUs: nowUs)) },
             beganAtUs: nowUs)
         tx.recovered = true
-        if !commit {
-            tx.abortReason = "in doubt at recovery: no COMMIT record (presumed abort)"
-            tx.abortCause = .presumedAbort
-        }
-        let outcome: Outcome = commit ? .committed : .aborted(reason: tx.abortReason!, cause: .presumedAbort)
+        if !commit { tx.abortOutcome = .aborted(reason: "in doubt at recovery: no COMMIT record (presumed abort)", cause: .presumedAbort) }
+        let outcome: Outcome = tx.abortOutcome ?? .committed
         effects.append(.emit(EngineEvent(atUs: nowUs, .recovered(id, decision: outcome, participants: participants))))
         effects.append(.decided(id, outcome))
         for index in tx.branches.indices { sendPhaseTwo(tx, index: index, nowUs: nowUs, into: &effects) }

@@ -122,7 +122,7 @@ extension Vote {
         switch self {
         case .yes: return "YES"
         case .readOnly: return "READ-ONLY"
-        case .no(let reason): return "NO (\(reason))"
+        case .no(let refusal): return "NO (\(refusal))"
         }
     }
 }
@@ -131,7 +131,7 @@ extension Outcome {
     public var label: String {
         switch self {
         case .committed: return "committed"
-        case .aborted(let reason, _): return "aborted (\(reason))"
+        case .aborted(let reason, _, _): return "aborted (\(reason))"
         }
     }
 }

@@ -4,12 +4,17 @@ public enum Vote: Hashable, Sendable {
     case yes
     /// Nothing to commit here (only reads): the participant is done and skips phase two.
     case readOnly
-    /// Cannot commit; carries the participant's reason (insufficient funds, unknown account...).
-    case no(reason: String)
+    /// Cannot commit, and why (insufficient funds, an account locked...).
+    case no(Refusal)
 
     public var isNo: Bool {
         if case .no = self { return true }
         return false
+    }
+
+    public var refusal: Refusal? {
+        if case .no(let refusal) = self { return refusal }
+        return nil
     }
 }
 
@@ -17,13 +22,21 @@ public enum Vote: Hashable, Sendable {
 public enum Outcome: Hashable, Sendable {
     case committed
     /// `reason` is for people; `cause` is for programs (a client retrying deadlock victims, a
-    /// benchmark counting aborts by kind).
-    case aborted(reason: String, cause: AbortCause)
+    /// benchmark counting aborts by kind); `refusal` is the participant's NO when the cause is
+    /// `participantRefused` or `participantBusy`, and nil otherwise. Boxed: an outcome travels
+    /// inline in events and effects, and most of them are commits.
+    indirect case aborted(reason: String, cause: AbortCause, refusal: Refusal? = nil)
 
     public var isCommitted: Bool { self == .committed }
 
     public var abortCause: AbortCause? {
-        if case .aborted(_, let cause) = self { return cause }
+        if case .aborted(_, let cause, _) = self { return cause }
+        return nil
+    }
+
+    /// The participant's NO that aborted the transaction, if one did.
+    public var refusal: Refusal? {
+        if case .aborted(_, _, let refusal) = self { return refusal }
         return nil
     }
 }
@@ -36,10 +49,12 @@ public enum AbortCause: String, Hashable, Sendable, CaseIterable {
     case operatorAbort = "operator"
     /// Refused before it began: invalid, or the coordinator or a lock queue was full.
     case rejected
-    /// A participant voted NO (insufficient funds, unknown account, ...).
+    /// A participant voted NO about the transfer or the data (insufficient funds, unknown
+    /// account, ...): `Refusal.isTransient` is false.
     case participantRefused = "participant-refused"
-    /// A participant refused because another prepared branch still held the account there (its
-    /// outcome had not landed yet): worth running again.
+    /// A participant voted NO because of what else is in flight there (another prepared branch
+    /// still held the account, its outcome not landed yet; a row locked in its database):
+    /// `Refusal.isTransient` is true, and it is worth running again.
     case participantBusy = "participant-busy"
     /// A participant did not vote before the prepare deadline.
     case prepareTimeout = "prepare-timeout"

@@ -9,7 +9,7 @@ import DequeModule
 //                 prepare                   staged(ok)
 //   (absent) -----------------> staging ----------------> prepared
 //      ^                           |                        |   |
-//      |        staged(no: reason) |           commit       |   | rollback
+//      |       staged(no: refusal) |           commit       |   | rollback
 //      +---------------------------+------------------------+---+
 //                                        (locks released)
 //
@@ -18,7 +18,7 @@ import DequeModule
 //                                           stage: validate + persist the write-set
 //   absent   --prepare, RO-->    absent     validate reads; reply READ-ONLY (no state kept)
 //   staging  --staged(ok)-->     prepared   reply YES (the driver sends it once durable)
-//   staging  --staged(no)-->     absent     release locks; reply NO with the reason
+//   staging  --staged(no)-->     absent     release locks; reply NO with the refusal
 //   staging  --alreadyCommitted-> finished  a stale duplicate: release locks, no vote
 //   prepared --prepare-->        prepared   duplicate: reply YES again
 //   prepared --commit-->         absent     apply the write-set; release locks; acknowledge
@@ -68,9 +68,9 @@ public enum ParticipantReply: Hashable, Sendable {
 public struct ParticipantProtocol: Sendable {
     public enum Input: Sendable {
         case message(ParticipantMessage)
-        /// Storage finished staging a prepare: `nil` means validated and persisted, a string is
-        /// the reason to vote NO (nothing was persisted). `observed` goes out with the vote.
-        case staged(TransactionID, failure: String?, observed: [Observation] = [])
+        /// Storage finished staging a prepare: `nil` means validated and persisted, a refusal is
+        /// the NO vote to give (nothing was persisted). `observed` goes out with the vote.
+        case staged(TransactionID, failure: Refusal?, observed: [Observation] = [])
         /// After a restart: storage holds this prepared branch.
         case restored(TransactionID, operations: [Operation], writers: [ParticipantID])
         /// Time to ask about every prepared branch: each one's YES vote goes out again. A
@@ -248,13 +248,13 @@ public struct ParticipantProtocol: Sendable {
                 release(tx, operations: operations)
                 branches[tx] = nil
                 remember(tx, .rolledBack)
-                effects.append(.reply(.vote(tx, failure.map { .no(reason: $0) } ?? (readOnly ? .readOnly : .yes))))
+                effects.append(.reply(.vote(tx, failure.map { .no($0) } ?? (readOnly ? .readOnly : .yes))))
                 effects.append(.reply(.acknowledged(tx)))
             } else if let failure {
                 release(tx, operations: operations)
                 branches[tx] = nil
                 remember(tx, .rolledBack)
-                effects.append(.reply(.vote(tx, .no(reason: failure))))
+                effects.append(.reply(.vote(tx, .no(failure))))
             } else if readOnly {
                 branches[tx] = nil
                 effects.append(.reply(.vote(tx, .readOnly, observed: observed)))
@@ -304,27 +304,27 @@ public struct ParticipantProtocol: Sendable {
         }
         if let heuristic = heuristics[tx] {
             // A late PREPARE of a branch decided here: like a finished one.
-            if !heuristic.committed { effects.append(.reply(.vote(tx, .no(reason: "\(participant) rolled back \(tx) on its own")))) }
+            if !heuristic.committed { effects.append(.reply(.vote(tx, .no(.rolledBackAlone(participant, tx))))) }
             return
         }
         switch finished[tx] {
         case .committed:
             return // a duplicate of a PREPARE whose transaction already committed here
         case .rolledBack, .heuristicRollback:
-            effects.append(.reply(.vote(tx, .no(reason: "\(participant) already rolled back \(tx)"))))
+            effects.append(.reply(.vote(tx, .no(.alreadyRolledBack(participant, tx)))))
             return
         case nil:
             break
         }
         guard branches.count + heuristics.count < maxBranches else {
-            effects.append(.reply(.vote(tx, .no(reason: "\(participant) has \(maxBranches) branches in flight"))))
+            effects.append(.reply(.vote(tx, .no(.branchesFull(participant, limit: maxBranches)))))
             return
         }
         let readOnly = !operations.contains { $0.isWrite }
         for operation in operations where plantedBug != .noLocks {
             if let account = operation.account, let owner = lockOwners[account], owner != tx {
                 // No waiting yet: a conflicting request is refused at once, and the client retries.
-                effects.append(.reply(.vote(tx, .no(reason: "\(participant)/\(account)\(Self.lockedPhrase)\(owner)"))))
+                effects.append(.reply(.vote(tx, .no(.lockedBy(ResourceID(participant: participant, account: account), holder: owner)))))
                 return
             }
         }
@@ -375,21 +375,6 @@ public struct ParticipantProtocol: Sendable {
         for operation in operations where operation.isWrite {
             if let account = operation.account, lockOwners[account] == tx { lockOwners[account] = nil }
         }
-    }
-
-    static let lockedPhrase = " is locked by "
-
-    /// Whether a NO vote's reason is this protocol's refusal of an account another prepared
-    /// branch holds: a passing conflict (that branch's outcome has not landed yet), not a
-    /// verdict on the data.
-    public static func isLockConflict(_ reason: String) -> Bool {
-        // Asked of every NO vote: a search of the bytes (the phrase is ASCII, and what follows it
-        // is a transaction id) costs a fraction of a search of Characters.
-        reason.utf8.withContiguousStorageIfAvailable { bytes in
-            let phrase = lockedPhrase.utf8
-            guard bytes.count >= phrase.count else { return false }
-            return (0...(bytes.count - phrase.count)).contains { start in bytes[start..<(start + phrase.count)].elementsEqual(phrase) }
-        } ?? reason.contains(lockedPhrase)
     }
 
     /// The accounts `operations` write, each once, in first-write order: what a prepared branch

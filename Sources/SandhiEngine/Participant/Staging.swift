@@ -7,7 +7,7 @@ public enum Staging {
     /// version that change will install. `committed` answers nil for an unknown account and is
     /// asked at most once per account.
     public static func validate(_ tx: TransactionID, at participant: ParticipantID, _ operations: [Operation],
-                                committed: (AccountID) throws -> Observation?) rethrows -> (failure: String?, observed: [Observation]) {
+                                committed: (AccountID) throws -> Observation?) rethrows -> (failure: Refusal?, observed: [Observation]) {
         // Each touched account's state as this branch sees it, in first-touch order. A branch of
         // one operation (most of them) never looks an account up twice, so it keeps none and
         // allocates only what it returns.
@@ -24,17 +24,19 @@ public enum Staging {
         for operation in operations {
             switch operation {
             case .debit(let account, let amount), .credit(let account, let amount):
-                guard amount.value > 0 else { return ("amount for \(participant)/\(account) must be positive, got \(amount.value) paise", []) }
-                guard let before = try current(account) else { return ("unknown account \(participant)/\(account)", []) }
+                // Built only for a refusal: most operations pass, and a resource hashes its names.
+                func resource() -> ResourceID { ResourceID(participant: participant, account: account) }
+                guard amount.value > 0 else { return (.notPositiveAmount(resource(), amount), []) }
+                guard let before = try current(account) else { return (.unknownAccount(resource()), []) }
                 var after = before
                 if case .debit = operation {
                     guard before.balance >= amount else {
-                        return ("insufficient funds in \(participant)/\(account): balance \(before.balance), debit \(amount)", [])
+                        return (.insufficientFunds(resource(), balance: before.balance, debit: amount), [])
                     }
                     after.balance = Paise(before.balance.value - amount.value)
                 } else {
                     let (sum, overflow) = before.balance.value.addingReportingOverflow(amount.value)
-                    guard !overflow else { return ("credit to \(participant)/\(account) would overflow", []) }
+                    guard !overflow else { return (.creditOverflow(resource()), []) }
                     after.balance = Paise(sum)
                 }
                 after.version += 1
@@ -42,12 +44,12 @@ public enum Staging {
                 if remembers { seen[seen.firstIndex { $0.account == account }!] = after }
                 observed.append(before)
             case .read(let account):
-                guard let state = try current(account) else { return ("unknown account \(participant)/\(account)", []) }
+                guard let state = try current(account) else { return (.unknownAccount(ResourceID(participant: participant, account: account)), []) }
                 observed.append(state)
             case .fileReport(let report):
-                guard report.amount.value > 0 else { return ("report amount must be positive", []) }
+                guard report.amount.value > 0 else { return (.reportAmountNotPositive(report.amount), []) }
                 guard report.kind.utf8.count <= Report.maxTextBytes, report.reference.utf8.count <= Report.maxTextBytes,
-                      !report.kind.isEmpty else { return ("report text too long or empty", []) }
+                      !report.kind.isEmpty else { return (.reportTextInvalid, []) }
             }
         }
         return (nil, observed)

@@ -1,6 +1,7 @@
-/// Checks a history for the isolation anomalies of Adya's model (G0, G1a, G1b, G1c, G2-item),
-/// duplicate versions (lost updates), and the bank invariant (every committed audit sees the
-/// same total) — the checks Jepsen's Elle and bank workload make, offline, over a whole run.
+/// Checks a history for garbage reads (a value its version's writer did not write), the
+/// isolation anomalies of Adya's model (G0, G1a, G1b, G1c, G2-item), duplicate versions (lost
+/// updates), and the bank invariant (every committed audit sees the same total) — the checks
+/// Jepsen's Elle and bank workload make, offline, over a whole run.
 ///
 /// The direct serialization graph has a node per transaction that committed (or that has an
 /// unknown outcome but whose writes were read) and an edge per dependency (see `EdgeKind`). A
@@ -50,10 +51,10 @@ public struct HistoryChecker: Sendable {
             laterKeys.removeAll(keepingCapacity: true)
             // Backwards, so the first time a key is seen is the transaction's final write of it.
             for op in record.ops.indices.reversed() {
-                guard case .write(_, _, let version) = record.ops[op] else { continue }
+                guard case .write(_, let value, let version) = record.ops[op] else { continue }
                 let key = index.key(transaction, op)
                 let isFinal = laterKeys.insert(key).inserted
-                writes.append(VersionOrder.Write(key: key, version: version, transaction: Int32(transaction), isFinal: isFinal))
+                writes.append(VersionOrder.Write(key: key, version: version, value: value, transaction: Int32(transaction), isFinal: isFinal))
             }
         }
         return writes
@@ -72,20 +73,31 @@ public struct HistoryChecker: Sendable {
     }
 
     /// Adds the wr and rw edges of every read in the graph, and reports the reads no committed
-    /// transaction may make: of an aborted or absent writer's version (G1a), of a version its
-    /// writer never installed (G1a), of a version its writer later overwrote (G1b). Reads by
-    /// unknown-outcome transactions give edges but no anomalies: they may not have committed.
+    /// transaction may make: of a value other than the one its version's writer wrote (garbage),
+    /// of an aborted or absent writer's version (G1a), of a version its writer never installed
+    /// (G1a), of a version its writer later overwrote (G1b). Reads by unknown-outcome
+    /// transactions give edges but no anomalies: they may not have committed. A read of the
+    /// initial state (no writer) is not checked for garbage: the history does not hold the
+    /// opening values, only their total.
     private func checkReads(_ index: HistoryIndex, _ order: VersionOrder, into graph: inout DependencyGraph) -> [Anomaly] {
         var anomalies: [Anomaly] = []
         for (reader, record) in index.transactions.enumerated() where index.included[reader] {
             let readerID = Int32(reader)
             let judged = record.outcome == .committed
             for (op, operation) in record.ops.enumerated() {
-                guard case .read(let keyName, _, let version, let writerName) = operation else { continue }
+                guard case .read(let keyName, let value, let version, let writerName) = operation else { continue }
                 let key = index.key(reader, op)
                 // Made only for an anomaly: most reads have none, and a string per read was a
                 // large part of checking a short history.
                 func seen() -> String { "\(record.id) read \(keyName)@\(version)" }
+                func garbage(_ writer: Int32, wrote written: Int64) {
+                    guard judged && written != value else { return }
+                    let own = writer == readerID
+                    anomalies.append(Anomaly(
+                        kind: .garbageRead, transactions: own ? [record.id] : [record.id, index.id(writer)],
+                        description: "\(seen()) = \(value) paise, but " + (own ? "it wrote \(written) paise as that version itself"
+                                                                               : "its writer \(index.id(writer)) wrote \(written) paise as that version")))
+                }
                 var readFrom: Int32 = -1
                 switch index.writer(reader, op) {
                 case .initial:
@@ -99,15 +111,22 @@ public struct HistoryChecker: Sendable {
                                                  description: "\(seen()) written by \(writerName ?? ""), which is not in the history (writer unknown)"))
                     }
                 case .transaction(let writer) where writer == readerID:
-                    continue // its own write: no dependency on anyone
+                    // Its own write: no dependency on anyone, but it must read what it wrote.
+                    if let write = order.write(key: key, version: version, by: writer) { garbage(writer, wrote: write.value) }
+                    continue
                 case .transaction(let writer) where !index.included[Int(writer)]:
                     if judged {
                         anomalies.append(Anomaly(kind: .g1a, transactions: [record.id, index.id(writer)],
                                                  description: "\(seen()) written by \(index.id(writer)), which aborted"))
+                        // Not in the version order, so its write is looked up in its own ops.
+                        if let written = writtenValue(of: keyName, version: version, in: index.transactions[Int(writer)]) {
+                            garbage(writer, wrote: written)
+                        }
                     }
                 case .transaction(let writer):
                     readFrom = writer
                     if let write = order.write(key: key, version: version, by: writer) {
+                        garbage(writer, wrote: write.value)
                         graph.add(.wr, from: writer, to: readerID, key: key)
                         if judged && !write.isFinal {
                             let final = finalVersion(of: keyName, in: index.transactions[Int(writer)]).map { " with \(keyName)@\($0)" } ?? ""
@@ -125,6 +144,12 @@ public struct HistoryChecker: Sendable {
             }
         }
         return anomalies
+    }
+
+    /// The value `transaction` wrote as `version` of `key`, if it wrote that version.
+    private func writtenValue(of key: String, version: Int64, in transaction: HistoryTransaction) -> Int64? {
+        for case .write(key, let value, version) in transaction.ops { return value }
+        return nil
     }
 
     private func finalVersion(of key: String, in transaction: HistoryTransaction) -> Int64? {

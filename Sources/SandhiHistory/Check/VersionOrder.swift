@@ -8,6 +8,9 @@ struct VersionOrder {
     struct Write {
         var key: Int32
         var version: Int64
+        /// What the write installed (the balance in paise): what every read of this version
+        /// from this writer must see.
+        var value: Int64
         var transaction: Int32
         /// The transaction's last write of this key.
         var isFinal: Bool

@@ -1,6 +1,11 @@
-/// The classes of anomaly the checker finds (Adya's phenomena, plus two bank-specific checks).
-/// Declared from strongest to weakest isolation failure; reports list them in this order.
+/// The classes of anomaly the checker finds: a garbage read, which no consistency model allows,
+/// then Adya's phenomena from strongest to weakest isolation failure, then two bank-specific
+/// checks. Reports list them in this order.
 public enum AnomalyKind: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// A committed transaction read a value that its (version, writer) did not write: the writer
+    /// installed that version with another value (Elle's garbage read). Corruption, or a read
+    /// reported against the wrong version: either way the value came from nowhere.
+    case garbageRead = "garbage-read"
     /// A cycle of write-write dependencies only: writes of two transactions interleaved.
     case g0 = "G0"
     /// A committed transaction read a version written by an aborted transaction, by a

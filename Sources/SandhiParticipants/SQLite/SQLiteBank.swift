@@ -435,7 +435,7 @@ public final class SQLiteBank: Bank {
     }
 
     /// The engine's staging rule, against this file's committed accounts.
-    private func validate(_ tx: TransactionID, _ operations: [Operation]) throws -> (failure: String?, observed: [Observation]) {
+    private func validate(_ tx: TransactionID, _ operations: [Operation]) throws -> (failure: Refusal?, observed: [Observation]) {
         try Staging.validate(tx, at: id, operations) { account in
             let statement = hot.selectBalance.reused().bind(1, account.name)
             guard try statement.step() else { return nil }

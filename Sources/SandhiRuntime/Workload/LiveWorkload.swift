@@ -298,7 +298,7 @@ public final class LiveWorkload: Sendable {
                 try? await Task.sleep(nanoseconds: (ceilingUs / 2 + random.next() % ceilingUs) * 1_000)
                 continue
             }
-            guard case .aborted(let reason, let cause) = outcome else {
+            guard case .aborted(_, let cause, let refusal) = outcome else {
                 tally.withLock { $0.committed += 1 }
                 if let consolidation = job.consolidation {
                     control.withLock { control in
@@ -308,7 +308,7 @@ public final class LiveWorkload: Sendable {
                 }
                 break
             }
-            tally.withLock { $0.abortedByCause[TransferBench.causeLabel(cause, reason: reason), default: 0] += 1 }
+            tally.withLock { $0.abortedByCause[TransferBench.causeLabel(cause, refusal: refusal), default: 0] += 1 }
             guard cause.isTransient, attempt < options.maxRetries else { break }
             attempt += 1
             tally.withLock { $0.retries += 1 }

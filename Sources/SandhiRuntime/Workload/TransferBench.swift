@@ -174,9 +174,10 @@ public enum TransferBench {
     }
 
     /// The bench's name for why an attempt aborted: the engine's cause, with a participant's
-    /// refusal split into insufficient funds (the workload's own doing) and the rest.
-    static func causeLabel(_ cause: AbortCause, reason: String) -> String {
-        if cause == .participantRefused && reason.contains("insufficient funds") { return "insufficient-funds" }
+    /// refusal split into insufficient funds (the workload's own doing, drawing amounts at
+    /// random) and the rest. Read from the refusal's case, never from the text for people.
+    static func causeLabel(_ cause: AbortCause, refusal: Refusal?) -> String {
+        if refusal?.isInsufficientFunds == true { return "insufficient-funds" }
         return cause.rawValue
     }
 
@@ -249,11 +250,11 @@ public enum TransferBench {
                     tally.halted = "\(error)"
                     return tally
                 }
-                guard case .aborted(let reason, let cause) = outcome else {
+                guard case .aborted(_, let cause, let refusal) = outcome else {
                     tally.committed += 1
                     break
                 }
-                tally.aborts[causeLabel(cause, reason: reason), default: 0] += 1
+                tally.aborts[causeLabel(cause, refusal: refusal), default: 0] += 1
                 guard cause.isTransient, attempt < options.maxRetries, MonotonicClock.nowUs() < deadlineUs else { break }
                 attempt += 1
                 tally.retries += 1

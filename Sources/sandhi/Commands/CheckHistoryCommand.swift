@@ -5,12 +5,13 @@ import SandhiHistory
 struct CheckHistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-history",
-        abstract: "Check a recorded history for isolation anomalies, lost updates and the bank invariant.",
+        abstract: "Check a recorded history for garbage reads, isolation anomalies, lost updates and the bank invariant.",
         discussion: """
             FILE is JSON lines: a header {"type":"history","version":1,"total_paise":N}, then one \
             {"type":"txn",...} line per transaction with its reads (value, version, writer) and \
-            writes (value, version). Finds G0, G1a, G1b, G1c and G2-item (Adya), duplicate \
-            versions, and committed audits whose reads do not sum to total_paise. Each cycle is \
+            writes (value, version). Finds garbage reads (a value other than the one the read \
+            version's writer wrote), G0, G1a, G1b, G1c and G2-item (Adya), duplicate versions, \
+            and committed audits whose reads do not sum to total_paise. Each cycle is \
             shown as one example, e.g. T-1 -rw(hdfc/acct-000001)-> T-2 -wr(sbi/acct-000002)-> T-1.
 
             Exit status: 0 the history is clean; 1 anomalies were found; 2 the file is missing \
@@ -82,7 +83,7 @@ struct CheckHistoryCommand: AsyncParsableCommand {
             if let more = omitted[kind] { print("  ... and \(more) more") }
         }
         if report.isClean {
-            print("result: clean (no G0, G1a, G1b, G1c or G2-item; no duplicate version; every committed audit summed to \(totalPaise) paise)")
+            print("result: clean (no garbage read; no G0, G1a, G1b, G1c or G2-item; no duplicate version; every committed audit summed to \(totalPaise) paise)")
         } else {
             let found = AnomalyKind.allCases.filter { report.count(of: $0) > 0 }.map { "\($0) \(report.count(of: $0))" }
             print("result: \(report.anomalies.count) anomal\(report.anomalies.count == 1 ? "y" : "ies") (\(found.joined(separator: ", ")))")

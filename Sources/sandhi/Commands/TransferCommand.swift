@@ -59,12 +59,18 @@ struct TransferCommand: AsyncParsableCommand {
             let readsSeen = Self.reads(of: branches, observed: result.observed)
             if json {
                 struct Read: Encodable { var account: String; var balance_paise: Int64; var version: UInt64; var writer: String? }
+                // `reason` is for people; `cause` (an abort cause), `refusal` (a NO vote's kind)
+                // and `transient` (worth running again as it is) are for programs.
                 struct Output: Encodable {
-                    var transaction: String; var outcome: String; var reason: String; var latency_us: UInt64; var reads: [Read]
+                    var transaction: String; var outcome: String; var reason: String
+                    var cause: String?; var refusal: String?; var transient: Bool?
+                    var latency_us: UInt64; var reads: [Read]
                 }
                 print(jsonLine(Output(
                     transaction: result.transaction.description, outcome: result.outcome.isCommitted ? "committed" : "aborted",
-                    reason: { if case .aborted(let reason, _) = result.outcome { return reason } else { return "" } }(),
+                    reason: { if case .aborted(let reason, _, _) = result.outcome { return reason } else { return "" } }(),
+                    cause: result.outcome.abortCause?.rawValue, refusal: result.outcome.refusal?.code,
+                    transient: result.outcome.abortCause?.isTransient,
                     latency_us: result.latencyUs,
                     reads: readsSeen.map { Read(account: $0.resource.description, balance_paise: $0.seen.balance.value,
                                                 version: $0.seen.version, writer: $0.seen.writer?.description) })))
@@ -75,7 +81,7 @@ struct TransferCommand: AsyncParsableCommand {
                           + (read.seen.writer.map { "written by \($0)" } ?? "the opening balance") + ")")
                 }
             }
-            if case .aborted(let reason, _) = result.outcome {
+            if case .aborted(let reason, _, _) = result.outcome {
                 if !json { printError("sandhi: transfer aborted: \(reason)") }
                 return 1
             }

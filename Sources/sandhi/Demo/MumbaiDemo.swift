@@ -166,7 +166,7 @@ enum MumbaiDemo {
             print("Outcome: \(result.transaction) committed at every participant in \(formatMicros(result.latencyUs))")
             print("Check: debits \(debited) = credits \(credited) + TDS \(collected)  \(balanced && debited == gross ? "✓" : "✗")")
             print("Report ledger: \(reportsAfter - reportsBefore) row(s) filed with the money  \(reportsAfter - reportsBefore == (reported ? 1 : 0) ? "✓" : "✗")")
-        case .aborted(let reason, _):
+        case .aborted(let reason, _, _):
             let unchanged = debited == .zero && credited == .zero && collected == .zero && reportsAfter == reportsBefore
             print("Outcome: \(result.transaction) aborted: \(reason)")
             print("Check: every ledger unchanged (no debit, no credit, no TDS, no report)  \(unchanged ? "✓" : "✗")")
