@@ -221,9 +221,11 @@ import Testing
     }
 
     @Test func aCoordinatorCrashedWithTransactionsInDoubtRestartsAndRecoveryResolvesThem() async throws {
-        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
-        // Everything to sbi is held a second: long enough to crash with two transactions in doubt.
-        try await node.inject(.delayMessages(B.sbi, delayMs: 1_000))
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 30_000); defer { banks.remove() }
+        // Everything to sbi is held 5 s: the crash must come while the decided COMMIT is still
+        // held, and a loaded machine took more than a second to get there (the COMMIT was then
+        // delivered first and only one transaction was in doubt).
+        try await node.inject(.delayMessages(B.sbi, delayMs: 5_000))
         // Decided: its COMMIT record is durable, and the COMMIT to sbi is still held when the crash comes.
         let decided = try await node.driver.transfer(B.move(.rupees(100), from: (B.hdfc, B.alice), to: (B.sbi, B.carol)), answerWhen: .decided)
         #expect(decided.outcome == .committed)
@@ -244,7 +246,7 @@ import Testing
         #expect(resolved[1].outcome.abortCause == .presumedAbort)
         #expect(Self.saw(events) { if case .recovered(decided.transaction, .committed, _) = $0 { true } else { false } })
         #expect(node.activeFaults == [])
-        #expect(Self.faultEvents(events) == ["injected delay sbi 1000ms", "injected crash coordinator", "cleared restart coordinator"])
+        #expect(Self.faultEvents(events) == ["injected delay sbi 5000ms", "injected crash coordinator", "cleared restart coordinator"])
         try await Self.settleAndAudit(node, banks)
         #expect(try banks.balance(B.hdfc, B.alice) == .rupees(900))
         #expect(try banks.balance(B.sbi, B.carol) == .rupees(1_100))
