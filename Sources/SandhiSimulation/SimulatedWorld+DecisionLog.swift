@@ -9,7 +9,8 @@ import SandhiRuntime
 //
 //   append    the store writes the records into the page cache; nothing is promised
 //   sync      the store's fdatasync succeeded: recovery must find every COMMIT it covered,
-//             unless its END was synced too (reclamation may then drop both)
+//             unless its END was written (every participant had applied it, and reclamation
+//             may drop both once the END is on the disk)
 //   failed    the fsync reports EIO and marks the pages clean (fsyncgate); the store fails for
 //   sync      good and the coordinator halts; whether the bytes ever land is unknown
 //   crash     the machine loses power (unsynced sectors, sizes and names land all, none, or
@@ -52,6 +53,7 @@ extension SimulatedWorld {
     /// store's buffer). A store that failed refuses: the next sync says so, and halts.
     mutating func appendToLog(_ record: DecisionRecord, forced: Bool) {
         let position = (try? logStore?.append([record]))?.first ?? LogPosition(segment: 0, offset: 0)
+        if case .end(let tx) = record { appendedEnds.insert(tx) }
         coordinatorProcess.unsynced.append((record, forced, position))
     }
 
@@ -104,8 +106,8 @@ extension SimulatedWorld {
             if note.contains("a batch torn by a crash") { cases[.logBatchTornAtASector] += 1 }
         }
         let found = Set(recovered.commits.map(\.transaction))
-        for tx in syncedCommits where !found.contains(tx) && !syncedEnds.contains(tx) {
-            violation("durability", "recovery lost the COMMIT record of \(tx), which an fsync acknowledged")
+        for tx in syncedCommits where !found.contains(tx) && !appendedEnds.contains(tx) {
+            violation("durability", "recovery lost the COMMIT record of \(tx), which an fsync acknowledged, before its END")
         }
         for (tx, _, _) in recovered.commits {
             if let slot = slot(of: tx), !ledger[slot].durable {

@@ -187,10 +187,12 @@ public struct SimulatedWorld {
     let logDisk: SimulatedDisk
     /// The decision log the coordinator's process has open on it; nil while it is down.
     var logStore: DecisionLogStore?
-    /// COMMITs and ENDs an fsync acknowledged: recovery must find every such COMMIT whose END
-    /// it did not also acknowledge.
+    /// COMMITs an fsync acknowledged, and every END ever appended: recovery must find every
+    /// such COMMIT whose transaction has no END. (An END is written once every participant has
+    /// applied the COMMIT; reclamation may then drop both, once the END reached the disk by
+    /// any way: a sync, a segment's roll, or a crash that kept unsynced bytes.)
     var syncedCommits: Set<TransactionID> = []
-    var syncedEnds: Set<TransactionID> = []
+    var appendedEnds: Set<TransactionID> = []
     /// COMMITs appended and not synced when the coordinator last crashed, and whether a log
     /// fsync had failed: what the next recovery may find lost.
     var lostCandidates: [TransactionID] = []
@@ -513,7 +515,6 @@ public struct SimulatedWorld {
                 return
             }
             for (record, forced, position) in batch {
-                if case .end(let tx) = record { syncedEnds.insert(tx) }
                 guard case .commit(let tx, _) = record else { continue }
                 syncedCommits.insert(tx)
                 if let slot = slot(of: tx) { ledger[slot].durable = true }
