@@ -93,7 +93,11 @@ extension BranchStatements {
                 }
                 let gid = GlobalTransactionID(instance: statements.instance, transactions: staged.map { requests[$0].transaction },
                                               participant: statements.participant)
-                return statements.prepare(gid, on: connection).map { Self.outcome(requests, all, [gid]) }
+                statements.reached(.groupStaged)
+                return statements.prepare(gid, on: connection).map {
+                    statements.reached(.groupPrepared)
+                    return Self.outcome(requests, all, [gid])
+                }
             case .commit:
                 let whole = call.members.allSatisfy {
                     switch all[$0] { case .staged, .alreadyCommitted: return true; default: return false }

@@ -42,6 +42,14 @@ struct BranchStatements: Sendable {
     let participant: ParticipantID
     let instance: CoordinatorInstance
     let logger: Logger
+    /// The bank's fault hook (`PostgresBank.faultHook`): nil but in tests.
+    var faultHook: PostgresBank.FaultHook?
+
+    init(participant: ParticipantID, instance: CoordinatorInstance, logger: Logger) {
+        self.participant = participant
+        self.instance = instance
+        self.logger = logger
+    }
 
     var instanceName: String { instance.name }
 
@@ -157,6 +165,7 @@ struct BranchStatements: Sendable {
         let writers = found.map { WriterList.encode($0.heuristic.writers) }
         let instance = instanceName
         let logger = logger
+        let statements = self
         return { connection in
             guard !raw.isEmpty else { return connection.eventLoop.makeSucceededVoidFuture() }
             return connection.query("""
@@ -164,7 +173,7 @@ struct BranchStatements: Sendable {
                 SELECT \(instance), tx, committed, operations, writers, \(nowMs)
                 FROM unnest(\(raw)::bigint[], \(committed)::boolean[], \(operations)::bytea[], \(writers)::text[]) AS u(tx, committed, operations, writers)
                 ON CONFLICT (instance, tx) DO NOTHING
-                """, logger: logger).map { _ in }
+                """, logger: logger).map { _ in statements.reached(.settledByHandRecorded) }
         }
     }
 

@@ -65,7 +65,8 @@ public final class PostgresBank: ParticipantResource {
     public let configuration: PostgresBankConfiguration
     let logger: Logger
     private let eventLoopGroup: any EventLoopGroup
-    private let statements: BranchStatements
+    /// The bank's statements, with its fault hook (see `Step`).
+    var statements: BranchStatements
     private let clock: @Sendable () -> Int64
     /// Sessions for everything but a batch's staging: write-sets, phase two, reads, splits.
     var pool: PostgresSessionPool
@@ -434,7 +435,9 @@ public final class PostgresBank: ParticipantResource {
         // makes them durable). Then phase two and the early groups, side by side.
         var intents: EventLoopFuture<Void>?
         if !writing.isEmpty {
-            intents = pool.start([statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())])[0]
+            let record = statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())
+            let statements = statements
+            intents = pool.start([{ connection in record(connection).map { statements.reached(.writeSetsCommitted) } }])[0]
             finishedIntents = []
         }
         let forgetting = forgotten.isEmpty ? [] : pool.start([statements.forgetSettledByHand(forgotten, nowMs: clock())])
@@ -482,6 +485,7 @@ public final class PostgresBank: ParticipantResource {
             try pool.one(statements.forgetIntents(finishedIntents))
             finishedIntents = []
         }
+        statements.reached(.replying)
         return replies
     }
 
@@ -611,7 +615,13 @@ public final class PostgresBank: ParticipantResource {
             // (No prepared transaction holds such a vote, so no hand can have committed it: a
             // vote found committed when the bank opens is not held, see `PreparedBranchScan`.)
             let forget = statements.forgetIntents(looseRollbacks, synchronously: true)
-            jobs.append { connection in forget(connection).map { Settled() } }
+            let statements = statements
+            jobs.append { connection in
+                forget(connection).map {
+                    statements.reached(.looseRollbacksForgotten)
+                    return Settled()
+                }
+            }
             waitingOf.append([])
         }
         return Settling(jobs: pool.start(jobs), waiting: waitingOf, finished: finished)
@@ -635,6 +645,7 @@ public final class PostgresBank: ParticipantResource {
         let statements = statements, logger = logger, nowMs = clock()
         return { connection in
             finish(connection).flatMap { found -> EventLoopFuture<Settled> in
+                statements.reached(found ? .groupCommitted : .groupFoundGone)
                 if found { return connection.eventLoop.makeSucceededFuture(Settled()) }
                 return committed(connection).flatMap { done -> EventLoopFuture<Settled> in
                     let rolledBack = members.filter { !done.contains($0.transaction) }
@@ -647,7 +658,10 @@ public final class PostgresBank: ParticipantResource {
                         logger.warning("a committed prepared transaction was gone; its members are applied from their write-sets unless committed",
                                        metadata: ["gid": "\(gid)"])
                         // Members that committed meanwhile are found so, and not applied twice.
-                        applying = vote(connection).flatMap { reapply(connection) }
+                        applying = vote(connection).flatMap {
+                            statements.reached(.goneMembersVoted)
+                            return reapply(connection)
+                        }
                     }
                     return applying.flatMap { _ -> EventLoopFuture<Settled> in
                         guard !lost.isEmpty else { return connection.eventLoop.makeSucceededFuture(Settled()) }
@@ -667,9 +681,11 @@ public final class PostgresBank: ParticipantResource {
     private func rollBackWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> Job {
         let finish = statements.finish(gid, commit: false)
         let committedByHand = Self.committedByHand(members, in: gid, statements: statements, logger: logger, nowMs: clock())
+        let statements = statements
         return { connection in
             finish(connection).flatMap { found -> EventLoopFuture<Settled> in
-                found ? connection.eventLoop.makeSucceededFuture(Settled()) : committedByHand(connection).map { Settled(byHand: $0) }
+                statements.reached(found ? .groupRolledBack : .groupFoundGone)
+                return found ? connection.eventLoop.makeSucceededFuture(Settled()) : committedByHand(connection).map { Settled(byHand: $0) }
             }
         }
     }
@@ -757,6 +773,7 @@ public final class PostgresBank: ParticipantResource {
                         throw PostgresBankError.statement(database: database, what: "committing \(request.transaction), \(what)", detail: reason)
                     }
                 }
+                statements.reached(.membersApplied)
             }
         }
     }
@@ -780,7 +797,11 @@ public final class PostgresBank: ParticipantResource {
         let prepare = waiting.isEmpty ? nil : statements.stageGroup(waiting, ending: .prepare)
         let logger = logger, participant = id, statements = statements
         return { connection in
-            vote(connection).flatMap { rollback(connection) }.flatMap { found -> EventLoopFuture<[SettledByHand]> in
+            vote(connection).flatMap {
+                statements.reached(.splitVotesRecorded)
+                return rollback(connection)
+            }.flatMap { found -> EventLoopFuture<[SettledByHand]> in
+                statements.reached(found ? .splitGroupRolledBack : .groupFoundGone)
                 if found { return connection.eventLoop.makeSucceededFuture([]) }
                 logger.warning("a prepared group was gone when it was split", metadata: ["participant": "\(participant)", "gid": "\(gid)"])
                 return committedByHand(connection)
@@ -794,7 +815,9 @@ public final class PostgresBank: ParticipantResource {
                 // Once prepared again, a member's vote is its prepared transaction's: its vote row
                 // goes (a reopened bank ignores one left by a crash in between).
                 return prepare(connection).flatMap { outcome in
-                    statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).flatMap { _ -> EventLoopFuture<Settled> in
+                    statements.reached(.splitMembersPrepared)
+                    return statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).flatMap { _ -> EventLoopFuture<Settled> in
+                        statements.reached(.splitVotesForgotten)
                         // Only a hand can have committed a member waiting for its decision here.
                         let ahead = zip(waiting, outcome.outcomes).compactMap { request, memberOutcome -> SettledByHand? in
                             guard case .alreadyCommitted = memberOutcome else { return nil }
