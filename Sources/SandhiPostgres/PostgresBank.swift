@@ -266,7 +266,8 @@ public final class PostgresBank: ParticipantResource {
     /// instance and participant, and every vote outliving its group, re-takes its locks from its
     /// write-set row. Write-set rows of branches that committed, never voted (a crash between
     /// the row and its PREPARE, a NO vote or a finish whose clean-up was lost) or whose vote is
-    /// stale are deleted.
+    /// stale are deleted. Votes found committed (a group committed by hand while it was split)
+    /// are recorded as heuristic commits.
     private func restore() throws {
         machine = ParticipantProtocol(participant: id)
         groups = [:]
@@ -292,7 +293,15 @@ public final class PostgresBank: ParticipantResource {
             loose.insert(branch.transaction)
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
-        for found in recovered.settledByHand {
+        if !recovered.votesCommittedByHand.isEmpty {
+            // Recorded before anything reports them, like every outcome found settled by hand.
+            try pool.one(statements.recordSettledByHand(recovered.votesCommittedByHand, nowMs: clock()))
+            logger.critical("votes of a group being split were found committed by hand: mixed outcomes unless the coordinator committed them",
+                            metadata: ["participant": "\(id)",
+                                       "committed": "\(recovered.votesCommittedByHand.map { $0.transaction.description }.joined(separator: ","))"])
+            finishedIntents += recovered.votesCommittedByHand.map(\.transaction)
+        }
+        for found in recovered.settledByHand + recovered.votesCommittedByHand {
             _ = machine.handle(.restoredHeuristic(found.transaction, committed: found.heuristic.committed,
                                                   operations: found.heuristic.operations, writers: found.heuristic.writers))
         }
@@ -612,8 +621,9 @@ public final class PostgresBank: ParticipantResource {
             // and once acknowledged the coordinator forgets the transaction (an abort leaves no
             // record), so a vote a server crash brought back would lock its accounts, refusing
             // every PREPARE on them, with nobody left to settle it. Rare, so the flush is cheap.
-            // (No prepared transaction holds such a vote, so no hand can have committed it: a
-            // vote found committed when the bank opens is not held, see `PreparedBranchScan`.)
+            // (No prepared transaction holds such a vote, so no hand can commit it now: one whose
+            // group a hand committed before the split rolled it back is found committed when
+            // the bank opens, and is a heuristic commit, not a vote; see `PreparedBranchScan`.)
             let forget = statements.forgetIntents(looseRollbacks, synchronously: true)
             let statements = statements
             jobs.append { connection in

@@ -35,6 +35,14 @@ struct PreparedBranchScan {
     var staleVotes: [TransactionID] = []
     /// Heuristic outcomes (branches settled by hand) not yet forgotten by the coordinator.
     var settledByHand: [SettledByHand] = []
+    /// Votes found committed, with no heuristic outcome recorded: the group they were kept for
+    /// was committed by hand while it was being split (before its ROLLBACK PREPARED), and the
+    /// process stopped before it recorded them (`PostgresBank.split`). The bank's own commit of
+    /// a vote deletes the vote in the same transaction (`BranchStatements.stageGroup`), so
+    /// nothing else leaves both rows. Each is a heuristic commit, to be recorded before it is
+    /// reported: the coordinator compares it with its decision (a member committed as decided
+    /// agrees, one rolled back or undecided is a mixed outcome an operator settles).
+    var votesCommittedByHand: [SettledByHand] = []
 
     /// The gids of this database that are Sandhi's, of `configuration.instance`, for
     /// `configuration.participant`. Everything else in `pg_prepared_xacts` (other databases,
@@ -83,18 +91,18 @@ struct PreparedBranchScan {
             scan.settledByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: committed, operations: operations,
                                                                                      writers: WriterList.decode(writers))))
         }
-        let settled = Set(scan.settledByHand.map(\.transaction))
         let intentRows = try pool.one { connection in
             connection.query("""
                 SELECT i.tx, i.operations, i.writers,
                        EXISTS (SELECT 1 FROM sandhi_voted v WHERE v.instance = i.instance AND v.tx = i.tx),
-                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = i.instance AND c.tx = i.tx)
+                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = i.instance AND c.tx = i.tx),
+                       EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = i.instance AND h.tx = i.tx)
                 FROM sandhi_intents i WHERE i.instance = \(instance)
                 """, logger: logger)
         }
         var intents: [TransactionID: Branch] = [:]
         for row in intentRows.rows {
-            let (raw, bytes, writers, voted, committed) = try row.decode((Int64, ByteBuffer, String, Bool, Bool).self)
+            let (raw, bytes, writers, voted, committed, handled) = try row.decode((Int64, ByteBuffer, String, Bool, Bool, Bool).self)
             let tx = TransactionID(rawValue: UInt64(bitPattern: raw))
             let operations: [Operation]
             do {
@@ -106,9 +114,15 @@ struct PreparedBranchScan {
             if member[tx] != nil {
                 intents[tx] = branch
                 if voted { scan.staleVotes.append(tx) }
-            } else if voted && !committed && !settled.contains(tx) {
-                // (A vote beside a heuristic outcome is one whose clean-up a crash cut short.)
-                scan.loose.append(branch)
+            } else if voted && !handled {
+                // (A vote beside a heuristic outcome, reported or forgotten, is one whose
+                // clean-up a crash cut short.)
+                if committed {
+                    scan.votesCommittedByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: operations,
+                                                                                                    writers: branch.writers)))
+                } else {
+                    scan.loose.append(branch)
+                }
             } else {
                 scan.unusedIntents.append(tx)
             }
