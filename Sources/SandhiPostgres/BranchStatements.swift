@@ -151,6 +151,41 @@ struct BranchStatements: Sendable {
         }
     }
 
+    /// What became here of branches that are neither prepared nor held as votes: one row per
+    /// transaction, whether it committed here, whether it has a heuristic outcome (reported or
+    /// forgotten), and its write-set if the row is still there.
+    struct Fate: Sendable {
+        var transaction: TransactionID
+        var committed: Bool
+        var settledByHand: Bool
+        var writeSet: (operations: [Operation], writers: [ParticipantID])?
+    }
+
+    func fates(of transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<[Fate]> {
+        let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            connection.query("""
+                SELECT u.tx,
+                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = \(instance) AND c.tx = u.tx),
+                       EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = \(instance) AND h.tx = u.tx),
+                       i.operations, i.writers
+                FROM unnest(\(raw)::bigint[]) AS u(tx)
+                LEFT JOIN sandhi_intents i ON i.instance = \(instance) AND i.tx = u.tx
+                """, logger: logger).flatMapThrowing { result in
+                try result.rows.map { row in
+                    let (tx, committed, handled, bytes, writers) = try row.decode((Int64, Bool, Bool, ByteBuffer?, String?).self)
+                    var fate = Fate(transaction: TransactionID(rawValue: UInt64(bitPattern: tx)), committed: committed, settledByHand: handled)
+                    if let bytes, let writers {
+                        fate.writeSet = (try OperationCodec.decode(Array(bytes.readableBytesView)), WriterList.decode(writers))
+                    }
+                    return fate
+                }
+            }
+        }
+    }
+
     // MARK: - Branches settled by hand (sandhi_heuristic)
 
     /// Records branches found settled by hand as heuristic outcomes, with the session's

@@ -81,6 +81,10 @@ public final class PostgresBank: ParticipantResource {
     private var loose: Set<TransactionID> = []
     /// Finished branches whose write-sets go with the next batch's statements.
     private var finishedIntents: [TransactionID] = []
+    /// Write-sets the bank found at open that no prepared transaction, vote or heuristic
+    /// outcome accounts for (`PreparedBranchScan.orphans`), kept here after their rows go: a
+    /// decision that comes for one is looked at (`decisionsForBranchesNotHeld`).
+    private var orphans: [TransactionID: PreparedBranchScan.Orphan] = [:]
     /// Set when a failed batch could not be followed by a clean reload; sticky.
     private var failure: PostgresBankError?
     private var closed = false
@@ -266,8 +270,9 @@ public final class PostgresBank: ParticipantResource {
     /// instance and participant, and every vote outliving its group, re-takes its locks from its
     /// write-set row. Write-set rows of branches that committed, never voted (a crash between
     /// the row and its PREPARE, a NO vote or a finish whose clean-up was lost) or whose vote is
-    /// stale are deleted. Votes found committed (a group committed by hand while it was split)
-    /// are recorded as heuristic commits.
+    /// stale are deleted; those neither voted nor settled by hand are kept in memory as
+    /// `orphans`, for a decision that may still come for one. Votes found committed (a group
+    /// committed by hand while it was split) are recorded as heuristic commits.
     private func restore() throws {
         machine = ParticipantProtocol(participant: id)
         groups = [:]
@@ -275,6 +280,9 @@ public final class PostgresBank: ParticipantResource {
         loose = []
         finishedIntents = []
         let recovered = try PreparedBranchScan.scan(configuration, on: pool, logger: logger)
+        // Kept from the last open too: a second reload before the decision came must not lose
+        // one whose rows the first deleted.
+        orphans.merge(recovered.orphans) { _, new in new }
         for group in recovered.groups {
             groups[group.gid] = [:]
             for branch in group.members {
@@ -293,6 +301,7 @@ public final class PostgresBank: ParticipantResource {
             loose.insert(branch.transaction)
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
+        for tx in Array(orphans.keys) where machine.branches[tx] != nil { orphans[tx] = nil }
         if !recovered.votesCommittedByHand.isEmpty {
             // Recorded before anything reports them, like every outcome found settled by hand.
             try pool.one(statements.recordSettledByHand(recovered.votesCommittedByHand, nowMs: clock()))
@@ -302,6 +311,7 @@ public final class PostgresBank: ParticipantResource {
             finishedIntents += recovered.votesCommittedByHand.map(\.transaction)
         }
         for found in recovered.settledByHand + recovered.votesCommittedByHand {
+            orphans[found.transaction] = nil
             _ = machine.handle(.restoredHeuristic(found.transaction, committed: found.heuristic.committed,
                                                   operations: found.heuristic.operations, writers: found.heuristic.writers))
         }
@@ -412,6 +422,7 @@ public final class PostgresBank: ParticipantResource {
         // Heuristic outcomes the coordinator has recorded.
         var forgotten: [TransactionID] = []
         var effects: [ParticipantProtocol.Effect] = []
+        let notHeld = try decisionsForBranchesNotHeld(messages)
         for message in messages {
             if case .rollback(let tx) = message, case .prepared(let operations, let writers)? = machine.branches[tx] {
                 released.formUnion(ParticipantProtocol.writtenAccounts(operations))
@@ -421,6 +432,7 @@ public final class PostgresBank: ParticipantResource {
             machine.handle(.message(message), into: &effects)
             collect(effects, workOf: workOf, stages: &stages, decisions: &decisions, replies: &replies, forgotten: &forgotten)
         }
+        report(notHeld, in: &replies)
 
         // Which branches must wait for phase two: one that writes an account a finishing
         // branch holds in PostgreSQL (its FOR UPDATE would wait for the row, but bounded by
@@ -496,6 +508,83 @@ public final class PostgresBank: ParticipantResource {
         }
         statements.reached(.replying)
         return replies
+    }
+
+    /// Sorts out the decisions for branches this bank neither holds nor has finished since it
+    /// opened, before the protocol sees them; returns the ones found settled by hand, recorded.
+    ///
+    /// After a restart the coordinator sends again every decision it has not seen
+    /// acknowledged. Most find their branch finished: committed here, for a COMMIT; nothing,
+    /// for a ROLLBACK; and the protocol acknowledges them. But a batch that found a group's gid
+    /// gone (settled by hand) and stopped before it recorded anything leaves the group's
+    /// members as bare write-sets, which a reopened bank cannot tell from a finish's clean-up.
+    /// Only the decision tells, and it must not be acknowledged unless it happened here:
+    /// - a COMMIT of a branch not committed here: the branch voted YES (the coordinator commits
+    ///   nothing else), so a hand rolled its prepared transaction back. Applied from its
+    ///   write-set, as `commitWhole` does, after its vote is recorded durably (should this
+    ///   batch fail, or the process stop, the reopened bank holds it in doubt and the resent
+    ///   COMMIT applies it); without a write-set, or with its accounts taken meanwhile, it
+    ///   cannot be: a heuristic rollback.
+    /// - a ROLLBACK of a write-set found at open committed here, with no heuristic outcome:
+    ///   committed by a hand, against the decision: a heuristic commit. (A branch the
+    ///   coordinator committed is never rolled back, so this is no finish's clean-up.)
+    ///
+    /// Costs nothing in the common case: a statement only for COMMITs of branches the bank has
+    /// never heard of since it opened.
+    private func decisionsForBranchesNotHeld(_ messages: [ParticipantMessage]) throws -> [SettledByHand] {
+        func notHeld(_ tx: TransactionID) -> Bool {
+            machine.branches[tx] == nil && machine.heuristics[tx] == nil && machine.finished[tx] == nil
+        }
+        var commits: [TransactionID] = []
+        var byHand: [SettledByHand] = []
+        for message in messages {
+            switch message {
+            case .commit(let tx) where notHeld(tx) && !commits.contains(tx):
+                commits.append(tx)
+            case .rollback(let tx) where notHeld(tx):
+                guard let orphan = orphans.removeValue(forKey: tx), orphan.committed,
+                      !byHand.contains(where: { $0.transaction == tx }) else { continue }
+                byHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: orphan.branch.operations,
+                                                                             writers: orphan.branch.writers)))
+            default:
+                continue
+            }
+        }
+        var applying: [StageRequest] = []
+        if !commits.isEmpty {
+            for fate in try pool.one(statements.fates(of: commits)) {
+                let orphan = orphans.removeValue(forKey: fate.transaction)
+                if fate.committed || fate.settledByHand { continue }
+                let writeSet = fate.writeSet ?? orphan.map { (operations: $0.branch.operations, writers: $0.branch.writers) }
+                if let writeSet, !writeSet.operations.isEmpty,
+                   ParticipantProtocol.writtenAccounts(writeSet.operations).allSatisfy({ machine.lockOwners[$0] == nil }) {
+                    applying.append(StageRequest(transaction: fate.transaction, operations: writeSet.operations, writers: writeSet.writers,
+                                                 readOnly: false))
+                } else {
+                    byHand.append(SettledByHand(transaction: fate.transaction,
+                                                heuristic: .init(committed: false, operations: writeSet?.operations ?? [], writers: writeSet?.writers ?? [id])))
+                }
+            }
+        }
+        if !applying.isEmpty {
+            logger.warning("a COMMIT came for branches whose prepared transaction is gone; they are applied from their write-sets",
+                           metadata: ["participant": "\(id)", "transactions": "\(applying.map { $0.transaction.description }.joined(separator: ","))"])
+            // The write-set rows again (a reopened bank deleted them), then the votes, whose
+            // synchronous commit makes both durable.
+            try pool.one(statements.recordIntents(applying, forgetting: [], nowMs: clock()))
+            try pool.one(statements.recordVotes(applying.map(\.transaction), synchronously: true))
+            for request in applying {
+                _ = machine.handle(.restored(request.transaction, operations: request.operations, writers: request.writers))
+                loose.insert(request.transaction)
+            }
+        }
+        if !byHand.isEmpty {
+            logger.critical("decisions came for branches settled by hand otherwise: mixed outcomes",
+                            metadata: ["participant": "\(id)", "transactions": "\(byHand.map { $0.transaction.description }.joined(separator: ","))"])
+            try pool.one(statements.recordSettledByHand(byHand, nowMs: clock()))
+            finishedIntents += byHand.map(\.transaction)
+        }
+        return byHand
     }
 
     /// A writing batch's groups: ascending, one epoch each, each as many as its gid holds,

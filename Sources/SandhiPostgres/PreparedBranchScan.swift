@@ -43,6 +43,17 @@ struct PreparedBranchScan {
     /// reported: the coordinator compares it with its decision (a member committed as decided
     /// agrees, one rolled back or undecided is a mixed outcome an operator settles).
     var votesCommittedByHand: [SettledByHand] = []
+    /// Of `unusedIntents`, the write-sets of branches that are neither prepared, nor voted,
+    /// nor recorded as settled by hand, with whether each committed here. Most are a finish's
+    /// clean-up that a crash cut short, a NO vote's, or a write-set whose PREPARE never came;
+    /// but one may be a member of a group someone settled by hand, found gone by a batch that
+    /// stopped before it recorded anything (`PostgresBank.decisionsForBranchesNotHeld`).
+    var orphans: [TransactionID: Orphan] = [:]
+
+    struct Orphan {
+        var branch: Branch
+        var committed: Bool
+    }
 
     /// The gids of this database that are Sandhi's, of `configuration.instance`, for
     /// `configuration.participant`. Everything else in `pg_prepared_xacts` (other databases,
@@ -125,6 +136,7 @@ struct PreparedBranchScan {
                 }
             } else {
                 scan.unusedIntents.append(tx)
+                if !voted && !handled { scan.orphans[tx] = Orphan(branch: branch, committed: committed) }
             }
         }
         var held = Set<AccountID>()
