@@ -87,6 +87,7 @@ struct BranchStatements: Sendable {
             let query: PostgresQuery = """
                 WITH \(unescaped: quick),
                 gone_votes AS (DELETE FROM sandhi_voted WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[])),
+                gone_notes AS (DELETE FROM sandhi_rolling_back WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[])),
                 gone_intents AS (DELETE FROM sandhi_intents WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[]))
                 INSERT INTO sandhi_intents(instance, tx, operations, writers, staged_at_ms)
                 SELECT \(instance), tx, operations, writers, \(nowMs)
@@ -99,7 +100,7 @@ struct BranchStatements: Sendable {
         }
     }
 
-    /// Deletes the write-sets and votes of branches that are finished, or never voted.
+    /// Deletes the write-sets, votes and rollback notes of branches that are finished, or never voted.
     /// Asynchronously, like the write-sets, unless `synchronously`: where the rows are a vote
     /// (a YES held by its rows alone, rolled back) and the rollback is acknowledged next, a
     /// server crash must not bring them back (see `PostgresBank.startSettling`).
@@ -108,21 +109,33 @@ struct BranchStatements: Sendable {
     }
 
     /// Makes the write-set rows of `transactions` their YES votes (`sandhi_voted`), before their
-    /// group's prepared transaction is rolled back to be split: asynchronously like the
-    /// write-sets, since the ROLLBACK PREPARED that follows flushes the WAL past it. With
-    /// `synchronously`, durable by itself (no prepared transaction's flush follows).
-    func recordVotes(_ transactions: [TransactionID], synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+    /// group's prepared transaction is rolled back to be split, and notes `rollingBack`, the
+    /// group's members whose rollback was decided (`sandhi_rolling_back`), in the same
+    /// statement: asynchronously like the write-sets, since the ROLLBACK PREPARED that follows
+    /// flushes the WAL past it. With `synchronously`, durable by itself (no prepared
+    /// transaction's flush follows).
+    func recordVotes(_ transactions: [TransactionID], rollingBack: [TransactionID] = [],
+                     synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let noted = rollingBack.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
         let quick = synchronously ? Self.sessionCommit : Self.asynchronousCommit
         return { connection in
             connection.query("""
-                WITH \(unescaped: quick)
+                WITH \(unescaped: quick),
+                noted AS (INSERT INTO sandhi_rolling_back(instance, tx) SELECT \(instance), tx FROM unnest(\(noted)::bigint[]) AS n(tx)
+                          WHERE \(unescaped: Self.whenQuick) ON CONFLICT DO NOTHING)
                 INSERT INTO sandhi_voted(instance, tx) SELECT \(instance), tx FROM unnest(\(raw)::bigint[]) AS u(tx)
                 WHERE \(unescaped: Self.whenQuick) ON CONFLICT DO NOTHING
                 """, logger: logger).map { _ in }
         }
+    }
+
+    /// Notes the members of a group about to be rolled back as a whole (`sandhi_rolling_back`),
+    /// asynchronously: the ROLLBACK PREPARED that follows flushes the WAL past it.
+    func noteRollingBack(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        recordVotes([], rollingBack: transactions)
     }
 
     /// Deletes the votes of `transactions` (prepared again after a split: their prepared

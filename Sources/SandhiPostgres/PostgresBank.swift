@@ -271,8 +271,9 @@ public final class PostgresBank: ParticipantResource {
     /// write-set row. Write-set rows of branches that committed, never voted (a crash between
     /// the row and its PREPARE, a NO vote or a finish whose clean-up was lost) or whose vote is
     /// stale are deleted; those neither voted nor settled by hand are kept in memory as
-    /// `orphans`, for a decision that may still come for one. Votes found committed (a group
-    /// committed by hand while it was split) are recorded as heuristic commits.
+    /// `orphans`, for a decision that may still come for one. Votes and rollback notes found
+    /// committed (a group committed by hand while it was split or rolled back) are recorded as
+    /// heuristic commits.
     private func restore() throws {
         machine = ParticipantProtocol(participant: id)
         groups = [:]
@@ -302,15 +303,15 @@ public final class PostgresBank: ParticipantResource {
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
         for tx in Array(orphans.keys) where machine.branches[tx] != nil { orphans[tx] = nil }
-        if !recovered.votesCommittedByHand.isEmpty {
+        if !recovered.foundCommittedByHand.isEmpty {
             // Recorded before anything reports them, like every outcome found settled by hand.
-            try pool.one(statements.recordSettledByHand(recovered.votesCommittedByHand, nowMs: clock()))
-            logger.critical("votes of a group being split were found committed by hand: mixed outcomes unless the coordinator committed them",
+            try pool.one(statements.recordSettledByHand(recovered.foundCommittedByHand, nowMs: clock()))
+            logger.critical("branches were found committed by hand while their group was split or rolled back: mixed outcomes unless the coordinator committed them",
                             metadata: ["participant": "\(id)",
-                                       "committed": "\(recovered.votesCommittedByHand.map { $0.transaction.description }.joined(separator: ","))"])
-            finishedIntents += recovered.votesCommittedByHand.map(\.transaction)
+                                       "committed": "\(recovered.foundCommittedByHand.map { $0.transaction.description }.joined(separator: ","))"])
+            finishedIntents += recovered.foundCommittedByHand.map(\.transaction)
         }
-        for found in recovered.settledByHand + recovered.votesCommittedByHand {
+        for found in recovered.settledByHand + recovered.foundCommittedByHand {
             orphans[found.transaction] = nil
             _ = machine.handle(.restoredHeuristic(found.transaction, committed: found.heuristic.committed,
                                                   operations: found.heuristic.operations, writers: found.heuristic.writers))
@@ -778,11 +779,15 @@ public final class PostgresBank: ParticipantResource {
     /// coordinator's decision) is a mixed outcome only an operator can settle: a heuristic
     /// commit, recorded and reported.
     private func rollBackWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> Job {
+        // The note first: should the gid be gone and the process stop before `committedByHand`
+        // records what a hand did, the reopened bank still finds members committed against
+        // this rollback (`PreparedBranchScan`). One more statement, for rollbacks only.
+        let note = statements.noteRollingBack(gid.transactions)
         let finish = statements.finish(gid, commit: false)
         let committedByHand = Self.committedByHand(members, in: gid, statements: statements, logger: logger, nowMs: clock())
         let statements = statements
         return { connection in
-            finish(connection).flatMap { found -> EventLoopFuture<Settled> in
+            note(connection).flatMap { finish(connection) }.flatMap { found -> EventLoopFuture<Settled> in
                 statements.reached(found ? .groupRolledBack : .groupFoundGone)
                 return found ? connection.eventLoop.makeSucceededFuture(Settled()) : committedByHand(connection).map { Settled(byHand: $0) }
             }
@@ -888,7 +893,8 @@ public final class PostgresBank: ParticipantResource {
     /// again): decided before the coordinator, who will hear of it when its decision comes.
     private func split(_ gid: GlobalTransactionID, committing: [StageRequest], waiting: [StageRequest],
                        rollingBack: [StageRequest]) -> Job {
-        let vote = statements.recordVotes((committing + waiting).map(\.transaction))
+        // With the notes of the members rolling back (see `rollBackWhole`).
+        let vote = statements.recordVotes((committing + waiting).map(\.transaction), rollingBack: rollingBack.map(\.transaction))
         let rollback = statements.finish(gid, commit: false)
         let nowMs = clock()
         let committedByHand = Self.committedByHand(rollingBack, in: gid, statements: statements, logger: logger, nowMs: nowMs)

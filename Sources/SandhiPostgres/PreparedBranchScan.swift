@@ -35,14 +35,16 @@ struct PreparedBranchScan {
     var staleVotes: [TransactionID] = []
     /// Heuristic outcomes (branches settled by hand) not yet forgotten by the coordinator.
     var settledByHand: [SettledByHand] = []
-    /// Votes found committed, with no heuristic outcome recorded: the group they were kept for
-    /// was committed by hand while it was being split (before its ROLLBACK PREPARED), and the
-    /// process stopped before it recorded them (`PostgresBank.split`). The bank's own commit of
-    /// a vote deletes the vote in the same transaction (`BranchStatements.stageGroup`), so
-    /// nothing else leaves both rows. Each is a heuristic commit, to be recorded before it is
-    /// reported: the coordinator compares it with its decision (a member committed as decided
-    /// agrees, one rolled back or undecided is a mixed outcome an operator settles).
-    var votesCommittedByHand: [SettledByHand] = []
+    /// Branches found committed, with no heuristic outcome recorded, beside a vote or a
+    /// rollback note: their group was committed by hand while the bank split it or rolled it
+    /// back (before its ROLLBACK PREPARED), and the process stopped before it recorded what it
+    /// found (`PostgresBank.split`, `rollBackWhole`). The bank's own commit of a vote deletes
+    /// the vote in the same transaction (`BranchStatements.stageGroup`), and a note means the
+    /// coordinator decided to roll the branch back, so nothing else leaves either beside a
+    /// commit. Each is a heuristic commit, to be recorded before it is reported: the
+    /// coordinator compares it with its decision (a member committed as decided agrees; one
+    /// rolled back, or undecided, is a mixed outcome an operator settles).
+    var foundCommittedByHand: [SettledByHand] = []
     /// Of `unusedIntents`, the write-sets of branches that are neither prepared, nor voted,
     /// nor recorded as settled by hand, with whether each committed here. Most are a finish's
     /// clean-up that a crash cut short, a NO vote's, or a write-set whose PREPARE never came;
@@ -107,13 +109,14 @@ struct PreparedBranchScan {
                 SELECT i.tx, i.operations, i.writers,
                        EXISTS (SELECT 1 FROM sandhi_voted v WHERE v.instance = i.instance AND v.tx = i.tx),
                        EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = i.instance AND c.tx = i.tx),
-                       EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = i.instance AND h.tx = i.tx)
+                       EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = i.instance AND h.tx = i.tx),
+                       EXISTS (SELECT 1 FROM sandhi_rolling_back r WHERE r.instance = i.instance AND r.tx = i.tx)
                 FROM sandhi_intents i WHERE i.instance = \(instance)
                 """, logger: logger)
         }
         var intents: [TransactionID: Branch] = [:]
         for row in intentRows.rows {
-            let (raw, bytes, writers, voted, committed, handled) = try row.decode((Int64, ByteBuffer, String, Bool, Bool, Bool).self)
+            let (raw, bytes, writers, voted, committed, handled, rollingBack) = try row.decode((Int64, ByteBuffer, String, Bool, Bool, Bool, Bool).self)
             let tx = TransactionID(rawValue: UInt64(bitPattern: raw))
             let operations: [Operation]
             do {
@@ -125,15 +128,13 @@ struct PreparedBranchScan {
             if member[tx] != nil {
                 intents[tx] = branch
                 if voted { scan.staleVotes.append(tx) }
-            } else if voted && !handled {
-                // (A vote beside a heuristic outcome, reported or forgotten, is one whose
+            } else if (voted || rollingBack) && committed && !handled {
+                // (A vote or note beside a heuristic outcome, reported or forgotten, is one whose
                 // clean-up a crash cut short.)
-                if committed {
-                    scan.votesCommittedByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: operations,
-                                                                                                    writers: branch.writers)))
-                } else {
-                    scan.loose.append(branch)
-                }
+                scan.foundCommittedByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: operations,
+                                                                                                writers: branch.writers)))
+            } else if voted && !handled {
+                scan.loose.append(branch)
             } else {
                 scan.unusedIntents.append(tx)
                 if !voted && !handled { scan.orphans[tx] = Orphan(branch: branch, committed: committed) }
