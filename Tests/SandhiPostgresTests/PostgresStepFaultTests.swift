@@ -294,8 +294,42 @@ final class OwnLoopBank: @unchecked Sendable {
     }
 }
 
+/// A bank a process crash stopped at a step. Buried only once the test is done with its
+/// database: let go, its thread goes on, its batch fails, and it reloads, whose fence would end
+/// the sessions of any bank of the same name opened since.
+struct CrashedBank: Sendable {
+    let trap: StepTrap
+    let batch: Task<Void, Never>
+    let bank: OwnLoopBank
+
+    func bury() async {
+        trap.bury()
+        await batch.value
+        try? await bank.close()
+    }
+}
+
 extension PostgresBankTests {
     typealias Played = PlayedCoordinator
+
+    /// Runs `messages` on `bank` and stops the process dead at `step` (which the batch must
+    /// reach): the real code's state at that point, nothing made up.
+    func crash(_ bank: OwnLoopBank, at step: PostgresBank.Step, running messages: [ParticipantMessage],
+               cluster: PostgresCluster) async throws -> CrashedBank {
+        let trap = StepTrap(step: step, fault: .processCrash, cluster: cluster)
+        bank.handle.bank.faultHook = trap.hook
+        let handle = bank.handle
+        let batch = Task {
+            _ = try? await handle.process(messages)
+            trap.batchEnded()
+        }
+        let crashed = CrashedBank(trap: trap, batch: batch, bank: bank)
+        guard try await onOwnThread({ trap.waitUntilReached() }) else {
+            await crashed.bury()
+            throw PostgresCluster.Failure(description: "the batch never reached \(step)")
+        }
+        return crashed
+    }
 
     func run(_ stepCase: StepCase, fault: StepFault) async throws {
         let situation = stepCase.situation
@@ -303,10 +337,10 @@ extension PostgresBankTests {
         let fixture = try await makeFixture()
         _ = try await blocking { try cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 100000)") }
         var coordinator = Played()
-        var dead: [(StepTrap, Task<Void, Never>, OwnLoopBank)] = []
+        var dead: [CrashedBank] = []
         defer {
             // Whatever happened, the dead banks' threads are let go (their sessions are gone).
-            for (trap, _, _) in dead { trap.bury() }
+            for crashed in dead { crashed.trap.bury() }
         }
         var bank = try await bring(fixture, into: situation, coordinator: &coordinator, dead: &dead)
 
@@ -333,7 +367,7 @@ extension PostgresBankTests {
 
         switch fault {
         case .processCrash:
-            dead.append((trap, batch, bank))
+            dead.append(CrashedBank(trap: trap, batch: batch, bank: bank))
             // A new process: the bank reopened (its fence ends the dead one's sessions), the
             // coordinator recovered from its log (the commits it decided) and the bank.
             bank = try await blocking { try OwnLoopBank(fixture) }
@@ -364,11 +398,7 @@ extension PostgresBankTests {
         try await check(fixture, reopened, situation, coordinator)
         try await reopened.close()
 
-        for (trap, task, dying) in dead {
-            trap.bury()
-            await task.value
-            try? await dying.close()
-        }
+        for crashed in dead { await crashed.bury() }
         dead = []
     }
 
@@ -461,7 +491,7 @@ extension PostgresBankTests {
     /// Brings a fresh bank into `situation`, on a thread of its own, and returns it: the
     /// branches prepared, and whatever a hand (or an earlier crash) did.
     func bring(_ fixture: PostgresBankFixture, into situation: Situation, coordinator: inout Played,
-               dead: inout [(StepTrap, Task<Void, Never>, OwnLoopBank)]) async throws -> OwnLoopBank {
+               dead: inout [CrashedBank]) async throws -> OwnLoopBank {
         let bank = try await blocking { try OwnLoopBank(fixture) }
         func prepared(_ transactions: [TransactionID]) async throws {
             let votes = try await bank.handle.process(situation.prepare(transactions))
@@ -493,15 +523,8 @@ extension PostgresBankTests {
         case .looseVotes:
             // The split of `.split`, the process crashed right after its ROLLBACK PREPARED.
             try await prepared(situation.transactions)
-            let trap = StepTrap(step: .splitGroupRolledBack, fault: .processCrash, cluster: fixture.cluster)
-            bank.handle.bank.faultHook = trap.hook
-            let handle = bank.handle
-            let batch = Task {
-                _ = try? await handle.process([.commit(F.tx(1)), .rollback(F.tx(2))])
-                trap.batchEnded()
-            }
-            try #require(try await onOwnThread { trap.waitUntilReached() })
-            dead.append((trap, batch, bank))
+            dead.append(try await crash(bank, at: .splitGroupRolledBack, running: [.commit(F.tx(1)), .rollback(F.tx(2))],
+                                        cluster: fixture.cluster))
             coordinator.decide(F.tx(1), commit: true)
             coordinator.decide(F.tx(2), commit: false)
             let reopened = try await blocking { try OwnLoopBank(fixture) }
