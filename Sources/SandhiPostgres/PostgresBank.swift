@@ -43,7 +43,12 @@ import SandhiParticipants
 /// recorded in `sandhi_heuristic` (durably, before the answer) and answered, like a branch a
 /// SQLite bank decided alone, with the engine's heuristic reply in place of the
 /// acknowledgement, again at every sweep, resend and restart, until the coordinator, having
-/// opened a reconciliation case, says FORGET.
+/// opened a reconciliation case, says FORGET. A crash between finding the gid gone and
+/// recording what was found must not lose it: members being rolled back are noted first
+/// (`sandhi_rolling_back`), a split's votes are kept (`sandhi_voted`), and either found beside
+/// a committed branch when the bank opens is a hand's commit; a decision for a branch the bank
+/// no longer holds is checked against what PostgreSQL did before it is acknowledged
+/// (`decisionsForBranchesNotHeld`).
 ///
 /// **Write-sets.** PostgreSQL keeps a prepared transaction's writes invisible until it
 /// commits, so it cannot tell a restarted bank which accounts a prepared branch writes. Each
