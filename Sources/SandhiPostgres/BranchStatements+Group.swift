@@ -68,7 +68,7 @@ extension BranchStatements {
         }
         let opened = begun ? connection.eventLoop.makeSucceededVoidFuture() : connection.query("BEGIN", logger: logger).map { _ in }
         let attempted = opened.flatMap { _ in
-            connection.query(call.query(instance: statements.instanceName), logger: statements.logger)
+            connection.query(call.query(instance: statements.instanceName, forgettingVotes: end == .commit), logger: statements.logger)
         }.flatMapThrowing { result in
             try statements.judge(requests, call, result)
         }.flatMap { judged in
@@ -93,7 +93,11 @@ extension BranchStatements {
                 }
                 let gid = GlobalTransactionID(instance: statements.instance, transactions: staged.map { requests[$0].transaction },
                                               participant: statements.participant)
-                return statements.prepare(gid, on: connection).map { Self.outcome(requests, all, [gid]) }
+                statements.reached(.groupStaged)
+                return statements.prepare(gid, on: connection).map {
+                    statements.reached(.groupPrepared)
+                    return Self.outcome(requests, all, [gid])
+                }
             case .commit:
                 let whole = call.members.allSatisfy {
                     switch all[$0] { case .staged, .alreadyCommitted: return true; default: return false }
@@ -271,7 +275,20 @@ private struct GroupCall {
         }
     }
 
-    func query(instance: String) -> PostgresQuery {
+    /// With `forgettingVotes` (members committed again: `GroupEnd.commit`), the members'
+    /// `sandhi_voted` rows are deleted in the same statement, so in the same transaction as
+    /// their commit: a vote row beside a committed branch then never is this bank's own doing,
+    /// and a reopened bank can take one for what it is, a member a hand committed with its
+    /// group while its vote was being kept (see `PreparedBranchScan`).
+    func query(instance: String, forgettingVotes: Bool) -> PostgresQuery {
+        guard forgettingVotes else { return stageGroup(instance: instance) }
+        var query = stageGroup(instance: instance)
+        // $1 and $2 are the call's first two arguments: the instance and the members' ids.
+        query.sql = "WITH forgotten AS (DELETE FROM sandhi_voted WHERE instance = $1 AND tx = ANY($2::bigint[])) " + query.sql
+        return query
+    }
+
+    private func stageGroup(instance: String) -> PostgresQuery {
         """
         SELECT * FROM sandhi_stage_group(\(instance), \(transactions)::bigint[], \(writers)::text[], \(nets)::bigint[],
             \(writeMember)::int[], \(writeNames)::text[], \(writeDeltas)::bigint[], \(writeCounts)::bigint[],

@@ -42,6 +42,14 @@ struct BranchStatements: Sendable {
     let participant: ParticipantID
     let instance: CoordinatorInstance
     let logger: Logger
+    /// The bank's fault hook (`PostgresBank.faultHook`): nil but in tests.
+    var faultHook: PostgresBank.FaultHook?
+
+    init(participant: ParticipantID, instance: CoordinatorInstance, logger: Logger) {
+        self.participant = participant
+        self.instance = instance
+        self.logger = logger
+    }
 
     var instanceName: String { instance.name }
 
@@ -79,6 +87,7 @@ struct BranchStatements: Sendable {
             let query: PostgresQuery = """
                 WITH \(unescaped: quick),
                 gone_votes AS (DELETE FROM sandhi_voted WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[])),
+                gone_notes AS (DELETE FROM sandhi_rolling_back WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[])),
                 gone_intents AS (DELETE FROM sandhi_intents WHERE \(unescaped: Self.whenQuick) AND instance = \(instance) AND tx = ANY(\(gone)::bigint[]))
                 INSERT INTO sandhi_intents(instance, tx, operations, writers, staged_at_ms)
                 SELECT \(instance), tx, operations, writers, \(nowMs)
@@ -91,7 +100,7 @@ struct BranchStatements: Sendable {
         }
     }
 
-    /// Deletes the write-sets and votes of branches that are finished, or never voted.
+    /// Deletes the write-sets, votes and rollback notes of branches that are finished, or never voted.
     /// Asynchronously, like the write-sets, unless `synchronously`: where the rows are a vote
     /// (a YES held by its rows alone, rolled back) and the rollback is acknowledged next, a
     /// server crash must not bring them back (see `PostgresBank.startSettling`).
@@ -100,21 +109,33 @@ struct BranchStatements: Sendable {
     }
 
     /// Makes the write-set rows of `transactions` their YES votes (`sandhi_voted`), before their
-    /// group's prepared transaction is rolled back to be split: asynchronously like the
-    /// write-sets, since the ROLLBACK PREPARED that follows flushes the WAL past it. With
-    /// `synchronously`, durable by itself (no prepared transaction's flush follows).
-    func recordVotes(_ transactions: [TransactionID], synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+    /// group's prepared transaction is rolled back to be split, and notes `rollingBack`, the
+    /// group's members whose rollback was decided (`sandhi_rolling_back`), in the same
+    /// statement: asynchronously like the write-sets, since the ROLLBACK PREPARED that follows
+    /// flushes the WAL past it. With `synchronously`, durable by itself (no prepared
+    /// transaction's flush follows).
+    func recordVotes(_ transactions: [TransactionID], rollingBack: [TransactionID] = [],
+                     synchronously: Bool = false) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
         let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let noted = rollingBack.map { Int64(bitPattern: $0.rawValue) }
         let instance = instanceName
         let logger = logger
         let quick = synchronously ? Self.sessionCommit : Self.asynchronousCommit
         return { connection in
             connection.query("""
-                WITH \(unescaped: quick)
+                WITH \(unescaped: quick),
+                noted AS (INSERT INTO sandhi_rolling_back(instance, tx) SELECT \(instance), tx FROM unnest(\(noted)::bigint[]) AS n(tx)
+                          WHERE \(unescaped: Self.whenQuick) ON CONFLICT DO NOTHING)
                 INSERT INTO sandhi_voted(instance, tx) SELECT \(instance), tx FROM unnest(\(raw)::bigint[]) AS u(tx)
                 WHERE \(unescaped: Self.whenQuick) ON CONFLICT DO NOTHING
                 """, logger: logger).map { _ in }
         }
+    }
+
+    /// Notes the members of a group about to be rolled back as a whole (`sandhi_rolling_back`),
+    /// asynchronously: the ROLLBACK PREPARED that follows flushes the WAL past it.
+    func noteRollingBack(_ transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<Void> {
+        recordVotes([], rollingBack: transactions)
     }
 
     /// Deletes the votes of `transactions` (prepared again after a split: their prepared
@@ -143,6 +164,41 @@ struct BranchStatements: Sendable {
         }
     }
 
+    /// What became here of branches that are neither prepared nor held as votes: one row per
+    /// transaction, whether it committed here, whether it has a heuristic outcome (reported or
+    /// forgotten), and its write-set if the row is still there.
+    struct Fate: Sendable {
+        var transaction: TransactionID
+        var committed: Bool
+        var settledByHand: Bool
+        var writeSet: (operations: [Operation], writers: [ParticipantID])?
+    }
+
+    func fates(of transactions: [TransactionID]) -> @Sendable (PostgresConnection) -> EventLoopFuture<[Fate]> {
+        let raw = transactions.map { Int64(bitPattern: $0.rawValue) }
+        let instance = instanceName
+        let logger = logger
+        return { connection in
+            connection.query("""
+                SELECT u.tx,
+                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = \(instance) AND c.tx = u.tx),
+                       EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = \(instance) AND h.tx = u.tx),
+                       i.operations, i.writers
+                FROM unnest(\(raw)::bigint[]) AS u(tx)
+                LEFT JOIN sandhi_intents i ON i.instance = \(instance) AND i.tx = u.tx
+                """, logger: logger).flatMapThrowing { result in
+                try result.rows.map { row in
+                    let (tx, committed, handled, bytes, writers) = try row.decode((Int64, Bool, Bool, ByteBuffer?, String?).self)
+                    var fate = Fate(transaction: TransactionID(rawValue: UInt64(bitPattern: tx)), committed: committed, settledByHand: handled)
+                    if let bytes, let writers {
+                        fate.writeSet = (try OperationCodec.decode(Array(bytes.readableBytesView)), WriterList.decode(writers))
+                    }
+                    return fate
+                }
+            }
+        }
+    }
+
     // MARK: - Branches settled by hand (sandhi_heuristic)
 
     /// Records branches found settled by hand as heuristic outcomes, with the session's
@@ -157,6 +213,7 @@ struct BranchStatements: Sendable {
         let writers = found.map { WriterList.encode($0.heuristic.writers) }
         let instance = instanceName
         let logger = logger
+        let statements = self
         return { connection in
             guard !raw.isEmpty else { return connection.eventLoop.makeSucceededVoidFuture() }
             return connection.query("""
@@ -164,7 +221,7 @@ struct BranchStatements: Sendable {
                 SELECT \(instance), tx, committed, operations, writers, \(nowMs)
                 FROM unnest(\(raw)::bigint[], \(committed)::boolean[], \(operations)::bytea[], \(writers)::text[]) AS u(tx, committed, operations, writers)
                 ON CONFLICT (instance, tx) DO NOTHING
-                """, logger: logger).map { _ in }
+                """, logger: logger).map { _ in statements.reached(.settledByHandRecorded) }
         }
     }
 

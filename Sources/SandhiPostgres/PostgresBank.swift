@@ -43,7 +43,12 @@ import SandhiParticipants
 /// recorded in `sandhi_heuristic` (durably, before the answer) and answered, like a branch a
 /// SQLite bank decided alone, with the engine's heuristic reply in place of the
 /// acknowledgement, again at every sweep, resend and restart, until the coordinator, having
-/// opened a reconciliation case, says FORGET.
+/// opened a reconciliation case, says FORGET. A crash between finding the gid gone and
+/// recording what was found must not lose it: members being rolled back are noted first
+/// (`sandhi_rolling_back`), a split's votes are kept (`sandhi_voted`), and either found beside
+/// a committed branch when the bank opens is a hand's commit; a decision for a branch the bank
+/// no longer holds is checked against what PostgreSQL did before it is acknowledged
+/// (`decisionsForBranchesNotHeld`).
 ///
 /// **Write-sets.** PostgreSQL keeps a prepared transaction's writes invisible until it
 /// commits, so it cannot tell a restarted bank which accounts a prepared branch writes. Each
@@ -65,7 +70,8 @@ public final class PostgresBank: ParticipantResource {
     public let configuration: PostgresBankConfiguration
     let logger: Logger
     private let eventLoopGroup: any EventLoopGroup
-    private let statements: BranchStatements
+    /// The bank's statements, with its fault hook (see `Step`).
+    var statements: BranchStatements
     private let clock: @Sendable () -> Int64
     /// Sessions for everything but a batch's staging: write-sets, phase two, reads, splits.
     var pool: PostgresSessionPool
@@ -80,6 +86,10 @@ public final class PostgresBank: ParticipantResource {
     private var loose: Set<TransactionID> = []
     /// Finished branches whose write-sets go with the next batch's statements.
     private var finishedIntents: [TransactionID] = []
+    /// Write-sets the bank found at open that no prepared transaction, vote or heuristic
+    /// outcome accounts for (`PreparedBranchScan.orphans`), kept here after their rows go: a
+    /// decision that comes for one is looked at (`decisionsForBranchesNotHeld`).
+    private var orphans: [TransactionID: PreparedBranchScan.Orphan] = [:]
     /// Set when a failed batch could not be followed by a clean reload; sticky.
     private var failure: PostgresBankError?
     private var closed = false
@@ -265,7 +275,10 @@ public final class PostgresBank: ParticipantResource {
     /// instance and participant, and every vote outliving its group, re-takes its locks from its
     /// write-set row. Write-set rows of branches that committed, never voted (a crash between
     /// the row and its PREPARE, a NO vote or a finish whose clean-up was lost) or whose vote is
-    /// stale are deleted.
+    /// stale are deleted; those neither voted nor settled by hand are kept in memory as
+    /// `orphans`, for a decision that may still come for one. Votes and rollback notes found
+    /// committed (a group committed by hand while it was split or rolled back) are recorded as
+    /// heuristic commits.
     private func restore() throws {
         machine = ParticipantProtocol(participant: id)
         groups = [:]
@@ -273,6 +286,9 @@ public final class PostgresBank: ParticipantResource {
         loose = []
         finishedIntents = []
         let recovered = try PreparedBranchScan.scan(configuration, on: pool, logger: logger)
+        // Kept from the last open too: a second reload before the decision came must not lose
+        // one whose rows the first deleted.
+        orphans.merge(recovered.orphans) { _, new in new }
         for group in recovered.groups {
             groups[group.gid] = [:]
             for branch in group.members {
@@ -291,7 +307,17 @@ public final class PostgresBank: ParticipantResource {
             loose.insert(branch.transaction)
             _ = machine.handle(.restored(branch.transaction, operations: branch.operations, writers: branch.writers))
         }
-        for found in recovered.settledByHand {
+        for tx in Array(orphans.keys) where machine.branches[tx] != nil { orphans[tx] = nil }
+        if !recovered.foundCommittedByHand.isEmpty {
+            // Recorded before anything reports them, like every outcome found settled by hand.
+            try pool.one(statements.recordSettledByHand(recovered.foundCommittedByHand, nowMs: clock()))
+            logger.critical("branches were found committed by hand while their group was split or rolled back: mixed outcomes unless the coordinator committed them",
+                            metadata: ["participant": "\(id)",
+                                       "committed": "\(recovered.foundCommittedByHand.map { $0.transaction.description }.joined(separator: ","))"])
+            finishedIntents += recovered.foundCommittedByHand.map(\.transaction)
+        }
+        for found in recovered.settledByHand + recovered.foundCommittedByHand {
+            orphans[found.transaction] = nil
             _ = machine.handle(.restoredHeuristic(found.transaction, committed: found.heuristic.committed,
                                                   operations: found.heuristic.operations, writers: found.heuristic.writers))
         }
@@ -402,6 +428,7 @@ public final class PostgresBank: ParticipantResource {
         // Heuristic outcomes the coordinator has recorded.
         var forgotten: [TransactionID] = []
         var effects: [ParticipantProtocol.Effect] = []
+        let notHeld = try decisionsForBranchesNotHeld(messages)
         for message in messages {
             if case .rollback(let tx) = message, case .prepared(let operations, let writers)? = machine.branches[tx] {
                 released.formUnion(ParticipantProtocol.writtenAccounts(operations))
@@ -411,6 +438,7 @@ public final class PostgresBank: ParticipantResource {
             machine.handle(.message(message), into: &effects)
             collect(effects, workOf: workOf, stages: &stages, decisions: &decisions, replies: &replies, forgotten: &forgotten)
         }
+        report(notHeld, in: &replies)
 
         // Which branches must wait for phase two: one that writes an account a finishing
         // branch holds in PostgreSQL (its FOR UPDATE would wait for the row, but bounded by
@@ -434,7 +462,9 @@ public final class PostgresBank: ParticipantResource {
         // makes them durable). Then phase two and the early groups, side by side.
         var intents: EventLoopFuture<Void>?
         if !writing.isEmpty {
-            intents = pool.start([statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())])[0]
+            let record = statements.recordIntents(writing, forgetting: finishedIntents, nowMs: clock())
+            let statements = statements
+            intents = pool.start([{ connection in record(connection).map { statements.reached(.writeSetsCommitted) } }])[0]
             finishedIntents = []
         }
         let forgetting = forgotten.isEmpty ? [] : pool.start([statements.forgetSettledByHand(forgotten, nowMs: clock())])
@@ -482,7 +512,85 @@ public final class PostgresBank: ParticipantResource {
             try pool.one(statements.forgetIntents(finishedIntents))
             finishedIntents = []
         }
+        statements.reached(.replying)
         return replies
+    }
+
+    /// Sorts out the decisions for branches this bank neither holds nor has finished since it
+    /// opened, before the protocol sees them; returns the ones found settled by hand, recorded.
+    ///
+    /// After a restart the coordinator sends again every decision it has not seen
+    /// acknowledged. Most find their branch finished: committed here, for a COMMIT; nothing,
+    /// for a ROLLBACK; and the protocol acknowledges them. But a batch that found a group's gid
+    /// gone (settled by hand) and stopped before it recorded anything leaves the group's
+    /// members as bare write-sets, which a reopened bank cannot tell from a finish's clean-up.
+    /// Only the decision tells, and it must not be acknowledged unless it happened here:
+    /// - a COMMIT of a branch not committed here: the branch voted YES (the coordinator commits
+    ///   nothing else), so a hand rolled its prepared transaction back. Applied from its
+    ///   write-set, as `commitWhole` does, after its vote is recorded durably (should this
+    ///   batch fail, or the process stop, the reopened bank holds it in doubt and the resent
+    ///   COMMIT applies it); without a write-set, or with its accounts taken meanwhile, it
+    ///   cannot be: a heuristic rollback.
+    /// - a ROLLBACK of a write-set found at open committed here, with no heuristic outcome:
+    ///   committed by a hand, against the decision: a heuristic commit. (A branch the
+    ///   coordinator committed is never rolled back, so this is no finish's clean-up.)
+    ///
+    /// Costs nothing in the common case: a statement only for COMMITs of branches the bank has
+    /// never heard of since it opened.
+    private func decisionsForBranchesNotHeld(_ messages: [ParticipantMessage]) throws -> [SettledByHand] {
+        func notHeld(_ tx: TransactionID) -> Bool {
+            machine.branches[tx] == nil && machine.heuristics[tx] == nil && machine.finished[tx] == nil
+        }
+        var commits: [TransactionID] = []
+        var byHand: [SettledByHand] = []
+        for message in messages {
+            switch message {
+            case .commit(let tx) where notHeld(tx) && !commits.contains(tx):
+                commits.append(tx)
+            case .rollback(let tx) where notHeld(tx):
+                guard let orphan = orphans.removeValue(forKey: tx), orphan.committed,
+                      !byHand.contains(where: { $0.transaction == tx }) else { continue }
+                byHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: orphan.branch.operations,
+                                                                             writers: orphan.branch.writers)))
+            default:
+                continue
+            }
+        }
+        var applying: [StageRequest] = []
+        if !commits.isEmpty {
+            for fate in try pool.one(statements.fates(of: commits)) {
+                let orphan = orphans.removeValue(forKey: fate.transaction)
+                if fate.committed || fate.settledByHand { continue }
+                let writeSet = fate.writeSet ?? orphan.map { (operations: $0.branch.operations, writers: $0.branch.writers) }
+                if let writeSet, !writeSet.operations.isEmpty,
+                   ParticipantProtocol.writtenAccounts(writeSet.operations).allSatisfy({ machine.lockOwners[$0] == nil }) {
+                    applying.append(StageRequest(transaction: fate.transaction, operations: writeSet.operations, writers: writeSet.writers,
+                                                 readOnly: false))
+                } else {
+                    byHand.append(SettledByHand(transaction: fate.transaction,
+                                                heuristic: .init(committed: false, operations: writeSet?.operations ?? [], writers: writeSet?.writers ?? [id])))
+                }
+            }
+        }
+        if !applying.isEmpty {
+            logger.warning("a COMMIT came for branches whose prepared transaction is gone; they are applied from their write-sets",
+                           metadata: ["participant": "\(id)", "transactions": "\(applying.map { $0.transaction.description }.joined(separator: ","))"])
+            // The write-set rows again (a reopened bank deleted them), then the votes, whose
+            // synchronous commit makes both durable.
+            try pool.one(statements.recordIntents(applying, forgetting: [], nowMs: clock()))
+            try pool.one(statements.recordVotes(applying.map(\.transaction), synchronously: true))
+            for request in applying {
+                _ = machine.handle(.restored(request.transaction, operations: request.operations, writers: request.writers))
+                loose.insert(request.transaction)
+            }
+        }
+        if !byHand.isEmpty {
+            logger.critical("decisions came for branches settled by hand otherwise: mixed outcomes",
+                            metadata: ["participant": "\(id)", "transactions": "\(byHand.map { $0.transaction.description }.joined(separator: ","))"])
+            try pool.one(statements.recordSettledByHand(byHand, nowMs: clock()))
+            finishedIntents += byHand.map(\.transaction)
+        }
+        return byHand
     }
 
     /// A writing batch's groups: ascending, one epoch each, each as many as its gid holds,
@@ -608,10 +716,17 @@ public final class PostgresBank: ParticipantResource {
             // and once acknowledged the coordinator forgets the transaction (an abort leaves no
             // record), so a vote a server crash brought back would lock its accounts, refusing
             // every PREPARE on them, with nobody left to settle it. Rare, so the flush is cheap.
-            // (No prepared transaction holds such a vote, so no hand can have committed it: a
-            // vote found committed when the bank opens is not held, see `PreparedBranchScan`.)
+            // (No prepared transaction holds such a vote, so no hand can commit it now: one whose
+            // group a hand committed before the split rolled it back is found committed when
+            // the bank opens, and is a heuristic commit, not a vote; see `PreparedBranchScan`.)
             let forget = statements.forgetIntents(looseRollbacks, synchronously: true)
-            jobs.append { connection in forget(connection).map { Settled() } }
+            let statements = statements
+            jobs.append { connection in
+                forget(connection).map {
+                    statements.reached(.looseRollbacksForgotten)
+                    return Settled()
+                }
+            }
             waitingOf.append([])
         }
         return Settling(jobs: pool.start(jobs), waiting: waitingOf, finished: finished)
@@ -635,6 +750,7 @@ public final class PostgresBank: ParticipantResource {
         let statements = statements, logger = logger, nowMs = clock()
         return { connection in
             finish(connection).flatMap { found -> EventLoopFuture<Settled> in
+                statements.reached(found ? .groupCommitted : .groupFoundGone)
                 if found { return connection.eventLoop.makeSucceededFuture(Settled()) }
                 return committed(connection).flatMap { done -> EventLoopFuture<Settled> in
                     let rolledBack = members.filter { !done.contains($0.transaction) }
@@ -647,7 +763,10 @@ public final class PostgresBank: ParticipantResource {
                         logger.warning("a committed prepared transaction was gone; its members are applied from their write-sets unless committed",
                                        metadata: ["gid": "\(gid)"])
                         // Members that committed meanwhile are found so, and not applied twice.
-                        applying = vote(connection).flatMap { reapply(connection) }
+                        applying = vote(connection).flatMap {
+                            statements.reached(.goneMembersVoted)
+                            return reapply(connection)
+                        }
                     }
                     return applying.flatMap { _ -> EventLoopFuture<Settled> in
                         guard !lost.isEmpty else { return connection.eventLoop.makeSucceededFuture(Settled()) }
@@ -665,11 +784,17 @@ public final class PostgresBank: ParticipantResource {
     /// coordinator's decision) is a mixed outcome only an operator can settle: a heuristic
     /// commit, recorded and reported.
     private func rollBackWhole(_ gid: GlobalTransactionID, _ members: [StageRequest]) -> Job {
+        // The note first: should the gid be gone and the process stop before `committedByHand`
+        // records what a hand did, the reopened bank still finds members committed against
+        // this rollback (`PreparedBranchScan`). One more statement, for rollbacks only.
+        let note = statements.noteRollingBack(gid.transactions)
         let finish = statements.finish(gid, commit: false)
         let committedByHand = Self.committedByHand(members, in: gid, statements: statements, logger: logger, nowMs: clock())
+        let statements = statements
         return { connection in
-            finish(connection).flatMap { found -> EventLoopFuture<Settled> in
-                found ? connection.eventLoop.makeSucceededFuture(Settled()) : committedByHand(connection).map { Settled(byHand: $0) }
+            note(connection).flatMap { finish(connection) }.flatMap { found -> EventLoopFuture<Settled> in
+                statements.reached(found ? .groupRolledBack : .groupFoundGone)
+                return found ? connection.eventLoop.makeSucceededFuture(Settled()) : committedByHand(connection).map { Settled(byHand: $0) }
             }
         }
     }
@@ -757,6 +882,7 @@ public final class PostgresBank: ParticipantResource {
                         throw PostgresBankError.statement(database: database, what: "committing \(request.transaction), \(what)", detail: refusal.description)
                     }
                 }
+                statements.reached(.membersApplied)
             }
         }
     }
@@ -772,7 +898,8 @@ public final class PostgresBank: ParticipantResource {
     /// again): decided before the coordinator, who will hear of it when its decision comes.
     private func split(_ gid: GlobalTransactionID, committing: [StageRequest], waiting: [StageRequest],
                        rollingBack: [StageRequest]) -> Job {
-        let vote = statements.recordVotes((committing + waiting).map(\.transaction))
+        // With the notes of the members rolling back (see `rollBackWhole`).
+        let vote = statements.recordVotes((committing + waiting).map(\.transaction), rollingBack: rollingBack.map(\.transaction))
         let rollback = statements.finish(gid, commit: false)
         let nowMs = clock()
         let committedByHand = Self.committedByHand(rollingBack, in: gid, statements: statements, logger: logger, nowMs: nowMs)
@@ -780,7 +907,11 @@ public final class PostgresBank: ParticipantResource {
         let prepare = waiting.isEmpty ? nil : statements.stageGroup(waiting, ending: .prepare)
         let logger = logger, participant = id, statements = statements
         return { connection in
-            vote(connection).flatMap { rollback(connection) }.flatMap { found -> EventLoopFuture<[SettledByHand]> in
+            vote(connection).flatMap {
+                statements.reached(.splitVotesRecorded)
+                return rollback(connection)
+            }.flatMap { found -> EventLoopFuture<[SettledByHand]> in
+                statements.reached(found ? .splitGroupRolledBack : .groupFoundGone)
                 if found { return connection.eventLoop.makeSucceededFuture([]) }
                 logger.warning("a prepared group was gone when it was split", metadata: ["participant": "\(participant)", "gid": "\(gid)"])
                 return committedByHand(connection)
@@ -794,7 +925,9 @@ public final class PostgresBank: ParticipantResource {
                 // Once prepared again, a member's vote is its prepared transaction's: its vote row
                 // goes (a reopened bank ignores one left by a crash in between).
                 return prepare(connection).flatMap { outcome in
-                    statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).flatMap { _ -> EventLoopFuture<Settled> in
+                    statements.reached(.splitMembersPrepared)
+                    return statements.forgetVotes(outcome.prepared.flatMap(\.transactions))(connection).flatMap { _ -> EventLoopFuture<Settled> in
+                        statements.reached(.splitVotesForgotten)
                         // Only a hand can have committed a member waiting for its decision here.
                         let ahead = zip(waiting, outcome.outcomes).compactMap { request, memberOutcome -> SettledByHand? in
                             guard case .alreadyCommitted = memberOutcome else { return nil }

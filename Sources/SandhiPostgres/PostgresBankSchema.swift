@@ -6,7 +6,8 @@ enum PostgresBankSchema {
     /// `sandhi_voted` keeps the votes of a group being split.
     /// 4: `sandhi_heuristic` keeps branches found settled by hand otherwise than the coordinator
     /// decided, until the coordinator has recorded them.
-    static let format = "sandhi-postgres-bank-4"
+    /// 5: `sandhi_rolling_back` notes the members of a group about to be rolled back.
+    static let format = "sandhi-postgres-bank-5"
 
     static let create = [
         "CREATE TABLE sandhi_meta(key text PRIMARY KEY, value text NOT NULL)",
@@ -60,7 +61,7 @@ enum PostgresBankSchema {
             reference text NOT NULL
         )
         """,
-    ] + [votedTable, stageGroupFunction, heuristicTable]
+    ] + [votedTable, stageGroupFunction, heuristicTable, rollingBackTable]
 
     /// The staging of a batch's branches in one call, inside the one transaction they prepare
     /// in (BEGIN before it, PREPARE TRANSACTION or ROLLBACK after; `PostgresBank` explains the
@@ -179,16 +180,38 @@ enum PostgresBankSchema {
         )
         """
 
+    /// Members of a group the bank is about to roll back on the coordinator's word (ROLLBACK
+    /// PREPARED of a whole group, or of one being split), noted before that statement. Should
+    /// it find the gid gone, committed by a hand, and the process stop before the bank records
+    /// that, the write-set row and this one are what a reopened bank has left to tell a branch
+    /// committed against its rollback (a heuristic commit the coordinator must hear of, having
+    /// forgotten the transaction: an abort leaves no record) from one committed on the
+    /// coordinator's word. Noted asynchronously, like the votes of a split: the ROLLBACK
+    /// PREPARED that follows flushes the WAL past it, and when there is none to roll back (the
+    /// gid is gone) the process that stops still leaves it committed; a server crash may lose
+    /// it, but then the bank's process is alive and the coordinator sends the ROLLBACK again.
+    /// Deleted with the write-sets.
+    static let rollingBackTable =
+        """
+        CREATE TABLE sandhi_rolling_back(
+            instance text NOT NULL,
+            tx bigint NOT NULL,
+            PRIMARY KEY (instance, tx)
+        )
+        """
+
     /// Brings a bank of an older format to this one, in one transaction, or says it cannot.
     /// Formats 1 and 2 had the same tables and staged a branch at a time: they gain the group
     /// staging function and the table of votes (format 2 loses its per-branch function). Their
     /// prepared branches (if any) are untouched: each is a group of one, and finishes as it is.
     /// Every older format gains the table of branches settled by hand (empty: before it, such a
-    /// branch was only written to the process log). Nothing here takes a lock a prepared branch
-    /// holds.
+    /// branch was only written to the process log) and the notes of groups being rolled back
+    /// (empty: a group rolled back under an older format is finished, or still prepared, when
+    /// the bank opens). Nothing here takes a lock a prepared branch holds.
     static let upgrades: [String: [String]] = [
-        "sandhi-postgres-bank-1": [votedTable, stageGroupFunction, heuristicTable],
-        "sandhi-postgres-bank-2": [votedTable, stageGroupFunction, "DROP FUNCTION sandhi_stage", heuristicTable],
-        "sandhi-postgres-bank-3": [heuristicTable],
+        "sandhi-postgres-bank-1": [votedTable, stageGroupFunction, heuristicTable, rollingBackTable],
+        "sandhi-postgres-bank-2": [votedTable, stageGroupFunction, "DROP FUNCTION sandhi_stage", heuristicTable, rollingBackTable],
+        "sandhi-postgres-bank-3": [heuristicTable, rollingBackTable],
+        "sandhi-postgres-bank-4": [rollingBackTable],
     ]
 }

@@ -35,6 +35,27 @@ struct PreparedBranchScan {
     var staleVotes: [TransactionID] = []
     /// Heuristic outcomes (branches settled by hand) not yet forgotten by the coordinator.
     var settledByHand: [SettledByHand] = []
+    /// Branches found committed, with no heuristic outcome recorded, beside a vote or a
+    /// rollback note: their group was committed by hand while the bank split it or rolled it
+    /// back (before its ROLLBACK PREPARED), and the process stopped before it recorded what it
+    /// found (`PostgresBank.split`, `rollBackWhole`). The bank's own commit of a vote deletes
+    /// the vote in the same transaction (`BranchStatements.stageGroup`), and a note means the
+    /// coordinator decided to roll the branch back, so nothing else leaves either beside a
+    /// commit. Each is a heuristic commit, to be recorded before it is reported: the
+    /// coordinator compares it with its decision (a member committed as decided agrees; one
+    /// rolled back, or undecided, is a mixed outcome an operator settles).
+    var foundCommittedByHand: [SettledByHand] = []
+    /// Of `unusedIntents`, the write-sets of branches that are neither prepared, nor voted,
+    /// nor recorded as settled by hand, with whether each committed here. Most are a finish's
+    /// clean-up that a crash cut short, a NO vote's, or a write-set whose PREPARE never came;
+    /// but one may be a member of a group someone settled by hand, found gone by a batch that
+    /// stopped before it recorded anything (`PostgresBank.decisionsForBranchesNotHeld`).
+    var orphans: [TransactionID: Orphan] = [:]
+
+    struct Orphan {
+        var branch: Branch
+        var committed: Bool
+    }
 
     /// The gids of this database that are Sandhi's, of `configuration.instance`, for
     /// `configuration.participant`. Everything else in `pg_prepared_xacts` (other databases,
@@ -83,18 +104,19 @@ struct PreparedBranchScan {
             scan.settledByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: committed, operations: operations,
                                                                                      writers: WriterList.decode(writers))))
         }
-        let settled = Set(scan.settledByHand.map(\.transaction))
         let intentRows = try pool.one { connection in
             connection.query("""
                 SELECT i.tx, i.operations, i.writers,
                        EXISTS (SELECT 1 FROM sandhi_voted v WHERE v.instance = i.instance AND v.tx = i.tx),
-                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = i.instance AND c.tx = i.tx)
+                       EXISTS (SELECT 1 FROM sandhi_committed c WHERE c.instance = i.instance AND c.tx = i.tx),
+                       EXISTS (SELECT 1 FROM sandhi_heuristic h WHERE h.instance = i.instance AND h.tx = i.tx),
+                       EXISTS (SELECT 1 FROM sandhi_rolling_back r WHERE r.instance = i.instance AND r.tx = i.tx)
                 FROM sandhi_intents i WHERE i.instance = \(instance)
                 """, logger: logger)
         }
         var intents: [TransactionID: Branch] = [:]
         for row in intentRows.rows {
-            let (raw, bytes, writers, voted, committed) = try row.decode((Int64, ByteBuffer, String, Bool, Bool).self)
+            let (raw, bytes, writers, voted, committed, handled, rollingBack) = try row.decode((Int64, ByteBuffer, String, Bool, Bool, Bool, Bool).self)
             let tx = TransactionID(rawValue: UInt64(bitPattern: raw))
             let operations: [Operation]
             do {
@@ -106,11 +128,16 @@ struct PreparedBranchScan {
             if member[tx] != nil {
                 intents[tx] = branch
                 if voted { scan.staleVotes.append(tx) }
-            } else if voted && !committed && !settled.contains(tx) {
-                // (A vote beside a heuristic outcome is one whose clean-up a crash cut short.)
+            } else if (voted || rollingBack) && committed && !handled {
+                // (A vote or note beside a heuristic outcome, reported or forgotten, is one whose
+                // clean-up a crash cut short.)
+                scan.foundCommittedByHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: operations,
+                                                                                                writers: branch.writers)))
+            } else if voted && !handled {
                 scan.loose.append(branch)
             } else {
                 scan.unusedIntents.append(tx)
+                if !voted && !handled { scan.orphans[tx] = Orphan(branch: branch, committed: committed) }
             }
         }
         var held = Set<AccountID>()

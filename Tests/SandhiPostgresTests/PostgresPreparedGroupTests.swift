@@ -146,13 +146,13 @@ extension PostgresBankTests {
         try await handle.close()
     }
 
-    /// A crash in the middle of a split, after the group's ROLLBACK PREPARED and before its
+    /// A process crash in the middle of a split, after the group's ROLLBACK PREPARED and before its
     /// members were committed or prepared again: their write-set and vote rows are their votes.
     /// The reopened bank holds them in doubt, with their locks, and applies the committed one
     /// from its write-set. A write-set that never voted is dropped.
     @Test func aSplitInterruptedByACrashLeavesVotesThatTheReopenedBankFinishes() async throws {
         let fixture = try await makeFixture()
-        try await interruptedSplit(fixture)
+        let crashed = try await interruptedSplit(fixture)
         // And a write-set whose branch never got as far as a vote.
         _ = try await blocking {
             try fixture.cluster.sql(fixture.database, """
@@ -176,6 +176,7 @@ extension PostgresBankTests {
         #expect(try await handle.process([.commit(F.tx(1))]) == [.acknowledged(F.tx(1))])
         #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000")
         try await handle.close()
+        await crashed.bury()
     }
 
     /// A vote held by its write-set alone (a split a crash interrupted) and then rolled back
@@ -185,7 +186,7 @@ extension PostgresBankTests {
     @Test func aVoteWithoutAGroupRolledBackIsGoneBeforeItsAcknowledgement() async throws {
         let fixture = try await makeFixture()
         _ = try await blocking { try fixture.cluster.sql(fixture.database, "INSERT INTO accounts(id, balance) VALUES ('carol', 1000)") }
-        try await interruptedSplit(fixture)
+        let crashed = try await interruptedSplit(fixture)
         var handle = try await blocking { try fixture.open() }
         #expect(Set(handle.bank.inDoubt().keys) == [F.tx(1), F.tx(2)])
         let replies = try await handle.process([.rollback(F.tx(2)), .commit(F.tx(1)),
@@ -197,6 +198,7 @@ extension PostgresBankTests {
         _ = try await handle.process([.rollback(F.tx(3))])
         #expect(try await blocking { try fixture.balances() } == "alice=99000\nbob=50000\ncarol=1000")
         try await handle.close()
+        await crashed.bury()
     }
 
     /// The engine's staging rule reads operation by operation, the database's function sums
@@ -220,16 +222,16 @@ extension PostgresBankTests {
         try await handle.close()
     }
 
-    /// A group of tx 1 (alice) and tx 2 (bob) whose split a crash interrupted right after its
-    /// ROLLBACK PREPARED: each member's vote is its write-set and vote rows, nothing prepared.
-    func interruptedSplit(_ fixture: PostgresBankFixture) async throws {
-        let handle = try await blocking { try fixture.open() }
-        _ = try await handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
-                                      F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
-        try await handle.close()
-        try await blocking {
-            try fixture.cluster.sql(fixture.database, "INSERT INTO sandhi_voted SELECT instance, tx FROM sandhi_intents")
-            try fixture.cluster.sql(fixture.database, "ROLLBACK PREPARED '\(fixture.group(F.tx(1), F.tx(2)))'")
-        }
+    /// A group of tx 1 (alice) and tx 2 (bob) whose split a process crash interrupted right after
+    /// its ROLLBACK PREPARED: the COMMIT of tx 1 came, tx 2 waits for its decision, and each
+    /// one's vote is its write-set and vote rows, nothing prepared. The real split, stopped by
+    /// the bank's fault hook; the dead bank is buried at the end of the test.
+    func interruptedSplit(_ fixture: PostgresBankFixture) async throws -> CrashedBank {
+        let bank = try await blocking { try OwnLoopBank(fixture) }
+        _ = try await bank.handle.process([F.prepare(F.tx(1), [.debit(account: F.alice, amount: .rupees(10))]),
+                                           F.prepare(F.tx(2), [.credit(account: F.bob, amount: .rupees(5))])])
+        let crashed = try await crash(bank, at: .splitGroupRolledBack, running: [.commit(F.tx(1))], cluster: fixture.cluster)
+        #expect(try await blocking { try fixture.preparedGids() } == "")
+        return crashed
     }
 }
