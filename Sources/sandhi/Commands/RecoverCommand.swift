@@ -24,18 +24,30 @@ struct RecoverCommand: AsyncParsableCommand {
             // What each PostgreSQL participant holds before recovery settles it, under
             // PostgreSQL's names: the prepared transaction holding a branch (alone, or with other
             // branches of its batch), or (nil) a vote held by a write-set alone.
+            // Read before the node takes the decision log, so it can fail for a reason of its own:
+            // another coordinator holding this instance (a primary, for a standby) fences its
+            // banks' sessions, ours among them. Then the start below says who holds the log;
+            // should it start, what held each branch is only not named.
             var heldAs: [ParticipantID: [TransactionID: GlobalTransactionID?]] = [:]
+            var unlisted: [(ParticipantID, Error)] = []
             for participant in configuration.participants where participant.kind == .postgres {
-                let bank = try PostgresParticipants.bankConfiguration(participant, instance: configuration.instance)
-                let held = try PostgresBank.ownPreparedTransactions(bank, logger: logger)
-                for gid in held.prepared {
-                    for tx in gid.transactions { heldAs[participant.id, default: [:]][tx] = .some(gid) }
-                }
-                for tx in held.votes {
-                    heldAs[participant.id, default: [:]][tx] = .some(nil)
+                do {
+                    let bank = try PostgresParticipants.bankConfiguration(participant, instance: configuration.instance)
+                    let held = try PostgresBank.ownPreparedTransactions(bank, logger: logger)
+                    for gid in held.prepared {
+                        for tx in gid.transactions { heldAs[participant.id, default: [:]][tx] = .some(gid) }
+                    }
+                    for tx in held.votes {
+                        heldAs[participant.id, default: [:]][tx] = .some(nil)
+                    }
+                } catch {
+                    unlisted.append((participant.id, error))
                 }
             }
             let node = try await SandhiNode.start(directory: directory, logger: logger)
+            for (participant, error) in unlisted {
+                printError("sandhi: could not list what \(participant) held before recovery (\(error)); its branches are settled all the same")
+            }
             let unsettled = node.driver.reconciliation.unsettled
             node.stop()
             let report = node.recovery
