@@ -108,6 +108,12 @@ public final class MortalFileSystem: FileSystem, @unchecked Sendable {
         return try disk.readAll(path)
     }
 
+    /// A sync (a change toward the death) that then reads from the disk.
+    public func readFromDisk(_ path: String) throws(FileSystemError) {
+        try change("fdatasync \(path)")
+        try disk.readFromDisk(path)
+    }
+
     public func listDirectory(_ path: String) throws(FileSystemError) -> [String] {
         try alive("open directory \(path)")
         return try disk.listDirectory(path)
