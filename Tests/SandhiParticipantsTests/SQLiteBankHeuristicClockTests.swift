@@ -1,5 +1,6 @@
 import Logging
 import SandhiEngine
+import SandhiIO
 import SandhiParticipants
 import SandhiTestSupport
 import Synchronization
@@ -18,8 +19,8 @@ import Testing
     final class HandClock: Sendable {
         let wallMs = Atomic<Int64>(1_700_000_000_000)
         let monotonicMs = Atomic<UInt64>(12_999)
-        var clock: BankClock {
-            BankClock(wallMs: { self.wallMs.load(ordering: .relaxed) }, monotonicMs: { self.monotonicMs.load(ordering: .relaxed) })
+        var clock: Clocks {
+            Clocks(monotonicUs: { self.monotonicMs.load(ordering: .relaxed) * 1_000 }, wallMs: { self.wallMs.load(ordering: .relaxed) })
         }
     }
 

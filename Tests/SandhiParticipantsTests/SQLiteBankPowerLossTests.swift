@@ -31,7 +31,7 @@ import Testing
     static let accounts = (0..<10).map { AccountID(validated: "a\($0)") }
     static let opening = Paise.rupees(1_000)
     /// Timestamps in rows do not change what the disk is asked to do, run after run.
-    static let clock = BankClock(wallMs: { 1_700_000_000_000 }, monotonicMs: { 0 })
+    static let clock = Clocks(monotonicUs: { 0 }, wallMs: { 1_700_000_000_000 })
 
     /// One internal transfer: `amount` from one account of the bank to another.
     struct Transfer: Hashable {

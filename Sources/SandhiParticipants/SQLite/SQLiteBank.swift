@@ -50,7 +50,7 @@ public final class SQLiteBank: Bank {
     private let logger: Logger
     private var machine: ParticipantProtocol
     private let plantedBug: PlantedBug?
-    private let clock: BankClock
+    private let clock: Clocks
     /// When each prepared branch began to wait here, on the monotonic clock: at its prepare,
     /// or, for a branch restored from the file, when this bank opened (nobody waited on it
     /// while its process was down: an embedded bank stops with its coordinator). Kept only
@@ -138,7 +138,7 @@ public final class SQLiteBank: Bank {
     /// - Parameter plantedBug: tests only; a known bug for a checker to catch.
     /// - Parameter io: where the file is (`.system` in production; see `FileIO`).
     public init(path: String, participant: ParticipantID, logger: Logger, io: FileIO = .system,
-                clock: BankClock = .system, plantedBug: PlantedBug? = nil) throws {
+                clock: Clocks = .system, plantedBug: PlantedBug? = nil) throws {
         guard io.fileSystem.fileExists(path) else { throw OpenError.missing(path: path) }
         // SQLite must read what the disk holds, not pages an earlier process's failed fsync
         // left in the page cache marked clean (fsyncgate, review finding F1): a commit read

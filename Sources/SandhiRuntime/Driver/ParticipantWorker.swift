@@ -3,40 +3,26 @@ import SandhiEngine
 import SandhiParticipants
 import Synchronization
 
-/// One thread per participant. It drains every message queued for its resource into one batch
-/// (one storage commit), and makes batches durable with one fsync before it delivers their
-/// replies: group commit without a timer, since messages that arrive during an fsync form the
-/// next batch. (A resource whose batch costs the same whatever its size, a PostgreSQL bank,
-/// may ask for a short wait for more messages: see `linger`.)
-///
-/// The disk's flush rate is what a two-phase commit spends, so the worker spends it only where
-/// someone waits on it. A batch with a PREPARE is synced at once: a vote is on the critical path
-/// of its transaction. A batch of only COMMITs and ROLLBACKs is committed but not synced: its
-/// acknowledgements ride on the next batch's fsync (there is one within `lazySyncUs` under
-/// load), or on an fsync of their own once the oldest has waited `lazySyncUs`. An
-/// acknowledgement is never sent before its effect is durable either way; it only waits a
-/// little for company, and never longer than `lazySyncUs` (plus the resource's
-/// `batchLingerUs`, for one that asks for it).
+/// One thread per participant, the driver of a `ParticipantWorkerCore`, which decides
+/// everything between two waits (when a batch is synced, when replies leave, inquiries,
+/// sweeps, failed batches and failed fsyncs: see its state diagram). The thread drains every
+/// message queued for its resource into one batch (one storage commit) and syncs when the
+/// core says so before it delivers the replies: group commit without a timer, since messages
+/// that arrive during an fsync form the next batch. (A resource whose batch costs the same
+/// whatever its size, a PostgreSQL bank, may ask for a short wait for more messages: see
+/// `linger`.) The simulator drives the same core from its own events.
 ///
 /// A failed fsync stops the participant for good (durability is unknown) and tells the driver
 /// through `onFailure`, which halts the coordinator: the process must restart and recover.
-///
-/// A batch that fails (nothing of it applied, the resource reloaded from storage) is run again
-/// one message at a time, so that one message that fails every time (a COMMIT whose account an
-/// outside writer changed under it, a write-set row gone) does not fail every batch it lands
-/// in and stop the bank: the others go through, and the one that fails alone is reported
-/// (`isolatedFailures`, an error in the log) and gets no reply. Its transaction stays in
-/// flight, its locks held, until the message succeeds on a resend or an operator settles it.
 ///
 /// Live faults (see `LiveFault`): `crash` is the participant's process dying: the thread stops
 /// between batches, and what was queued but not staged, and replies not yet synced and sent,
 /// are lost; the resource is closed. `restart` hands over the storage opened again (which has
 /// restored its prepared branches, the participant's own restart path) to a new thread, which
-/// first says YES again for every restored branch: a vote lost with the crash may be the one
-/// its transaction waits for. Once asked to (`startInquiring`, after the first fault), the
-/// worker also asks about branches that stay prepared across an inquiry interval, as the
-/// simulator's participants do: the coordinator answers a YES for a transaction it no longer
-/// knows with ROLLBACK, and for one it knows with what it decided.
+/// first says YES again for every restored branch. Once asked to (`startInquiring`, after the
+/// first fault), the worker also asks about branches that stay prepared, as the simulator's
+/// participants do: the coordinator answers a YES for a transaction it no longer knows with
+/// ROLLBACK, and for one it knows with what it decided.
 ///
 /// Probes (ParticipantProbe.swift): between two batches, after the drain, the thread answers
 /// questions about its storage that others may not ask directly (the bank is open by it alone).
@@ -48,20 +34,10 @@ final class ParticipantWorker: @unchecked Sendable {
     private let deliver: @Sendable ([(ParticipantID, ParticipantReply)]) -> Void
     private let onFailure: @Sendable (String) -> Void
     private let logger: Logger
-    private let lazySyncUs: UInt64
-    private let inquiryIntervalUs: UInt64
     private let stoppedSignal = BlockingQueue<Bool>(capacity: 1)
-    private struct Stats {
-        var batches = 0, messages = 0, syncs = 0
-        /// Moving averages (weight 1/8 on the newest) of storing one batch and of one fsync:
-        /// what a message waits here once it is taken, for the console's participant view.
-        var recentBatchUs: UInt64 = 0, recentSyncUs: UInt64 = 0
-        /// Set when an fsync failed: durability is unknown, so this participant stops.
-        var failed: String?
-        /// Messages that failed even alone, after their batch failed (see the type's comment).
-        var isolatedFailures = 0
-    }
-    private let stats = Mutex(Stats())
+    private let coreConfiguration: ParticipantWorkerCore.Configuration
+    /// The core's stats as of its last round, for readers on other threads.
+    private let stats = Mutex(ParticipantWorkerCore.Stats())
     /// Whether a thread runs (not while crashed), and whether `stop` was called. Held across
     /// `stop`, `crash` and `restart`, which wait for the thread; the thread never takes it.
     private struct Life {
@@ -82,12 +58,6 @@ final class ParticipantWorker: @unchecked Sendable {
     /// Probes waiting for this worker, at most (a bound on every queue).
     static let maxPendingProbes = 8
 
-    /// Replies held for a shared fsync, at most; more are synced at once.
-    static let maxHeldReplies = 4_096
-    /// How often a resource that asks for it (`needsSweep`) decides overdue branches alone and
-    /// reports its heuristic decisions again.
-    static let sweepIntervalUs: UInt64 = 250_000
-
     init(resource: ParticipantResource, capacity: Int, lazySyncUs: UInt64 = 2_000, inquiryIntervalUs: UInt64 = 500_000,
          logger: Logger, onFailure: @escaping @Sendable (String) -> Void = { _ in },
          deliver: @escaping @Sendable ([(ParticipantID, ParticipantReply)]) -> Void) {
@@ -98,8 +68,7 @@ final class ParticipantWorker: @unchecked Sendable {
         self.deliver = deliver
         self.onFailure = onFailure
         self.logger = logger
-        self.lazySyncUs = lazySyncUs
-        self.inquiryIntervalUs = inquiryIntervalUs
+        self.coreConfiguration = ParticipantWorkerCore.Configuration(lazySyncUs: lazySyncUs, inquiryIntervalUs: inquiryIntervalUs)
         startThread(name: "sandhi-\(resource.id.name)") { [self] in run(announceRestored: false) }
     }
 
@@ -216,83 +185,38 @@ final class ParticipantWorker: @unchecked Sendable {
         stoppedSignal.drain(into: &ignored)
     }
 
+    /// The thread: waits as the core says, hands it each batch, syncs and delivers when it
+    /// says so. Everything else (between the waits) is the core's.
     private func run(announceRestored: Bool) {
         let resource = self.resource
+        var core = ParticipantWorkerCore(id: id, configuration: coreConfiguration, logger: logger, stats: stats.withLock { $0 })
         var batch: [ParticipantMessage] = []
-        /// Replies of batches committed but not yet synced, and when the oldest was committed.
-        var held: [(ParticipantID, ParticipantReply)] = []
-        var heldSinceUs: UInt64 = 0
-        var inquiry = Inquiry()
-        var nextSweepUs: UInt64 = 0
-        if announceRestored {
-            for tx in resource.inDoubt().keys.sorted() { held.append((id, .vote(tx, .yes))) }
-            if !held.isEmpty { sync(&held, resource) }
-        }
+        if announceRestored && core.restarted(resource) { sync(&core, resource) }
         var open = true
         var previousBatchCount = 0
         while open {
-            let asking = inquiring.load(ordering: .relaxed)
-            let sweeping = resource.needsSweep && sweepsAllowed.load(ordering: .relaxed)
-            if held.isEmpty && !asking && !sweeping {
-                open = queue.drain(into: &batch)
-            } else {
-                let nowUs = MonotonicClock.nowUs()
-                var waitUs = UInt64.max
-                if !held.isEmpty {
-                    let waitedUs = nowUs &- heldSinceUs
-                    waitUs = waitedUs < lazySyncUs ? lazySyncUs - waitedUs : 0
-                }
-                if asking { waitUs = min(waitUs, inquiry.nextUs > nowUs ? inquiry.nextUs - nowUs : 0) }
-                if sweeping { waitUs = min(waitUs, nextSweepUs > nowUs ? nextSweepUs - nowUs : 0) }
+            core.inquiring = inquiring.load(ordering: .relaxed)
+            core.sweepsAllowed = sweepsAllowed.load(ordering: .relaxed)
+            if let waitUs = core.waitUs(resource) {
                 open = queue.drain(into: &batch, timeoutUs: waitUs)
+            } else {
+                open = queue.drain(into: &batch)
             }
             linger(&batch, previousCount: &previousBatchCount, upToUs: resource.batchLingerUs)
             if probeRequested.load(ordering: .relaxed) {
                 // Before the batch: a holding probe keeps it (and everything behind it) waiting.
                 // A crash ends the hold, and is seen just below.
-                answerProbes(resource)
+                answerProbes(resource, failure: core.stats.failed)
             }
             if crashRequested.load(ordering: .relaxed) {
                 // The process is gone: the batch was never staged and the held replies never
                 // left. Storage keeps what it committed.
-                held.removeAll()
+                core.crash()
                 break
             }
-            let nowUs = MonotonicClock.nowUs()
-            if held.isEmpty { heldSinceUs = nowUs }
-            // Quiet (or closing) with acknowledgements held, or they have waited long enough.
-            var urgent = batch.isEmpty || nowUs &- heldSinceUs >= lazySyncUs
-            if !batch.isEmpty && stats.withLock({ $0.failed }) == nil {
-                let replies = process(batch, resource)
-                let storedUs = MonotonicClock.nowUs() &- nowUs
-                stats.withLock { stats in
-                    stats.batches += 1
-                    stats.messages += batch.count
-                    stats.recentBatchUs = Self.movingAverage(stats.recentBatchUs, storedUs)
-                }
-                for reply in replies {
-                    if case .vote = reply { urgent = true }
-                    held.append((id, reply))
-                }
-            }
-            if asking && nowUs >= inquiry.nextUs && stats.withLock({ $0.failed }) == nil {
-                let stale = inquiry.tick(prepared: resource.inDoubt().keys, nowUs: nowUs, intervalUs: inquiryIntervalUs)
-                for tx in stale { held.append((id, .vote(tx, .yes))) }
-                if !stale.isEmpty { urgent = true }
-            }
-            if sweeping && nowUs >= nextSweepUs && stats.withLock({ $0.failed }) == nil {
-                nextSweepUs = nowUs + Self.sweepIntervalUs
-                do {
-                    let replies = try resource.sweep()
-                    if !replies.isEmpty { urgent = true }
-                    for reply in replies { held.append((id, reply)) }
-                } catch {
-                    logger.error("participant sweep failed", metadata: ["participant": "\(id)", "error": "\(error)"])
-                }
-            }
-            if (urgent || held.count >= Self.maxHeldReplies) && !held.isEmpty {
-                sync(&held, resource)
-            }
+            if core.store(batch, resource) { sync(&core, resource) }
+            stats.withLock { $0 = core.stats }
+            batch.removeAll(keepingCapacity: true)
         }
         resource.close()
         // Gone before answering: whoever asks must not wait for this thread.
@@ -300,32 +224,15 @@ final class ParticipantWorker: @unchecked Sendable {
         stoppedSignal.push(true)
     }
 
-    /// Stores a batch, or, if it fails, each of its messages alone: the replies of whatever
-    /// succeeded. A failure changes nothing (the resource reloaded itself from storage), and a
-    /// message without a reply is covered by the coordinator's deadline or resend.
-    private func process(_ batch: [ParticipantMessage], _ resource: ParticipantResource) -> [ParticipantReply] {
-        do {
-            return try resource.process(batch)
-        } catch {
-            logger.error("participant batch failed", metadata: ["participant": "\(id)", "messages": "\(batch.count)", "error": "\(error)"])
-            guard batch.count > 1 else {
-                stats.withLock { $0.isolatedFailures += 1 }
-                return []
-            }
+    private func sync(_ core: inout ParticipantWorkerCore, _ resource: ParticipantResource) {
+        switch core.sync(resource) {
+        case .deliver(let replies):
+            stats.withLock { $0 = core.stats }
+            deliver(replies)
+        case .failed(let reason):
+            stats.withLock { $0 = core.stats }
+            onFailure(reason)
         }
-        var replies: [ParticipantReply] = []
-        for message in batch {
-            // A failed fsync is sticky and fails everything after it: stop trying then.
-            guard stats.withLock({ $0.failed }) == nil else { break }
-            do {
-                replies += try resource.process([message])
-            } catch {
-                stats.withLock { $0.isolatedFailures += 1 }
-                logger.error("participant message failed alone; the rest of its batch went on without it",
-                             metadata: ["participant": "\(id)", "message": "\(message)", "error": "\(error)"])
-            }
-        }
-        return replies
     }
 
     /// A resource whose batch costs the same whatever its size (a PostgreSQL bank: a few
@@ -357,12 +264,11 @@ final class ParticipantWorker: @unchecked Sendable {
     /// batch: it waits, answering any probe that arrives meanwhile (two holding probes asked
     /// in a different order at two workers would otherwise each wait for the other), until
     /// every hold is released or the process is to crash.
-    private func answerProbes(_ resource: ParticipantResource) {
+    private func answerProbes(_ resource: ParticipantResource, failure: String?) {
         var holding: [ParticipantProbe] = []
         while true {
             probeRequested.store(false, ordering: .sequentiallyConsistent)
             let pending = probes.withLock { pending in defer { pending.removeAll() }; return pending }
-            let failure = stats.withLock { $0.failed }
             for probe in pending where probe.answer(id, from: resource, failure: failure) { holding.append(probe) }
             holding.removeAll { $0.released }
             guard let first = holding.first, !crashRequested.load(ordering: .relaxed) else { return }
@@ -372,47 +278,4 @@ final class ParticipantWorker: @unchecked Sendable {
 
     /// A held worker looks for new probes and for a crash this often.
     static let holdSliceUs: UInt64 = 1_000
-
-    static func movingAverage(_ average: UInt64, _ sample: UInt64) -> UInt64 {
-        average == 0 ? sample : average - average / 8 + sample / 8
-    }
-
-    /// Which prepared branches to ask about: those prepared at two inquiries in a row, so a
-    /// branch is asked about only once it has waited at least an interval (a branch on its way
-    /// to its outcome is not). Bounded by the resource's prepared branches.
-    private struct Inquiry {
-        var nextUs: UInt64 = 0
-        var lastPrepared: Set<TransactionID> = []
-
-        mutating func tick(prepared: some Collection<TransactionID>, nowUs: UInt64, intervalUs: UInt64) -> [TransactionID] {
-            let current = Set(prepared)
-            let stale = current.intersection(lastPrepared).sorted()
-            lastPrepared = current
-            nextUs = nowUs + intervalUs
-            return stale
-        }
-    }
-
-    private func sync(_ held: inout [(ParticipantID, ParticipantReply)], _ resource: ParticipantResource) {
-        let startedUs = MonotonicClock.nowUs()
-        do {
-            try resource.makeDurable()
-        } catch {
-            // fsyncgate: after a failed fsync the kernel may have dropped the dirty pages, so
-            // nothing committed since the last good sync can be vouched for. Stop answering;
-            // recovery after a restart settles every branch from what is really on disk.
-            logger.critical("participant fsync failed; participant stopped", metadata: ["participant": "\(id)", "error": "\(error)"])
-            stats.withLock { $0.failed = "\(error)" }
-            held.removeAll()
-            onFailure("participant \(id) failed to sync: \(error)")
-            return
-        }
-        let syncedUs = MonotonicClock.nowUs() &- startedUs
-        stats.withLock { stats in
-            stats.syncs += 1
-            stats.recentSyncUs = Self.movingAverage(stats.recentSyncUs, syncedUs)
-        }
-        deliver(held)
-        held.removeAll(keepingCapacity: true)
-    }
 }

@@ -1,13 +1,11 @@
 import Glibc
+import SandhiIO
 
 /// Microseconds on the monotonic clock: the engine's notion of "now" in the real-time driver.
-/// Never goes backwards, unaffected by wall-clock changes.
+/// Never goes backwards, unaffected by wall-clock changes. (`Clocks.system` reads the same
+/// clock; components the simulator also runs take a `Clocks` instead.)
 public enum MonotonicClock {
-    public static func nowUs() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1_000
-    }
+    public static func nowUs() -> UInt64 { Clocks.systemMonotonicUs() }
 }
 
 extension MonotonicClock {
