@@ -134,6 +134,7 @@ let package = Package(
                 "SandhiEngine",
                 "SandhiHistory",
                 "SandhiIO",
+                "SandhiParticipants",
                 "SandhiRuntime",
                 .product(name: "Logging", package: "swift-log"),
             ]

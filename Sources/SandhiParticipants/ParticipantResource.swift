@@ -23,6 +23,10 @@ public protocol ParticipantResource: AnyObject {
     /// Branches prepared in storage and not yet resolved: transaction -> its writer participants.
     func inDoubt() -> [TransactionID: [ParticipantID]]
 
+    /// Whether any branch is prepared here (cheaper than `inDoubt`, for a worker deciding
+    /// whether there is anything to ask about).
+    var hasInDoubt: Bool { get }
+
     /// The accounts each prepared branch writes: the locks it holds here, which the
     /// coordinator's lock manager re-takes at recovery.
     func inDoubtLocks() -> [TransactionID: [AccountID]]
@@ -49,6 +53,7 @@ public protocol ParticipantResource: AnyObject {
 
 /// A resource without heuristic decisions never needs a sweep.
 extension ParticipantResource {
+    public var hasInDoubt: Bool { !inDoubt().isEmpty }
     public var needsSweep: Bool { false }
     public func sweep() throws -> [ParticipantReply] { [] }
     public func unforgottenHeuristics() -> [TransactionID: ParticipantProtocol.Heuristic] { [:] }

@@ -377,6 +377,8 @@ public final class PostgresBank: ParticipantResource {
 
     public func inDoubt() -> [TransactionID: [ParticipantID]] { machine.preparedWriters }
 
+    public var hasInDoubt: Bool { machine.preparedCount > 0 }
+
     public func inDoubtLocks() -> [TransactionID: [AccountID]] { machine.preparedLocks }
 
     /// Accounts whose exclusive lock a prepared branch holds.

@@ -100,32 +100,26 @@ extension SimulatedWorld {
     /// fed in one step, as the real driver feeds them under its lock.
     mutating func restartCoordinator() {
         guard let log = recoverDecisionLog() else { return }
-        var highestEpoch = Array(repeating: UInt32(0), count: banks.count)
-        for entry in ledger where entry.applied != 0 {
-            for index in banks.indices where entry.applied & (1 << index) != 0 {
-                highestEpoch[index] = max(highestEpoch[index], entry.id.epoch)
+        // The banks' recovery comes first (in production they open in the coordinator's
+        // process, before its recovery reads them): a bank still down restarts now.
+        for index in banks.indices where !banks[index].up { restartParticipant(index) }
+        var recovering: [RecoveringBank] = []
+        for (index, bank) in banks.enumerated() {
+            guard let store = bank.store else { return } // refused to open: a violation already
+            let highestEpoch: UInt32
+            do {
+                highestEpoch = try store.highestEpoch()
+            } catch {
+                violation("participant-recovery", "\(names[index]) cannot say its highest epoch: \(error)")
+                return
             }
-        }
-        let recovering = banks.enumerated().map { index, bank in
-            var inDoubt: [TransactionID: [ParticipantID]] = [:]
-            var locks: [TransactionID: [AccountID]] = [:]
-            for (tx, branch) in bank.prepared {
-                inDoubt[tx] = branch.writers
-                locks[tx] = ParticipantProtocol.writtenAccounts(branch.operations)
-                highestEpoch[index] = max(highestEpoch[index], tx.epoch)
-            }
-            return RecoveringBank(participant: names[index], inDoubt: inDoubt, locks: locks, highestEpoch: highestEpoch[index],
-                                  heuristics: bank.heuristics.mapValues {
-                                      ParticipantProtocol.Heuristic(committed: $0.committed, operations: $0.operations, writers: $0.writers)
-                                  })
+            recovering.append(RecoveringBank(participant: names[index], inDoubt: store.inDoubt(), locks: store.inDoubtLocks(),
+                                             highestEpoch: highestEpoch, heuristics: store.unforgottenHeuristics()))
         }
         let plan: RecoveryPlan
         do {
-            plan = try RecoveryPlan.make(logEpoch: log.maxEpoch, commits: log.commits,
-                                         banks: recovering) { tx in
-                // Applied at a bank, and not decided there alone: what `committedOnCoordinatorsWord` reads.
-                guard let slot = slot(of: tx) else { return [] }
-                return banks.indices.filter { ledger[slot].applied & (1 << $0) != 0 && !banks[$0].decidedAlone.contains(tx) }.map { names[$0] }
+            plan = try RecoveryPlan.make(logEpoch: log.maxEpoch, commits: log.commits, banks: recovering) { tx in
+                banks.indices.filter { (try? banks[$0].store?.committedOnCoordinatorsWord(tx)) == true }.map { names[$0] }
             }
         } catch {
             violation("log", "recovery refused to start: \(error)")

@@ -7,8 +7,11 @@ import SandhiRuntime
 // preallocation, rolls, reclamation, torn-tail rules, reading from the disk after fsyncgate),
 // on a `SimulatedDisk` that outlives every incarnation of the coordinator. What happens to it:
 //
-//   append    the store writes the records into the page cache; nothing is promised
-//   sync      the store's fdatasync succeeded: recovery must find every COMMIT it covered,
+//   append    the writer's batch (`GroupCommitBatch`, as `GroupCommitWriter` runs it) goes
+//             into the page cache in one call; nothing is promised
+//   sync      a batch with a forced record (a COMMIT) is fdatasync'd; ENDs alone are not (the
+//             store syncs by itself past its unsynced bound); a sync that succeeded: recovery
+//             must find every COMMIT it covered,
 //             unless its END was written (every participant had applied it, and reclamation
 //             may drop both once the END is on the disk)
 //   failed    the fsync reports EIO and marks the pages clean (fsyncgate); the store fails for
@@ -49,27 +52,82 @@ extension SimulatedWorld {
                                   preallocationBytes: logPreallocationBytes, fileSystem: disk, logger: quietLogger)
     }
 
-    /// Appends a record the coordinator asked for (written to the page cache, or into the
-    /// store's buffer). A store that failed refuses: the next sync says so, and halts.
+    /// Queues a record the coordinator asked for, for the writer's next batch.
     mutating func appendToLog(_ record: DecisionRecord, forced: Bool) {
-        let position = (try? logStore?.append([record]))?.first ?? LogPosition(segment: 0, offset: 0)
-        if case .end(let tx) = record { appendedEnds.insert(tx) }
-        coordinatorProcess.unsynced.append((record, forced, position))
+        coordinatorProcess.unsynced.append((record, forced))
     }
 
-    /// The writer's fsync of `batch`, what was appended since the last. False if it failed.
-    mutating func syncLog(_ batch: [(record: DecisionRecord, forced: Bool, position: LogPosition)], injectFailure: Bool) -> Bool {
-        guard let store = logStore else { return false }
-        if injectFailure { logDisk.failNextSync() }
-        do {
-            try store.sync()
-        } catch {
-            // What this sync was to cover may be lost at the next crash.
+    /// The writer's round, by `GroupCommitBatch`'s rules as `GroupCommitWriter` runs them: the
+    /// batch appended in one call, synced once if any record is forced (ENDs alone are not),
+    /// then the store's upkeep. The power may go during the fsync, and the fsync may fail.
+    mutating func writeLogBatch(_ batch: [(record: DecisionRecord, forced: Bool)], incarnation: Int) {
+        guard let store = logStore else { return }
+        let forced = batch.contains { $0.forced }
+        let positions: [LogPosition]
+        switch coordinatorProcess.logWriter.append(batch.map(\.record), to: store) {
+        case .success(let appended):
+            positions = appended
+            for case (.end(let tx), _) in batch { appendedEnds.insert(tx) }
+        case .failure:
+            // A store that failed refuses everything after (sticky): as a failed sync.
             logSyncFailed = true
-            lostCandidates += batch.compactMap { if case .commit(let tx, _) = $0.record { tx } else { nil } }
-            return false
+            failLogBatch(batch, reason: "the decision log refused an append")
+            return
         }
-        return true
+        if nowUs < faultsStopAtUs && chance(faults.coordinatorCrashPerMille * 25 + faults.logTornWritePerMille / 10) {
+            // The power goes while the fsync is in flight (or, for ENDs, which get none, while
+            // the batch sits in the page cache): the batch is unsynced, and the crash decides
+            // what of it lands (torn, by the seed's rate). Seeds that tear writes cut the
+            // power here more often: a tear needs unsynced bytes to tear.
+            coordinatorProcess.unsynced = batch
+            crashCoordinator(reason: "power lost during a log fsync")
+            return
+        }
+        if forced {
+            let injectFailure = nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille)
+            if injectFailure {
+                injected[.logSyncFailure] += 1
+                logDisk.failNextSync()
+            }
+            if case .failure = coordinatorProcess.logWriter.sync(store) {
+                // fsyncgate: what this sync was to make durable may or may not reach the disk
+                // (the crash decides); nobody may act on it.
+                logSyncFailed = true
+                lostCandidates += batch.compactMap { if case .commit(let tx, _) = $0.record { tx } else { nil } }
+                if injectFailure && options.bug == .durableAfterFailedLogFsync {
+                    // The planted bug: the writer ignores the failure and reports the batch
+                    // durable; the coordinator carries on (until the failed store halts it).
+                    for (index, entry) in batch.enumerated() where entry.forced {
+                        guard case .commit(let tx, _) = entry.record else { continue }
+                        schedule(.decisionDurable(tx, positions[index], incarnation: incarnation), afterUs: 1 + random.next() % 50)
+                    }
+                    return
+                }
+                failLogBatch(batch, reason: "simulated fsync failure")
+                return
+            }
+            for (index, entry) in batch.enumerated() {
+                guard case .commit(let tx, _) = entry.record else { continue }
+                syncedCommits.insert(tx)
+                if let slot = slot(of: tx) { ledger[slot].durable = true }
+                if entry.forced {
+                    schedule(.decisionDurable(tx, positions[index], incarnation: incarnation), afterUs: 1 + random.next() % 50)
+                }
+            }
+        }
+        coordinatorProcess.logWriter.maintain(store)
+    }
+
+    /// A batch the log could not make durable: its COMMIT's transaction hears so, and the
+    /// coordinator halts (the writer stops the process itself when only ENDs failed).
+    mutating func failLogBatch(_ batch: [(record: DecisionRecord, forced: Bool)], reason: String) {
+        if let forced = batch.first(where: { $0.forced }), let tx = forced.record.transaction {
+            feed(.decisionFailed(tx, reason: reason))
+            if coordinatorProcess.up {
+                violation("halt", "the coordinator carried on after \(tx)'s COMMIT record failed to sync")
+            }
+        }
+        crashCoordinator(reason: "log fsync failure")
     }
 
     /// The coordinator's machine loses power, or its process dies: the log's fate is the disk's.

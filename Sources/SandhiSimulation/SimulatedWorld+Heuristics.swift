@@ -4,53 +4,24 @@ import SandhiEngine
 // decide a prepared branch alone, the check that no FORGET outruns the durable record it
 // depends on, and the simulated operator who settles every heuristic case once the faults stop.
 //
-//   bank      while faults strike, a branch prepared for the seed's `heuristicAfterMs` (the
-//             coordinator slow, cut off or down) is committed or rolled back alone, a coin from
-//             the seed deciding which (as `SQLiteBank.sweep` does with its policy); the decision
-//             is durable in the bank's storage (`Bank.heuristics`), restored at restart, and
-//             reported at every inquiry until the coordinator says FORGET
+//   bank      while faults strike, the bank's own heuristic policy (`SQLiteBank.sweep`) commits
+//             or rolls back alone a branch prepared for the seed's `heuristicAfterMs` (the
+//             coordinator slow, cut off or down), a coin from the seed deciding which way at
+//             each round; the decision is durable in the bank's file, restored at restart, and
+//             reported at every sweep until the coordinator says FORGET
 //   operator  with the faults over and nothing in flight, every open case gets its next
 //             action: retry-commit under a COMMIT decision, compensate under an abort, the other
 //             one when the first is refused or its linked transaction fails (insufficient funds),
 //             mark-resolved (the money written off) when neither can run; then everything
 //             settles again, within the same liveness bound
 extension SimulatedWorld {
-    /// Bank `index`'s heuristic policy looks again when its oldest prepared branch comes due
-    /// (one timer per bank, not per branch), while faults strike.
-    mutating func scheduleHeuristicSweep(_ index: Int) {
-        guard !banks[index].heuristicSweepScheduled, nowUs < faultsStopAtUs, banks[index].up else { return }
-        guard let oldestUs = banks[index].prepared.values.lazy.map(\.atUs).min() else { return }
-        banks[index].heuristicSweepScheduled = true
-        let dueUs = oldestUs + faults.heuristicAfterMs * 1_000
-        schedule(.heuristicSweep(index, incarnation: banks[index].incarnation), afterUs: dueUs > nowUs ? dueUs - nowUs : 0)
-    }
-
-    /// Bank `index`'s heuristic policy: every branch prepared for the seed's limit or longer is
-    /// decided alone, oldest transaction first, each by a coin from the seed.
-    mutating func decideAloneIfWaitedTooLong(_ index: Int) {
-        let waitUs = faults.heuristicAfterMs * 1_000
-        if nowUs < faultsStopAtUs && nowUs >= waitUs {
-            let cutoffUs = nowUs - waitUs
-            banks[index].heuristicSweepScheduled = true // the next is set below, once these are decided
-            for tx in banks[index].prepared.filter({ $0.value.atUs <= cutoffUs }).keys.sorted() {
-                guard banks[index].up, case .prepared = banks[index].machine.branches[tx] else { continue }
-                let commit = random.next() % 2 == 0
-                injected[.heuristicDecision] += 1
-                record(13, tx.rawValue, UInt64(index) | (commit ? 0x100 : 0))
-                participant(index, .decideAlone(tx, commit: commit))
-            }
-            banks[index].heuristicSweepScheduled = false
-        }
-        scheduleHeuristicSweep(index)
-    }
-
     /// A FORGET lets bank `index` drop its heuristic decision on `tx`. One that went against the
     /// decision is a mixed outcome, and the bank's record its only trace until the coordinator's
     /// reconciliation record is durable: that record must come first.
     mutating func checkForget(_ tx: TransactionID, to index: Int) {
-        guard let heuristic = banks[index].heuristics[tx] else { return } // forgotten already
-        guard heuristic.committed != isDurable(tx) else { return } // agrees with the decision: nothing to record
-        let outcome = BranchOutcome(heuristic: heuristic.committed)
+        guard let committed = banks[index].decidedAlone[tx] else { return } // never decided alone
+        guard committed != isDurable(tx) else { return } // agrees with the decision: nothing to record
+        let outcome = BranchOutcome(heuristic: committed)
         let recorded = reconciliationDisk[tx]?.participants.contains { $0.participant == names[index] && $0.outcome == outcome } ?? false
         if !recorded {
             violation("forget-before-record", "FORGET sent to \(names[index]) for its \(outcome.label) of \(tx) (decision "
@@ -166,9 +137,11 @@ extension SimulatedWorld {
                 violation("heuristic", "the case for \(tx) is still \(heuristicCase.status.label) after everything settled")
             }
         }
-        for (index, bank) in banks.enumerated() where !bank.heuristics.isEmpty {
+        for (index, bank) in banks.enumerated() {
+            let held = bank.store?.unforgottenHeuristics() ?? [:]
+            guard !held.isEmpty else { continue }
             violation("heuristic", "\(names[index]) still holds heuristic decisions on "
-                      + "\(bank.heuristics.keys.sorted().prefix(5).map(\.description)) that the coordinator never forgot")
+                      + "\(held.keys.sorted().prefix(5).map(\.description)) that the coordinator never forgot")
         }
     }
 

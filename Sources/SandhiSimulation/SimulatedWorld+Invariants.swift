@@ -10,15 +10,42 @@ extension SimulatedWorld {
     mutating func checkFinalState(timedOut: Bool) {
         if timedOut || !settled {
             let stuck = coordinatorProcess.coordinator.transactions.keys.sorted().prefix(5).map(\.description)
-            let prepared = banks.enumerated().flatMap { index, bank in bank.prepared.keys.sorted().map { "\(names[index]):\($0)" } }.prefix(5)
-            violation("liveness", "not settled \(options.settleLimitUs / 1_000_000)s after faults stopped: in flight \(stuck), prepared \(Array(prepared))")
+            let prepared = banks.enumerated().flatMap { index, bank in
+                (bank.store?.inDoubt().keys.sorted() ?? []).map { "\(names[index]):\($0)" }
+            }.prefix(5)
+            let down = banks.indices.filter { !banks[$0].up }.map { names[$0].name }
+            let heuristics = banks.enumerated().flatMap { index, bank in
+                (bank.store?.unforgottenHeuristics().keys.sorted() ?? []).map { "\(names[index]):\($0)" }
+            }.prefix(5)
+            violation("liveness", "not settled \(options.settleLimitUs / 1_000_000)s after faults stopped: in flight \(stuck), prepared \(Array(prepared))"
+                      + (down.isEmpty ? "" : ", down \(down)") + (heuristics.isEmpty ? "" : ", heuristic decisions not forgotten \(Array(heuristics))"))
         }
         var total: Int64 = 0
         for (index, bank) in banks.enumerated() {
-            if !bank.prepared.isEmpty || !bank.machine.lockOwners.isEmpty {
-                violation("no-orphans", "\(names[index]) still holds \(bank.prepared.keys.sorted().map(\.description)) prepared, locks \(bank.machine.lockOwners.count)")
+            guard let store = bank.store else {
+                violation("liveness", "\(names[index]) is down after everything settled")
+                continue
             }
-            total += bank.balances.reduce(0, +)
+            let prepared = store.inDoubt(), locks = store.heldLocks
+            if !prepared.isEmpty || !locks.isEmpty {
+                violation("no-orphans", "\(names[index]) still holds \(prepared.keys.sorted().map(\.description)) prepared, locks \(locks.count)")
+            }
+            do {
+                for (account, balance) in try store.balances() {
+                    if balance.value < 0 { violation("non-negative", "\(names[index])/\(account) ended at \(balance.value)") }
+                    total += balance.value
+                }
+                // Where each transaction took effect: the bank's `committed` table.
+                for tx in try store.committedBranches().keys {
+                    guard let slot = slot(of: tx) else {
+                        violation("atomicity", "\(names[index]) committed \(tx), which was never submitted")
+                        continue
+                    }
+                    ledger[slot].applied |= 1 << index
+                }
+            } catch {
+                violation("participant-recovery", "\(names[index]) cannot be read: \(error)")
+            }
         }
         if !coordinatorProcess.coordinator.locks.table.isEmpty {
             violation("no-orphans", "the coordinator's lock table still holds \(coordinatorProcess.coordinator.locks.table.count) resources")

@@ -1,37 +1,40 @@
 import SandhiEngine
+import SandhiParticipants
 import SandhiIO
 import SandhiRuntime
 
-// A deterministic world around the engine's real state machines: one `Coordinator` and a few
-// `ParticipantProtocol`s holding balances, joined by a simulated network, with a simulated
-// disk under the decision log and the banks, all on one virtual clock and one seeded
-// generator. Nothing here reads the real time or the system's entropy, so a seed replays the
-// same run, event for event (FoundationDB's and TigerBeetle's way of making failures
-// reproducible).
+// A deterministic world around the code that ships: the engine's `Coordinator`, the banks
+// (`SQLiteBank`, each on its own `SimulatedDisk` through the SQLite VFS, driven by the
+// participant worker's `ParticipantWorkerCore`), the decision log (`DecisionLogStore` on a
+// `SimulatedDisk`, batched by the group-commit writer's `GroupCommitBatch`) and recovery
+// (`RecoveryPlan`, as `SandhiNode` runs it), joined by a simulated network, all on one virtual
+// clock and one seeded generator. Nothing here reads the real time or the system's entropy,
+// so a seed replays the same run, event for event (FoundationDB's and TigerBeetle's way of
+// making failures reproducible). Only the waiting is the world's: where a thread would sleep,
+// an event is scheduled.
 //
 // The fault model ("nemesis"), each fault with a per-mille rate drawn from the seed:
 //   network      loss, duplication, extra delay (reordering); partitions: one participant cut
 //                off, half of them, one link cut one way only, and a bridge (see the nemesis)
-//   processes    crash and restart of a participant (staging in flight is lost, or its write
-//                torn; prepared write-sets survive) or of the coordinator (the new incarnation
-//                recovers from the durable log and the banks' prepared sets)
-//   disk         the decision log is the runtime's `DecisionLogStore` on a simulated disk: a
-//                crash loses, keeps or tears what was not synced (or, killing only the
-//                process, keeps the page cache), and recovery is the store's own open; a log
-//                fsync that fails (fsyncgate) halts the coordinator; a bank's
-//                prepare fsync that fails stops the bank without a vote, its write gone; a
-//                bank's crash mid-persist can tear the write-set, which recovery must drop whole
+//   processes    crash and restart of a participant (its queue and unsent replies lost; the
+//                bank reopens from its disk, SQLite's WAL recovery and all) or of the
+//                coordinator (the new incarnation recovers from the durable log and the banks)
+//   disk         a crash loses power (unsynced sectors, sizes and names land all, none, or each
+//                or not: torn) or kills only the process (the page cache stays, though pages
+//                a failed sync marked clean may be evicted); a log fsync that fails
+//                (fsyncgate) halts the coordinator; a bank's fsync that fails stops the bank
+//                without a reply, and its process restarts
 //   clocks       the coordinator's clock jumps forwards and backwards
 //   heuristics   a bank whose branch stays prepared too long decides it alone, commit or
 //                rollback (see +Heuristics.swift); once the faults stop, a simulated operator
 //                settles every heuristic case the coordinator recorded
 //
-// Checked after every step: no participant applies a COMMIT whose decision is not durable (a
+// Checked as it runs: no participant is sent a COMMIT whose decision is not durable (a
 // heuristic commit is its own decision), no client is told of a commit whose decision is not
-// durable, no participant votes YES without its write-set durable, no FORGET goes out before
-// the reconciliation record of the mixed outcome it settles is durable, no balance goes
-// negative, recovery never cuts a synced log record nor restores part of a write-set. Checked
-// once faults stop and everything settles: atomicity (a mixed outcome only as a case in the
+// durable, no participant replies (a YES included) before its WAL as read is on its disk, no
+// FORGET goes out before the reconciliation record of the mixed outcome it settles is
+// durable, recovery never cuts a synced log record, and every bank reopens. Checked once
+// faults stop and everything settles: no balance negative, atomicity (a mixed outcome only as a case in the
 // reconciliation queue, and every case true to what the banks did, money included),
 // conservation (less what the operator wrote off), durability of every commit a client was
 // told of, no orphaned prepared state, locks or unforgotten heuristic decisions, every case
@@ -43,51 +46,36 @@ public struct SimulatedWorld {
     // MARK: - Processes
 
     struct Bank {
-        var machine: ParticipantProtocol
-        var up = true
+        /// The bank's machine: its disk outlives every crash of the bank's process.
+        let disk: SimulatedDisk
+        /// Everything the bank writes goes to `disk`, SQLite's files through a VFS over it.
+        let io: FileIO
+        /// The bank that ships, open on `disk`; nil while its process is down.
+        var store: SQLiteBank?
+        /// The worker's decisions, as its thread would take them (see +Participants.swift).
+        var worker: ParticipantWorkerCore
         /// Bumped at every crash: work scheduled by an earlier incarnation is void.
         var incarnation = 0
-        /// Survives crashes: each account's balance, committed version and its writer, by the
-        /// account's index in `SimulatedWorld.accounts`. (Every branch committed here, the SQLite
-        /// bank's `committed` table, is the ledger's `applied` bit of this bank.)
-        var balances: [Int64]
-        var versions: [(version: UInt64, writer: TransactionID?)]
-        /// Survives crashes: prepared write-sets (what `restored` reads at restart), with the
-        /// virtual time each was prepared (the SQLite bank's `prepared_at_ms`).
-        var prepared: [TransactionID: (operations: [Operation], writers: [ParticipantID], atUs: UInt64)] = [:]
-        /// Survives crashes: branches decided here alone, until the coordinator says FORGET
-        /// (the SQLite bank's `heuristic` table; `restoredHeuristic` reads it at restart).
-        var heuristics: [TransactionID: Heuristic] = [:]
-        /// Survives crashes, and FORGET: every branch decided here alone (the SQLite bank's
-        /// `heuristic` table keeps forgotten rows), which recovery never takes for the
-        /// coordinator's COMMIT.
-        var decidedAlone: Set<TransactionID> = []
-        var stagingInFlight = 0
-        /// The write-set being persisted last (the tail of the bank's journal): a crash may tear it.
-        var persisting: Persist?
-        /// What a crash left of that write: read by the bank's recovery at restart.
-        var torn: (bytes: [UInt8], writeSet: Persist, observed: [Observation])?
+        /// Messages in the worker's queue, not yet taken.
+        var inbox: [ParticipantMessage] = []
+        /// When the worker's next round is scheduled (nil: asleep until a message comes), and
+        /// that round's generation: a round rescheduled earlier voids the later one.
+        var roundAtUs: UInt64?
+        var roundGeneration: UInt64 = 0
+        /// The worker is storing or syncing until then: what arrives meanwhile is the next batch.
+        var busyUntilUs: UInt64 = 0
         /// Replies made durable but not yet handed to the network (the real worker's fsync ->
         /// deliver window): a crash there loses them.
         var repliesInFlight = 0
+        /// Prepares stored and not synced when the process last crashed: landed whole or dropped?
+        var unsyncedPrepares: [TransactionID] = []
+        /// Survives everything: each branch this bank ever decided alone, and whether it committed.
+        var decidedAlone: [TransactionID: Bool] = [:]
         /// The link's two directions: coordinator to this participant, and back. Cut until then.
         var cutToUntilUs: UInt64 = 0
         var cutFromUntilUs: UInt64 = 0
-        var inquiryScheduled = false
-        var heuristicSweepScheduled = false
 
-        /// The persist of `tx` finished (a method: read through `banks[index]`, the test of
-        /// `persisting` copied the whole bank).
-        mutating func persisted(_ tx: TransactionID) {
-            if persisting?.tx == tx { persisting = nil }
-        }
-    }
-
-    /// A heuristic decision as the bank keeps it.
-    struct Heuristic {
-        var committed: Bool
-        var operations: [Operation]
-        var writers: [ParticipantID]
+        var up: Bool { store != nil }
     }
 
     struct Submission {
@@ -111,12 +99,6 @@ public struct SimulatedWorld {
         var liveVictimTimer: TimerID?
     }
 
-    struct Persist {
-        var tx: TransactionID
-        var operations: [Operation]
-        var writers: [ParticipantID]
-    }
-
     struct CoordinatorProcess {
         var coordinator: Coordinator
         var up = true
@@ -124,9 +106,12 @@ public struct SimulatedWorld {
         /// Read from the log at each start (one above the highest there), as `SandhiNode` does.
         var epoch: UInt32 = 1
         var nextSequence: UInt64 = 1
-        /// Appended to the log, not yet synced.
-        var unsynced: [(record: DecisionRecord, forced: Bool, position: LogPosition)] = []
+        /// Queued for the log writer, not yet taken (a crash loses them), or, while the power
+        /// goes during the writer's fsync, its batch.
+        var unsynced: [(record: DecisionRecord, forced: Bool)] = []
         var syncScheduled = false
+        /// The writer's batch rules, as `GroupCommitWriter` runs them.
+        var logWriter = GroupCommitBatch()
         /// How far the coordinator's clock is from true (virtual) time: skewed and jumping, in
         /// both directions. Its timers are relative, so a jump must change nothing but readings.
         var clockOffsetUs: Int64 = 0
@@ -138,7 +123,11 @@ public struct SimulatedWorld {
         case submit(Int)
         case toParticipant(Int, ParticipantMessage)
         case toCoordinator(Int, ParticipantReply)
-        case staged(Int, TransactionID, operations: [Operation], writers: [ParticipantID], readOnly: Bool, incarnation: Int)
+        /// The participant's worker takes a batch (see +Participants.swift); a round
+        /// rescheduled earlier voids this one.
+        case workerRound(Int, generation: UInt64)
+        /// The worker syncs what its round stored, and sends the replies.
+        case workerSync(Int, incarnation: Int)
         case logSync(incarnation: Int)
         /// The log writer reports a durable COMMIT record to the coordinator: a hop of its own,
         /// so a crash can fall between the decision becoming durable and the first COMMIT.
@@ -148,10 +137,6 @@ public struct SimulatedWorld {
         case restartCoordinator
         /// A participant hands a reply, durable already, to the network.
         case participantSends(Int, ParticipantReply, incarnation: Int)
-        /// A participant with prepared branches asks about them again.
-        case inquiry(Int, incarnation: Int)
-        /// A participant's heuristic policy looks for branches prepared too long.
-        case heuristicSweep(Int, incarnation: Int)
     }
 
     // MARK: - State
@@ -159,7 +144,9 @@ public struct SimulatedWorld {
     let options: SimulationOptions
     let faults: FaultProfile
     var random: SplitMix64
-    var nowUs: UInt64 = 0
+    var nowUs: UInt64 = 0 {
+        didSet { virtualClock.nowUs = nowUs }
+    }
     var queue = EventQueue()
     /// Each queued event's kind, by its key's slot (the heap moves 24 plain bytes, not an enum
     /// with arrays in it); freed slots are reused, so this is as long as the queue's peak.
@@ -178,9 +165,10 @@ public struct SimulatedWorld {
     /// Reused effect buffers: a simulation handles millions of inputs.
     var coordinatorEffects: [CoordinatorEffect] = []
     /// The log writer's other batch buffer (see `.logSync`), empty between syncs.
-    var spareSyncBatch: [(record: DecisionRecord, forced: Bool, position: LogPosition)] = []
-    var participantEffects: [ParticipantProtocol.Effect] = []
+    var spareSyncBatch: [(record: DecisionRecord, forced: Bool)] = []
     var banks: [Bank]
+    /// The clock every bank and worker reads: the world's `nowUs`, moved with it.
+    let virtualClock = VirtualClock()
     var coordinatorProcess: CoordinatorProcess
     /// Survives coordinator crashes.
     /// The coordinator's disk: it outlives the coordinator's crashes (see +DecisionLog.swift).
@@ -240,16 +228,23 @@ public struct SimulatedWorld {
         names = Array(Self.participantNames.prefix(options.participants))
         accounts = options.accountsPerParticipant <= Self.accountNames.count ? Array(Self.accountNames.prefix(options.accountsPerParticipant))
             : (0..<options.accountsPerParticipant).map { AccountID(validated: "a\($0)") }
-        let engineBug = options.bug?.engineBug
-        banks = names.map { name in
-            Bank(machine: ParticipantProtocol(participant: name, plantedBug: engineBug == .noLocks ? .noLocks : nil),
-                 balances: Array(repeating: options.openingBalance, count: options.accountsPerParticipant),
-                 versions: Array(repeating: (0, nil), count: options.accountsPerParticipant))
+        banks = []
+        for (index, name) in names.enumerated() {
+            let disk = Self.makeBankDisk(seed: options.seed ^ (0xBA4C_0000 + UInt64(index)), participant: name, accounts: accounts,
+                                         openingBalance: options.openingBalance)
+            var worker = ParticipantWorkerCore(id: name, configuration: Self.workerConfiguration, clocks: virtualClock.clocks,
+                                               logger: Self.quietLogger)
+            worker.inquiring = true
+            worker.sweepsAllowed = true
+            banks.append(Bank(disk: disk, io: .through(disk), worker: worker))
         }
         coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
         (logDisk, logStore) = Self.makeLogDisk(seed: options.seed ^ 0x5EED_D15C, epoch: coordinatorProcess.epoch)
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
+        for index in banks.indices {
+            banks[index].store = openBank(index)
+        }
     }
 
     /// The participants and accounts every world is made of, validated once rather than per
@@ -290,6 +285,7 @@ public struct SimulatedWorld {
         // operator settles the heuristic cases left open, and everything settles again.
         while drain(untilUs: limitUs) && settled && reconcileOpenCases() {}
         checkFinalState(timedOut: !queue.isEmpty && !settled)
+        closeBanks()
         var committed = 0, aborted = 0, linked = 0
         for entry in ledger {
             if entry.linked { linked += 1; continue }
@@ -358,11 +354,6 @@ public struct SimulatedWorld {
 
     func isDurable(_ tx: TransactionID) -> Bool { slot(of: tx).map { ledger[$0].durable } ?? false }
 
-    /// Whether bank `index` committed its branch of `tx` (its `committed` table).
-    func isCommitted(_ tx: TransactionID, at index: Int) -> Bool {
-        slot(of: tx).map { ledger[$0].applied & (1 << index) != 0 } ?? false
-    }
-
     mutating func setStaged(_ tx: TransactionID, _ index: Int, _ observed: [Observation]) {
         if let slot = slot(of: tx) { staged[slot * names.count + index] = observed }
     }
@@ -373,7 +364,9 @@ public struct SimulatedWorld {
     /// Nothing left in flight: every queued event is a stale timer or a late message.
     var settled: Bool {
         coordinatorProcess.up && coordinatorProcess.coordinator.inFlightCount == 0
-            && banks.allSatisfy { $0.up && $0.machine.branches.isEmpty && $0.heuristics.isEmpty }
+            && banks.allSatisfy { bank in
+                bank.store.map { $0.inDoubt().isEmpty && $0.unforgottenHeuristics().isEmpty } ?? false
+            }
     }
 
     mutating func schedule(_ kind: consuming EventKind, afterUs: UInt64) {
@@ -424,7 +417,7 @@ public struct SimulatedWorld {
         case .toParticipant(let index, let message):
             guard banks[index].up else { return }
             record(2, message.transaction.rawValue, UInt64(index))
-            participant(index, .message(message))
+            deliverToParticipant(index, message)
         case .toCoordinator(let index, let reply):
             guard coordinatorProcess.up else { return }
             record(3, reply.transaction.rawValue, UInt64(index))
@@ -437,45 +430,18 @@ public struct SimulatedWorld {
             case .heuristic(let tx, let committed, let operations, let writers):
                 feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers))
             }
-        case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
+        case .workerRound(let index, let generation):
+            guard banks[index].up, banks[index].roundGeneration == generation, banks[index].roundAtUs != nil else { return }
+            workerRound(index)
+        case .workerSync(let index, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
-            banks[index].stagingInFlight -= 1
-            banks[index].persisted(tx)
-            record(4, tx.rawValue, UInt64(index))
-            if !readOnly && isCommitted(tx, at: index) {
-                cases[.stalePrepareOfCommitted] += 1
-                participant(index, .alreadyCommitted(tx))
-                return
-            }
-            let (failure, observed) = validate(index, tx, operations)
-            if failure == nil {
-                if !readOnly && nowUs < faultsStopAtUs && chance(faults.participantSyncFailurePerMille) {
-                    // The write-set is in the page cache and its fsync failed. After fsyncgate the
-                    // kernel may have dropped the dirty pages and marked them clean: the write is
-                    // gone, and a second fsync would succeed with nothing to write.
-                    injected[.participantSyncFailure] += 1
-                    if options.bug == .voteAfterFailedFsync {
-                        // The planted bug: retry, see success, vote YES on a write that is gone.
-                        setStaged(tx, index, observed)
-                        participant(index, .staged(tx, failure: nil, observed: observed))
-                        return
-                    }
-                    // As the real worker does: the bank stops without replying (durability is
-                    // unknown) and restarts; its recovery finds no write-set, so it never voted.
-                    cases[.participantSyncFailureNoVote] += 1
-                    crashParticipant(index)
-                    return
-                }
-                setStaged(tx, index, observed)
-                if !readOnly { banks[index].prepared[tx] = (operations, writers, nowUs) }
-            }
-            participant(index, .staged(tx, failure: failure, observed: observed))
+            workerSync(index)
         case .logSync(let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
             coordinatorProcess.syncScheduled = false
             // The batch taken whole, an empty buffer with room left in its place: two buffers
             // take turns, where copying out and clearing allocated one per sync.
-            var batch: [(record: DecisionRecord, forced: Bool, position: LogPosition)] = []
+            var batch: [(record: DecisionRecord, forced: Bool)] = []
             swap(&batch, &spareSyncBatch)
             swap(&batch, &coordinatorProcess.unsynced)
             defer {
@@ -483,45 +449,7 @@ public struct SimulatedWorld {
                 spareSyncBatch = batch
             }
             record(5, UInt64(batch.count), 0)
-            if nowUs < faultsStopAtUs && chance(faults.coordinatorCrashPerMille * 25 + faults.logTornWritePerMille / 20) {
-                // The power goes while the fsync is in flight: the batch is unsynced, and the
-                // crash decides what of it lands (torn, by the seed's rate). Seeds that tear
-                // writes cut the power here more often: a tear needs unsynced bytes to tear.
-                coordinatorProcess.unsynced = batch
-                crashCoordinator(reason: "power lost during a log fsync")
-                return
-            }
-            let injectFailure = nowUs < faultsStopAtUs && chance(faults.logSyncFailurePerMille)
-            if injectFailure { injected[.logSyncFailure] += 1 }
-            if !syncLog(batch, injectFailure: injectFailure) {
-                // fsyncgate: what this sync was to make durable may or may not reach the disk
-                // (the crash decides); nobody may act on it.
-                if injectFailure && options.bug == .durableAfterFailedLogFsync {
-                    // The planted bug: the writer ignores the failure and reports the batch
-                    // durable; the coordinator carries on (until the failed store halts it).
-                    for case (.commit(let tx, _), true, let position) in batch {
-                        schedule(.decisionDurable(tx, position, incarnation: incarnation), afterUs: 1 + random.next() % 50)
-                    }
-                    return
-                }
-                if let forced = batch.first(where: { $0.forced }), let tx = forced.record.transaction {
-                    feed(.decisionFailed(tx, reason: "simulated fsync failure"))
-                    if coordinatorProcess.up {
-                        violation("halt", "the coordinator carried on after \(tx)'s COMMIT record failed to sync")
-                    }
-                }
-                // With only unforced records (ENDs) failing, the writer stops the process itself.
-                crashCoordinator(reason: "log fsync failure")
-                return
-            }
-            for (record, forced, position) in batch {
-                guard case .commit(let tx, _) = record else { continue }
-                syncedCommits.insert(tx)
-                if let slot = slot(of: tx) { ledger[slot].durable = true }
-                if forced {
-                    schedule(.decisionDurable(tx, position, incarnation: incarnation), afterUs: 1 + random.next() % 50)
-                }
-            }
+            writeLogBatch(batch, incarnation: incarnation)
         case .decisionDurable(let tx, let position, let incarnation):
             guard coordinatorProcess.up, coordinatorProcess.incarnation == incarnation else { return }
             record(12, tx.rawValue, 0)
@@ -540,30 +468,10 @@ public struct SimulatedWorld {
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].repliesInFlight -= 1
             sendToCoordinator(from: index, reply)
-        case .inquiry(let index, let incarnation):
-            guard banks[index].up, banks[index].incarnation == incarnation else { return }
-            banks[index].inquiryScheduled = false
-            record(11, 0, UInt64(index))
-            participant(index, .inquire)
-        case .heuristicSweep(let index, let incarnation):
-            guard banks[index].up, banks[index].incarnation == incarnation else { return }
-            banks[index].heuristicSweepScheduled = false
-            decideAloneIfWaitedTooLong(index)
         case .restartParticipant(let index):
             restartParticipant(index)
         case .restartCoordinator:
             restartCoordinator()
-        }
-    }
-
-    /// The engine's staging rule, against this bank's committed accounts.
-    func validate(_ index: Int, _ tx: TransactionID, _ operations: [Operation]) -> (Refusal?, [Observation]) {
-        // The two arrays taken first: read through `banks[index]` inside the closure, the whole
-        // bank was copied for each account.
-        let balances = banks[index].balances, versions = banks[index].versions
-        return Staging.validate(tx, at: names[index], operations) { account in
-            guard let at = accountIndex(of: account) else { return nil }
-            return Observation(account: account, balance: Paise(balances[at]), version: versions[at].version, writer: versions[at].writer)
         }
     }
 }

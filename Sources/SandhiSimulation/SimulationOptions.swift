@@ -82,15 +82,17 @@ public struct FaultProfile: Sendable, Hashable, Codable {
 
 /// Known bugs the simulator can plant, to prove that its checks fail when they must. The engine's
 /// own (`PlantedBug`): commit-before-durable, skip-resend, no-locks and ignore-heuristics; the
-/// others are the simulated participant's or its disks'.
+/// others are mutations of the shipped bank, or of how the simulator drives the shipped log
+/// writer and bank recovery.
 public enum SimulationBug: String, Sendable, Hashable, CaseIterable, Codable {
     case commitBeforeDurable = "commit-before-durable"
     case skipResend = "skip-resend"
     case noLocks = "no-locks"
     /// A participant restarts without its prepared write-sets: it forgets what it promised.
     case forgetPreparedOnRestart = "forget-prepared-on-restart"
-    /// A participant whose prepare fsync failed retries the fsync, which succeeds (the kernel
-    /// marked the dirty pages clean: fsyncgate), and votes YES for a write-set that is gone.
+    /// A participant whose fsync failed retries it (`SQLiteBank.plantedRetryAfterFailedSync`),
+    /// which succeeds (the kernel marked the dirty pages clean: fsyncgate), and votes YES for a
+    /// write-set that is not on the disk.
     case voteAfterFailedFsync = "vote-after-failed-fsync"
     /// The decision log's writer, its fsync failed, retries; the retry succeeds (nothing is
     /// dirty any more) and it reports the batch durable. The bytes are gone.

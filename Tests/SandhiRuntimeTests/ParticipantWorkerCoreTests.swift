@@ -93,21 +93,6 @@ import Testing
         #expect(resource.journal.withLock { $0 } == ["process 1"])
     }
 
-    @Test func thePlantedRetryDeliversAVoteWhoseSyncFailed() {
-        let resource = Resource()
-        var core = core()
-        core.plantedRetryAfterFailedSync = true
-        resource.failSync.withLock { $0 = true }
-        let due14 = core.store([.prepare(tx(1), operations: [], writers: [])], resource)
-        #expect(due14)
-        // The resource fails every sync here, so the retry fails too and nothing leaves; with
-        // a disk that marks failed pages clean the retry would succeed (the simulator's case).
-        guard case .failed = core.sync(resource) else {
-            Issue.record("both syncs failed")
-            return
-        }
-    }
-
     @Test func aCrashLosesHeldRepliesAndARestartSaysYesAgain() {
         let resource = Resource()
         var core = core()

@@ -35,6 +35,9 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var dirty: Set<Int> = []
         /// The size changed since the last sync.
         var sizeDirty = false
+        /// Sectors a failed sync marked clean without writing them (fsyncgate): reads see
+        /// what the disk does not hold, until they are written again and synced, or evicted.
+        var lostSectors: Set<Int> = []
     }
 
     /// What the disk has been asked to do, in order (for tests that look at syncs).
@@ -181,6 +184,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             if start < end { cache.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
         }
         inode.cache = cache
+        inode.lostSectors.removeAll()
     }
 
     /// Flips every byte of one sector of `path`, on the disk and in the cache: decay of synced data.
@@ -239,6 +243,16 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     /// What a power cut now would certainly keep of `path` (nil: no durable name).
     public func durableBytes(_ path: String) -> [UInt8]? {
         state.withLock { state in state.durableNames[path].map { state.inodes[$0]!.disk } }
+    }
+
+    /// Whether a power cut now would leave `path` exactly as reads see it: what a successful
+    /// sync promised. False after a failed sync marked pages clean that never reached the
+    /// disk (fsyncgate), or with anything unsynced.
+    public func readsMatchDisk(_ path: String) -> Bool {
+        state.withLock { state in
+            guard let id = state.names[path], state.durableNames[path] == id, let inode = state.inodes[id] else { return false }
+            return inode.dirty.isEmpty && !inode.sizeDirty && inode.lostSectors.isEmpty
+        }
     }
 
     // MARK: - FileSystem
@@ -350,6 +364,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             if state.failNextSync {
                 // Nothing written, and the pages marked clean all the same.
                 state.failNextSync = false
+                state.inodes[id]!.lostSectors.formUnion(state.inodes[id]!.dirty)
                 state.inodes[id]!.dirty.removeAll()
                 state.inodes[id]!.sizeDirty = false
                 throw .io("\(what) \(path)", errno: EIO)
@@ -368,6 +383,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             let start = sector * sectorBytes
             let end = min(start + sectorBytes, size)
             if start < end { inode.disk.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
+            inode.lostSectors.remove(sector)
         }
         inode.dirty.removeAll(keepingCapacity: true)
         inode.sizeDirty = false

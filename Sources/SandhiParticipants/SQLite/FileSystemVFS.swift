@@ -29,7 +29,8 @@ public final class FileSystemVFS: @unchecked Sendable {
     private static let counter = Lock(0)
 
     /// Registers a new VFS over `fileSystem` (never as SQLite's default). It stays registered
-    /// for the life of the process: a connection may outlive whoever opened it.
+    /// for the life of the process, unless its owner `unregister`s it: a connection may
+    /// outlive whoever opened it.
     public init(fileSystem: any FileSystem) {
         let number = Self.counter.withLock { value -> Int in
             value += 1
@@ -52,6 +53,22 @@ public final class FileSystemVFS: @unchecked Sendable {
         vfs.pointee.pAppData = Unmanaged.passRetained(self).toOpaque()
         let code = sqlite3_vfs_register(vfs, 0)
         precondition(code == SQLITE_OK, "sqlite3_vfs_register failed (\(code))")
+    }
+
+    /// Reached only after `unregister` (until then the registration holds this object).
+    deinit {
+        free(nameBytes)
+        vfs.deallocate()
+    }
+
+    /// Takes the VFS out of SQLite's list, for an owner that registers many over its life
+    /// (the simulator: one per bank per seed), once no connection through it is open.
+    /// Idempotent.
+    public func unregister() {
+        guard vfs.pointee.pAppData != nil else { return }
+        sqlite3_vfs_unregister(vfs)
+        Unmanaged<FileSystemVFS>.fromOpaque(vfs.pointee.pAppData!).release()
+        vfs.pointee.pAppData = nil
     }
 
     fileprivate static func owner(_ vfs: UnsafeMutablePointer<sqlite3_vfs>?) -> FileSystemVFS {

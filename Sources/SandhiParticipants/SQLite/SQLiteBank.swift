@@ -67,6 +67,10 @@ public final class SQLiteBank: Bank {
     private var walFrameBytes = 0
     /// Test hook: the next `makeDurable` fails as a failed fsync would.
     public var failNextSync = false
+    /// Tests only, a planted bug for the simulator to catch: after a failed fsync, sync again
+    /// and carry on if that succeeds, as code that trusts a second fsync would (after
+    /// fsyncgate it succeeds, with the lost pages marked clean and never written).
+    public var plantedRetryAfterFailedSync = false
     /// The first fsync failure; sticky.
     private var syncFailure: SQLiteError?
     /// Decide prepared branches alone after this long (nil: wait for the coordinator forever).
@@ -280,6 +284,7 @@ public final class SQLiteBank: Bank {
                 try database.syncJournal()
             } catch let error as SQLiteError {
                 failure = SQLiteError(code: error.code, message: error.message, context: "fdatasync \(walPath)")
+                if plantedRetryAfterFailedSync, (try? database.syncJournal()) != nil { failure = nil }
             }
         }
         if let failure {
@@ -472,6 +477,8 @@ public final class SQLiteBank: Bank {
     public func inDoubt() -> [TransactionID: [ParticipantID]] { machine.preparedWriters }
 
     public func inDoubtLocks() -> [TransactionID: [AccountID]] { machine.preparedLocks }
+
+    public var hasInDoubt: Bool { machine.preparedCount > 0 }
 
     /// What each prepared branch would change here if it commits (its write-set's net), for a
     /// live audit of conservation: money of a decided transaction that one bank has committed

@@ -4,9 +4,10 @@ import SandhiEngine
 import Synchronization
 
 /// One dedicated thread owns the store. Appenders enqueue; the thread drains EVERYTHING queued,
-/// writes it in one append() and, if any queued record is forced, one sync(); then runs
-/// completions (off its lock) with each record's position. This is the group commit: many
-/// concurrent decisions, one fsync.
+/// and hands it to a `GroupCommitBatch` (the batch's rules, which the simulator drives too):
+/// one append() and, if any queued record is forced, one sync(); then runs completions (off
+/// its lock) with each record's position. This is the group commit: many concurrent
+/// decisions, one fsync.
 ///
 /// While the thread is in fdatasync, new records pile up in the queue; the next round takes them
 /// all at once, so the number of syncs adapts to the disk's latency instead of to the offered load.
@@ -19,10 +20,7 @@ import Synchronization
 /// The store is any `DecisionLogStorage` (segment files or PostgreSQL): one existential call per
 /// batch, never per record.
 ///
-/// Batches of unforced records only (ENDs) get no sync of their own, but the store syncs by
-/// itself whenever they would leave more than `RecordFraming.maxUnsyncedBytes` unsynced, which
-/// is what lets recovery cut a batch torn by a power cut instead of refusing the log. Those syncs
-/// count in `stats` too.
+/// Batches of unforced records only (ENDs) get no sync of their own (see `GroupCommitBatch`).
 ///
 /// The thread keeps the writer alive until `shutdown`, which every owner must call.
 ///
@@ -59,9 +57,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private let store: any DecisionLogStorage
     private var batch: [Pending] = []
     private var batchRecords: [DecisionRecord] = []
-    private var unsyncedWrites = false
-    /// `store.boundSyncCount` already added to `syncCount`.
-    private var boundSyncsCounted = 0
+    private var batcher = GroupCommitBatch()
 
     private let syncCount = Atomic<Int>(0)
     private let recordCount = Atomic<Int>(0)
@@ -177,13 +173,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
             maintainStore()
         }
 
-        if unsyncedWrites && !abandonedUnderLock() {
-            do {
-                try store.sync()
-            } catch {
-                logger.error("final decision log sync failed", metadata: ["error": "\(error)"])
-            }
-        }
+        if !abandonedUnderLock() { batcher.finish(store, logger: logger) }
         store.close()
         condition.lock()
         finished = true
@@ -222,22 +212,9 @@ public final class GroupCommitWriter: @unchecked Sendable {
             batchRecords.append(pending.record)
             forced = forced || pending.forced
         }
-        let result: Result<[LogPosition], DecisionLogError>
-        do {
-            let positions = try store.append(batchRecords)
-            unsyncedWrites = true
-            if forced {
-                try store.sync()
-                unsyncedWrites = false
-                syncCount.add(1, ordering: .relaxed)
-            }
-            recordCount.add(positions.count, ordering: .relaxed)
-            result = .success(positions)
-        } catch {
-            result = .failure(error as? DecisionLogError ?? .io("\(error)"))
-        }
+        let result = batcher.write(batchRecords, forced: forced, to: store)
         // Before the completions, so a caller woken by one sees this batch's syncs in `stats`.
-        countBoundSyncs()
+        publishStats()
         batchRecords.removeAll(keepingCapacity: true)
 
         switch result {
@@ -255,21 +232,14 @@ public final class GroupCommitWriter: @unchecked Sendable {
         batch.removeAll(keepingCapacity: true)
     }
 
-    /// Adds the syncs the store made for its unsynced-bytes bound (during an append, even a
-    /// failed one) to the stats.
-    private func countBoundSyncs() {
-        let total = store.boundSyncCount
-        guard total > boundSyncsCounted else { return }
-        syncCount.add(total - boundSyncsCounted, ordering: .relaxed)
-        boundSyncsCounted = total
+    private func publishStats() {
+        syncCount.store(batcher.syncs, ordering: .relaxed)
+        recordCount.store(batcher.records, ordering: .relaxed)
     }
 
     private func maintainStore() {
-        do {
-            try store.maintain()
-        } catch {
-            // The store logged it and keeps it (sticky): the next batch fails with this error.
-        }
+        batcher.maintain(store)
+        publishStats()
     }
 
     private func abandonedUnderLock() -> Bool {

@@ -81,9 +81,6 @@ public struct ParticipantWorkerCore {
     public var inquiring = false
     /// Recovery has delivered its decisions: the resource may now decide alone.
     public var sweepsAllowed = false
-    /// Tests only: after a failed fsync, sync again and carry on, as a worker that trusted a
-    /// second fsync would (after fsyncgate it succeeds with nothing written). A planted bug.
-    public var plantedRetryAfterFailedSync = false
 
     private let clocks: Clocks
     private let logger: Logger
@@ -119,14 +116,17 @@ public struct ParticipantWorkerCore {
     /// message comes.
     public func waitUs(_ resource: ParticipantResource) -> UInt64? {
         let sweeping = resource.needsSweep && sweepsAllowed
-        guard !held.isEmpty || inquiring || sweeping else { return nil }
+        // Nothing prepared, nothing to ask about: a branch prepared later comes in a batch,
+        // whose round looks again.
+        let asking = inquiring && resource.hasInDoubt
+        guard !held.isEmpty || asking || sweeping else { return nil }
         let nowUs = clocks.monotonicUs()
         var waitUs = UInt64.max
         if !held.isEmpty {
             let waitedUs = nowUs &- heldSinceUs
             waitUs = waitedUs < configuration.lazySyncUs ? configuration.lazySyncUs - waitedUs : 0
         }
-        if inquiring { waitUs = min(waitUs, inquiry.nextUs > nowUs ? inquiry.nextUs - nowUs : 0) }
+        if asking { waitUs = min(waitUs, inquiry.nextUs > nowUs ? inquiry.nextUs - nowUs : 0) }
         if sweeping { waitUs = min(waitUs, nextSweepUs > nowUs ? nextSweepUs - nowUs : 0) }
         return waitUs
     }
@@ -186,9 +186,6 @@ public struct ParticipantWorkerCore {
         do {
             try resource.makeDurable()
         } catch {
-            if plantedRetryAfterFailedSync, (try? resource.makeDurable()) != nil {
-                return delivered(startedUs)
-            }
             // fsyncgate: after a failed fsync the kernel may have dropped the dirty pages, so
             // nothing committed since the last good sync can be vouched for. Stop answering;
             // recovery after a restart settles every branch from what is really on disk.
