@@ -265,10 +265,11 @@ extension SimulatedWorld {
         }
     }
 
-    /// Closes every bank and takes their VFSs out of SQLite's list: the end of a seed.
+    /// Closes every bank and takes their VFSs out of SQLite's list: the end of a seed. No
+    /// checkpoint: the disks are discarded.
     mutating func closeBanks() {
         for index in banks.indices {
-            banks[index].store?.close()
+            banks[index].store?.close(checkpoint: false)
             banks[index].store = nil
             banks[index].io.sqliteVFS?.unregister()
         }

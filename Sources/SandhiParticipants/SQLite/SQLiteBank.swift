@@ -265,9 +265,16 @@ public final class SQLiteBank: Bank {
     /// connection closes without checkpointing, leaving the WAL (whatever of it reached the
     /// disk) to SQLite's recovery on the next open.
     public func close() {
+        close(checkpoint: syncFailure == nil)
+    }
+
+    /// Closes; without `checkpoint`, as a process that stops would leave it: the WAL (synced
+    /// or not) stays for SQLite's recovery at the next open. For an owner about to discard
+    /// the files anyway (the simulator at the end of a seed), or one whose sync failed.
+    public func close(checkpoint: Bool) {
         guard !closed else { return }
         closed = true
-        if syncFailure != nil {
+        if !checkpoint || syncFailure != nil {
             database.disableCheckpointOnClose()
         }
         database.close()
