@@ -139,7 +139,7 @@ extension SimulatedWorld {
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
-                                     reconciliation: reconciliationDisk, recovering: true), up: true,
+                                     reconciliation: reconciliationDisk, recovering: true, epoch: epoch), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }

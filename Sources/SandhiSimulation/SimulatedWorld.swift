@@ -246,7 +246,8 @@ public struct SimulatedWorld {
                  balances: Array(repeating: options.openingBalance, count: options.accountsPerParticipant),
                  versions: Array(repeating: (0, nil), count: options.accountsPerParticipant))
         }
-        coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
+        // Epoch 1, `CoordinatorProcess.epoch`'s first value.
+        coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options), epoch: 1))
         (logDisk, logStore) = Self.makeLogDisk(seed: options.seed ^ 0x5EED_D15C, epoch: coordinatorProcess.epoch)
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
@@ -434,8 +435,9 @@ public struct SimulatedWorld {
                 feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
                 voteInFlight = nil
             case .acknowledged(let tx): feed(.acknowledged(tx, participant: names[index]))
-            case .heuristic(let tx, let committed, let operations, let writers):
-                feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers))
+            case .heuristic(let tx, let committed, let operations, let writers, let tag):
+                feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers,
+                                        source: .message(confirming: tag)))
             }
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
