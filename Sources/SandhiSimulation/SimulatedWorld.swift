@@ -216,6 +216,8 @@ public struct SimulatedWorld {
     var staged: [[Observation]?] = []
     /// The vote being delivered, until the coordinator says whether it counted it.
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
+    /// A heuristic report echoing the coordinator's question is being delivered.
+    var answerInFlight = false
     /// The coordinator's reconciliation records as made durable (`recordReconciliation`), in
     /// order: what a new incarnation starts from, and what a FORGET must find first.
     var reconciliationDisk = ReconciliationQueue()
@@ -434,10 +436,16 @@ public struct SimulatedWorld {
                 voteInFlight = (tx, index, observed)
                 feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
                 voteInFlight = nil
-            case .acknowledged(let tx): feed(.acknowledged(tx, participant: names[index]))
+            case .acknowledged(let tx):
+                let asking = coordinatorProcess.coordinator.heuristicQuestionsOutstanding
+                feed(.acknowledged(tx, participant: names[index]))
+                // An acknowledgement settles a question only when the report asked about was stale.
+                if coordinatorProcess.coordinator.heuristicQuestionsOutstanding < asking { cases[.staleHeuristicReportDropped] += 1 }
             case .heuristic(let tx, let committed, let operations, let writers, let tag):
+                answerInFlight = tag != nil
                 feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers,
                                         source: .message(confirming: tag)))
+                answerInFlight = false
             }
         case .staged(let index, let tx, let operations, let writers, let readOnly, let incarnation):
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
