@@ -29,9 +29,12 @@ enum StageOutcome: Sendable {
 struct SettledByHand: Sendable, Equatable {
     var transaction: TransactionID
     var heuristic: ParticipantProtocol.Heuristic
+    /// The coordinator's question the decision that found it carried, echoed in the report.
+    var confirming: ConfirmationTag? = nil
 
     var reply: ParticipantReply {
-        .heuristic(transaction, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers)
+        .heuristic(transaction, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers,
+                   confirming: confirming)
     }
 }
 

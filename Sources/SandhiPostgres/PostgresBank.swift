@@ -432,7 +432,7 @@ public final class PostgresBank: ParticipantResource {
         var effects: [ParticipantProtocol.Effect] = []
         let notHeld = try decisionsForBranchesNotHeld(messages)
         for message in messages {
-            if case .rollback(let tx) = message, case .prepared(let operations, let writers)? = machine.branches[tx] {
+            if case .rollback(let tx, _) = message, case .prepared(let operations, let writers)? = machine.branches[tx] {
                 released.formUnion(ParticipantProtocol.writtenAccounts(operations))
                 workOf[tx] = StageRequest(transaction: tx, operations: operations, writers: writers, readOnly: false)
             }
@@ -549,11 +549,12 @@ public final class PostgresBank: ParticipantResource {
             switch message {
             case .commit(let tx) where notHeld(tx) && !commits.contains(tx):
                 commits.append(tx)
-            case .rollback(let tx) where notHeld(tx):
+            case .rollback(let tx, let tag) where notHeld(tx):
                 guard let orphan = orphans.removeValue(forKey: tx), orphan.committed,
                       !byHand.contains(where: { $0.transaction == tx }) else { continue }
+                // A question (`tag`) is answered like any ROLLBACK here: the report, echoing it.
                 byHand.append(SettledByHand(transaction: tx, heuristic: .init(committed: true, operations: orphan.branch.operations,
-                                                                             writers: orphan.branch.writers)))
+                                                                             writers: orphan.branch.writers), confirming: tag))
             default:
                 continue
             }

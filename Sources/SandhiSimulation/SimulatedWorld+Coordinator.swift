@@ -20,6 +20,7 @@ extension SimulatedWorld {
             case .send(let participant, let message):
                 let to = index(of: participant)!
                 if case .forget(let tx) = message { checkForget(tx, to: to) }
+                if case .rollback(_, _?) = message { cases[.heuristicQuestionAsked] += 1 }
                 sendToParticipant(to, message)
             case .appendDecision(let record, let forced):
                 appendToLog(record, forced: forced)
@@ -45,7 +46,9 @@ extension SimulatedWorld {
                 case .deadlockDetected: cases[.deadlock] += 1
                 case .recovered: cases[.inDoubtResolvedByRecovery] += 1
                 case .heuristicReported(_, _, _, let agrees): if agrees { cases[.heuristicAgreeing] += 1 }
-                case .heuristicCaseOpened: cases[.mixedOutcomeRecorded] += 1
+                case .heuristicCaseOpened:
+                    cases[.mixedOutcomeRecorded] += 1
+                    if answerInFlight { cases[.heuristicConfirmedByQuestion] += 1 }
                 case .reconciled(_, let entry): countReconciled(entry)
                 default: break
                 }
@@ -133,7 +136,7 @@ extension SimulatedWorld {
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
-                                     reconciliation: reconciliationDisk, recovering: true), up: true,
+                                     reconciliation: reconciliationDisk, recovering: true, epoch: epoch), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }

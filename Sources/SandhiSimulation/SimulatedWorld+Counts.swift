@@ -51,6 +51,7 @@ enum FailureCase: Int, CaseIterable {
     case participantSyncFailureNoVote, tornWriteSetDropped, writeSetLandedWhole
     case lostForget, lostHeuristicReport, duplicatedForget, duplicatedHeuristicReport
     case heuristicCommit, heuristicRollback, heuristicAgreeing, mixedOutcomeRecorded
+    case heuristicQuestionAsked, heuristicConfirmedByQuestion, staleHeuristicReportDropped
     case settledByRetryCommit, settledByCompensate, settledByMarkResolved, linkedTransactionFailed
 
     var name: String {
@@ -89,6 +90,9 @@ enum FailureCase: Int, CaseIterable {
         case .heuristicRollback: "heuristic rollback"
         case .heuristicAgreeing: "heuristic agreeing with the decision"
         case .mixedOutcomeRecorded: "mixed outcome recorded"
+        case .heuristicQuestionAsked: "heuristic commit of a forgotten transaction questioned"
+        case .heuristicConfirmedByQuestion: "mixed outcome confirmed by the answer to its question"
+        case .staleHeuristicReportDropped: "stale heuristic report dropped: its question acknowledged"
         case .settledByRetryCommit: "heuristic case settled by retry-commit"
         case .settledByCompensate: "heuristic case settled by compensate"
         case .settledByMarkResolved: "heuristic case settled by mark-resolved"

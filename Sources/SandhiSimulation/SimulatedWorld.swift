@@ -204,6 +204,8 @@ public struct SimulatedWorld {
     var staged: [[Observation]?] = []
     /// The vote being delivered, until the coordinator says whether it counted it.
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
+    /// A heuristic report echoing the coordinator's question is being delivered.
+    var answerInFlight = false
     /// The coordinator's reconciliation records as made durable (`recordReconciliation`), in
     /// order: what a new incarnation starts from, and what a FORGET must find first.
     var reconciliationDisk = ReconciliationQueue()
@@ -238,7 +240,8 @@ public struct SimulatedWorld {
             worker.sweepsAllowed = true
             banks.append(Bank(disk: disk, io: .through(disk), worker: worker))
         }
-        coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options)))
+        // Epoch 1, `CoordinatorProcess.epoch`'s first value.
+        coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options), epoch: 1))
         (logDisk, logStore) = Self.makeLogDisk(seed: options.seed ^ 0x5EED_D15C, epoch: coordinatorProcess.epoch)
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
@@ -426,9 +429,16 @@ public struct SimulatedWorld {
                 voteInFlight = (tx, index, observed)
                 feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
                 voteInFlight = nil
-            case .acknowledged(let tx): feed(.acknowledged(tx, participant: names[index]))
-            case .heuristic(let tx, let committed, let operations, let writers):
-                feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers))
+            case .acknowledged(let tx):
+                let asking = coordinatorProcess.coordinator.heuristicQuestionsOutstanding
+                feed(.acknowledged(tx, participant: names[index]))
+                // An acknowledgement settles a question only when the report asked about was stale.
+                if coordinatorProcess.coordinator.heuristicQuestionsOutstanding < asking { cases[.staleHeuristicReportDropped] += 1 }
+            case .heuristic(let tx, let committed, let operations, let writers, let tag):
+                answerInFlight = tag != nil
+                feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers,
+                                        source: .message(confirming: tag)))
+                answerInFlight = false
             }
         case .workerRound(let index, let generation):
             guard banks[index].up, banks[index].roundGeneration == generation, banks[index].roundAtUs != nil else { return }

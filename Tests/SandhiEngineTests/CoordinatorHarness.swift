@@ -168,6 +168,11 @@ struct CoordinatorHarness {
         coordinator = Coordinator(configuration: configuration)
     }
 
+    /// Drives `coordinator` as made (a restarted one, say, with its epoch and reconciliation queue).
+    init(coordinator: Coordinator) {
+        self.coordinator = coordinator
+    }
+
     @discardableResult
     mutating func handle(_ input: CoordinatorInput) -> [CoordinatorEffect] {
         let effects = coordinator.handle(input, nowUs: nowUs)

@@ -205,7 +205,7 @@ private struct CoordinatorWorld {
             #expect(commitRecord[tx]?.contains(participant) == true, "\(tx): COMMIT to \(participant), not in the record")
             #expect(finished[tx] == nil, "\(tx): COMMIT after finished")
             if draining || chance(80) { inbox.append(.ack(tx, participant)) }
-        case .send(let participant, .rollback(let tx)):
+        case .send(let participant, .rollback(let tx, _)):
             #expect(commitRecord[tx] == nil || finished[tx] != nil, "\(tx): ROLLBACK while a COMMIT record is live")
             if decided[tx]?.contains(.committed) == true {
                 // Only a forgotten transaction can hear ROLLBACK after a COMMIT, in answer to a

@@ -134,9 +134,23 @@ struct CoordinatorHeuristicTests {
         #expect(h.coordinator.reconciliation.all.isEmpty)
     }
 
+    /// hdfc reports a heuristic commit of a transaction `h` does not know, and (asked whether it
+    /// still holds it) answers with the report echoing the question: the effects of the answer.
+    func confirmedHeuristicCommit(_ h: inout CoordinatorHarness, _ tx: TransactionID) throws -> [CoordinatorEffect] {
+        let asked = h.handle(.heuristicReported(tx, participant: hdfc, committed: true, operations: debit.operations, writers: [hdfc, sbi]))
+        #expect(asked.records.isEmpty && asked.forgotten.isEmpty, "a report by message may be a stale copy: nothing before the answer")
+        let question = try #require(asked.sends.first)
+        guard case .rollback(tx, let tag?) = question.message, question.participant == hdfc else {
+            Issue.record("expected a question to hdfc, got \(asked.sends)")
+            return []
+        }
+        return h.handle(.heuristicReported(tx, participant: hdfc, committed: true, operations: debit.operations, writers: [hdfc, sbi],
+                                           source: .message(confirming: tag)))
+    }
+
     @Test func aHeuristicCommitOfAForgottenTransactionIsMixedUnderPresumedAbort() throws {
         var h = CoordinatorHarness()
-        let effects = h.handle(.heuristicReported(t1, participant: hdfc, committed: true, operations: debit.operations, writers: [hdfc, sbi]))
+        let effects = try confirmedHeuristicCommit(&h, t1)
         guard case .opened(let heuristicCase) = try #require(effects.records.first) else { Issue.record("no case"); return }
         #expect(heuristicCase.decision == .abort)
         #expect(heuristicCase.divergent.map(\.participant) == [hdfc])
@@ -239,9 +253,9 @@ struct CoordinatorHeuristicTests {
         #expect(h.coordinator.reconciliation == before)
     }
 
-    @Test func retryCommitIsRefusedForAnAbortDecision() {
+    @Test func retryCommitIsRefusedForAnAbortDecision() throws {
         var h = CoordinatorHarness()
-        h.handle(.heuristicReported(t1, participant: hdfc, committed: true, operations: debit.operations, writers: [hdfc, sbi]))
+        _ = try confirmedHeuristicCommit(&h, t1)
         let effects = h.handle(.resolveHeuristic(t1, action: .retryCommit, operatorName: "asha", note: "try", linked: linked))
         #expect(effects.refusals.first?.contains("decided abort") == true)
         let compensate = h.handle(.resolveHeuristic(t1, action: .compensate, operatorName: "asha", note: "undo", linked: linked))

@@ -187,7 +187,7 @@ private struct Simulation {
         case .deliverToParticipant(let name):
             let message = toParticipant[name]!.removeFirst()
             if faulty && chance(5) { stats["lost", default: 0] += 1; break }
-            if case .rollback(let tx) = message, case .staging? = banks[name]!.protocolState.branches[tx] {
+            if case .rollback(let tx, _) = message, case .staging? = banks[name]!.protocolState.branches[tx] {
                 stats["rollback while staging", default: 0] += 1
             }
             participantHandle(name, .message(message))

@@ -33,7 +33,7 @@ import Testing
     }
 
     func decidedAlone(_ replies: [ParticipantReply]) -> [TransactionID] {
-        replies.compactMap { if case .heuristic(let tx, _, _, _) = $0 { tx } else { nil } }
+        replies.compactMap { if case .heuristic(let tx, _, _, _, _) = $0 { tx } else { nil } }
     }
 
     @Test func aBranchIsDecidedAloneOnlyOnceItHasWaitedTheWholePolicy() throws {

@@ -29,6 +29,10 @@ extension PostgresBankTests {
                                            .heuristic(F.tx(2), committed: true, operations: Self.creditBob, writers: [F.hdfc])]
         #expect(try await handle.process([.rollback(F.tx(1)), .rollback(F.tx(2))]) == reports)
         #expect(try await handle.process([.rollback(F.tx(2))]) == [reports[1]], "a resent ROLLBACK is answered the same")
+        let question = ConfirmationTag(epoch: 2, sequence: 1)
+        #expect(try await handle.process([.rollback(F.tx(2), confirming: question)])
+                == [.heuristic(F.tx(2), committed: true, operations: Self.creditBob, writers: [F.hdfc], confirming: question)],
+                "the coordinator's question about a report is answered with the report, echoing its tag")
         #expect(try await handle.call { try $0.sweep() } == reports)
         #expect(handle.bank.needsSweep)
         #expect(handle.bank.inDoubt().isEmpty && handle.bank.heldLocks.isEmpty)
@@ -49,6 +53,8 @@ extension PostgresBankTests {
         #expect(handle.bank.unforgottenHeuristics().isEmpty)
         #expect(try await blocking { try fixture.cluster.sql(fixture.database, "SELECT count(*) FROM sandhi_heuristic WHERE forgotten_at_ms IS NOT NULL") } == "2")
         #expect(try await handle.process([.rollback(F.tx(1))]) == [.acknowledged(F.tx(1))], "forgotten: a late resend is acknowledged")
+        #expect(try await handle.process([.rollback(F.tx(2), confirming: question)]) == [.acknowledged(F.tx(2))],
+                "forgotten: a question about a stale report is acknowledged")
         try await handle.close()
     }
 

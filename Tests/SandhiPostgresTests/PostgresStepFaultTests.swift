@@ -201,7 +201,7 @@ struct PlayedCoordinator {
                 votes[tx] = vote
             case .acknowledged(let tx):
                 if toForget.remove(tx) == nil { answered.insert(tx) }
-            case .heuristic(let tx, let committed, _, _):
+            case .heuristic(let tx, let committed, _, _, _):
                 heuristics[tx] = committed
                 answered.insert(tx)
                 toForget.insert(tx)
@@ -347,7 +347,7 @@ extension PostgresBankTests {
         let trap = StepTrap(step: stepCase.step, fault: fault, cluster: cluster)
         bank.handle.bank.faultHook = trap.hook
         for case .commit(let tx) in situation.target { coordinator.decide(tx, commit: true) }
-        for case .rollback(let tx) in situation.target { coordinator.decide(tx, commit: false) }
+        for case .rollback(let tx, _) in situation.target { coordinator.decide(tx, commit: false) }
         let target = situation.target
         let handle = bank.handle
         let outcome = Mutex<Result<[ParticipantReply], any Error>?>(nil)

@@ -32,7 +32,7 @@ import Testing
             return messages.map { message in
                 switch message {
                 case .prepare(let tx, _, _): return .vote(tx, .yes)
-                case .commit(let tx), .rollback(let tx), .forget(let tx): return .acknowledged(tx)
+                case .commit(let tx), .rollback(let tx, _), .forget(let tx): return .acknowledged(tx)
                 }
             }
         }

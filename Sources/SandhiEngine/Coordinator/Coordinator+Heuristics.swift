@@ -9,7 +9,11 @@ import DequeModule
 //     sent: a participant drops its heuristic record only once the coordinator has it.
 //   * A transaction the coordinator no longer knows was not committed-and-unfinished (such a
 //     transaction is recovered from the log before anything else is handled), so its decision
-//     is abort (presumed abort), and a heuristic commit of it is a mixed outcome.
+//     is abort (presumed abort), and a heuristic commit of it still held is a mixed outcome.
+//     "Still held" is the catch: a report by message may be a stale copy of one settled long
+//     ago, so one that disagrees with the presumed abort is believed only once it answers the
+//     coordinator's question, or when recovery read it from the bank's storage
+//     (HeuristicQuestions.swift).
 //   * An action that runs a transaction records its end before that transaction's END record
 //     is appended, so a restart always finds out how the action ended.
 
@@ -42,8 +46,18 @@ extension Coordinator {
     }
 
     mutating func heuristicReported(_ id: TransactionID, participant: ParticipantID, committed: Bool, operations: [Operation],
-                                    writers: [ParticipantID], nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
+                                    writers: [ParticipantID], source: HeuristicReportSource = .message(confirming: nil),
+                                    nowUs: UInt64, into effects: inout [CoordinatorEffect]) {
         let outcome = BranchOutcome(heuristic: committed)
+        if source == .recovery {
+            // Believed without a question: safe only because the plan feeds these after every
+            // transaction the log holds, before `recoveryComplete`.
+            precondition(recovering, "a heuristic decision handed over by recovery after recovery completed")
+        }
+        // Whatever this report leads to, it settles the question asked about it, if any (one
+        // still needed is asked again below, under the same tag).
+        let key = HeuristicQuestions.Key(transaction: id, participant: participant)
+        let asked = questions.isEmpty ? nil : questions.remove(key)
         if let known = reconciliation[id] {
             // Recorded already; the FORGET was lost, or another participant is heard from.
             let entry = HeuristicCase.Participant(participant: participant, outcome: outcome, operations: operations)
@@ -55,7 +69,7 @@ extension Coordinator {
             effects.append(.send(participant, .forget(id)))
             return
         }
-        if recovering && transactions[id] == nil {
+        if recovering && transactions[id] == nil && source != .recovery {
             // The log may yet say COMMIT; the participant reports again (and FORGET waits).
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "heuristic \(outcome.label) during recovery"))))
             return
@@ -66,6 +80,20 @@ extension Coordinator {
             // mixed, and the other writers followed the decision (or will, when they ask).
             let decision: LoggedDecision = recentCommits.contains(id) ? .commit : .abort
             let agrees = !outcome.diverges(from: decision)
+            if !agrees && decision == .abort && configuration.plantedBug != .ignoreHeuristics {
+                // A heuristic commit against an abort that is only presumed: a stale copy of a
+                // report settled long ago looks just the same. Believed when recovery read it
+                // from the bank, or when it echoes the question asked about it; otherwise asked.
+                switch source {
+                case .recovery:
+                    break
+                case .message(let echoed):
+                    guard echoed != nil && echoed == asked else {
+                        ask(key, again: asked, echoed: echoed, nowUs: nowUs, into: &effects)
+                        return
+                    }
+                }
+            }
             effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicReported(id, participant: participant, outcome: outcome, agrees: agrees))))
             if !agrees && configuration.plantedBug != .ignoreHeuristics {
                 var participants = [HeuristicCase.Participant(participant: participant, outcome: outcome, operations: operations)]
@@ -76,6 +104,11 @@ extension Coordinator {
                 effects.append(.emit(EngineEvent(atUs: nowUs, .heuristicCaseOpened(heuristicCase))))
                 record(.opened(heuristicCase), into: &effects)
             }
+            // Disagreeing, the record above is durable before this goes out (the driver performs
+            // effects in order). Agreeing, there is nothing to record: with a commit known here,
+            // plainly; with a presumed abort, a heuristic rollback could be against a COMMIT only
+            // if that COMMIT's case went unrecorded, and a committed transaction with a branch
+            // rolled back alone stays in the table until its case is recorded (found above).
             effects.append(.send(participant, .forget(id)))
             return
         }
@@ -105,6 +138,42 @@ extension Coordinator {
             tx.branches[index].status = .decidedAlone(committed: committed)
         }
         finishIfAcknowledged(&tx, nowUs: nowUs, into: &effects)
+    }
+
+    /// Asks `key.participant` whether it still holds its heuristic commit of `key.transaction`:
+    /// the presumed decision, ROLLBACK, carrying the question's tag (`again`: the tag it was
+    /// asked under already, its answer not yet heard, perhaps lost).
+    mutating func ask(_ key: HeuristicQuestions.Key, again: ConfirmationTag?, echoed: ConfirmationTag?, nowUs: UInt64,
+                      into effects: inout [CoordinatorEffect]) {
+        let tag: ConfirmationTag
+        if let again {
+            tag = again
+        } else {
+            tag = ConfirmationTag(epoch: epoch, sequence: nextQuestion)
+            nextQuestion += 1
+        }
+        if let dropped = questions.ask(key, tag: tag, limit: configuration.maxHeuristicQuestions) {
+            effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(dropped.key.transaction, participant: dropped.key.participant,
+                what: "question \(dropped.tag) dropped unanswered: \(configuration.maxHeuristicQuestions) questions outstanding "
+                    + "(asked again should the heuristic commit be reported again)"))))
+        }
+        let report = echoed.map { "heuristic commit answering \($0), which is not a question outstanding here" } ?? "heuristic commit"
+        effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(key.transaction, participant: key.participant,
+            what: "\(report) of a transaction not known here: presumed abort, but it may be a stale copy; asking (\(tag))"))))
+        effects.append(.send(key.participant, .rollback(key.transaction, confirming: tag)))
+    }
+
+    /// A participant acknowledged a transaction not in flight: if a question about its report
+    /// was outstanding, it holds no heuristic decision on it; the report was a stale copy, and
+    /// the question is settled. Returns whether one was.
+    mutating func questionAcknowledged(_ id: TransactionID, participant: ParticipantID, nowUs: UInt64,
+                                       into effects: inout [CoordinatorEffect]) -> Bool {
+        guard !questions.isEmpty, let tag = questions.remove(HeuristicQuestions.Key(transaction: id, participant: participant)) else {
+            return false
+        }
+        effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant,
+            what: "acknowledged \(tag): it holds no heuristic decision; the report asked about was a stale copy"))))
+        return true
     }
 
     /// Every branch of `tx` has answered and at least one decided against `decision`.

@@ -44,7 +44,10 @@
 //   committing/aborting --HEURISTIC, agrees-->  same     FORGET to it; counts as acknowledged
 //   committing/aborting --last answer, mixed--> heuristic record the case (durable before
 //                                               anything else), FORGET to the deciders, END
-//   (forgotten)  --HEURISTIC commit-->  (none)   presumed abort: the outcome is mixed; record it
+//   (forgotten)  --HEURISTIC commit-->  (none)   presumed abort, but the report may be a stale copy:
+//                                                ROLLBACK carrying a question (HeuristicQuestions.swift)
+//   (forgotten)  --HEURISTIC commit echoing the question-->  (none)  the outcome is mixed; record it
+//   (forgotten)  --ACK of the question-->  (none)  it held nothing: a stale copy; drop the question
 //   open case    --resolveHeuristic--> a new linked transaction (retry-commit, compensate),
 //                                      or only a record (mark-resolved); see ReconciliationQueue
 //
@@ -112,6 +115,9 @@ public struct Coordinator: Sendable {
         public var wallClockOffsetMs: Int64 = 0
         /// Committed transactions remembered after they are forgotten (`recentCommits`).
         public var recentCommitsRemembered = 65_536
+        /// Questions about heuristic reports of unknown transactions outstanding at once
+        /// (`HeuristicQuestions`: when full, the oldest is dropped and asked again if need be).
+        public var maxHeuristicQuestions = 65_536
 
         public init() {}
     }
@@ -193,8 +199,16 @@ public struct Coordinator: Sendable {
     /// The last committed transactions, after they finished (bounded, oldest dropped first). A
     /// heuristic report can reach the coordinator after the transaction it is about finished:
     /// a duplicate, or one delayed by the network past the FORGET that settled it. Presumed
-    /// abort must not judge those: a transaction here committed.
+    /// abort must not judge those: a transaction here committed. (Bounded, and empty at start
+    /// but for what the log still holds: past it, a stale report meets a question instead.)
     var recentCommits = RecentSet()
+    /// This incarnation's epoch: what makes its questions' tags differ from every other
+    /// incarnation's (0 only for a coordinator that never restarts, as in tests).
+    public let epoch: UInt32
+    /// Heuristic commits reported for transactions not known here, asked about and not yet
+    /// answered (HeuristicQuestions.swift).
+    var questions = HeuristicQuestions()
+    var nextQuestion: UInt64 = 1
     /// Grants and cycles produced while handling one input, settled before it returns.
     private var lockChanges = LockManager.Changes()
     /// Spare buffers for `settleLocks` to swap with `lockChanges` (see there).
@@ -203,15 +217,21 @@ public struct Coordinator: Sendable {
     private var random: SplitMix64
     private var nextTimerGeneration: UInt32 = 1
 
-    /// - Parameter recovering: the driver will feed recovery (`recover...`) and then
-    ///   `recoveryComplete`; until then nothing is presumed about an unknown transaction.
+    /// - Parameters:
+    ///   - recovering: the driver will feed recovery (`recover...`) and then
+    ///     `recoveryComplete`; until then nothing is presumed about an unknown transaction.
+    ///   - epoch: this incarnation's epoch, durable in the log before the coordinator hears
+    ///     anything (unique to it: the tags of its questions carry it).
     public init(configuration: Configuration = Configuration(), reconciliation: ReconciliationQueue = ReconciliationQueue(),
-                recovering: Bool = false) {
+                recovering: Bool = false, epoch: UInt32 = 0) {
         precondition(configuration.prepareTimeoutMs > 0, "prepare timeout must be positive")
         precondition(configuration.resendInitialMs > 0 && configuration.resendInitialMs <= configuration.resendMaxMs)
         precondition(configuration.maxInFlight > 0)
         precondition(configuration.lockTimeoutMs > 0, "lock timeout must be positive")
+        precondition(configuration.maxHeuristicQuestions > 0)
+        precondition(epoch <= TransactionID.maxEpoch, "epoch \(epoch) exceeds 24 bits")
         self.configuration = configuration
+        self.epoch = epoch
         var lockConfiguration = LockManager.Configuration()
         lockConfiguration.detectDeadlocks = configuration.detectDeadlocks
         lockConfiguration.maxWaitersPerResource = configuration.maxWaitersPerResource
@@ -223,6 +243,9 @@ public struct Coordinator: Sendable {
     }
 
     public var inFlightCount: Int { transactions.count }
+
+    /// Questions about heuristic reports of unknown transactions not yet answered.
+    public var heuristicQuestionsOutstanding: Int { questions.count }
 
     public func state(of transaction: TransactionID) -> TransactionState? { transactions[transaction]?.state }
 
@@ -276,9 +299,9 @@ public struct Coordinator: Sendable {
             recoveryComplete(nowUs: nowUs, into: &effects)
         case .rememberCommitted(let ids):
             for id in ids { recentCommits.insert(id, limit: configuration.recentCommitsRemembered) }
-        case .heuristicReported(let id, let participant, let committed, let operations, let writers):
+        case .heuristicReported(let id, let participant, let committed, let operations, let writers, let source):
             heuristicReported(id, participant: participant, committed: committed, operations: operations, writers: writers,
-                              nowUs: nowUs, into: &effects)
+                              source: source, nowUs: nowUs, into: &effects)
         case .resolveHeuristic(let id, let action, let operatorName, let note, let linked):
             resolveHeuristic(id, action: action, operatorName: operatorName, note: note, linked: linked, nowUs: nowUs, into: &effects)
         }
@@ -560,7 +583,11 @@ public struct Coordinator: Sendable {
         func unexpected() {
             effects.append(.emit(EngineEvent(atUs: nowUs, .lateMessage(id, participant: participant, what: "duplicate or unexpected acknowledgement"))))
         }
-        guard var tx = take(id) else { return unexpected() }
+        guard var tx = take(id) else {
+            // Not in flight: perhaps the answer to a question about a heuristic report.
+            if !questionAcknowledged(id, participant: participant, nowUs: nowUs, into: &effects) { unexpected() }
+            return
+        }
         defer { store(tx) }
         guard let index = tx.index(of: participant), case .awaitingAck(let sentAtUs) = tx.branches[index].status,
               tx.state == .committing || tx.state == .aborting else { return unexpected() }

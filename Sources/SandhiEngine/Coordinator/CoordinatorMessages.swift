@@ -6,13 +6,16 @@ public enum ParticipantMessage: Hashable, Sendable {
     /// Apply the prepared write-set. Idempotent: an unknown transaction is "already done".
     case commit(TransactionID)
     /// Discard the prepared write-set (or nothing, if never prepared). Idempotent.
-    case rollback(TransactionID)
+    /// `confirming`: the coordinator does not know the transaction, and asks about a heuristic
+    /// commit reported for it (`ConfirmationTag`): a participant still holding that decision
+    /// reports it again echoing the tag; one that holds nothing acknowledges.
+    case rollback(TransactionID, confirming: ConfirmationTag? = nil)
     /// The coordinator has durably recorded this branch's heuristic decision: drop it.
     case forget(TransactionID)
 
     public var transaction: TransactionID {
         switch self {
-        case .prepare(let transaction, _, _), .commit(let transaction), .rollback(let transaction), .forget(let transaction):
+        case .prepare(let transaction, _, _), .commit(let transaction), .rollback(let transaction, _), .forget(let transaction):
             return transaction
         }
     }
@@ -83,8 +86,10 @@ public enum CoordinatorInput: Sendable {
     case rememberCommitted([TransactionID])
     /// Recovery has fed every transaction it found: what is not in flight now never will be.
     case recoveryComplete
-    /// A participant decided a branch on its own (`ParticipantReply.heuristic`).
-    case heuristicReported(TransactionID, participant: ParticipantID, committed: Bool, operations: [Operation], writers: [ParticipantID])
+    /// A participant decided a branch on its own (`ParticipantReply.heuristic`, or read from
+    /// its storage by recovery: `source`).
+    case heuristicReported(TransactionID, participant: ParticipantID, committed: Bool, operations: [Operation], writers: [ParticipantID],
+                           source: HeuristicReportSource = .message(confirming: nil))
     /// An operator settles heuristic case `TransactionID`; `linked` is a fresh transaction id
     /// for the action to run as (unused by mark-resolved). Refusals are `operatorRefused` events.
     case resolveHeuristic(TransactionID, action: ReconcileAction, operatorName: String, note: String, linked: TransactionID)

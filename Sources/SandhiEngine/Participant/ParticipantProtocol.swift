@@ -26,6 +26,8 @@ import DequeModule
 //   prepared --inquire-->        prepared   reply YES again (asks the coordinator for the outcome)
 //   staging  --rollback-->       staging    remembered; discarded and acknowledged when staged
 //   absent   --commit/rollback-> absent     already done (or never prepared): acknowledge
+//   absent   --rollback(tag)-->  absent     the coordinator's question about a heuristic report
+//                                           (see below): acknowledge, nothing remembered
 //   finished --prepare-->        finished   a PREPARE duplicated or overtaken by the network:
 //                                           committed -> ignored; rolled back -> NO, never staged
 //   restart  --restored(tx)-->   prepared   re-take locks from the persisted write-set
@@ -33,6 +35,8 @@ import DequeModule
 //                                           operator's or the store's own policy after a long
 //                                           wait); release locks; report HEURISTIC
 //   heuristic --commit/rollback-> heuristic report HEURISTIC again (the coordinator compares)
+//   heuristic --rollback(tag)--> heuristic  report HEURISTIC again, echoing the tag: the proof the
+//                                           coordinator asked for that this decision is still held
 //   heuristic --inquire-->       heuristic  report HEURISTIC again, until the coordinator forgets it
 //   heuristic --forget-->        finished   the coordinator has recorded the outcome durably, or
 //                                           it agreed with the decision; acknowledge
@@ -46,6 +50,15 @@ import DequeModule
 // `decideAlone` (a heuristic policy, or an operator at the database). A heuristic decision is
 // durable and reported until the coordinator, having recorded it, says `forget`: the
 // coordinator must hear of every one, since only it can tell whether the outcome is mixed.
+//
+// A coordinator that does not know a transaction cannot tell a heuristic report of it from a
+// stale copy the network delayed past the FORGET that settled it. Before it records a mixed
+// outcome for one, it asks: a ROLLBACK (its presumed decision) carrying a confirmation tag. A
+// branch still decided here answers with its report echoing the tag; anything else is answered
+// as any ROLLBACK is, except that a branch found absent is not remembered as rolled back: the
+// question is about a branch decided here (prepared, then committed alone, so no PREPARE of it
+// is still to come to be refused), and remembering a rollback would make a late duplicate of
+// the transaction's COMMIT, acknowledged so far, look like a COMMIT of a rolled-back branch.
 
 /// A participant's reply to the coordinator.
 public enum ParticipantReply: Hashable, Sendable {
@@ -55,12 +68,14 @@ public enum ParticipantReply: Hashable, Sendable {
     case acknowledged(TransactionID)
     /// The branch was decided here without the coordinator: committed or rolled back on its
     /// own. Carries the branch's work so the coordinator can record (and an operator undo or
-    /// redo) it even for a transaction it no longer knows.
-    case heuristic(TransactionID, committed: Bool, operations: [Operation], writers: [ParticipantID])
+    /// redo) it even for a transaction it no longer knows. `confirming`: the tag of the
+    /// coordinator's question this answers (a ROLLBACK that carried it), echoed; nil otherwise.
+    case heuristic(TransactionID, committed: Bool, operations: [Operation], writers: [ParticipantID],
+                   confirming: ConfirmationTag? = nil)
 
     public var transaction: TransactionID {
         switch self {
-        case .vote(let tx, _, _), .acknowledged(let tx), .heuristic(let tx, _, _, _): return tx
+        case .vote(let tx, _, _), .acknowledged(let tx), .heuristic(let tx, _, _, _, _): return tx
         }
     }
 }
@@ -219,8 +234,8 @@ public struct ParticipantProtocol: Sendable {
             prepare(tx, operations: operations, writers: writers, into: &effects)
         case .message(.commit(let tx)):
             finish(tx, commit: true, into: &effects)
-        case .message(.rollback(let tx)):
-            finish(tx, commit: false, into: &effects)
+        case .message(.rollback(let tx, let tag)):
+            finish(tx, commit: false, confirming: tag, into: &effects)
         case .message(.forget(let tx)):
             if let heuristic = heuristics.removeValue(forKey: tx) {
                 effects.append(.forgetHeuristic(tx))
@@ -336,7 +351,8 @@ public struct ParticipantProtocol: Sendable {
         effects.append(readOnly ? .validateReads(tx, operations: operations) : .stage(tx, operations: operations, writers: writers))
     }
 
-    private mutating func finish(_ tx: TransactionID, commit: Bool, into effects: inout [Effect]) {
+    /// `confirming`: a ROLLBACK's question about a heuristic report (see the notes at the top).
+    private mutating func finish(_ tx: TransactionID, commit: Bool, confirming tag: ConfirmationTag? = nil, into effects: inout [Effect]) {
         switch branches[tx] {
         case .prepared(let operations, let writers):
             effects.append(commit ? .apply(tx, operations: operations, writers: writers) : .discard(tx))
@@ -354,9 +370,11 @@ public struct ParticipantProtocol: Sendable {
             // rollback waits for staging to end.
             branches[tx] = .staging(operations: operations, writers: writers, readOnly: readOnly, rollbackRequested: true)
         case nil where heuristics[tx] != nil:
-            // Decided here already: the coordinator compares, and records a mixed outcome.
+            // Decided here already: the coordinator compares, and records a mixed outcome (once
+            // the echoed tag of its question, if it asked one, shows this is held now).
             let heuristic = heuristics[tx]!
-            effects.append(.reply(.heuristic(tx, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers)))
+            effects.append(.reply(.heuristic(tx, committed: heuristic.committed, operations: heuristic.operations, writers: heuristic.writers,
+                                             confirming: tag)))
         case nil:
             // Already done, or never prepared. A ROLLBACK that finds nothing may have overtaken
             // its PREPARE: remember it, so the late PREPARE is refused instead of staged.
@@ -364,7 +382,9 @@ public struct ParticipantProtocol: Sendable {
                 effects.append(.refuse(tx, reason: "COMMIT for \(tx) reached \(participant), which rolled it back"))
                 return
             }
-            if !commit && finished[tx] == nil { remember(tx, .rolledBack) }
+            // A question (tagged) is about a branch decided here and since forgotten: nothing of
+            // it is left to overtake, and it is not a rollback to remember.
+            if !commit && tag == nil && finished[tx] == nil { remember(tx, .rolledBack) }
             effects.append(.reply(.acknowledged(tx)))
         }
     }

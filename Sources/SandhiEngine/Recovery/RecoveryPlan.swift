@@ -24,7 +24,11 @@
 //     it is committed everywhere, never presumed aborted, even if the log lost the record.
 //   * Everything else prepared somewhere is presumed aborted.
 //   * Heuristic decisions are reported after every transaction is fed, so that each meets
-//     the decision recovery found for it rather than an unknown transaction.
+//     the decision recovery found for it rather than an unknown transaction. They are read
+//     from the banks' storage now, so they are live (`HeuristicReportSource.recovery`): one
+//     of a transaction the log no longer holds is believed without the question a report by
+//     message must answer first (a COMMIT leaves the log only after every participant forgot
+//     its heuristic decision on it, so presumed abort is right about it).
 
 /// One bank's state at start, as the coordinator's recovery needs it.
 public struct RecoveringBank: Sendable {
@@ -187,7 +191,7 @@ public struct RecoveryPlan: Sendable {
         for bank in banks {
             for (tx, heuristic) in bank.heuristics.sorted(by: { $0.key < $1.key }) {
                 inputs.append(.heuristicReported(tx, participant: bank.participant, committed: heuristic.committed,
-                                                 operations: heuristic.operations, writers: heuristic.writers))
+                                                 operations: heuristic.operations, writers: heuristic.writers, source: .recovery))
                 heuristics.append((bank.participant, tx, heuristic.committed))
             }
         }

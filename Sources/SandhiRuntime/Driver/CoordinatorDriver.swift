@@ -125,7 +125,7 @@ public final class CoordinatorDriver: Sendable {
             - Int64(MonotonicClock.nowUs() / 1_000)
         // Every driver recovers first (`recover`, then `completeRecovery`).
         self.state = Lock(State(coordinator: Coordinator(configuration: coordinatorConfiguration, reconciliation: reconciliation,
-                                                         recovering: true)))
+                                                         recovering: true, epoch: epoch)))
         self.timers = Lock(nil)
         // Each transaction has at most a few messages queued per participant at a time
         // (PREPARE, then one COMMIT or ROLLBACK, plus rare resends), so this never blocks the
@@ -194,9 +194,10 @@ public final class CoordinatorDriver: Sendable {
                                 handle(.voted(tx, participant: participant, vote: vote, observed: observed), nowUs: now, state: &state, resume: &resume)
                             case .acknowledged(let tx):
                                 handle(.acknowledged(tx, participant: participant), nowUs: now, state: &state, resume: &resume)
-                            case .heuristic(let tx, let committed, let operations, let writers):
+                            case .heuristic(let tx, let committed, let operations, let writers, let tag):
                                 handle(.heuristicReported(tx, participant: participant, committed: committed, operations: operations,
-                                                          writers: writers), nowUs: now, state: &state, resume: &resume)
+                                                          writers: writers, source: .message(confirming: tag)),
+                                       nowUs: now, state: &state, resume: &resume)
                             }
                         }
                     case .input(let input):
