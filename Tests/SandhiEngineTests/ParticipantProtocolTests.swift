@@ -18,6 +18,32 @@ struct ParticipantProtocolTests {
         #expect(participant.handle(.staged(tx, failure: nil)) == [.reply(.vote(tx, .yes))])
     }
 
+    /// Simulator seed 3765: a bank committed t1 and acknowledged; the coordinator finished t1,
+    /// then answered a stale duplicate of the bank's YES with ROLLBACK ("whoever is prepared
+    /// for a transaction we hold no decision for must roll back"), and crashed before its END
+    /// was on the disk. The bank, restarted meanwhile, found nothing to roll back; the
+    /// coordinator's next incarnation then resent COMMIT. Refusing it ("which rolled it back")
+    /// left t1 in flight for good. A ROLLBACK that found nothing must still refuse a late
+    /// PREPARE, but a COMMIT of a branch not prepared here is already done.
+    @Test func aCommitAfterARollbackThatFoundNothingIsAcknowledged() {
+        var p = ParticipantProtocol(participant: me)
+        #expect(p.handle(.message(.rollback(t1))) == [.reply(.acknowledged(t1))])
+        #expect(p.handle(.message(.commit(t1))) == [.reply(.acknowledged(t1))], "committed in storage before a restart, perhaps")
+        #expect(p.handle(.message(.prepare(t1, operations: transfer, writers: writers)))
+                == [.reply(.vote(t1, .no(.alreadyRolledBack(me, t1))))], "a PREPARE the ROLLBACK overtook is still refused")
+    }
+
+    /// A COMMIT after a ROLLBACK that discarded a prepared branch is impossible, and refused.
+    @Test func aCommitAfterARollbackThatDiscardedTheBranchIsRefused() {
+        var p = ParticipantProtocol(participant: me)
+        prepared(t1, transfer, into: &p)
+        #expect(p.handle(.message(.rollback(t1))) == [.discard(t1), .reply(.acknowledged(t1))])
+        guard case .refuse(t1, _)? = p.handle(.message(.commit(t1))).first else {
+            Issue.record("a COMMIT of a branch rolled back here must be refused")
+            return
+        }
+    }
+
     @Test func aStaleDuplicateOfACommittedPrepareIsDroppedWithoutAVote() {
         // Restarted (a fresh machine), this participant no longer remembers committing t1; its
         // storage does, and says so while staging the duplicate.

@@ -266,10 +266,11 @@ struct ParticipantQuestionTests {
         #expect(machine.finished[t1] == nil)
         #expect(machine.handle(.message(.commit(t1))) == [.reply(.acknowledged(t1))],
                 "a late COMMIT of the committed transaction is still acknowledged, not refused")
-        // A plain ROLLBACK that finds nothing is remembered (it may have overtaken its PREPARE).
+        // A plain ROLLBACK that finds nothing is remembered (it may have overtaken its PREPARE),
+        // as finding nothing: a later COMMIT is still acknowledged.
         var plain = ParticipantProtocol(participant: hdfc)
         #expect(plain.handle(.message(.rollback(t1))) == [.reply(.acknowledged(t1))])
-        #expect(plain.finished[t1] == .rolledBack)
+        #expect(plain.finished[t1] == .rollbackFoundNothing)
     }
 
     @Test func aQuestionToAPreparedBranchRollsItBackAsAnyRollback() {

@@ -25,7 +25,9 @@ import DequeModule
 //   prepared --rollback-->       absent     discard the write-set; release locks; acknowledge
 //   prepared --inquire-->        prepared   reply YES again (asks the coordinator for the outcome)
 //   staging  --rollback-->       staging    remembered; discarded and acknowledged when staged
-//   absent   --commit/rollback-> absent     already done (or never prepared): acknowledge
+//   absent   --commit/rollback-> absent     already done (or never prepared): acknowledge; a
+//                                           ROLLBACK is remembered, refusing a late PREPARE but
+//                                           not a COMMIT (it may be committed in storage)
 //   absent   --rollback(tag)-->  absent     the coordinator's question about a heuristic report
 //                                           (see below): acknowledge, nothing remembered
 //   finished --prepare-->        finished   a PREPARE duplicated or overtaken by the network:
@@ -147,6 +149,13 @@ public struct ParticipantProtocol: Sendable {
     /// How a branch ended, remembered for late duplicates.
     public enum Finished: Hashable, Sendable {
         case committed, rolledBack
+        /// A ROLLBACK that found nothing here: it may have overtaken its PREPARE (which must
+        /// then be refused), or be the coordinator's answer to a stale YES of a branch this
+        /// participant committed before a restart (whose COMMIT, resent after the
+        /// coordinator's own restart, must then be acknowledged, not refused: review of seed
+        /// 3765). Nothing was discarded, so a later COMMIT is "already done", as for any
+        /// transaction not prepared here.
+        case rollbackFoundNothing
         /// Decided here on its own, and forgotten once the coordinator recorded it: either of
         /// the coordinator's decisions may still arrive late, and is acknowledged.
         case heuristicRollback
@@ -325,7 +334,7 @@ public struct ParticipantProtocol: Sendable {
         switch finished[tx] {
         case .committed:
             return // a duplicate of a PREPARE whose transaction already committed here
-        case .rolledBack, .heuristicRollback:
+        case .rolledBack, .rollbackFoundNothing, .heuristicRollback:
             effects.append(.reply(.vote(tx, .no(.alreadyRolledBack(participant, tx)))))
             return
         case nil:
@@ -384,7 +393,7 @@ public struct ParticipantProtocol: Sendable {
             }
             // A question (tagged) is about a branch decided here and since forgotten: nothing of
             // it is left to overtake, and it is not a rollback to remember.
-            if !commit && tag == nil && finished[tx] == nil { remember(tx, .rolledBack) }
+            if !commit && tag == nil && finished[tx] == nil { remember(tx, .rollbackFoundNothing) }
             effects.append(.reply(.acknowledged(tx)))
         }
     }
