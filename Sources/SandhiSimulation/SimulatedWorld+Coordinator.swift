@@ -106,6 +106,20 @@ extension SimulatedWorld {
         // The banks' recovery comes first (in production they open in the coordinator's
         // process, before its recovery reads them): a bank still down restarts now.
         for index in banks.indices where !banks[index].up { restartParticipant(index) }
+        // What recovery reads of a bank must be on its disk, as a bank opened at the node's
+        // start has it (`SQLiteBank` reads from the disk at open): a running bank syncs what
+        // it has stored first, or a decision it made alone could reach the coordinator and
+        // then vanish in the bank's next crash. A sync that fails stops the bank, which
+        // reopens from what its disk really holds.
+        for index in banks.indices {
+            guard let store = banks[index].store else { continue }
+            do {
+                try store.makeDurable()
+            } catch {
+                crashParticipant(index, afterFailedSync: true)
+                restartParticipant(index)
+            }
+        }
         var recovering: [RecoveringBank] = []
         for (index, bank) in banks.enumerated() {
             guard let store = bank.store else { return } // refused to open: a violation already

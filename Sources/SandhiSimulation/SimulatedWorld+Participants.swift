@@ -154,7 +154,7 @@ extension SimulatedWorld {
             switch reply {
             case .vote(let tx, .yes, let observed) where !observed.isEmpty:
                 setStaged(tx, index, observed)
-            case .heuristic(let tx, let committed, _, _):
+            case .heuristic(let tx, let committed, _, _, _):
                 if banks[index].decidedAlone.updateValue(committed, forKey: tx) == nil {
                     injected[.heuristicDecision] += 1
                     cases[committed ? .heuristicCommit : .heuristicRollback] += 1

@@ -20,8 +20,12 @@ extension SimulatedWorld {
         let at = "\(formatMicros(entry.atUs))"
         switch entry.code {
         case 1: return "\(at) client submits \(tx)"
-        case 2: return "\(at) \(names[Int(entry.b)]) receives a message for \(tx)"
-        case 3: return "\(at) coordinator receives \(names[Int(entry.b)])'s reply for \(tx)"
+        case 2:
+            let kind = ["a message", "PREPARE", "COMMIT", "ROLLBACK", "FORGET"][Int(min(entry.b >> 8, 4))]
+            return "\(at) \(names[Int(entry.b & 0xFF)]) receives \(kind) for \(tx)"
+        case 3:
+            let kind = ["reply", "YES", "NO", "acknowledgement", "heuristic report"][Int(min(entry.b >> 8, 4))]
+            return "\(at) coordinator receives \(names[Int(entry.b & 0xFF)])'s \(kind) for \(tx)"
         case 4: return "\(at) \(names[Int(entry.b)]) takes a batch of \(entry.a) message(s)"
         case 5: return "\(at) decision log syncs \(entry.a) record(s)"
         case 6: return "\(at) timer fires for \(tx)"

@@ -403,6 +403,25 @@ public struct SimulatedWorld {
         return branches
     }
 
+    /// A message's kind in a trace line (the high bits of its participant's index).
+    static func traceKind(_ message: ParticipantMessage) -> UInt64 {
+        switch message {
+        case .prepare: 1
+        case .commit: 2
+        case .rollback: 3
+        case .forget: 4
+        }
+    }
+
+    static func traceKind(_ reply: ParticipantReply) -> UInt64 {
+        switch reply {
+        case .vote(_, .yes, _): 1
+        case .vote: 2
+        case .acknowledged: 3
+        case .heuristic: 4
+        }
+    }
+
     // MARK: - Events
 
     mutating func process(_ kind: EventKind) {
@@ -419,11 +438,11 @@ public struct SimulatedWorld {
             feed(.requestCommit(id))
         case .toParticipant(let index, let message):
             guard banks[index].up else { return }
-            record(2, message.transaction.rawValue, UInt64(index))
+            record(2, message.transaction.rawValue, UInt64(index) | Self.traceKind(message) << 8)
             deliverToParticipant(index, message)
         case .toCoordinator(let index, let reply):
             guard coordinatorProcess.up else { return }
-            record(3, reply.transaction.rawValue, UInt64(index))
+            record(3, reply.transaction.rawValue, UInt64(index) | Self.traceKind(reply) << 8)
             switch reply {
             case .vote(let tx, let vote, let observed):
                 voteInFlight = (tx, index, observed)
