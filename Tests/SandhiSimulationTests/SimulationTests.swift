@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import SandhiSimulation
 
@@ -77,16 +78,12 @@ struct SimulationTests {
     /// What CI runs: 2,000 seeds of the mixed workload with every fault kind. A longer run is
     /// `swift run -c release sandhi simulate --seeds 1..100000`.
     @Test func twoThousandSeedsViolateNothingAndReachEveryNamedCase() {
-        var cases: [String: Int] = [:], injected: [String: Int] = [:]
-        var failing: [SimulationReport] = []
-        var transfers = 0
-        for seed in UInt64(1)...2_000 {
-            let report = run(seed, transactions: 20)
-            transfers += report.transactions
-            cases.merge(report.cases, uniquingKeysWith: +)
-            injected.merge(report.injected, uniquingKeysWith: +)
-            if !report.passed { failing.append(report) }
-        }
+        var template = SimulationOptions(seed: 1)
+        template.transactions = 20
+        // On every core: a seed's run does not depend on the thread (`SeedRange`).
+        let summary = SeedRange(seeds: 1...2_000, template: template, jobs: ProcessInfo.processInfo.activeProcessorCount).run()
+        let (cases, injected, failing, transfers) = (summary.cases, summary.injected, summary.failing, summary.transfers)
+        #expect(summary.seeds == 2_000)
         #expect(failing.isEmpty, "\(failing.prefix(3).map { "\($0.replayCommand): \($0.violations[0])" })")
         print("simulation: 2000 seeds, \(transfers) transfers; cases: \(cases.sorted { $0.key < $1.key }); faults: \(injected.sorted { $0.key < $1.key })")
         // Every named case but those too rare for 2,000 seeds: a heuristic report delayed past
@@ -142,5 +139,20 @@ struct SimulationTests {
         print("planted bug \(bug.rawValue): caught after \(tried) seed(s), seed \(report.seed): \(violation)")
         #expect(report.replayCommand == "sandhi simulate --seed \(report.seed) --bug \(bug.rawValue)")
         #expect(!report.traceTail.isEmpty)
+    }
+}
+
+/// Seeds run on several threads add up to what they add up to on one.
+@Suite("Seeds on several threads")
+struct SeedRangeTests {
+    @Test func aRangeSumsTheSameOnOneThreadAndOnFour() {
+        var template = SimulationOptions(seed: 1)
+        template.transactions = 10
+        let one = SeedRange(seeds: 1...40, template: template, jobs: 1).run()
+        let four = SeedRange(seeds: 1...40, template: template, jobs: 4).run()
+        #expect(one.seeds == 40 && four.seeds == 40)
+        #expect(one.transfers == four.transfers && one.committed == four.committed)
+        #expect(one.cases == four.cases && one.injected == four.injected)
+        #expect(one.writtenOffPaise == four.writtenOffPaise && one.failing.map(\.seed) == four.failing.map(\.seed))
     }
 }

@@ -9,7 +9,7 @@ struct SimulateCommand: AsyncParsableCommand {
         abstract: "Deterministic fault simulation of the real engine: every failure reproducible from its seed.",
         discussion: """
             One seed:   sandhi simulate --seed 42
-            Many seeds: sandhi simulate --seeds 1..2000
+            Many seeds: sandhi simulate --seeds 1..2000 (on every core; --jobs 1 for one thread)
             A planted bug, to see the checks fail: sandhi simulate --seeds 1..1000 --bug commit-before-durable
             Exit status 1 when an invariant is violated; the report names the seed, the invariant, the last
             steps of the trace and the command that replays it.
@@ -33,6 +33,9 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "How many of the last steps a failing seed prints.")
     var trace: Int = 40
 
+    @Option(help: "Threads running seeds at once (default: one per core). A seed replays the same on any.")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
     func run() async throws {
         try await reportingErrors {
             guard (1...100_000).contains(transactions) else { throw UsageFailure("--transactions must be between 1 and 100000, got \(transactions)") }
@@ -51,6 +54,7 @@ struct SimulateCommand: AsyncParsableCommand {
             case (_?, _?): throw UsageFailure("give --seed or --seeds, not both")
             }
             guard (1...100_000).contains(trace) else { throw UsageFailure("--trace must be between 1 and 100000, got \(trace)") }
+            guard (1...256).contains(jobs) else { throw UsageFailure("--jobs must be between 1 and 256, got \(jobs)") }
             var options = SimulationOptions(seed: range.lowerBound)
             options.transactions = transactions
             options.traceTail = trace
@@ -99,26 +103,13 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func runMany(_ range: ClosedRange<UInt64>, _ template: SimulationOptions) -> Int32 {
-        var injected: [String: Int] = [:], cases: [String: Int] = [:]
-        var transfers = 0, committed = 0, failing: [SimulationReport] = []
-        var heuristicCases = 0, linked = 0, writtenOff: Int64 = 0
+        var template = template
+        template.traceTailOfPassingRuns = false
         let startNs = DispatchTime.now().uptimeNanoseconds
-        for seed in range {
-            var options = template
-            options.seed = seed
-            options.traceTail = template.traceTail
-            options.traceTailOfPassingRuns = false
-            var world = SimulatedWorld(options)
-            let report = world.run()
-            transfers += report.transactions
-            committed += report.committed
-            heuristicCases += report.heuristicCases
-            linked += report.linkedTransactions
-            writtenOff += report.writtenOffPaise
-            injected.merge(report.injected, uniquingKeysWith: +)
-            cases.merge(report.cases, uniquingKeysWith: +)
-            if !report.passed { failing.append(report) }
-        }
+        let summary = SeedRange(seeds: range, template: template, jobs: jobs).run()
+        let (transfers, committed, failing) = (summary.transfers, summary.committed, summary.failing)
+        let (heuristicCases, linked, writtenOff) = (summary.heuristicCases, summary.linkedTransactions, summary.writtenOffPaise)
+        let (injected, cases) = (summary.injected, summary.cases)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - startNs) / 1e9
         let perSecond = Double(transfers) / max(seconds, 1e-9)
         if json {

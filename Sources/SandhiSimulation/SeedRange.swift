@@ -1,0 +1,85 @@
+import Dispatch
+import Synchronization
+
+/// Many seeds, run on several threads at once. Each seed's world is its own (its disks, its
+/// banks, its clock), so seeds share nothing but the bank image cache and SQLite's VFS list
+/// (both locked); a seed replays the same on any thread, and the summary does not depend on
+/// which thread ran what: counts are sums, and failing seeds are sorted.
+public struct SeedRange: Sendable {
+    /// What a range of seeds did, in total.
+    public struct Summary: Sendable {
+        public var seeds = 0
+        public var transfers = 0, committed = 0
+        public var heuristicCases = 0, linkedTransactions = 0
+        public var writtenOffPaise: Int64 = 0
+        public var injected: [String: Int] = [:], cases: [String: Int] = [:]
+        /// Every seed that broke an invariant, by seed.
+        public var failing: [SimulationReport] = []
+
+        mutating func add(_ report: SimulationReport) {
+            seeds += 1
+            transfers += report.transactions
+            committed += report.committed
+            heuristicCases += report.heuristicCases
+            linkedTransactions += report.linkedTransactions
+            writtenOffPaise += report.writtenOffPaise
+            injected.merge(report.injected, uniquingKeysWith: +)
+            cases.merge(report.cases, uniquingKeysWith: +)
+            if !report.passed { failing.append(report) }
+        }
+
+        mutating func add(_ other: Summary) {
+            seeds += other.seeds
+            transfers += other.transfers
+            committed += other.committed
+            heuristicCases += other.heuristicCases
+            linkedTransactions += other.linkedTransactions
+            writtenOffPaise += other.writtenOffPaise
+            injected.merge(other.injected, uniquingKeysWith: +)
+            cases.merge(other.cases, uniquingKeysWith: +)
+            failing += other.failing
+        }
+    }
+
+    public let seeds: ClosedRange<UInt64>
+    /// Every seed's options but its seed.
+    public let template: SimulationOptions
+    /// Threads: at most this many, and no more than there are seeds.
+    public let jobs: Int
+
+    public init(seeds: ClosedRange<UInt64>, template: SimulationOptions, jobs: Int) {
+        precondition(jobs >= 1, "jobs \(jobs)")
+        self.seeds = seeds
+        self.template = template
+        self.jobs = jobs
+    }
+
+    /// Seeds a thread takes at a time: few enough that the threads finish together, enough
+    /// that they rarely meet at the counter.
+    static let seedsPerTake: UInt64 = 8
+
+    public func run() -> Summary {
+        let next = Atomic<UInt64>(0)
+        let total = Mutex(Summary())
+        let count = UInt64(seeds.count)
+        let threads = Int(min(UInt64(jobs), count))
+        let low = seeds.lowerBound, template = template
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            var mine = Summary()
+            while true {
+                let start = next.add(Self.seedsPerTake, ordering: .relaxed).oldValue
+                guard start < count else { break }
+                for offset in start..<min(start + Self.seedsPerTake, count) {
+                    var options = template
+                    options.seed = low + offset
+                    var world = SimulatedWorld(options)
+                    mine.add(world.run())
+                }
+            }
+            total.withLock { $0.add(mine) }
+        }
+        var summary = total.withLock { $0 }
+        summary.failing.sort { $0.seed < $1.seed }
+        return summary
+    }
+}
