@@ -23,14 +23,18 @@ import Testing
 
         /// Waits until the screen satisfies `condition`; fails with the last screen.
         /// Polls with an async sleep: a blocked thread of the cooperative pool would stall the
-        /// async tests running beside this one.
+        /// async tests running beside this one. The screen is always looked at once more after
+        /// the deadline: a test beside this one may hold every thread of the pool for longer
+        /// than the deadline (the simulator's seeds), and this task must not then fail
+        /// without having looked at all.
         @discardableResult
         func wait(_ what: String, seconds: Double = 60, _ condition: (String) -> Bool) async throws -> String {
             let deadline = Date().addingTimeInterval(seconds)
             var last = ""
-            while Date() < deadline {
+            while true {
                 last = (try? screen()) ?? ""
                 if condition(last) { return last }
+                if Date() >= deadline { break }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
             Issue.record("timed out waiting for \(what); the screen was:\n\(last)")
