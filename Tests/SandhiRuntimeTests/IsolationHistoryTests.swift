@@ -43,6 +43,9 @@ struct IsolationHistoryTests {
         options.hotAccounts = 6
         options.clients = 12
         options.durationMs = 3_000
+        // Enough history to check, however long a loaded machine takes to make it.
+        options.minimumCommitted = 21
+        options.minimumAudits = 6
         options.readFraction = 0.25
         options.expectedTotal = total
         options.history = recorder

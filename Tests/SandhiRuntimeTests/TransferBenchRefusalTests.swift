@@ -54,4 +54,21 @@ import Testing
         #expect(report.attempts == report.committed + report.aborted)
         #expect(try banks.audit().violations == [])
     }
+
+    /// A run asked for a minimum goes on past its duration until the minimum has committed:
+    /// a test that needs that much history gets it on a loaded machine too.
+    @Test func aRunGoesOnPastItsDurationUntilItsMinimumHasCommitted() async throws {
+        let banks = try ThreeBanks(); defer { banks.remove() }
+        let node = try await banks.start()
+        var options = TransferBench.Options()
+        options.clients = 2
+        options.durationMs = 1 // over before most transfers could commit
+        options.minimumCommitted = 40
+        let report = await TransferBench.run(driver: node.driver, accounts: [B.hdfc: [B.alice], B.icici: [B.bob], B.sbi: [B.carol]],
+                                             options: options)
+        node.stop()
+        #expect(report.haltedReason == nil)
+        #expect(report.committed >= 40, "\(report.committed) committed")
+        #expect(try banks.audit().violations == [])
+    }
 }

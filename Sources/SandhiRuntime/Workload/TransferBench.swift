@@ -1,5 +1,6 @@
 import Histogram
 import SandhiEngine
+import Synchronization
 import SandhiParticipants
 
 /// The durable transfer workloads behind `sandhi bench`: closed-loop clients, one distributed
@@ -21,6 +22,14 @@ public enum TransferBench {
         public var workload: Workload = .uniform
         public var clients = 64
         public var durationMs: UInt64 = 10_000
+        /// Keep going past `durationMs` until at least this many transfers and this many audits
+        /// have committed (a test that needs enough history to check waits for it, however
+        /// slow a loaded machine makes the run, instead of for a fixed time).
+        public var minimumCommitted = 0
+        public var minimumAudits = 0
+        /// How far past `durationMs` the minimums may carry the run, at most (a run whose
+        /// transfers all abort would otherwise never end).
+        public var minimumsWaitMs: UInt64 = 120_000
         /// Largest amount moved in one transfer.
         public var maxAmount: Paise = .rupees(100)
         public var seed: UInt64 = 1
@@ -124,12 +133,13 @@ public enum TransferBench {
         let logBefore = driver.logStats
         let deadlocksBefore = driver.deadlocks.total
         var total = ClientTally()
+        let progress = Progress(options)
         await withTaskGroup(of: ClientTally.self) { group in
             for client in 0..<options.clients {
                 group.addTask {
                     let seed = options.seed &* 0x9E37_79B9 &+ UInt64(client)
                     return await runClient(driver: driver, accounts: accounts, banks: banks, hot: hot, options: options,
-                                           seed: seed, deadlineUs: deadlineUs)
+                                           seed: seed, deadlineUs: deadlineUs, progress: progress)
                 }
             }
             for await tally in group { total.merge(tally) }
@@ -181,15 +191,39 @@ public enum TransferBench {
         return cause.rawValue
     }
 
+    /// Transfers and audits committed so far, across clients, against the run's minimums.
+    final class Progress: Sendable {
+        private let transfers = Atomic<Int>(0), audits = Atomic<Int>(0)
+        private let minimumTransfers: Int, minimumAudits: Int
+
+        init(_ options: Options) {
+            minimumTransfers = options.minimumCommitted
+            minimumAudits = options.minimumAudits
+        }
+
+        func committed(audit: Bool) {
+            if audit {
+                audits.add(1, ordering: .relaxed)
+            } else {
+                transfers.add(1, ordering: .relaxed)
+            }
+        }
+
+        var enough: Bool {
+            transfers.load(ordering: .relaxed) >= minimumTransfers && audits.load(ordering: .relaxed) >= minimumAudits
+        }
+    }
+
     private static func runClient(driver: CoordinatorDriver, accounts: AccountMap, banks: [ParticipantID], hot: [ResourceID],
-                                  options: Options, seed: UInt64, deadlineUs: UInt64) async -> ClientTally {
+                                  options: Options, seed: UInt64, deadlineUs: UInt64, progress: Progress) async -> ClientTally {
         var random = SplitMix64(seed: seed)
         var tally = ClientTally()
         let audit = options.readFraction == 0 ? []
             : banks.map { bank in Branch(participant: bank, operations: accounts[bank]!.map { .read(account: $0) }) }
         // Draws in millionths, so a fraction needs no floating point at run time.
         let auditPerMillion = UInt64(options.readFraction * 1_000_000)
-        while MonotonicClock.nowUs() < deadlineUs {
+        let lastUs = deadlineUs + options.minimumsWaitMs * 1_000
+        while MonotonicClock.nowUs() < deadlineUs || (!progress.enough && MonotonicClock.nowUs() < lastUs) {
             let amount = Paise(1 + Int64(random.next() % UInt64(options.maxAmount.value)))
             var branches: [Branch]
             let isAudit = auditPerMillion > 0 && random.next() % 1_000_000 < auditPerMillion
@@ -241,6 +275,7 @@ public enum TransferBench {
                     options.history?.record(HistoryRecorder.transaction(
                         result.transaction, outcome: outcome, audit: isAudit, startUs: submittedUs, endUs: answeredUs,
                         branches: branches, observed: result.observed))
+                    if outcome == .committed { progress.committed(audit: isAudit) }
                     if isAudit && outcome == .committed {
                         tally.audits += 1
                         let seen = result.observed.values.joined().reduce(Int64(0)) { $0 + $1.balance.value }
