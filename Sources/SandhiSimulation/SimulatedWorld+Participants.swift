@@ -136,7 +136,11 @@ extension SimulatedWorld {
             // The policy holds while faults strike; which way each sweep decides is the seed's coin.
             store.heuristicPolicy = nowUs < faultsStopAtUs ? HeuristicPolicy(afterMs: Int64(faults.heuristicAfterMs), commit: random.next() % 2 == 0) : nil
         }
+        let refusalsBefore = store.refusals
         let syncDue = banks[index].worker.store(batch, store)
+        if store.refusals > refusalsBefore {
+            violation("atomicity", "\(names[index]) refused an impossible request: \(store.lastRefusal ?? "")")
+        }
         noteHeld(index)
         let storedUs = 30 + random.next() % 300
         banks[index].busyUntilUs = nowUs + storedUs
@@ -219,7 +223,9 @@ extension SimulatedWorld {
                 : random.next() % 2 == 0 ? .all : .none
             disk.powerLoss(unsynced: fate)
         }
-        // Dropped after the disk went: its descriptors are gone, so SQLite's close writes nothing.
+        // Closed after the disk went, without a checkpoint: its descriptors are gone, and a
+        // dead process neither writes nor deletes its WAL.
+        banks[index].store?.close(checkpoint: false)
         banks[index].store = nil
         banks[index].worker.crash()
         banks[index].inbox.removeAll()
@@ -228,7 +234,7 @@ extension SimulatedWorld {
         banks[index].incarnation += 1
         banks[index].repliesInFlight = 0
         record(10, 0, UInt64(index))
-        schedule(.restartParticipant(index), afterUs: 1_000 + random.next() % 20_000)
+        schedule(.restartParticipant(index, incarnation: banks[index].incarnation), afterUs: 1_000 + random.next() % 20_000)
     }
 
     mutating func restartParticipant(_ index: Int) {

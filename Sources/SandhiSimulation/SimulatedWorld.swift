@@ -133,7 +133,9 @@ public struct SimulatedWorld {
         /// so a crash can fall between the decision becoming durable and the first COMMIT.
         case decisionDurable(TransactionID, LogPosition, incarnation: Int)
         case timer(TimerID, incarnation: Int)
-        case restartParticipant(Int)
+        /// Voided by a later crash of the same bank (a coordinator's restart may have brought
+        /// the bank up early, and it may have crashed again since).
+        case restartParticipant(Int, incarnation: Int)
         case restartCoordinator
         /// A participant hands a reply, durable already, to the network.
         case participantSends(Int, ParticipantReply, incarnation: Int)
@@ -497,7 +499,8 @@ public struct SimulatedWorld {
             guard banks[index].up, banks[index].incarnation == incarnation else { return }
             banks[index].repliesInFlight -= 1
             sendToCoordinator(from: index, reply)
-        case .restartParticipant(let index):
+        case .restartParticipant(let index, let incarnation):
+            guard banks[index].incarnation == incarnation else { return }
             restartParticipant(index)
         case .restartCoordinator:
             restartCoordinator()

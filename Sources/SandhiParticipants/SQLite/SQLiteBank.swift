@@ -73,6 +73,11 @@ public final class SQLiteBank: Bank {
     public var plantedRetryAfterFailedSync = false
     /// The first fsync failure; sticky.
     private var syncFailure: SQLiteError?
+    /// Requests from the coordinator refused as impossible (a COMMIT of a branch rolled back
+    /// here, or before it was prepared), and the last one's reason: logged as critical, and
+    /// counted for a checker (the simulator's) to see.
+    public private(set) var refusals = 0
+    public private(set) var lastRefusal: String?
     /// Decide prepared branches alone after this long (nil: wait for the coordinator forever).
     public var heuristicPolicy: HeuristicPolicy?
     private var closed = false
@@ -440,6 +445,8 @@ public final class SQLiteBank: Bank {
             case .reply(let reply):
                 replies.append(reply)
             case .refuse(let tx, let reason):
+                refusals += 1
+                lastRefusal = reason
                 logger.critical("refused an impossible request from the coordinator", metadata: ["participant": "\(id)", "transaction": "\(tx)", "reason": "\(reason)"])
             }
             index += 1

@@ -87,8 +87,6 @@ public struct ParticipantWorkerCore {
     /// Replies of stored batches not yet synced, and when the oldest was stored.
     private var held: [(ParticipantID, ParticipantReply)] = []
     private var heldSinceUs: UInt64 = 0
-    /// A held reply is on someone's critical path: sync at the end of this round.
-    private var urgent = false
     private var inquiry = Inquiry()
     private var nextSweepUs: UInt64 = 0
 
@@ -115,6 +113,8 @@ public struct ParticipantWorkerCore {
     /// How long the driver may wait for messages before this core has work due; nil: until a
     /// message comes.
     public func waitUs(_ resource: ParticipantResource) -> UInt64? {
+        // Failed for good: nothing is due any more (its timers no longer advance).
+        guard !failed else { return nil }
         let sweeping = resource.needsSweep && sweepsAllowed
         // Nothing prepared, nothing to ask about: a branch prepared later comes in a batch,
         // whose round looks again.
@@ -135,11 +135,9 @@ public struct ParticipantWorkerCore {
     /// restored. Returns whether a sync is due.
     public mutating func restarted(_ resource: ParticipantResource) -> Bool {
         held.removeAll()
-        urgent = false
         for tx in resource.inDoubt().keys.sorted() { held.append((id, .vote(tx, .yes))) }
         heldSinceUs = clocks.monotonicUs()
-        urgent = !held.isEmpty
-        return urgent
+        return !held.isEmpty
     }
 
     /// One round after the driver's wait: stores `batch` (empty if the wait ran out), asks
@@ -149,7 +147,7 @@ public struct ParticipantWorkerCore {
         let nowUs = clocks.monotonicUs()
         if held.isEmpty { heldSinceUs = nowUs }
         // Quiet (or closing) with acknowledgements held, or they have waited long enough.
-        urgent = urgent || batch.isEmpty || nowUs &- heldSinceUs >= configuration.lazySyncUs
+        var urgent = batch.isEmpty || nowUs &- heldSinceUs >= configuration.lazySyncUs
         if !batch.isEmpty && !failed {
             let replies = process(batch, resource)
             let storedUs = clocks.monotonicUs() &- nowUs
@@ -181,7 +179,6 @@ public struct ParticipantWorkerCore {
 
     /// Makes everything held durable with one fsync.
     public mutating func sync(_ resource: ParticipantResource) -> SyncOutcome {
-        urgent = false
         let startedUs = clocks.monotonicUs()
         do {
             try resource.makeDurable()
@@ -207,7 +204,6 @@ public struct ParticipantWorkerCore {
     /// The process dies: nothing held leaves. (Storage keeps what it committed, as the disk has it.)
     public mutating func crash() {
         held.removeAll()
-        urgent = false
     }
 
     /// Stores a batch, or, if it fails, each of its messages alone: the replies of whatever

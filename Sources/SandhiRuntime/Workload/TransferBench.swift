@@ -123,6 +123,8 @@ public enum TransferBench {
     }
 
     public static func run(driver: CoordinatorDriver, accounts: AccountMap, options: Options) async -> Report {
+        precondition(options.minimumAudits == 0 || options.readFraction > 0, "a minimum of audits needs readFraction above 0")
+        precondition(options.minimumAudits == 0 || options.readFraction > 0, "a minimum of audits needs readFraction above 0")
         let banks = accounts.filter { !$0.value.isEmpty }.keys.sorted()
         precondition(banks.count >= 2, "the workload needs at least two banks with accounts")
         let hot = hotAccounts(accounts, count: options.hotAccounts)
@@ -290,7 +292,8 @@ public enum TransferBench {
                     break
                 }
                 tally.aborts[causeLabel(cause, refusal: refusal), default: 0] += 1
-                guard cause.isTransient, attempt < options.maxRetries, MonotonicClock.nowUs() < deadlineUs else { break }
+                let nowUs = MonotonicClock.nowUs()
+                guard cause.isTransient, attempt < options.maxRetries, nowUs < deadlineUs || (!progress.enough && nowUs < lastUs) else { break }
                 attempt += 1
                 tally.retries += 1
                 // Back off with jitter, so the losers of a deadlock do not collide again at once.
