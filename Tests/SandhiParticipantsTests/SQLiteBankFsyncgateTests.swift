@@ -44,4 +44,28 @@ import Testing
         #expect(Array(afterPowerLoss.inDoubt().keys) == [tx(1)])
         #expect(try afterPowerLoss.balance(of: account) == .rupees(100))
     }
+
+    /// A bank whose WAL sync failed says so for good: a second `makeDurable` must not succeed
+    /// (after fsyncgate it would, with nothing written), and the disk keeps the commit unsynced.
+    /// With the planted retry it succeeds, and what it vouched for is not on the disk: the
+    /// simulator's `readsMatchDisk` check sees exactly that.
+    @Test(arguments: [false, true])
+    func aFailedWALSyncStaysFailedUnlessTheRetryIsPlanted(planted: Bool) throws {
+        let disk = SimulatedDisk(seed: 6)
+        try disk.makeDirectories("/data/banks")
+        let io = FileIO.through(disk)
+        try SQLiteBank.create(path: path, participant: hdfc, accounts: [(account, .rupees(100))], io: io, logger: logger)
+        let bank = try SQLiteBank(path: path, participant: hdfc, logger: logger, io: io)
+        defer { bank.close() }
+        bank.plantedRetryAfterFailedSync = planted
+        _ = try bank.process([.prepare(tx(1), operations: [.debit(account: account, amount: .rupees(10))], writers: [hdfc])])
+        disk.failNextSync()
+        if planted {
+            try bank.makeDurable()
+            #expect(!disk.readsMatchDisk(path + "-wal"), "the vote's write-set is in the page cache only")
+        } else {
+            #expect(throws: (any Error).self) { try bank.makeDurable() }
+            #expect(throws: (any Error).self, "sticky") { try bank.makeDurable() }
+        }
+    }
 }
