@@ -16,16 +16,19 @@ public struct SeedRange: Sendable {
         /// Every seed that broke an invariant, by seed.
         public var failing: [SimulationReport] = []
 
-        mutating func add(_ report: SimulationReport) {
-            seeds += 1
-            transfers += report.transactions
-            committed += report.committed
-            heuristicCases += report.heuristicCases
-            linkedTransactions += report.linkedTransactions
-            writtenOffPaise += report.writtenOffPaise
-            injected.merge(report.injected, uniquingKeysWith: +)
-            cases.merge(report.cases, uniquingKeysWith: +)
-            if !report.passed { failing.append(report) }
+        public init() {}
+
+        /// One seed's report.
+        init(_ report: SimulationReport) {
+            seeds = 1
+            transfers = report.transactions
+            committed = report.committed
+            heuristicCases = report.heuristicCases
+            linkedTransactions = report.linkedTransactions
+            writtenOffPaise = report.writtenOffPaise
+            injected = report.injected
+            cases = report.cases
+            failing = report.passed ? [] : [report]
         }
 
         mutating func add(_ other: Summary) {
@@ -73,7 +76,7 @@ public struct SeedRange: Sendable {
                     var options = template
                     options.seed = low + offset
                     var world = SimulatedWorld(options)
-                    mine.add(world.run())
+                    mine.add(Summary(world.run()))
                 }
             }
             total.withLock { $0.add(mine) }

@@ -1,4 +1,3 @@
-import Glibc
 import Logging
 import SandhiEngine
 import SandhiIO
@@ -30,12 +29,6 @@ extension SimulatedWorld {
     /// Small segments, so a run of a few dozen transfers rolls and reclaims them.
     static let logSegmentBytes = 1_024
     static let logPreallocationBytes = 512
-    /// What the shipped components log, silenced; `SANDHI_SIMULATION_LOG=1` sends it to
-    /// standard error, for following one seed.
-    static let quietLogger = Logger(label: "sandhi-simulation") { label in
-        getenv("SANDHI_SIMULATION_LOG") != nil ? StreamLogHandler.standardError(label: label) as any LogHandler : SwiftLogNoOpLogHandler()
-    }
-
     /// The coordinator's disk, with the log's first segment and the first epoch on it.
     static func makeLogDisk(seed: UInt64, epoch: UInt32) -> (SimulatedDisk, DecisionLogStore) {
         let disk = SimulatedDisk(seed: seed)

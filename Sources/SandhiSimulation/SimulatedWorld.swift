@@ -1,3 +1,5 @@
+import Glibc
+import Logging
 import SandhiEngine
 import SandhiParticipants
 import SandhiIO
@@ -250,6 +252,12 @@ public struct SimulatedWorld {
         for index in banks.indices {
             banks[index].store = openBank(index)
         }
+    }
+
+    /// What the shipped components log, silenced; `SANDHI_SIMULATION_LOG=1` sends it to
+    /// standard error, for following one seed.
+    static let quietLogger = Logger(label: "sandhi-simulation") { label in
+        getenv("SANDHI_SIMULATION_LOG") != nil ? StreamLogHandler.standardError(label: label) as any LogHandler : SwiftLogNoOpLogHandler()
     }
 
     /// The participants and accounts every world is made of, validated once rather than per

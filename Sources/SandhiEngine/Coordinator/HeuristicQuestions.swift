@@ -50,13 +50,11 @@ public struct ConfirmationTag: Hashable, Comparable, Sendable, CustomStringConve
     }
 
     public init(epoch: UInt32, sequence: UInt64) {
-        precondition(epoch <= TransactionID.maxEpoch, "epoch \(epoch) exceeds 24 bits")
-        precondition(sequence <= TransactionID.maxSequence, "question \(sequence) exceeds 40 bits")
-        self.rawValue = (UInt64(epoch) << TransactionID.sequenceBits) | sequence
+        rawValue = TransactionID(epoch: epoch, sequence: sequence).rawValue
     }
 
-    public var epoch: UInt32 { UInt32(truncatingIfNeeded: rawValue >> TransactionID.sequenceBits) }
-    public var sequence: UInt64 { rawValue & TransactionID.maxSequence }
+    public var epoch: UInt32 { TransactionID(rawValue: rawValue).epoch }
+    public var sequence: UInt64 { TransactionID(rawValue: rawValue).sequence }
 
     /// `Q-<epoch>.<sequence>`, e.g. `Q-3.17`.
     public var description: String { "Q-\(epoch).\(sequence)" }

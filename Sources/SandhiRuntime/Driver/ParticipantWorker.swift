@@ -225,13 +225,12 @@ final class ParticipantWorker: @unchecked Sendable {
     }
 
     private func sync(_ core: inout ParticipantWorkerCore, _ resource: ParticipantResource) {
-        switch core.sync(resource) {
-        case .deliver(let replies):
-            stats.withLock { $0 = core.stats }
-            deliver(replies)
-        case .failed(let reason):
-            stats.withLock { $0 = core.stats }
-            onFailure(reason)
+        let outcome = core.sync(resource)
+        // Before the replies: whoever they wake sees this sync in the stats.
+        stats.withLock { $0 = core.stats }
+        switch outcome {
+        case .deliver(let replies): deliver(replies)
+        case .failed(let reason): onFailure(reason)
         }
     }
 
