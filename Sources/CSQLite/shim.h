@@ -7,6 +7,15 @@ static inline sqlite3_destructor_type sandhi_sqlite_transient(void) {
     return SQLITE_TRANSIENT;
 }
 
+// Process-wide settings, made before SQLite's first use (sqlite3_config is variadic; after
+// the library initialised it refuses with SQLITE_MISUSE and changes nothing). Memory
+// statistics off: keeping them takes one process-wide mutex on every allocation, which the
+// threads of different banks (and the simulator's seeds) then contend for, and nothing here
+// reads them.
+static inline int sandhi_sqlite_configure(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 // sqlite3_db_config is variadic; Swift cannot call it directly.
 static inline int sandhi_sqlite_no_checkpoint_on_close(sqlite3 *db) {
     return sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
@@ -35,8 +44,9 @@ typedef struct sandhi_vfs_file {
     int delete_on_close;
     /// The FileSystemVFS, unretained (it outlives every file it opens).
     void *owner;
-    /// The file's full path, malloc'd; freed at close.
-    char *path;
+    /// The file's full path: a retained Swift object (FileSystemVFS's `FilePath`), released at
+    /// close, so that no call converts a C string again.
+    void *path;
 } sandhi_vfs_file;
 
 // The WAL (or rollback journal) file of a connection's main database, for syncing it through

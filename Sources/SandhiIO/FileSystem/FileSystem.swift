@@ -20,11 +20,16 @@ public protocol FileSystem: Sendable {
     func openForReadingAndWriting(_ path: String, create: Bool) throws(FileSystemError) -> Int32
     /// pread(2) of up to `count` bytes at `offset`: fewer only at the end of the file.
     func read(_ fd: Int32, count: Int, atOffset offset: Int, path: String) throws(FileSystemError) -> [UInt8]
+    /// pread(2) into `buffer`, filling it but at the end of the file; returns the bytes read.
+    /// For callers that own a buffer already (SQLite, through `FileSystemVFS`): no array made.
+    func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) -> Int
     /// The file's size as reads see it now.
     func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int
     func close(_ fd: Int32)
     /// pwrite(2) of all of `bytes` at `offset`.
     func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(FileSystemError)
+    /// pwrite(2) of all of `bytes` at `offset`, from a buffer the caller owns.
+    func write(_ fd: Int32, from bytes: UnsafeRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError)
     /// Writes `count` zero bytes at `offset` (preallocation).
     func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(FileSystemError)
     /// fdatasync(2): the data and the size.
@@ -55,6 +60,18 @@ public protocol FileSystem: Sendable {
 }
 
 extension FileSystem {
+    /// Through `read(_:count:atOffset:path:)`, for a file system with no faster way.
+    public func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) -> Int {
+        let bytes = try read(fd, count: buffer.count, atOffset: offset, path: path)
+        buffer.copyBytes(from: bytes)
+        return bytes.count
+    }
+
+    /// Through `writeAll`, for a file system with no faster way.
+    public func write(_ fd: Int32, from bytes: UnsafeRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) {
+        try writeAll(fd, [UInt8](bytes), atOffset: offset, path: path)
+    }
+
     /// mkdir -p, syncing each parent whose entry was created so the directory survives a crash.
     public func makeDirectories(_ path: String) throws(FileSystemError) {
         if directoryExists(path) { return }
@@ -100,5 +117,18 @@ public enum FileSystemPath {
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
         if slash == trimmed.startIndex { return "/" }
         return String(trimmed[..<slash])
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// `withUnsafeBytes` for a body that throws only `FileSystemError` (the standard library's
+    /// version rethrows untyped).
+    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws(FileSystemError) -> Result) throws(FileSystemError) -> Result {
+        try withUnsafeBytes { raw in Swift.Result { () throws(FileSystemError) in try body(raw) } }.get()
+    }
+
+    /// `withUnsafeMutableBytes` for a body that throws only `FileSystemError`.
+    mutating func withMutableBytes<Result>(_ body: (UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Result) throws(FileSystemError) -> Result {
+        try withUnsafeMutableBytes { raw in Swift.Result { () throws(FileSystemError) in try body(raw) } }.get()
     }
 }

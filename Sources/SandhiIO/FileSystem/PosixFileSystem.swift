@@ -63,14 +63,20 @@ public struct PosixFileSystem: FileSystem {
     private func writePrefix(
         _ fd: Int32, _ bytes: [UInt8], count: Int, atOffset offset: Int, path: String
     ) throws(FileSystemError) {
-        precondition(count <= bytes.count && offset >= 0)
+        precondition(count <= bytes.count)
+        try bytes.withBytes { raw throws(FileSystemError) in
+            try write(fd, from: UnsafeRawBufferPointer(rebasing: raw.prefix(count)), atOffset: offset, path: path)
+        }
+    }
+
+    /// pwrite(2) of all of `bytes` at `offset`, continuing short writes.
+    public func write(_ fd: Int32, from bytes: UnsafeRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) {
+        precondition(offset >= 0)
         var written = 0
-        while written < count {
-            let (result, code) = bytes.withUnsafeBytes { raw -> (Int, Int32) in
-                let result = pwrite(fd, raw.baseAddress! + written, count - written, off_t(offset + written))
-                return (result, errno)
-            }
+        while written < bytes.count {
+            let result = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
             if result < 0 {
+                let code = errno
                 if code == EINTR { continue }
                 throw .io("write \(path) at byte \(offset + written)", errno: code)
             }
@@ -79,7 +85,6 @@ public struct PosixFileSystem: FileSystem {
             guard result > 0 else { throw .io("write \(path) made no progress", errno: EIO) }
             written += result
         }
-        assert(written == count)
     }
 
     /// fdatasync(2): the data and the file size, not the timestamps.
@@ -195,21 +200,27 @@ public struct PosixFileSystem: FileSystem {
     public func read(_ fd: Int32, count: Int, atOffset offset: Int, path: String) throws(FileSystemError) -> [UInt8] {
         precondition(count >= 0 && offset >= 0)
         var bytes = [UInt8](repeating: 0, count: count)
+        let filled = try bytes.withMutableBytes { buffer throws(FileSystemError) in
+            try read(fd, into: buffer, atOffset: offset, path: path)
+        }
+        if filled < count { bytes.removeLast(count - filled) }
+        return bytes
+    }
+
+    public func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) -> Int {
+        precondition(offset >= 0)
         var filled = 0
-        while filled < count {
-            let (result, code) = bytes.withUnsafeMutableBytes { raw -> (Int, Int32) in
-                let result = pread(fd, raw.baseAddress! + filled, count - filled, off_t(offset + filled))
-                return (result, errno)
-            }
+        while filled < buffer.count {
+            let result = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset + filled))
             if result < 0 {
+                let code = errno
                 if code == EINTR { continue }
                 throw .io("read \(path) at byte \(offset + filled)", errno: code)
             }
             if result == 0 { break }
             filled += result
         }
-        if filled < count { bytes.removeLast(count - filled) }
-        return bytes
+        return filled
     }
 
     public func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int {

@@ -36,7 +36,7 @@ public final class RecordingFileSystem: FileSystem, @unchecked Sendable {
         trace.withLock { fd in
             var written = 0
             while written < bytes.count {
-                let result = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
+                let result = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
                 if result < 0 && errno == EINTR { continue }
                 // A trace that cannot be written makes the test meaningless: stop loudly.
                 precondition(result > 0, "cannot write the I/O trace \(tracePath): \(String(cString: strerror(errno)))")

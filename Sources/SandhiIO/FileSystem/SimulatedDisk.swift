@@ -32,12 +32,12 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var cache: [UInt8] = []
         var disk: [UInt8] = []
         /// Sectors written since the last sync that reached the disk (or was lost).
-        var dirty: Set<Int> = []
+        var dirty = SectorSet()
         /// The size changed since the last sync.
         var sizeDirty = false
         /// Sectors a failed sync marked clean without writing them (fsyncgate): reads see
         /// what the disk does not hold, until they are written again and synced, or evicted.
-        var lostSectors: Set<Int> = []
+        var lostSectors = SectorSet()
     }
 
     /// What the disk has been asked to do, in order (for tests that look at syncs).
@@ -127,8 +127,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
                 if inode.sizeDirty && keep(&state) { size = inode.cache.count }
                 var disk = Array(inode.disk.prefix(size))
                 if disk.count < size { disk += [UInt8](repeating: 0, count: size - disk.count) }
-                let first = inode.dirty.min()
-                for sector in inode.dirty.sorted() where unsynced == .allButFirstSector ? sector != first : keep(&state) {
+                let first = inode.dirty.first
+                for sector in inode.dirty.sorted where unsynced == .allButFirstSector ? sector != first : keep(&state) {
                     let start = sector * Self.sectorBytes
                     guard start < size else { continue }
                     let end = min(size, start + Self.sectorBytes, inode.cache.count)
@@ -178,7 +178,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         let size = inode.cache.count
         var cache = Array(inode.disk.prefix(size))
         if cache.count < size { cache += [UInt8](repeating: 0, count: size - cache.count) }
-        for sector in inode.dirty {
+        inode.dirty.forEach { sector in
             let start = sector * sectorBytes
             let end = min(start + sectorBytes, size)
             if start < end { cache.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
@@ -288,6 +288,19 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
+    public func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) -> Int {
+        try state.withLock { state throws(FileSystemError) in
+            try Self.checkPower(&state, "read \(path)")
+            let id = try Self.inode(state, fd, "pread \(path)")
+            return state.inodes[id]!.cache.withUnsafeBytes { cache in
+                guard offset < cache.count, !buffer.isEmpty else { return 0 }
+                let count = min(buffer.count, cache.count - offset)
+                buffer.baseAddress!.copyMemory(from: cache.baseAddress! + offset, byteCount: count)
+                return count
+            }
+        }
+    }
+
     public func size(_ fd: Int32, path: String) throws(FileSystemError) -> Int {
         try state.withLock { state throws(FileSystemError) in
             try Self.checkPower(&state, "fstat \(path)")
@@ -318,6 +331,10 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     }
 
     public func writeAll(_ fd: Int32, _ bytes: [UInt8], atOffset offset: Int, path: String) throws(FileSystemError) {
+        try bytes.withBytes { buffer throws(FileSystemError) in try write(fd, from: buffer, atOffset: offset, path: path) }
+    }
+
+    public func write(_ fd: Int32, from bytes: UnsafeRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) {
         try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .write(path: path, offset: offset, bytes: bytes.count))
             let id = try Self.inode(state, fd, "pwrite \(path)")
@@ -333,16 +350,15 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    private static func write(_ bytes: [UInt8], at offset: Int, into inode: inout Inode) {
+    private static func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, into inode: inout Inode) {
+        guard !bytes.isEmpty else { return }
         let end = offset + bytes.count
         if inode.cache.count < end {
             inode.cache.append(contentsOf: repeatElement(0, count: end - inode.cache.count))
             inode.sizeDirty = true
         }
-        inode.cache.replaceSubrange(offset..<end, with: bytes)
-        if !bytes.isEmpty {
-            for sector in (offset / sectorBytes)...((end - 1) / sectorBytes) { inode.dirty.insert(sector) }
-        }
+        inode.cache.withUnsafeMutableBytes { ($0.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        inode.dirty.insert((offset / sectorBytes)...((end - 1) / sectorBytes))
     }
 
     public func writeZeros(_ fd: Int32, atOffset offset: Int, count: Int, path: String) throws(FileSystemError) {
@@ -379,13 +395,17 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         let size = inode.cache.count
         if inode.disk.count > size { inode.disk.removeLast(inode.disk.count - size) }
         if inode.disk.count < size { inode.disk.append(contentsOf: repeatElement(0, count: size - inode.disk.count)) }
-        for sector in inode.dirty {
-            let start = sector * sectorBytes
-            let end = min(start + sectorBytes, size)
-            if start < end { inode.disk.replaceSubrange(start..<end, with: inode.cache[start..<end]) }
-            inode.lostSectors.remove(sector)
+        inode.disk.withUnsafeMutableBytes { disk in
+            inode.cache.withUnsafeBytes { cache in
+                inode.dirty.forEach { sector in
+                    let start = sector * sectorBytes
+                    let end = min(start + sectorBytes, size)
+                    if start < end { (disk.baseAddress! + start).copyMemory(from: cache.baseAddress! + start, byteCount: end - start) }
+                }
+            }
         }
-        inode.dirty.removeAll(keepingCapacity: true)
+        if !inode.lostSectors.isEmpty { inode.dirty.forEach { inode.lostSectors.remove($0) } }
+        inode.dirty.removeAll()
         inode.sizeDirty = false
     }
 

@@ -32,6 +32,7 @@ public final class FileSystemVFS: @unchecked Sendable {
     /// for the life of the process, unless its owner `unregister`s it: a connection may
     /// outlive whoever opened it.
     public init(fileSystem: any FileSystem) {
+        SQLiteLibrary.prepare()
         let number = Self.counter.withLock { value -> Int in
             value += 1
             return value
@@ -78,7 +79,13 @@ public final class FileSystemVFS: @unchecked Sendable {
     fileprivate static func file(_ file: UnsafeMutablePointer<sqlite3_file>?) -> (UnsafeMutablePointer<sandhi_vfs_file>, FileSystemVFS, String) {
         let opened = UnsafeMutableRawPointer(file!).assumingMemoryBound(to: sandhi_vfs_file.self)
         let owner = Unmanaged<FileSystemVFS>.fromOpaque(opened.pointee.owner).takeUnretainedValue()
-        return (opened, owner, String(cString: opened.pointee.path))
+        return (opened, owner, Unmanaged<FilePath>.fromOpaque(opened.pointee.path).takeUnretainedValue().path)
+    }
+
+    /// An open file's path, kept by the file (see `sandhi_vfs_file.path`).
+    fileprivate final class FilePath {
+        let path: String
+        init(_ path: String) { self.path = path }
     }
 
     /// SQLite's answer to a failure: a full disk is SQLITE_FULL, anything else the I/O error
@@ -137,7 +144,7 @@ private func vfsOpen(_ vfs: UnsafeMutablePointer<sqlite3_vfs>?, _ name: UnsafePo
     opened.pointee.directory_sync_pending = isNew && journal ? 1 : 0
     opened.pointee.delete_on_close = flags & SQLITE_OPEN_DELETEONCLOSE != 0 ? 1 : 0
     opened.pointee.owner = Unmanaged.passUnretained(owner).toOpaque()
-    opened.pointee.path = strdup(path)
+    opened.pointee.path = Unmanaged.passRetained(FileSystemVFS.FilePath(path)).toOpaque()
     opened.pointee.base.pMethods = UnsafePointer(ioMethods)
     outFlags?.pointee = flags
     return SQLITE_OK
@@ -204,7 +211,7 @@ private func fileClose(_ file: UnsafeMutablePointer<sqlite3_file>?) -> Int32 {
     if opened.pointee.delete_on_close != 0 {
         do { try owner.fileSystem.unlink(path) } catch { code = SQLITE_IOERR_DELETE }
     }
-    free(opened.pointee.path)
+    Unmanaged<FileSystemVFS.FilePath>.fromOpaque(opened.pointee.path).release()
     opened.pointee.path = nil
     opened.pointee.base.pMethods = nil
     return code
@@ -212,16 +219,16 @@ private func fileClose(_ file: UnsafeMutablePointer<sqlite3_file>?) -> Int32 {
 
 private func fileRead(_ file: UnsafeMutablePointer<sqlite3_file>?, _ buffer: UnsafeMutableRawPointer?, _ count: Int32, _ offset: sqlite3_int64) -> Int32 {
     let (opened, owner, path) = FileSystemVFS.file(file)
-    let bytes: [UInt8]
+    let filled: Int
     do {
-        bytes = try owner.fileSystem.read(opened.pointee.fd, count: Int(count), atOffset: Int(offset), path: path)
+        filled = try owner.fileSystem.read(opened.pointee.fd, into: UnsafeMutableRawBufferPointer(start: buffer, count: Int(count)),
+                                           atOffset: Int(offset), path: path)
     } catch {
         return SQLITE_IOERR_READ
     }
-    bytes.withUnsafeBytes { buffer!.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, byteCount: bytes.count) }
-    guard bytes.count == Int(count) else {
+    guard filled == Int(count) else {
         // SQLite requires the rest of the buffer zeroed on a short read.
-        (buffer! + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: Int(count) - bytes.count)
+        (buffer! + filled).initializeMemory(as: UInt8.self, repeating: 0, count: Int(count) - filled)
         return SQLITE_IOERR_SHORT_READ
     }
     return SQLITE_OK
@@ -229,9 +236,9 @@ private func fileRead(_ file: UnsafeMutablePointer<sqlite3_file>?, _ buffer: Uns
 
 private func fileWrite(_ file: UnsafeMutablePointer<sqlite3_file>?, _ buffer: UnsafeRawPointer?, _ count: Int32, _ offset: sqlite3_int64) -> Int32 {
     let (opened, owner, path) = FileSystemVFS.file(file)
-    let bytes = [UInt8](UnsafeRawBufferPointer(start: buffer, count: Int(count)))
     do {
-        try owner.fileSystem.writeAll(opened.pointee.fd, bytes, atOffset: Int(offset), path: path)
+        try owner.fileSystem.write(opened.pointee.fd, from: UnsafeRawBufferPointer(start: buffer, count: Int(count)),
+                                   atOffset: Int(offset), path: path)
     } catch {
         return FileSystemVFS.code(error, otherwise: SQLITE_IOERR_WRITE)
     }

@@ -18,6 +18,7 @@ public final class SQLiteDatabase {
 
     /// - Parameter vfs: the name of the VFS to open it with; nil for SQLite's default.
     public init(path: String, create: Bool, vfs: String? = nil) throws {
+        SQLiteLibrary.prepare()
         self.path = path
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
