@@ -20,10 +20,12 @@
 //   SandhiParticipants       participant resources: embedded SQLite banks
 //   SandhiProcess            child processes: posix_spawn and waitpid with deadlines
 //   SandhiIO                 I/O interfaces: the file system (POSIX, a simulated disk that loses what a
-//                            power cut loses, a recording one for power-loss tests), locks
+//                            power cut loses, a recording one for power-loss tests), locks, clocks,
+//                            the allocator's settings
 //   SandhiEngine             pure protocol state machines; no I/O, no project imports
 //   SandhiHistory            offline serializability checker for recorded histories (Adya/Elle); no project imports
 //   CSQLite                  system library: the SQLite C API
+//   CMalloc                  system header: glibc's allocator settings (mallopt)
 //   CNcursesw                system library: ncursesw, with a shim for the macros Swift cannot import
 import PackageDescription
 
@@ -58,6 +60,10 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(
+            name: "CMalloc",
+            path: "Sources/CMalloc"
+        ),
+        .systemLibrary(
             name: "CNcursesw",
             path: "Sources/CNcursesw",
             providers: [.apt(["libncurses-dev"])]
@@ -70,7 +76,7 @@ let package = Package(
         ),
         .target(
             name: "SandhiIO",
-            dependencies: ["SandhiEngine"]
+            dependencies: ["SandhiEngine", "CMalloc"]
         ),
         .target(
             name: "SandhiParticipants",

@@ -127,6 +127,14 @@ extension Array where Element == UInt8 {
         try withUnsafeBytes { raw in Swift.Result { () throws(FileSystemError) in try body(raw) } }.get()
     }
 
+    /// Appends zeros up to `size` bytes (nothing if it is that long already): a file growing
+    /// under a write past its end. Through a zeroed array, which appends by memcpy; appending a
+    /// `repeatElement` goes element by element.
+    mutating func growZeroFilled(to size: Int) {
+        guard count < size else { return }
+        append(contentsOf: [UInt8](repeating: 0, count: size - count))
+    }
+
     /// `withUnsafeMutableBytes` for a body that throws only `FileSystemError`.
     mutating func withMutableBytes<Result>(_ body: (UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Result) throws(FileSystemError) -> Result {
         try withUnsafeMutableBytes { raw in Swift.Result { () throws(FileSystemError) in try body(raw) } }.get()

@@ -126,7 +126,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
                 var size = inode.disk.count
                 if inode.sizeDirty && keep(&state) { size = inode.cache.count }
                 var disk = Array(inode.disk.prefix(size))
-                if disk.count < size { disk += [UInt8](repeating: 0, count: size - disk.count) }
+                disk.growZeroFilled(to: size)
                 let first = inode.dirty.first
                 for sector in inode.dirty.sorted where unsynced == .allButFirstSector ? sector != first : keep(&state) {
                     let start = sector * Self.sectorBytes
@@ -177,7 +177,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     private static func evictCleanPages(_ inode: inout Inode) {
         let size = inode.cache.count
         var cache = Array(inode.disk.prefix(size))
-        if cache.count < size { cache += [UInt8](repeating: 0, count: size - cache.count) }
+        cache.growZeroFilled(to: size)
         inode.dirty.forEach { sector in
             let start = sector * sectorBytes
             let end = min(start + sectorBytes, size)
@@ -354,7 +354,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         guard !bytes.isEmpty else { return }
         let end = offset + bytes.count
         if inode.cache.count < end {
-            inode.cache.append(contentsOf: repeatElement(0, count: end - inode.cache.count))
+            inode.cache.growZeroFilled(to: end)
             inode.sizeDirty = true
         }
         inode.cache.withUnsafeMutableBytes { ($0.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
@@ -394,7 +394,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     private static func writeBack(_ inode: inout Inode) {
         let size = inode.cache.count
         if inode.disk.count > size { inode.disk.removeLast(inode.disk.count - size) }
-        if inode.disk.count < size { inode.disk.append(contentsOf: repeatElement(0, count: size - inode.disk.count)) }
+        inode.disk.growZeroFilled(to: size)
         inode.disk.withUnsafeMutableBytes { disk in
             inode.cache.withUnsafeBytes { cache in
                 inode.dirty.forEach { sector in
@@ -413,9 +413,12 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .syncDirectory(path: path))
             guard state.directories.contains(path) else { throw .io("open directory \(path)", errno: ENOENT) }
-            for name in Set(state.names.keys).union(state.durableNames.keys) where FileSystemPath.parentDirectory(of: name) == path {
-                state.durableNames[name] = state.names[name]
+            // Names created or renamed here, then names unlinked or renamed away.
+            for (name, id) in state.names where state.durableNames[name] != id && FileSystemPath.parentDirectory(of: name) == path {
+                state.durableNames[name] = id
             }
+            let gone = state.durableNames.keys.filter { state.names[$0] == nil && FileSystemPath.parentDirectory(of: $0) == path }
+            for name in gone { state.durableNames[name] = nil }
             for directory in state.directories.symmetricDifference(state.durableDirectories)
             where FileSystemPath.parentDirectory(of: directory) == path {
                 if state.directories.contains(directory) { state.durableDirectories.insert(directory) } else { state.durableDirectories.remove(directory) }
@@ -429,7 +432,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             let id = try Self.inode(state, fd, "ftruncate \(path)")
             var inode = state.inodes[id]!
             if inode.cache.count > length { inode.cache.removeLast(inode.cache.count - length) }
-            if inode.cache.count < length { inode.cache += [UInt8](repeating: 0, count: length - inode.cache.count) }
+            inode.cache.growZeroFilled(to: length)
             inode.sizeDirty = true
             state.inodes[id] = inode
         }
