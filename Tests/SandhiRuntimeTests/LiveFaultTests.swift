@@ -146,24 +146,34 @@ import Testing
         try await Self.settleAndAudit(node, banks)
     }
 
+    /// Ordered by events, not by time, so that a slow machine cannot let sbi's COMMIT through
+    /// before the partition: the decision waits for icici, whose PREPARE a delay holds, until
+    /// sbi (which has voted) has a delay of its own; only then is icici let go.
     @Test func aPartitionAfterTheDecisionHoldsPhaseTwoAndResendsFinishItOnceHealed() async throws {
-        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 5_000); defer { banks.remove() }
-        // sbi's messages are held, so its COMMIT is still on the way when the partition falls.
-        let transfer = try await Self.transferWithSbiHeld(node, events, delayMs: 2_000, B.move(.rupees(20), from: (B.hdfc, B.alice), to: (B.sbi, B.carol))) {
-            if case .decisionDurable = $0 { true } else { false }
-        }
+        let (banks, events, node) = try await Self.start(prepareTimeoutMs: 60_000); defer { banks.remove() }
+        let holdMs = LiveFault.maxDelayMs
+        try await node.inject(.delayMessages(B.icici, delayMs: holdMs))
+        let branches = [Branch(participant: B.hdfc, operations: [.debit(account: B.alice, amount: .rupees(20))]),
+                        Branch(participant: B.sbi, operations: [.credit(account: B.carol, amount: .rupees(10))]),
+                        Branch(participant: B.icici, operations: [.credit(account: B.bob, amount: .rupees(10))])]
+        let transfer = Task { try await node.driver.transfer(branches) }
+        #expect(await eventually { Self.saw(events) { if case .voteReceived(_, B.sbi, _, _) = $0 { true } else { false } } })
+        try await node.inject(.delayMessages(B.sbi, delayMs: holdMs))
+        try await node.inject(.heal(B.icici)) // its PREPARE goes now; its vote completes the decision
+        #expect(await eventually { Self.saw(events) { if case .decisionDurable = $0 { true } else { false } } })
         try await node.inject(.partition(B.sbi))
         let tx = try #require(events.all.lazy.compactMap { if case .decisionDurable(let tx, _, _) = $0.kind { tx } else { nil } }.first)
         #expect(await eventually {
             events.of(tx).contains { if case .phaseTwoSent(_, B.sbi, true, let attempt) = $0 { attempt >= 2 } else { false } }
         })
         #expect(!events.of(tx).contains { if case .acknowledged(_, B.sbi, _) = $0 { true } else { false } })
-        #expect(node.activeFaults == [.partition(B.sbi), .delayMessages(B.sbi, delayMs: 2_000)])
+        #expect(node.activeFaults == [.partition(B.sbi), .delayMessages(B.sbi, delayMs: holdMs)])
         try await node.inject(.heal(B.sbi))
         let result = try await transfer.value
         #expect(result.outcome == .committed)
         try await Self.settleAndAudit(node, banks)
-        #expect(try banks.balance(B.sbi, B.carol) == .rupees(1_020))
+        #expect(try banks.balance(B.sbi, B.carol) == .rupees(1_010))
+        #expect(try banks.balance(B.icici, B.bob) == .rupees(1_010))
     }
 
     @Test func losingAThirdOfTheMessagesToAParticipantStillEndsEveryTransferConsistently() async throws {
