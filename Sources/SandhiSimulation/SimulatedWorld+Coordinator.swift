@@ -47,7 +47,7 @@ extension SimulatedWorld {
                 case .recovered: cases[.inDoubtResolvedByRecovery] += 1
                 case .heuristicReported(_, _, _, let agrees): if agrees { cases[.heuristicAgreeing] += 1 }
                 case .heuristicCaseOpened:
-                    cases[.mixedOutcomeRecorded] += 1
+                    // Counted as recorded once the journal acknowledges it (`appendReconciliation`).
                     if answerInFlight { cases[.heuristicConfirmedByQuestion] += 1 }
                 case .reconciled(_, let entry): countReconciled(entry)
                 default: break
@@ -55,9 +55,12 @@ extension SimulatedWorld {
             case .observed:
                 break
             case .recordReconciliation(let record):
-                // Durable at once, on a disk that survives the coordinator's crashes; a FORGET
-                // that follows it is checked against it.
-                reconciliationDisk.apply(record)
+                // As the driver: whatever follows (a FORGET) may depend on this record, so a
+                // record that does not reach the disk stops the coordinator here.
+                guard appendReconciliation(record) else {
+                    crashCoordinator(reason: "a reconciliation record failed to reach disk")
+                    return
+                }
             case .decided(let tx, let outcome):
                 guard let slot = slot(of: tx) else { break }
                 if outcome.isCommitted && !ledger[slot].durable && ledger[slot].branches.contains(where: { !$0.isReadOnly }) {
@@ -102,7 +105,7 @@ extension SimulatedWorld {
     /// new epoch above every one in it and in the banks made durable, then the plan's inputs
     /// fed in one step, as the real driver feeds them under its lock.
     mutating func restartCoordinator() {
-        guard let log = recoverDecisionLog() else { return }
+        guard let log = recoverDecisionLog(), let reconciliation = recoverReconciliation() else { return }
         // The banks' recovery comes first (in production they open in the coordinator's
         // process, before its recovery reads them): a bank still down restarts now.
         for index in banks.indices where !banks[index].up { restartParticipant(index) }
@@ -150,7 +153,7 @@ extension SimulatedWorld {
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
             coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
-                                     reconciliation: reconciliationDisk, recovering: true, epoch: epoch), up: true,
+                                     reconciliation: reconciliation, recovering: true, epoch: epoch), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }

@@ -7,7 +7,7 @@ enum Fault: Int, CaseIterable {
     case participantCrash, coordinatorCrash, clockJump
     case partitionOfOne, partitionOfHalf, oneWayCutToParticipant, oneWayCutToCoordinator, bridge
     case messageCut, messageLost, messageDelayed, messageDuplicated
-    case logSyncFailure, unsyncedLogRecordsLost, tornLogWrite, slowLogSync
+    case logSyncFailure, unsyncedLogRecordsLost, tornLogWrite, slowLogSync, reconciliationSyncFailure
     case participantSyncFailure, tornParticipantWrite
     case staleTimerFired
     case submissionRefused
@@ -31,6 +31,7 @@ enum Fault: Int, CaseIterable {
         case .unsyncedLogRecordsLost: "unsynced log records lost"
         case .tornLogWrite: "torn decision-log write"
         case .slowLogSync: "slow decision-log fsync"
+        case .reconciliationSyncFailure: "reconciliation journal fsync failure"
         case .participantSyncFailure: "participant fsync failure"
         case .tornParticipantWrite: "torn write at a participant"
         case .staleTimerFired: "cancelled timer fired anyway"

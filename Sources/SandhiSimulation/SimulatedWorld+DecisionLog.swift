@@ -144,6 +144,56 @@ extension SimulatedWorld {
         }
         // Dropped after the disk went: its descriptor is gone, so closing it writes nothing.
         logStore = nil
+        reconciliationJournal?.close()
+        reconciliationJournal = nil
+    }
+
+    static let reconciliationPath = "\(logDirectory)/reconciliation.log"
+
+    /// The coordinator's `recordReconciliation`: appended and synced by the journal that ships,
+    /// whose fsync may fail (then the record's fate is the crash's). Whether it was acknowledged.
+    mutating func appendReconciliation(_ record: ReconciliationRecord) -> Bool {
+        guard let journal = reconciliationJournal else { return false }
+        // Records are rare (a mixed outcome, an operator's action), so their syncs fail at
+        // twenty times the log's rate, or seeds would seldom see one fail.
+        if nowUs < faultsStopAtUs && chance(min(1_000, faults.logSyncFailurePerMille * 20)) {
+            injected[.reconciliationSyncFailure] += 1
+            logDisk.failNextSync()
+        }
+        do {
+            try journal.append(record)
+        } catch {
+            reconciliationUnacknowledged = record
+            return false
+        }
+        reconciliationAcknowledged.apply(record)
+        if case .opened = record { cases[.mixedOutcomeRecorded] += 1 }
+        return true
+    }
+
+    /// Recovery's reading of the reconciliation journal, opened on what the disk holds: every
+    /// acknowledged record, in order, and at most the one whose sync failed. Nil (and a
+    /// violation) if it refuses or lost something.
+    mutating func recoverReconciliation() -> ReconciliationQueue? {
+        let journal: ReconciliationJournal, recovered: ReconciliationQueue
+        do {
+            (journal, recovered, _) = try ReconciliationJournal.open(path: Self.reconciliationPath, fileSystem: logDisk, logger: Self.quietLogger)
+        } catch {
+            violation("reconciliation", "the reconciliation journal does not reopen after a crash: \(error)")
+            return nil
+        }
+        var withFailed = reconciliationAcknowledged
+        if let failed = reconciliationUnacknowledged, ReconciliationJournal.fits(failed, withFailed) { withFailed.apply(failed) }
+        if recovered == withFailed {
+            reconciliationAcknowledged = recovered // the failed record landed (or there was none): it counts now
+        } else if recovered != reconciliationAcknowledged {
+            violation("reconciliation", "the reconciliation journal came back with \(recovered.order.count) case(s), "
+                      + "not the \(reconciliationAcknowledged.order.count) it acknowledged")
+            return nil
+        }
+        reconciliationUnacknowledged = nil
+        reconciliationJournal = journal
+        return recovered
     }
 
     /// Recovery's reading of the log: the store opened on what the disk holds. Nil (and a

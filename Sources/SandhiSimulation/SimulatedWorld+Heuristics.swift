@@ -22,7 +22,7 @@ extension SimulatedWorld {
         guard let committed = banks[index].decidedAlone[tx] else { return } // never decided alone
         guard committed != isDurable(tx) else { return } // agrees with the decision: nothing to record
         let outcome = BranchOutcome(heuristic: committed)
-        let recorded = reconciliationDisk[tx]?.participants.contains { $0.participant == names[index] && $0.outcome == outcome } ?? false
+        let recorded = reconciliationAcknowledged[tx]?.participants.contains { $0.participant == names[index] && $0.outcome == outcome } ?? false
         if !recorded {
             violation("forget-before-record", "FORGET sent to \(names[index]) for its \(outcome.label) of \(tx) (decision "
                       + "\(isDurable(tx) ? "commit" : "abort")) before a reconciliation record of it was durable")

@@ -8,7 +8,8 @@ import SandhiRuntime
 // A deterministic world around the code that ships: the engine's `Coordinator`, the banks
 // (`SQLiteBank`, each on its own `SimulatedDisk` through the SQLite VFS, driven by the
 // participant worker's `ParticipantWorkerCore`), the decision log (`DecisionLogStore` on a
-// `SimulatedDisk`, batched by the group-commit writer's `GroupCommitBatch`) and recovery
+// `SimulatedDisk`, batched by the group-commit writer's `GroupCommitBatch`), the
+// reconciliation journal (`ReconciliationJournal`, on the same disk) and recovery
 // (`RecoveryPlan`, as `SandhiNode` runs it), joined by a simulated network, all on one virtual
 // clock and one seeded generator. Nothing here reads the real time or the system's entropy,
 // so a seed replays the same run, event for event (FoundationDB's and TigerBeetle's way of
@@ -24,7 +25,8 @@ import SandhiRuntime
 //   disk         a crash loses power (unsynced sectors, sizes and names land all, none, or each
 //                or not: torn) or kills only the process (the page cache stays, though pages
 //                a failed sync marked clean may be evicted); a log fsync that fails
-//                (fsyncgate) halts the coordinator; a bank's fsync that fails stops the bank
+//                (fsyncgate) halts the coordinator, and so does a reconciliation record whose
+//                fsync fails; a bank's fsync that fails stops the bank
 //                without a reply, and its process restarts
 //   clocks       the coordinator's clock jumps forwards and backwards
 //   heuristics   a bank whose branch stays prepared too long decides it alone, commit or
@@ -35,7 +37,8 @@ import SandhiRuntime
 // heuristic commit is its own decision), no client is told of a commit whose decision is not
 // durable, no participant replies (a YES included) before its WAL as read is on its disk, no
 // FORGET goes out before the reconciliation record of the mixed outcome it settles is
-// durable, recovery never cuts a synced log record, and every bank reopens. Checked once
+// durable, recovery never cuts a synced log record nor loses a reconciliation record the
+// journal acknowledged, and every bank reopens. Checked once
 // faults stop and everything settles: no balance negative, atomicity (a mixed outcome only as a case in the
 // reconciliation queue, and every case true to what the banks did, money included),
 // conservation (less what the operator wrote off), durability of every commit a client was
@@ -210,9 +213,15 @@ public struct SimulatedWorld {
     var voteInFlight: (tx: TransactionID, index: Int, observed: [Observation])?
     /// A heuristic report echoing the coordinator's question is being delivered.
     var answerInFlight = false
-    /// The coordinator's reconciliation records as made durable (`recordReconciliation`), in
-    /// order: what a new incarnation starts from, and what a FORGET must find first.
-    var reconciliationDisk = ReconciliationQueue()
+    /// The coordinator's reconciliation journal, the one that ships, on the decision log's disk
+    /// (nil while the coordinator is down).
+    var reconciliationJournal: ReconciliationJournal?
+    /// Every reconciliation record the journal acknowledged (an append returns once synced),
+    /// applied in order: what a FORGET must find first, and what the journal must give back
+    /// after any crash.
+    var reconciliationAcknowledged = ReconciliationQueue()
+    /// A record whose append failed: after a crash the journal may hold it or not.
+    var reconciliationUnacknowledged: ReconciliationRecord?
     /// The actions the simulated operator has taken on each heuristic case, in order.
     var operatorActions: [TransactionID: [ReconcileAction]] = [:]
 
@@ -247,6 +256,12 @@ public struct SimulatedWorld {
         // Epoch 1, `CoordinatorProcess.epoch`'s first value.
         coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options), epoch: 1))
         (logDisk, logStore) = Self.makeLogDisk(seed: options.seed ^ 0x5EED_D15C, epoch: coordinatorProcess.epoch)
+        do {
+            (reconciliationJournal, _, _) = try ReconciliationJournal.open(path: Self.reconciliationPath, fileSystem: logDisk,
+                                                                           logger: Self.quietLogger)
+        } catch {
+            preconditionFailure("a new reconciliation journal on a healthy simulated disk failed: \(error)")
+        }
         openingTotal = options.openingBalance * Int64(options.participants * options.accountsPerParticipant)
         trace = Array(repeating: (0, 0, 0, 0), count: max(1, options.traceTail))
         for index in banks.indices {
@@ -299,6 +314,7 @@ public struct SimulatedWorld {
         while drain(untilUs: limitUs) && settled && reconcileOpenCases() {}
         checkFinalState(timedOut: !queue.isEmpty && !settled)
         closeBanks()
+        reconciliationJournal?.close()
         var committed = 0, aborted = 0, linked = 0
         for entry in ledger {
             if entry.linked { linked += 1; continue }

@@ -69,7 +69,7 @@ public final class ReconciliationJournal: @unchecked Sendable {
 
     /// Whether applying `record` to `queue` keeps it consistent (the queue's own checks are
     /// preconditions, for records the engine made; a file is checked before it is believed).
-    static func fits(_ record: ReconciliationRecord, _ queue: ReconciliationQueue) -> Bool {
+    public static func fits(_ record: ReconciliationRecord, _ queue: ReconciliationQueue) -> Bool {
         switch record {
         case .opened(let heuristicCase): return queue[heuristicCase.transaction] == nil
         case .outcomeLearned(let tx, _): return queue[tx] != nil
