@@ -1,22 +1,20 @@
 import SandhiEngine
+import SandhiRuntime
 
-// The coordinator: its effects, its crash, and recovery at restart as `SandhiNode.start` does it.
+// The coordinator: the driver's core (`CoordinatorDriverCore`, as `CoordinatorDriver` runs it)
+// and its actions, its crash, and recovery at restart as `SandhiNode.start` does it.
 extension SimulatedWorld {
     mutating func feed(_ input: CoordinatorInput) {
         guard coordinatorProcess.up else { return }
-        var effects: [CoordinatorEffect] = []
-        swap(&effects, &coordinatorEffects)
-        if !effects.isEmpty { effects.removeAll(keepingCapacity: true) } // left by a fatal effect
-        coordinatorProcess.coordinator.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &effects)
-        defer { swap(&effects, &coordinatorEffects) }
-        // Taken in order from the back of the reversed buffer: each effect is moved out whole
-        // (no copy of its payload to retain and release), and the buffer ends empty with its
-        // capacity, with no placeholders to write and destroy (nothing here feeds the
-        // coordinator again while the loop runs). Reversed through a buffer pointer, which
-        // swaps bits: `Array.reverse()` copies each effect in and out, a twentieth of a run.
-        effects.withUnsafeMutableBufferPointer { $0.reverse() }
-        while let effect = effects.popLast() {
-            switch consume effect {
+        var actions: [CoordinatorDriverCore<Int>.Action] = []
+        swap(&actions, &coordinatorActions)
+        actions.removeAll(keepingCapacity: true)
+        coordinatorProcess.core.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &actions)
+        defer { swap(&actions, &coordinatorActions) }
+        var at = 0
+        while at < actions.count {
+            defer { at += 1 }
+            switch actions[at] {
             case .send(let participant, let message):
                 let to = index(of: participant)!
                 if case .forget(let tx) = message { checkForget(tx, to: to) }
@@ -52,24 +50,21 @@ extension SimulatedWorld {
                 case .reconciled(_, let entry): countReconciled(entry)
                 default: break
                 }
-            case .observed:
-                break
             case .recordReconciliation(let record):
                 // As the driver: whatever follows (a FORGET) may depend on this record, so a
                 // record that does not reach the disk stops the coordinator here.
-                guard appendReconciliation(record) else {
-                    crashCoordinator(reason: "a reconciliation record failed to reach disk")
-                    return
+                if !appendReconciliation(record) {
+                    coordinatorProcess.core.recordFailed("a reconciliation record failed to reach disk", actions: &actions, at: at)
                 }
-            case .decided(let tx, let outcome):
-                guard let slot = slot(of: tx) else { break }
+            case .answer(let slot, .success(let result)):
+                let outcome = result.outcome
                 if outcome.isCommitted && !ledger[slot].durable && ledger[slot].branches.contains(where: { !$0.isReadOnly }) {
-                    violation("decision-before-commit", "the client was told \(tx) committed before its COMMIT record was durable")
+                    violation("decision-before-commit", "the client was told \(result.transaction) committed before its COMMIT record was durable")
                 }
                 if ledger[slot].told == nil { ledger[slot].told = outcome }
-            case .finished:
-                break
-            case .fatal(let reason):
+            case .answer(_, .failure):
+                break // the client hears the coordinator halted: no word on the outcome
+            case .halt(let reason):
                 crashCoordinator(reason: reason)
                 return
             }
@@ -80,7 +75,7 @@ extension SimulatedWorld {
         guard coordinatorProcess.up else { return }
         injected[.coordinatorCrash] += 1
         var deciding = false, decidedDurable = false, committing = false
-        for transaction in coordinatorProcess.coordinator.transactions.values {
+        for transaction in coordinatorProcess.core.coordinator.transactions.values {
             switch transaction.state {
             case .prepared:
                 if isDurable(transaction.id) { decidedDurable = true } else { deciding = true }
@@ -152,8 +147,8 @@ extension SimulatedWorld {
         startEpochInLog(epoch)
         let clockOffsetUs = coordinatorProcess.clockOffsetUs // the machine's clock outlives the process
         coordinatorProcess = CoordinatorProcess(
-            coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
-                                     reconciliation: reconciliation, recovering: true, epoch: epoch), up: true,
+            core: CoordinatorDriverCore(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options),
+                                                                 reconciliation: reconciliation, recovering: true, epoch: epoch)), up: true,
             incarnation: coordinatorProcess.incarnation, epoch: epoch)
         coordinatorProcess.clockOffsetUs = clockOffsetUs
         while epochStarts.count <= Int(epoch) { epochStarts.append(ledger.count) }

@@ -43,7 +43,7 @@ extension SimulatedWorld {
     /// Returns whether it took any.
     mutating func reconcileOpenCases() -> Bool {
         nowUs = max(nowUs, faultsStopAtUs) // whatever happens now happens without faults
-        let queue = coordinatorProcess.coordinator.reconciliation
+        let queue = coordinatorProcess.core.coordinator.reconciliation
         var acted = false
         for heuristicCase in queue.all where heuristicCase.status == .open {
             let tx = heuristicCase.transaction
@@ -68,6 +68,8 @@ extension SimulatedWorld {
                 ledger.append(Submission(id: linked, branches: plan, linked: true))
                 seen.append(contentsOf: repeatElement(nil, count: names.count))
                 staged.append(contentsOf: repeatElement(nil, count: names.count))
+                // As the driver: the operator hears once the linked transaction finishes.
+                coordinatorProcess.core.wait(for: linked, client: ledger.count - 1, answerWhen: .finished, nowUs: coordinatorProcess.clock(nowUs))
             }
             record(14, tx.rawValue, UInt64(ReconcileAction.allCases.firstIndex(of: action)!))
             let note = tried.isEmpty ? "settling the \(heuristicCase.decision.label) decision"

@@ -9,7 +9,7 @@ extension SimulatedWorld {
 
     mutating func checkFinalState(timedOut: Bool) {
         if timedOut || !settled {
-            let stuck = coordinatorProcess.coordinator.transactions.keys.sorted().prefix(5).map(\.description)
+            let stuck = coordinatorProcess.core.coordinator.transactions.keys.sorted().prefix(5).map(\.description)
             let prepared = banks.enumerated().flatMap { index, bank in
                 (bank.store?.inDoubt().keys.sorted() ?? []).map { "\(names[index]):\($0)" }
             }.prefix(5)
@@ -47,11 +47,11 @@ extension SimulatedWorld {
                 violation("participant-recovery", "\(names[index]) cannot be read: \(error)")
             }
         }
-        if !coordinatorProcess.coordinator.locks.table.isEmpty {
-            violation("no-orphans", "the coordinator's lock table still holds \(coordinatorProcess.coordinator.locks.table.count) resources")
+        if !coordinatorProcess.core.coordinator.locks.table.isEmpty {
+            violation("no-orphans", "the coordinator's lock table still holds \(coordinatorProcess.core.coordinator.locks.table.count) resources")
         }
         // A mixed outcome's money stays created or destroyed only if the operator wrote it off.
-        let reconciliation = coordinatorProcess.coordinator.reconciliation
+        let reconciliation = coordinatorProcess.core.coordinator.reconciliation
         let writtenOff = writtenOff(reconciliation)
         if total != openingTotal + writtenOff {
             violation("conservation", "total \(total), opened with \(openingTotal)" + (writtenOff == 0 ? "" : ", \(writtenOff) written off"))

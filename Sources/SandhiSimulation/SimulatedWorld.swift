@@ -105,7 +105,9 @@ public struct SimulatedWorld {
     }
 
     struct CoordinatorProcess {
-        var coordinator: Coordinator
+        /// The coordinator with the driver's bookkeeping around it, as `CoordinatorDriver` runs
+        /// it; a client is its submission's slot in the ledger.
+        var core: CoordinatorDriverCore<Int>
         var up = true
         var incarnation = 0
         /// Read from the log at each start (one above the highest there), as `SandhiNode` does.
@@ -170,7 +172,7 @@ public struct SimulatedWorld {
     let names: [ParticipantID]
     let accounts: [AccountID]
     /// Reused effect buffers: a simulation handles millions of inputs.
-    var coordinatorEffects: [CoordinatorEffect] = []
+    var coordinatorActions: [CoordinatorDriverCore<Int>.Action] = []
     /// The log writer's other batch buffer (see `.logSync`), empty between syncs.
     var spareSyncBatch: [(record: DecisionRecord, forced: Bool)] = []
     var banks: [Bank]
@@ -254,7 +256,7 @@ public struct SimulatedWorld {
             banks.append(Bank(disk: disk, io: .through(disk), worker: worker))
         }
         // Epoch 1, `CoordinatorProcess.epoch`'s first value.
-        coordinatorProcess = CoordinatorProcess(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options), epoch: 1))
+        coordinatorProcess = CoordinatorProcess(core: CoordinatorDriverCore(coordinator: Coordinator(configuration: Self.coordinatorConfiguration(options), epoch: 1)))
         (logDisk, logStore) = Self.makeLogDisk(seed: options.seed ^ 0x5EED_D15C, epoch: coordinatorProcess.epoch)
         do {
             (reconciliationJournal, _, _) = try ReconciliationJournal.open(path: Self.reconciliationPath, fileSystem: logDisk,
@@ -322,7 +324,7 @@ public struct SimulatedWorld {
         }
         let keepTrace = !violations.isEmpty || options.traceTailOfPassingRuns
         let tail = !keepTrace ? [] : (0..<trace.count).map { trace[(traceNext + $0) % trace.count] }.filter { $0.code != 0 }.map(describe)
-        let queue = coordinatorProcess.coordinator.reconciliation
+        let queue = coordinatorProcess.core.coordinator.reconciliation
         return SimulationReport(
             seed: options.seed, bug: options.bug, faults: faults, transactions: ledger.count - linked, committed: committed, aborted: aborted,
             steps: step, virtualTimeUs: nowUs, injected: injected.named(\.name), cases: cases.named(\.name), violations: violations, traceHash: traceHash,
@@ -392,7 +394,7 @@ public struct SimulatedWorld {
 
     /// Nothing left in flight: every queued event is a stale timer or a late message.
     var settled: Bool {
-        coordinatorProcess.up && coordinatorProcess.coordinator.inFlightCount == 0
+        coordinatorProcess.up && coordinatorProcess.core.coordinator.inFlightCount == 0
             && banks.allSatisfy { bank in
                 bank.store.map { $0.inDoubt().isEmpty && $0.unforgottenHeuristics().isEmpty } ?? false
             }
@@ -459,6 +461,8 @@ public struct SimulatedWorld {
             ledger.append(Submission(id: id, branches: workload[index]))
             seen.append(contentsOf: repeatElement(nil, count: names.count))
             staged.append(contentsOf: repeatElement(nil, count: names.count))
+            // The client asks to hear at the decision: the earliest word it can be given.
+            coordinatorProcess.core.wait(for: id, client: ledger.count - 1, answerWhen: .decided, nowUs: coordinatorProcess.clock(nowUs))
             record(1, id.rawValue, 0)
             feed(.begin(id, branches: workload[index]))
             feed(.requestCommit(id))
@@ -475,10 +479,10 @@ public struct SimulatedWorld {
                 feed(.voted(tx, participant: names[index], vote: vote, observed: observed))
                 voteInFlight = nil
             case .acknowledged(let tx):
-                let asking = coordinatorProcess.coordinator.heuristicQuestionsOutstanding
+                let asking = coordinatorProcess.core.coordinator.heuristicQuestionsOutstanding
                 feed(.acknowledged(tx, participant: names[index]))
                 // An acknowledgement settles a question only when the report asked about was stale.
-                if coordinatorProcess.coordinator.heuristicQuestionsOutstanding < asking { cases[.staleHeuristicReportDropped] += 1 }
+                if coordinatorProcess.core.coordinator.heuristicQuestionsOutstanding < asking { cases[.staleHeuristicReportDropped] += 1 }
             case .heuristic(let tx, let committed, let operations, let writers, let tag):
                 answerInFlight = tag != nil
                 feed(.heuristicReported(tx, participant: names[index], committed: committed, operations: operations, writers: writers,

@@ -118,15 +118,16 @@ extension CoordinatorDriver {
     /// what was in flight. `shutdown` still releases what is left.
     public func crash() throws(LiveFaultError) {
         let reason = "crashed (injected fault)"
+        var resume = AfterUnlock()
         let first = state.withLock { state -> Bool in
             guard !state.faults.coordinatorCrashed else { return false }
             state.faults.coordinatorCrashed = true
-            if state.halted == nil { state.halted = reason } // from here on, no input is handled
             onEvent?(EngineEvent(atUs: MonotonicClock.nowUs(), .faultInjected(LiveFault.crashCoordinator.description)))
+            halt(reason, state: &state, resume: &resume) // from here on, no input is handled
             return true
         }
+        finish(resume) // answers the waiting clients
         guard first else { throw LiveFaultError("the coordinator is already down") }
-        halt(reason, failure: false) // answers the waiting clients
         timers.withLock { $0?.stop(); $0 = nil }
         stopDelayTimers()
         log.abandon()
@@ -198,7 +199,7 @@ extension CoordinatorDriver {
         var resume = AfterUnlock()
         let refusal: String? = state.withLock { state in
             if state.faults.coordinatorCrashed { return "the coordinator is down: restart it first (restart coordinator)" }
-            if let reason = state.halted { return "the coordinator is halted (\(reason)): restart it first (restart coordinator)" }
+            if let reason = state.core.halted { return "the coordinator is halted (\(reason)): restart it first (restart coordinator)" }
             if state.shutDown { return "the coordinator is shutting down" }
             let nowUs = MonotonicClock.nowUs()
             switch change(&state.faults) {

@@ -19,7 +19,7 @@ extension CoordinatorDriver {
     /// pace (a few a second), not per event, and drop each one before taking the next; the
     /// event stream (`onEvent`) is the cheap way to follow every change.
     public func snapshot() -> Coordinator {
-        state.withLock { $0.coordinator }
+        state.withLock { $0.core.coordinator }
     }
 
     /// One participant's health as the driver sees it.

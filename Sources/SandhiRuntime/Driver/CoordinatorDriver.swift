@@ -35,12 +35,22 @@ public struct TransferResult: Sendable, Equatable {
     /// Committed only: what each participant's operations saw, in operation order (the values
     /// read; for a debit or credit, the balance before it).
     public var observed: [ParticipantID: [Observation]] = [:]
+
+    public init(transaction: TransactionID, outcome: Outcome, latencyUs: UInt64, observed: [ParticipantID: [Observation]] = [:]) {
+        self.transaction = transaction
+        self.outcome = outcome
+        self.latencyUs = latencyUs
+        self.observed = observed
+    }
 }
 
 /// The real-time driver: runs the engine's `Coordinator` on real threads, real files and real
-/// time. It performs the coordinator's effects: messages go to per-participant workers (each a
-/// thread batching its storage commits), decisions go to the group-commit log writer, timers to
-/// the timer thread, events to the subscriber. What comes back (votes, acknowledgements,
+/// time. What it decides around the engine (which client hears what and when, and when the
+/// coordinator halts) is `CoordinatorDriverCore`, which the simulator runs too; this class adds
+/// the lock, the threads, the clock and the files. It performs the core's actions: messages go
+/// to per-participant workers (each a thread batching its storage commits), decisions go to
+/// the group-commit log writer, timers to the timer thread, events to the subscriber,
+/// reconciliation records to the journal, answers to the waiting clients. What comes back (votes, acknowledgements,
 /// durable decisions) lands in one inbox that a dispatcher thread feeds to the coordinator in
 /// batches; clients' transfers and timers enter directly.
 ///
@@ -75,20 +85,17 @@ public final class CoordinatorDriver: Sendable {
         public init() {}
     }
 
-    struct Waiter {
-        var continuation: CheckedContinuation<TransferResult, Error>
-        var answerWhen: AnswerWhen
-        var submittedAtUs: UInt64
-        var observed: [ParticipantID: [Observation]] = [:]
-    }
+    /// A client waiting for its transfer's outcome.
+    typealias Client = CheckedContinuation<TransferResult, Error>
+    typealias Core = CoordinatorDriverCore<Client>
 
     struct State {
-        var coordinator: Coordinator
+        /// The coordinator, its waiting clients, and whether it halted.
+        var core: Core
         var nextSequence: UInt64 = 1
-        var waiters: [TransactionID: Waiter] = [:]
-        var halted: String?
         var shutDown = false
-        var effects: [CoordinatorEffect] = []
+        /// One input's actions: kept to reuse its storage.
+        var actions: [Core.Action] = []
         /// Live faults in force (CoordinatorDriver+Faults.swift).
         var faults = LiveFaultState()
     }
@@ -124,8 +131,8 @@ public final class CoordinatorDriver: Sendable {
         coordinatorConfiguration.wallClockOffsetMs = Int64(wall.tv_sec) * 1_000 + Int64(wall.tv_nsec) / 1_000_000
             - Int64(MonotonicClock.nowUs() / 1_000)
         // Every driver recovers first (`recover`, then `completeRecovery`).
-        self.state = Lock(State(coordinator: Coordinator(configuration: coordinatorConfiguration, reconciliation: reconciliation,
-                                                         recovering: true, epoch: epoch)))
+        self.state = Lock(State(core: Core(coordinator: Coordinator(configuration: coordinatorConfiguration, reconciliation: reconciliation,
+                                                                    recovering: true, epoch: epoch))))
         self.timers = Lock(nil)
         // Each transaction has at most a few messages queued per participant at a time
         // (PREPARE, then one COMMIT or ROLLBACK, plus rare resends), so this never blocks the
@@ -228,7 +235,7 @@ public final class CoordinatorDriver: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             var resume = AfterUnlock()
             state.withLock { state in
-                if let reason = state.halted ?? (state.shutDown ? "shutting down" : nil) {
+                if let reason = state.core.halted ?? (state.shutDown ? "shutting down" : nil) {
                     continuation.resume(throwing: CoordinatorError.halted(reason))
                     return
                 }
@@ -239,7 +246,7 @@ public final class CoordinatorDriver: Sendable {
                 let id = TransactionID(epoch: epoch, sequence: state.nextSequence)
                 state.nextSequence += 1
                 let now = MonotonicClock.nowUs()
-                state.waiters[id] = Waiter(continuation: continuation, answerWhen: answerWhen, submittedAtUs: now)
+                state.core.wait(for: id, client: continuation, answerWhen: answerWhen, nowUs: now)
                 handle(.begin(id, branches: branches, observe: observe), nowUs: now, state: &state, resume: &resume)
                 handle(.requestCommit(id), nowUs: now, state: &state, resume: &resume)
             }
@@ -266,7 +273,7 @@ public final class CoordinatorDriver: Sendable {
         }
         var resume = AfterUnlock()
         try state.withLock { state in
-            if let reason = state.halted { throw CoordinatorError.halted(reason) }
+            if let reason = state.core.halted { throw CoordinatorError.halted(reason) }
             let now = MonotonicClock.nowUs()
             for input in plan.inputs { handle(input, nowUs: now, state: &state, resume: &resume) }
         }
@@ -276,7 +283,7 @@ public final class CoordinatorDriver: Sendable {
         let deadlineUs = MonotonicClock.nowUs() + waitMs * 1_000
         while true {
             let (halted, unfinished) = state.withLock { state in
-                (state.halted, pending.filter { state.coordinator.transactions[$0] != nil })
+                (state.core.halted, pending.filter { state.core.coordinator.transactions[$0] != nil })
             }
             if let halted { throw CoordinatorError.halted(halted) }
             pending = unfinished
@@ -317,7 +324,7 @@ public final class CoordinatorDriver: Sendable {
         var refusal: String?
         var resume = AfterUnlock()
         state.withLock { state in
-            guard let transaction = state.coordinator.transactions[tx] else { refusal = "\(tx) is not in flight"; return }
+            guard let transaction = state.core.coordinator.transactions[tx] else { refusal = "\(tx) is not in flight"; return }
             guard transaction.state == .active || transaction.state == .preparing else {
                 refusal = "\(tx) is already \(transaction.state): its outcome is decided"
                 return
@@ -330,7 +337,7 @@ public final class CoordinatorDriver: Sendable {
 
     /// The last deadlocks (bounded), newest last, and how many there have been in all.
     public var deadlocks: (recent: [Deadlock], total: Int) {
-        state.withLock { (Array($0.coordinator.deadlockHistory.entries), $0.coordinator.deadlockHistory.totalCount) }
+        state.withLock { (Array($0.core.coordinator.deadlockHistory.entries), $0.core.coordinator.deadlockHistory.totalCount) }
     }
 
     /// Live fault: the decision log's next fsync fails. The coordinator then halts (a decision
@@ -344,19 +351,22 @@ public final class CoordinatorDriver: Sendable {
     func halt(_ reason: String, failure: Bool = true) {
         var resume = AfterUnlock()
         state.withLock { state in
-            if state.halted == nil {
-                state.halted = reason
-                if failure { logger.critical("coordinator halted", metadata: ["reason": "\(reason)"]) }
-            }
-            for (_, waiter) in state.waiters { resume.answers.append((waiter, .failure(CoordinatorError.halted(state.halted!)))) }
-            state.waiters.removeAll()
+            if failure && state.core.halted == nil { logger.critical("coordinator halted", metadata: ["reason": "\(reason)"]) }
+            halt(reason, state: &state, resume: &resume)
         }
         finish(resume)
     }
 
-    public var inFlightCount: Int { state.withLock { $0.coordinator.inFlightCount } }
+    /// `halt`, under the driver's lock.
+    func halt(_ reason: String, state: inout State, resume: inout AfterUnlock) {
+        var actions: [Core.Action] = []
+        state.core.halt(reason, into: &actions)
+        for case .answer(let client, let result) in actions { resume.answers.append((client, result.mapError { $0 })) }
+    }
 
-    public var haltReason: String? { state.withLock { $0.halted } }
+    public var inFlightCount: Int { state.withLock { $0.core.coordinator.inFlightCount } }
+
+    public var haltReason: String? { state.withLock { $0.core.halted } }
 
     /// Batches, messages and fsyncs of each participant (messages per fsync is the group-commit factor).
     public var participantStats: [(participant: ParticipantID, batches: Int, messages: Int, syncs: Int)] {
@@ -369,7 +379,7 @@ public final class CoordinatorDriver: Sendable {
     // MARK: - Reconciliation
 
     /// Every heuristic case, open or settled, in the order found.
-    public var reconciliation: ReconciliationQueue { state.withLock { $0.coordinator.reconciliation } }
+    public var reconciliation: ReconciliationQueue { state.withLock { $0.core.coordinator.reconciliation } }
 
     /// An operator settles heuristic case `tx`. For retry-commit and compensate this runs the
     /// linked transaction to its end; returns the case afterwards (its last entries say how the
@@ -378,11 +388,11 @@ public final class CoordinatorDriver: Sendable {
         _ = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<TransferResult, Error>) in
             var resume = AfterUnlock()
             state.withLock { state in
-                if let reason = state.halted ?? (state.shutDown ? "shutting down" : nil) {
+                if let reason = state.core.halted ?? (state.shutDown ? "shutting down" : nil) {
                     continuation.resume(throwing: CoordinatorError.halted(reason))
                     return
                 }
-                if let refusal = state.coordinator.refusal(of: action, on: tx, operatorName: operatorName, note: note) {
+                if let refusal = state.core.coordinator.refusal(of: action, on: tx, operatorName: operatorName, note: note) {
                     continuation.resume(throwing: CoordinatorError.refused(refusal))
                     return
                 }
@@ -390,14 +400,14 @@ public final class CoordinatorDriver: Sendable {
                 state.nextSequence += 1
                 let now = MonotonicClock.nowUs()
                 // Answered when the linked transaction finishes, like a client's transfer.
-                state.waiters[linked] = Waiter(continuation: continuation, answerWhen: .finished, submittedAtUs: now)
+                state.core.wait(for: linked, client: continuation, answerWhen: .finished, nowUs: now)
                 handle(.resolveHeuristic(tx, action: action, operatorName: operatorName, note: note, linked: linked),
                        nowUs: now, state: &state, resume: &resume)
                 let running: Bool
-                if case .acting(_, let runningAs) = state.coordinator.reconciliation[tx]?.status { running = runningAs == linked } else { running = false }
-                if !running, let waiter = state.waiters.removeValue(forKey: linked) {
+                if case .acting(_, let runningAs) = state.core.coordinator.reconciliation[tx]?.status { running = runningAs == linked } else { running = false }
+                if !running, let client = state.core.stopWaiting(for: linked) {
                     // Nothing to run (mark-resolved): done already.
-                    resume.answers.append((waiter, .success(TransferResult(transaction: linked, outcome: .committed, latencyUs: 0, observed: [:]))))
+                    resume.answers.append((client, .success(TransferResult(transaction: linked, outcome: .committed, latencyUs: 0, observed: [:]))))
                 }
             }
             finish(resume)
@@ -424,12 +434,12 @@ public final class CoordinatorDriver: Sendable {
 
     private func handle(_ input: CoordinatorInput, nowUs: UInt64, state: inout State,
                         resume: inout AfterUnlock) {
-        guard state.halted == nil else { return }
-        var effects = state.effects
-        effects.removeAll(keepingCapacity: true)
-        state.coordinator.handle(input, nowUs: nowUs, into: &effects)
-        effectLoop: for effect in effects {
-            switch effect {
+        var actions = state.actions
+        actions.removeAll(keepingCapacity: true)
+        state.core.handle(input, nowUs: nowUs, into: &actions)
+        var index = 0
+        while index < actions.count {
+            switch actions[index] {
             case .send(let participant, let message):
                 guard let worker = workers[participant] else {
                     preconditionFailure("coordinator addressed unknown participant \(participant)")
@@ -464,34 +474,17 @@ public final class CoordinatorDriver: Sendable {
                 } catch {
                     // Whatever follows (a FORGET) may depend on this record: stop here. The
                     // participant keeps its heuristic decision and reports it after a restart.
-                    let reason = "reconciliation record for \(record.transaction) failed to reach disk (\(error))"
-                    logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
-                    state.halted = reason
-                    for (_, waiter) in state.waiters { resume.answers.append((waiter, .failure(CoordinatorError.halted(reason)))) }
-                    state.waiters.removeAll()
-                    break effectLoop
+                    state.core.recordFailed("reconciliation record for \(record.transaction) failed to reach disk (\(error))",
+                                            actions: &actions, at: index)
                 }
-            case .observed(let tx, let observed):
-                state.waiters[tx]?.observed = observed
-            case .decided(let tx, let outcome):
-                if let waiter = state.waiters[tx], waiter.answerWhen == .decided {
-                    state.waiters[tx] = nil
-                    resume.answers.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
-                                                                   observed: waiter.observed))))
-                }
-            case .finished(let tx, let outcome):
-                if let waiter = state.waiters.removeValue(forKey: tx) {
-                    resume.answers.append((waiter, .success(TransferResult(transaction: tx, outcome: outcome, latencyUs: nowUs &- waiter.submittedAtUs,
-                                                                   observed: waiter.observed))))
-                }
-            case .fatal(let reason):
+            case .answer(let client, let result):
+                resume.answers.append((client, result.mapError { $0 }))
+            case .halt(let reason):
                 logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
-                state.halted = reason
-                for (_, waiter) in state.waiters { resume.answers.append((waiter, .failure(CoordinatorError.halted(reason)))) }
-                state.waiters.removeAll()
             }
+            index += 1
         }
-        state.effects = effects
+        state.actions = actions
     }
 
     /// What an input leaves to do once the driver's lock is released: clients to answer, and
@@ -499,7 +492,7 @@ public final class CoordinatorDriver: Sendable {
     /// it would stall every other input for its duration. The messages themselves are already
     /// queued, in order, under the lock.
     struct AfterUnlock {
-        var answers: [(Waiter, Result<TransferResult, Error>)] = []
+        var answers: [(Client, Result<TransferResult, Error>)] = []
         var wake: [ParticipantWorker] = []
         var wakeLog = false
 
@@ -512,6 +505,6 @@ public final class CoordinatorDriver: Sendable {
     func finish(_ after: AfterUnlock) {
         for worker in after.wake { worker.wake() }
         if after.wakeLog { log.wakeWriter() }
-        for (waiter, result) in after.answers { waiter.continuation.resume(with: result) }
+        for (client, result) in after.answers { client.resume(with: result) }
     }
 }
