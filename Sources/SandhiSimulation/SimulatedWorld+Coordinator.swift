@@ -6,15 +6,16 @@ import SandhiRuntime
 extension SimulatedWorld {
     mutating func feed(_ input: CoordinatorInput) {
         guard coordinatorProcess.up else { return }
-        var actions: [CoordinatorDriverCore<Int>.Action] = []
+        var actions: [CoordinatorDriverCore.Action] = []
         swap(&actions, &coordinatorActions)
-        actions.removeAll(keepingCapacity: true)
+        precondition(actions.isEmpty, "actions left over from an earlier input")
         coordinatorProcess.core.handle(input, nowUs: coordinatorProcess.clock(nowUs), into: &actions)
         defer { swap(&actions, &coordinatorActions) }
-        var at = 0
-        while at < actions.count {
-            defer { at += 1 }
-            switch actions[at] {
+        // Taken from the back of the reversed buffer, each action moved out whole (as the core
+        // takes the coordinator's effects).
+        actions.withUnsafeMutableBufferPointer { $0.reverse() }
+        while let action = actions.popLast() {
+            switch consume action {
             case .send(let participant, let message):
                 let to = index(of: participant)!
                 if case .forget(let tx) = message { checkForget(tx, to: to) }
@@ -54,7 +55,9 @@ extension SimulatedWorld {
                 // As the driver: whatever follows (a FORGET) may depend on this record, so a
                 // record that does not reach the disk stops the coordinator here.
                 if !appendReconciliation(record) {
-                    coordinatorProcess.core.recordFailed("a reconciliation record failed to reach disk", actions: &actions, at: at)
+                    let instead = coordinatorProcess.core.recordFailed("a reconciliation record failed to reach disk",
+                                                                       unperformed: actions.reversed())
+                    actions = instead.reversed()
                 }
             case .answer(let slot, .success(let result)):
                 let outcome = result.outcome
@@ -65,6 +68,7 @@ extension SimulatedWorld {
             case .answer(_, .failure):
                 break // the client hears the coordinator halted: no word on the outcome
             case .halt(let reason):
+                actions.removeAll(keepingCapacity: true)
                 crashCoordinator(reason: reason)
                 return
             }

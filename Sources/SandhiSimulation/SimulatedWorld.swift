@@ -107,7 +107,7 @@ public struct SimulatedWorld {
     struct CoordinatorProcess {
         /// The coordinator with the driver's bookkeeping around it, as `CoordinatorDriver` runs
         /// it; a client is its submission's slot in the ledger.
-        var core: CoordinatorDriverCore<Int>
+        var core: CoordinatorDriverCore
         var up = true
         var incarnation = 0
         /// Read from the log at each start (one above the highest there), as `SandhiNode` does.
@@ -172,7 +172,7 @@ public struct SimulatedWorld {
     let names: [ParticipantID]
     let accounts: [AccountID]
     /// Reused effect buffers: a simulation handles millions of inputs.
-    var coordinatorActions: [CoordinatorDriverCore<Int>.Action] = []
+    var coordinatorActions: [CoordinatorDriverCore.Action] = []
     /// The log writer's other batch buffer (see `.logSync`), empty between syncs.
     var spareSyncBatch: [(record: DecisionRecord, forced: Bool)] = []
     var banks: [Bank]

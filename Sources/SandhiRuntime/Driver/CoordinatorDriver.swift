@@ -87,15 +87,32 @@ public final class CoordinatorDriver: Sendable {
 
     /// A client waiting for its transfer's outcome.
     typealias Client = CheckedContinuation<TransferResult, Error>
-    typealias Core = CoordinatorDriverCore<Client>
+    typealias Core = CoordinatorDriverCore
 
     struct State {
-        /// The coordinator, its waiting clients, and whether it halted.
+        /// The coordinator, its waiting clients (by number), and whether it halted.
         var core: Core
+        /// What each number the core knows a client by stands for.
+        var clients: [Core.Client: Client] = [:]
+        var nextClient: Core.Client = 0
         var nextSequence: UInt64 = 1
         var shutDown = false
         /// One input's actions: kept to reuse its storage.
         var actions: [Core.Action] = []
+
+        /// A number for `client`, for the core to know it by.
+        mutating func register(_ client: Client) -> Core.Client {
+            let number = nextClient
+            nextClient &+= 1
+            clients[number] = client
+            return number
+        }
+
+        /// Queues the answer for client `number`, for after the lock.
+        mutating func answer(_ number: Core.Client, _ result: Result<TransferResult, CoordinatorError>, into resume: inout AfterUnlock) {
+            guard let client = clients.removeValue(forKey: number) else { preconditionFailure("client \(number) answered twice") }
+            resume.answers.append((client, result.mapError { $0 }))
+        }
         /// Live faults in force (CoordinatorDriver+Faults.swift).
         var faults = LiveFaultState()
     }
@@ -246,7 +263,7 @@ public final class CoordinatorDriver: Sendable {
                 let id = TransactionID(epoch: epoch, sequence: state.nextSequence)
                 state.nextSequence += 1
                 let now = MonotonicClock.nowUs()
-                state.core.wait(for: id, client: continuation, answerWhen: answerWhen, nowUs: now)
+                state.core.wait(for: id, client: state.register(continuation), answerWhen: answerWhen, nowUs: now)
                 handle(.begin(id, branches: branches, observe: observe), nowUs: now, state: &state, resume: &resume)
                 handle(.requestCommit(id), nowUs: now, state: &state, resume: &resume)
             }
@@ -361,7 +378,7 @@ public final class CoordinatorDriver: Sendable {
     func halt(_ reason: String, state: inout State, resume: inout AfterUnlock) {
         var actions: [Core.Action] = []
         state.core.halt(reason, into: &actions)
-        for case .answer(let client, let result) in actions { resume.answers.append((client, result.mapError { $0 })) }
+        for case .answer(let number, let result) in actions { state.answer(number, result, into: &resume) }
     }
 
     public var inFlightCount: Int { state.withLock { $0.core.coordinator.inFlightCount } }
@@ -400,12 +417,12 @@ public final class CoordinatorDriver: Sendable {
                 state.nextSequence += 1
                 let now = MonotonicClock.nowUs()
                 // Answered when the linked transaction finishes, like a client's transfer.
-                state.core.wait(for: linked, client: continuation, answerWhen: .finished, nowUs: now)
+                state.core.wait(for: linked, client: state.register(continuation), answerWhen: .finished, nowUs: now)
                 handle(.resolveHeuristic(tx, action: action, operatorName: operatorName, note: note, linked: linked),
                        nowUs: now, state: &state, resume: &resume)
                 let running: Bool
                 if case .acting(_, let runningAs) = state.core.coordinator.reconciliation[tx]?.status { running = runningAs == linked } else { running = false }
-                if !running, let client = state.core.stopWaiting(for: linked) {
+                if !running, let number = state.core.stopWaiting(for: linked), let client = state.clients.removeValue(forKey: number) {
                     // Nothing to run (mark-resolved): done already.
                     resume.answers.append((client, .success(TransferResult(transaction: linked, outcome: .committed, latencyUs: 0, observed: [:]))))
                 }
@@ -474,11 +491,12 @@ public final class CoordinatorDriver: Sendable {
                 } catch {
                     // Whatever follows (a FORGET) may depend on this record: stop here. The
                     // participant keeps its heuristic decision and reports it after a restart.
-                    state.core.recordFailed("reconciliation record for \(record.transaction) failed to reach disk (\(error))",
-                                            actions: &actions, at: index)
+                    let instead = state.core.recordFailed("reconciliation record for \(record.transaction) failed to reach disk (\(error))",
+                                                          unperformed: Array(actions[(index + 1)...]))
+                    actions.replaceSubrange((index + 1)..., with: instead)
                 }
-            case .answer(let client, let result):
-                resume.answers.append((client, result.mapError { $0 }))
+            case .answer(let number, let result):
+                state.answer(number, result, into: &resume)
             case .halt(let reason):
                 logger.critical("coordinator halted", metadata: ["reason": "\(reason)"])
             }

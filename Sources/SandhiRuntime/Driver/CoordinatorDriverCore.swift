@@ -21,9 +21,13 @@ import SandhiEngine
 ///   start settles what was in flight.
 /// - halted: inputs are ignored; the first reason stays.
 ///
-/// `Client` is whatever the driver answers: a continuation in production, a submission's slot
-/// in the simulator.
-public struct CoordinatorDriverCore<Client> {
+/// A client is a number its driver gave it (the driver keeps what it stands for: a
+/// continuation in production, a submission's slot in the simulator). Not generic: a generic
+/// core is not specialised across modules, and its every action went through generic
+/// metadata and value witnesses, a tenth of the coordinator's time.
+public struct CoordinatorDriverCore {
+    public typealias Client = Int
+
     /// A client waiting for a transaction's outcome.
     struct Waiter {
         var client: Client
@@ -75,10 +79,15 @@ public struct CoordinatorDriverCore<Client> {
     /// Feeds `input` to the coordinator and appends what the driver must do about it.
     public mutating func handle(_ input: CoordinatorInput, nowUs: UInt64, into actions: inout [Action]) {
         guard halted == nil else { return }
-        effects.removeAll(keepingCapacity: true)
+        precondition(effects.isEmpty, "effects left over from an earlier input")
         coordinator.handle(input, nowUs: nowUs, into: &effects)
-        for effect in effects {
-            switch effect {
+        // Taken in order from the back of the reversed buffer: each effect is moved out whole
+        // (no copy of its payload to retain and release), and the buffer ends empty with its
+        // capacity. Reversed through a buffer pointer, which swaps bits: `Array.reverse()`
+        // copies each effect in and out.
+        effects.withUnsafeMutableBufferPointer { $0.reverse() }
+        while let effect = effects.popLast() {
+            switch consume effect {
             case .send(let participant, let message):
                 actions.append(.send(participant, message))
             case .appendDecision(let record, let forced):
@@ -105,6 +114,7 @@ public struct CoordinatorDriverCore<Client> {
             case .fatal(let reason):
                 // Nothing after a fatal effect is acted on: the decision it concerns may or may
                 // not be durable, and only recovery from the log may say which.
+                effects.removeAll(keepingCapacity: true)
                 halt(reason, into: &actions)
                 return
             }
@@ -122,18 +132,16 @@ public struct CoordinatorDriverCore<Client> {
         if first { actions.append(.halt(reason)) }
     }
 
-    /// The reconciliation record at `actions[index]` did not reach the disk: the coordinator
-    /// stops there. What it meant to do after the record is dropped, but that a client it
-    /// answered after the record is answered `halted` instead (it was already taken off the
-    /// waiters).
-    public mutating func recordFailed(_ reason: String, actions: inout [Action], at index: Int) {
-        precondition(index < actions.count, "no action at \(index)")
-        guard case .recordReconciliation = actions[index] else { preconditionFailure("action \(index) is not a reconciliation record") }
+    /// A reconciliation record did not reach the disk: the coordinator stops there. Returns
+    /// what to do instead of `unperformed` (the actions after the record, in order): they are
+    /// dropped, but a client one of them answered hears `halted` instead (it was already
+    /// taken off the waiters), as does every client still waiting.
+    public mutating func recordFailed(_ reason: String, unperformed: [Action]) -> [Action] {
         precondition(halted == nil, "a record acted on after the coordinator halted")
-        let dropped = Array(actions[(index + 1)...])
-        actions.removeSubrange((index + 1)...)
-        for case .answer(let client, _) in dropped { actions.append(.answer(client, .failure(.halted(reason)))) }
-        halt(reason, into: &actions)
+        var instead: [Action] = []
+        for case .answer(let client, _) in unperformed { instead.append(.answer(client, .failure(.halted(reason)))) }
+        halt(reason, into: &instead)
+        return instead
     }
 
     private static func result(_ tx: TransactionID, _ outcome: Outcome, _ waiter: Waiter, nowUs: UInt64) -> TransferResult {
