@@ -66,6 +66,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var nextDescriptor: Int32 = 3
         var random: SplitMix64
         var failNextSync = false
+        /// The next sync of this path fails (whatever other files sync meanwhile).
+        var failNextSyncOfPath: String?
         var callsLeft: Int?
         var powerOff = false
         var calls: [Call] = []
@@ -84,6 +86,10 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     /// The next data or full sync fails with EIO, having written nothing (its pages marked
     /// clean: fsyncgate).
     public func failNextSync() { state.withLock { $0.failNextSync = true } }
+
+    /// The next data or full sync of `path` fails the same way, whichever other files are
+    /// synced before it: for a test that must fail one file's sync among many.
+    public func failNextSync(of path: String) { state.withLock { $0.failNextSyncOfPath = path } }
 
     /// After `calls` more mutating calls the power goes: the next one and all after fail.
     public func cutPower(afterCalls calls: Int) { state.withLock { $0.callsLeft = calls } }
@@ -141,6 +147,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
             state.powerOff = false
             state.callsLeft = nil
             state.failNextSync = false
+            state.failNextSyncOfPath = nil
         }
     }
 
@@ -377,9 +384,9 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
         try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, call)
             let id = try Self.inode(state, fd, "\(what) \(path)")
-            if state.failNextSync {
+            if state.failNextSync || state.failNextSyncOfPath == path {
                 // Nothing written, and the pages marked clean all the same.
-                state.failNextSync = false
+                if state.failNextSyncOfPath == path { state.failNextSyncOfPath = nil } else { state.failNextSync = false }
                 state.inodes[id]!.lostSectors.formUnion(state.inodes[id]!.dirty)
                 state.inodes[id]!.dirty.removeAll()
                 state.inodes[id]!.sizeDirty = false
