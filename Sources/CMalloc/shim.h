@@ -5,10 +5,13 @@
 #include <malloc.h>
 
 // Free memory at the top of the heap stays with the process up to `bytes`, instead of going
-// back to the kernel whenever more than 128 KiB of it is free. Returns mallopt's answer
-// (1 on success).
+// back to the kernel whenever more than 128 KiB of it is free. Setting the trim threshold also
+// freezes glibc's mmap threshold at its 128 KiB start, so every larger block would be mapped
+// and unmapped (its pages faulted in) each time: raise that too, to `bytes` or glibc's 32 MiB
+// ceiling. Returns 1 when both took.
 static inline int sandhi_keep_freed_heap(int bytes) {
-    return mallopt(M_TRIM_THRESHOLD, bytes);
+    int mmapBytes = bytes < (32 << 20) ? bytes : (32 << 20);
+    return mallopt(M_TRIM_THRESHOLD, bytes) == 1 && mallopt(M_MMAP_THRESHOLD, mmapBytes) == 1;
 }
 #else
 static inline int sandhi_keep_freed_heap(int bytes) {

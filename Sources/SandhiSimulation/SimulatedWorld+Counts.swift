@@ -49,6 +49,7 @@ enum FailureCase: Int, CaseIterable {
     case duplicatedPrepare, duplicatedVote, duplicatedCommit, duplicatedRollback, duplicatedAck
     case deadlock, inDoubtResolvedByRecovery, stalePrepareOfCommitted
     case tornLogTailTruncated, logBatchTornAtASector, unsyncedCommitSurvived, writeLostAfterFailedLogSync
+    case unsyncedReconciliationRecordLanded
     case participantSyncFailureNoVote, tornWriteSetDropped, writeSetLandedWhole
     case lostForget, lostHeuristicReport, duplicatedForget, duplicatedHeuristicReport
     case heuristicCommit, heuristicRollback, heuristicAgreeing, mixedOutcomeRecorded
@@ -80,6 +81,7 @@ enum FailureCase: Int, CaseIterable {
         case .logBatchTornAtASector: "decision-log batch torn at a sector that did not land"
         case .unsyncedCommitSurvived: "unsynced COMMIT record landed in a crash and was recovered"
         case .writeLostAfterFailedLogSync: "log write lost after a failed fsync"
+        case .unsyncedReconciliationRecordLanded: "unsynced reconciliation record landed in a crash"
         case .participantSyncFailureNoVote: "participant fsync failure: no vote, write-set gone"
         case .tornWriteSetDropped: "participant crash mid-persist: torn write-set dropped"
         case .writeSetLandedWhole: "participant crash mid-persist: write-set landed whole"

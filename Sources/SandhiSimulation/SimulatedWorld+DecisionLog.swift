@@ -131,8 +131,9 @@ extension SimulatedWorld {
     /// The coordinator's machine loses power, or its process dies: the log's fate is the disk's.
     mutating func crashDecisionLog() {
         lostCandidates += coordinatorProcess.unsynced.compactMap { if case .commit(let tx, _) = $0.record { tx } else { nil } }
-        let hadUnsynced = (logStore?.unsyncedBytes ?? 0) > 0 || logSyncFailed
-        if random.next() % 4 == 0 {
+        let hadUnsynced = (logStore?.unsyncedBytes ?? 0) > 0 || logSyncFailed || journalPowerCut
+        // A power cut the journal met is a power loss; otherwise a crash may be the process's alone.
+        if !journalPowerCut && random.next() % 4 == 0 {
             logDisk.restartProcess()
         } else {
             let torn = hadUnsynced && chance(faults.logTornWritePerMille)
@@ -146,9 +147,12 @@ extension SimulatedWorld {
         logStore = nil
         reconciliationJournal?.close()
         reconciliationJournal = nil
+        journalPowerCut = false
     }
 
-    static let reconciliationPath = "\(logDirectory)/reconciliation.log"
+    /// Beside the log's directory, not in it, as `DIR/reconciliation.log` is beside
+    /// `DIR/coordinator`: their directory syncs are their own.
+    static let reconciliationPath = "/reconciliation.log"
 
     /// The coordinator's `recordReconciliation`: appended and synced by the journal that ships,
     /// whose fsync may fail (then the record's fate is the crash's). Whether it was acknowledged.
@@ -159,6 +163,11 @@ extension SimulatedWorld {
         if nowUs < faultsStopAtUs && chance(min(1_000, faults.logSyncFailurePerMille * 20)) {
             injected[.reconciliationSyncFailure] += 1
             logDisk.failNextSync()
+        } else if nowUs < faultsStopAtUs && chance(faults.coordinatorCrashPerMille * 25 + faults.logTornWritePerMille / 10) {
+            // The power goes between the record's write and its sync, as it may during the
+            // log's: the crash decides whether the record lands whole, torn or not at all.
+            logDisk.cutPower(afterCalls: 1)
+            journalPowerCut = true
         }
         do {
             try journal.append(record)
@@ -185,6 +194,7 @@ extension SimulatedWorld {
         var withFailed = reconciliationAcknowledged
         if let failed = reconciliationUnacknowledged, ReconciliationJournal.fits(failed, withFailed) { withFailed.apply(failed) }
         if recovered == withFailed {
+            if recovered != reconciliationAcknowledged { cases[.unsyncedReconciliationRecordLanded] += 1 }
             reconciliationAcknowledged = recovered // the failed record landed (or there was none): it counts now
         } else if recovered != reconciliationAcknowledged {
             violation("reconciliation", "the reconciliation journal came back with \(recovered.order.count) case(s), "

@@ -224,6 +224,8 @@ public struct SimulatedWorld {
     var reconciliationAcknowledged = ReconciliationQueue()
     /// A record whose append failed: after a crash the journal may hold it or not.
     var reconciliationUnacknowledged: ReconciliationRecord?
+    /// The power went during a journal append: the crash that follows is a power loss.
+    var journalPowerCut = false
     /// The actions the simulated operator has taken on each heuristic case, in order.
     var operatorActions: [TransactionID: [ReconcileAction]] = [:]
 

@@ -44,6 +44,10 @@ import Testing
             #expect(reason.contains("reconciliation record for \(tx) failed to reach disk"), "\(reason)")
         }
 
+        let kept = try SQLiteBank(path: node.directory.bankPath(D.sbi), participant: D.sbi, logger: D.logger, io: io)
+        #expect(kept.unforgottenHeuristics()[tx] != nil, "no FORGET reached sbi: it keeps its decision made alone")
+        kept.close()
+
         let again = try await node.start()
         let found = try #require(again.driver.reconciliation[tx], "the case is found again")
         again.stop()

@@ -92,9 +92,12 @@ struct SimulationTests {
         // its FORGET, the transaction's END and the coordinator's restart (the engine's
         // `StaleHeuristicReportTests` play it), and a heuristic commit of a forgotten
         // transaction, questioned and confirmed (about once in 3,000 seeds:
-        // `aHeuristicCommitOfAForgottenTransactionIsConfirmedBeforeItIsRecorded` runs one).
+        // `aHeuristicCommitOfAForgottenTransactionIsConfirmedBeforeItIsRecorded` runs one), and a
+        // reconciliation record cut off from its sync by a power cut that then landed anyway
+        // (a few in 2,000 seeds: records are rare, and most such records are lost).
         let rare: Set = ["stale heuristic report dropped: its question acknowledged",
-                         "heuristic commit of a forgotten transaction questioned", "mixed outcome confirmed by the answer to its question"]
+                         "heuristic commit of a forgotten transaction questioned", "mixed outcome confirmed by the answer to its question",
+                         "unsynced reconciliation record landed in a crash"]
         for name in SimulationReport.caseNames where !rare.contains(name) {
             #expect(cases[name, default: 0] > 0, "never hit: \(name)")
         }

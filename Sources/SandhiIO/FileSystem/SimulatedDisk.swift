@@ -296,7 +296,8 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     }
 
     public func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) -> Int {
-        try state.withLock { state throws(FileSystemError) in
+        precondition(offset >= 0, "read at offset \(offset)")
+        return try state.withLock { state throws(FileSystemError) in
             try Self.checkPower(&state, "read \(path)")
             let id = try Self.inode(state, fd, "pread \(path)")
             return state.inodes[id]!.cache.withUnsafeBytes { cache in
@@ -342,6 +343,7 @@ public final class SimulatedDisk: FileSystem, @unchecked Sendable {
     }
 
     public func write(_ fd: Int32, from bytes: UnsafeRawBufferPointer, atOffset offset: Int, path: String) throws(FileSystemError) {
+        precondition(offset >= 0, "write at offset \(offset)")
         try state.withLock { state throws(FileSystemError) in
             try Self.mutate(&state, .write(path: path, offset: offset, bytes: bytes.count))
             let id = try Self.inode(state, fd, "pwrite \(path)")

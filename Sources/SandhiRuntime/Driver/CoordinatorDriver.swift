@@ -451,7 +451,9 @@ public final class CoordinatorDriver: Sendable {
 
     private func handle(_ input: CoordinatorInput, nowUs: UInt64, state: inout State,
                         resume: inout AfterUnlock) {
-        var actions = state.actions
+        // Swapped out, not copied: a second reference would make the first append copy it.
+        var actions: [Core.Action] = []
+        swap(&actions, &state.actions)
         actions.removeAll(keepingCapacity: true)
         state.core.handle(input, nowUs: nowUs, into: &actions)
         var index = 0
@@ -502,7 +504,7 @@ public final class CoordinatorDriver: Sendable {
             }
             index += 1
         }
-        state.actions = actions
+        swap(&actions, &state.actions)
     }
 
     /// What an input leaves to do once the driver's lock is released: clients to answer, and
