@@ -12,6 +12,7 @@
 //   SandhiPostgresLog        the decision log in a PostgreSQL table (the runtime's DecisionLogStorage)
 //   SandhiPostgresTools      for tools and tests: a throwaway cluster, fresh databases, the hand-written
 //                            two-phase client the PostgreSQL bench measures against
+//   SandhiService            `sandhi serve`: the coordinator's HTTP API (Hummingbird) on a unix socket
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks, over
 //                            the runtime's own components on simulated disks (the decision-log store)
@@ -39,6 +40,7 @@ let package = Package(
         .library(name: "SandhiPostgres", targets: ["SandhiPostgres"]),
         .library(name: "SandhiIO", targets: ["SandhiIO"]),
         .library(name: "SandhiRuntime", targets: ["SandhiRuntime"]),
+        .library(name: "SandhiService", targets: ["SandhiService"]),
         .library(name: "SandhiHistory", targets: ["SandhiHistory"]),
         .library(name: "SandhiSimulation", targets: ["SandhiSimulation"]),
         .library(name: "SandhiTerminalUI", targets: ["SandhiTerminalUI"]),
@@ -52,6 +54,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -134,6 +138,18 @@ let package = Package(
             ]
         ),
         .target(name: "SandhiHistory"),
+        // `sandhi serve`: the coordinator as a service, its client and operator APIs over HTTP
+        // (Hummingbird) on a unix socket in the data directory.
+        .target(
+            name: "SandhiService",
+            dependencies: [
+                "SandhiEngine",
+                "SandhiRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "SandhiSimulation",
             dependencies: [
@@ -148,6 +164,7 @@ let package = Package(
         .executableTarget(
             name: "sandhi",
             dependencies: [
+                "SandhiService",
                 "SandhiEngine",
                 "SandhiParticipants",
                 "SandhiPostgres",
