@@ -70,11 +70,11 @@ public enum SandhiServer {
         // A socket left by a process that died is in the way; one that a live service holds is
         // not reachable here (the data directory's lock refused us first).
         if FileManager.default.fileExists(atPath: socketPath) { try FileManager.default.removeItem(atPath: socketPath) }
-        // Created 0600: nobody but this user may connect, from the first instant.
-        let previous = umask(0o177)
-        defer { umask(previous) }
+        // Mode 0600 once bound: the process's umask is its owner's to set (`sandhi serve` sets
+        // one that creates the socket 0600 from the first instant); this makes sure either way.
         let app = Application(router: router(node: node),
                               configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "sandhi"),
+                              onServerRunning: { _ in _ = chmod(socketPath, 0o600) },
                               logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         try? FileManager.default.removeItem(atPath: socketPath)

@@ -19,6 +19,9 @@ struct ServeCommand: AsyncParsableCommand {
         try await reportingErrors {
             let directory = common.directory
             let logger = common.makeLogger()
+            // Everything this process creates is its user's alone, the socket first: no instant
+            // in which another user could connect before the server narrows its mode.
+            umask(0o077)
             let node = try await SandhiNode.start(directory: directory, logger: logger)
             defer { node.stop() }
             try await SandhiServer.run(node: node, socketPath: directory.path + "/sandhi.sock", logger: logger)
