@@ -12,7 +12,8 @@
 //   SandhiPostgresLog        the decision log in a PostgreSQL table (the runtime's DecisionLogStorage)
 //   SandhiPostgresTools      for tools and tests: a throwaway cluster, fresh databases, the hand-written
 //                            two-phase client the PostgreSQL bench measures against
-//   SandhiService            `sandhi serve`: the coordinator's HTTP API (Hummingbird) on a unix socket
+//   SandhiService            `sandhi serve`: the coordinator's HTTP API (Hummingbird) on a unix socket and
+//                            loopback TCP: transfers, lookups, accounts, idempotency keys, tokens and roles
 //   SandhiRuntime            real-time driver: decision-log segments, group commit, timers, recovery
 //   SandhiSimulation         deterministic driver: seeded faults, virtual time, invariant checks, over
 //                            the runtime's own components on simulated disks (the decision-log store)
@@ -56,6 +57,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -144,11 +146,16 @@ let package = Package(
             name: "SandhiService",
             dependencies: [
                 "SandhiEngine",
+                "SandhiIO",
+                "SandhiParticipants",
                 "SandhiRuntime",
+                "CSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            resources: [.copy("openapi.json")]
         ),
         .target(
             name: "SandhiSimulation",
@@ -210,8 +217,14 @@ let package = Package(
         .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiPostgresLog", "SandhiPostgresTools", "SandhiRuntime", "SandhiTestSupport"]),
         .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiTestSupport"]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
+        .testTarget(name: "SandhiServiceTests", dependencies: [
+            "SandhiService", "SandhiRuntime", "SandhiIO", "SandhiParticipants", "SandhiEngine", "SandhiTestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "SandhiSimulationTests", dependencies: ["SandhiSimulation"]),
-        .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiParticipants", "SandhiTestSupport",
+        .testTarget(name: "SandhiCLITests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiParticipants", "SandhiProcess", "SandhiTestSupport",
                                                     .product(name: "Logging", package: "swift-log")]),
         // Golden frames are read from the source folder (#filePath), not bundled.
         .testTarget(name: "SandhiTerminalUITests", dependencies: ["SandhiTerminalUI", "SandhiTestSupport"], exclude: ["Golden"]),

@@ -1,82 +1,128 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import SandhiEngine
+import SandhiParticipants
 import SandhiRuntime
+import ServiceLifecycle
 
-/// `sandhi serve`: a running node behind an HTTP API on a unix socket in its data directory.
-/// The socket's mode is 0600: the file system's permissions are who may connect.
+/// `sandhi serve`: a running node behind an HTTP API, on a unix socket in its data directory
+/// (mode 0600: the file system's permissions are who may connect) and, when asked, on a TCP
+/// address on loopback with bearer tokens.
 ///
-/// Routes:
-///   GET  /v1/health      the node is up: its epoch and how many transactions are in flight
-///   POST /v1/transfers   run one transfer to its end; 400 naming the field for bad input,
-///                        503 once the coordinator halted or is draining
+/// Routes (described in `openapi.json`, served at `/openapi.json`):
+///   GET  /v1/health      the node is up: its epoch, how many transactions are in flight;
+///                        503 once the coordinator halted or while it drains
+///   the client API (ClientAPI.swift): transfers, transaction lookup, accounts
 public enum SandhiServer {
     /// The largest request body taken, in bytes: a transfer is a few hundred.
     public static let maxBodyBytes = 64 << 10
 
-    public static func router(node: SandhiNode) -> Router<BasicRequestContext> {
-        let router = Router()
-        let participants = Set(node.driver.participants)
-        router.get("v1/health") { _, _ -> Response in
+    public struct Options: Sendable {
+        /// The unix socket: `DIR/sandhi.sock` for `sandhi serve`.
+        public var socketPath: String
+        /// Also listen here (host and port), with the tokens of `tokens`.
+        public var tcp: (host: String, port: Int)?
+        public var tokens: TokenFile?
+        /// Transfers waiting for their outcome at once, beyond which a request gets 429.
+        public var maxInFlight = 4_096
+        /// On SIGTERM or SIGINT: how long transactions in flight get to finish.
+        public var drainTimeoutMs: UInt64 = 10_000
+        /// Where idempotency keys are kept; nil: requests with a key are refused.
+        public var idempotencyPath: String?
+        /// Whether the `chaos` role's commands (faults) are taken at all.
+        public var allowFaults = false
+
+        public init(socketPath: String) { self.socketPath = socketPath }
+    }
+
+    /// The routes, for a listener whose callers `authenticator` names.
+    static func router(node: SandhiNode, client: ClientAPI, listener: Authenticator.Listener) -> Router<ServiceRequestContext> {
+        let router = Router(context: ServiceRequestContext.self)
+        router.add(middleware: Authenticator(listener: listener))
+        router.get("openapi.json") { _, _ in OpenAPIDocument.response() }
+        let viewer = router.group().add(middleware: RequireRole(role: .viewer))
+        viewer.get("v1/health") { _, _ -> Response in
             let driver = node.driver
             struct Health: Encodable { var status: String; var epoch: UInt32; var inFlight: Int }
-            let status = driver.haltReason == nil ? "ok" : "halted"
-            return try json(Health(status: status, epoch: driver.epoch, inFlight: driver.inFlightCount),
-                            status: driver.haltReason == nil ? .ok : .serviceUnavailable)
+            let status = driver.haltReason != nil ? "halted" : driver.isShuttingDown ? "draining" : "ok"
+            return ServiceResponse.json(Health(status: status, epoch: driver.epoch, inFlight: driver.inFlightCount),
+                                        status: status == "ok" ? .ok : .serviceUnavailable)
         }
-        router.post("v1/transfers") { request, context -> Response in
-            let body = try await request.body.collect(upTo: maxBodyBytes)
-            let decoded: TransferAPI.TransferRequest
-            do {
-                decoded = try JSONDecoder().decode(TransferAPI.TransferRequest.self, from: Data(buffer: body))
-            } catch {
-                return try json(TransferAPI.Refusal(field: "body", error: "not a transfer: \(error)"), status: .badRequest)
-            }
-            let branches: [Branch]
-            do {
-                branches = try TransferAPI.branches(decoded, participants: participants)
-            } catch let refusal as TransferAPI.Refusal {
-                return try json(refusal, status: .badRequest)
-            }
-            do {
-                let result = try await node.driver.transfer(branches)
-                return try json(TransferAPI.response(result), status: .ok)
-            } catch let error as CoordinatorError {
-                switch error {
-                case .unbalanced(let why):
-                    return try json(TransferAPI.Refusal(field: "branches", error: why), status: .badRequest)
-                case .unknownParticipant(let participant, _):
-                    return try json(TransferAPI.Refusal(field: "branches", error: "no participant named '\(participant)'"), status: .badRequest)
-                case .halted, .refused:
-                    return try json(TransferAPI.Refusal(field: "", error: "\(error)"), status: .serviceUnavailable)
-                }
-            }
-        }
+        client.register(reads: viewer, writes: router.group().add(middleware: RequireRole(role: .client)))
         return router
     }
 
-    static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(value)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
+    /// Serves `node` until SIGTERM or SIGINT. Then: no new transaction is taken (503), those in
+    /// flight get `drainTimeoutMs` to finish (what is left is recovery's on the next start),
+    /// the requests waiting on them are answered, and the listeners close. The caller stops
+    /// the node afterwards (releasing the data directory).
+    public static func run(node: SandhiNode, options: Options, logger: Logger) async throws {
+        let idempotency = try options.idempotencyPath.map { try IdempotencyStore(path: $0, io: node.directory.io) }
+        defer { idempotency?.close() }
+        let client = ClientAPI(node: node, idempotency: idempotency, maxInFlight: options.maxInFlight, logger: logger)
+        let user = String(cString: getpwuid(geteuid())?.pointee.pw_name ?? strdup("uid \(geteuid())"))
+        let unixRole: Role = options.allowFaults ? .chaos : .operator
 
-    /// Serves `node` on the unix socket at `socketPath` until SIGTERM or SIGINT, then lets the
-    /// requests in flight finish, and returns; the caller stops the node (which drains what
-    /// the coordinator still has in flight).
-    public static func run(node: SandhiNode, socketPath: String, logger: Logger) async throws {
         // A socket left by a process that died is in the way; one that a live service holds is
         // not reachable here (the data directory's lock refused us first).
-        if FileManager.default.fileExists(atPath: socketPath) { try FileManager.default.removeItem(atPath: socketPath) }
+        if FileManager.default.fileExists(atPath: options.socketPath) { try FileManager.default.removeItem(atPath: options.socketPath) }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let socketPath = options.socketPath
         // Mode 0600 once bound: the process's umask is its owner's to set (`sandhi serve` sets
         // one that creates the socket 0600 from the first instant); this makes sure either way.
-        let app = Application(router: router(node: node),
-                              configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "sandhi"),
-                              onServerRunning: { _ in _ = chmod(socketPath, 0o600) },
-                              logger: logger)
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        services.append(.init(service: Application(
+            router: router(node: node, client: client, listener: .unix(user: user, role: unixRole)),
+            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "sandhi"),
+            onServerRunning: { _ in _ = chmod(socketPath, 0o600) },
+            logger: logger)))
+        if let tcp = options.tcp {
+            guard let tokens = options.tokens else { throw ServeError.tokensNeeded }
+            services.append(.init(service: Application(
+                router: router(node: node, client: client, listener: .tcp(tokens)),
+                configuration: .init(address: .hostname(tcp.host, port: tcp.port), serverName: "sandhi"),
+                logger: logger)))
+        }
+        // Last, so that it is the first told to shut down (the group tells services in reverse
+        // order and waits for each): the coordinator drains while the listeners still answer
+        // the requests that wait on it, and only then do the listeners stop.
+        services.append(.init(service: Drainer(node: node, drainTimeoutMs: options.drainTimeoutMs)))
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? FileManager.default.removeItem(atPath: socketPath)
+            throw error
+        }
         try? FileManager.default.removeItem(atPath: socketPath)
+    }
+
+    public enum ServeError: Error, CustomStringConvertible {
+        case tokensNeeded
+
+        public var description: String {
+            switch self {
+            case .tokensNeeded: return "a TCP listener needs a tokens file"
+            }
+        }
+    }
+}
+
+/// On the group's graceful shutdown, drains the coordinator: refuses new transactions, waits
+/// up to `drainTimeoutMs` for those in flight, then stops it (answering what is left `halted`).
+private struct Drainer: Service {
+    let node: SandhiNode
+    let drainTimeoutMs: UInt64
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        // `shutdown` blocks (it polls the driver until it is empty): off the cooperative pool.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                node.driver.shutdown(drainTimeoutMs: drainTimeoutMs)
+                done.resume()
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SandhiEngine
 import SandhiRuntime
 
@@ -31,15 +32,45 @@ public enum TransferAPI {
 
     public struct TransferRequest: Codable, Sendable, Equatable {
         public var branches: [BranchBody]
+        /// How long to wait for the outcome before answering 202 with the transaction's id
+        /// (the transfer goes on); 30 s when absent, at most 300 s.
+        public var timeoutMs: Int64?
 
-        public init(branches: [BranchBody]) { self.branches = branches }
+        public init(branches: [BranchBody], timeoutMs: Int64? = nil) {
+            self.branches = branches
+            self.timeoutMs = timeoutMs
+        }
     }
 
     public struct TransferResponse: Codable, Sendable, Equatable {
         public var transaction: String
-        /// `committed` or `aborted`.
+        /// `committed` or `aborted`; `pending` (with 202) when the deadline passed first.
         public var outcome: String
         public var latencyUs: UInt64
+    }
+
+    /// One account's committed balance (a prepared transfer's effect shows once it commits).
+    public struct AccountView: Codable, Sendable, Equatable {
+        public var participant: String
+        public var account: String
+        public var balancePaise: Int64
+        /// Bumped by every committed write.
+        public var version: UInt64
+        /// The transaction that wrote it last; nil for an opening balance.
+        public var lastWriter: String?
+
+        init(_ observation: Observation, participant: ParticipantID) {
+            self.participant = participant.name
+            account = observation.account.name
+            balancePaise = observation.balance.value
+            version = observation.version
+            lastWriter = observation.writer.map { "\($0)" }
+        }
+    }
+
+    public struct AccountList: Codable, Sendable, Equatable {
+        public var participant: String
+        public var accounts: [AccountView]
     }
 
     /// A request the API refuses: which field, and why.
@@ -58,7 +89,7 @@ public enum TransferAPI {
                 throw Refusal(field: "\(where_).participant", error: "no participant named '\(body.participant)'")
             }
             guard !body.operations.isEmpty else { throw Refusal(field: "\(where_).operations", error: "at least one operation is needed") }
-            var operations: [Operation] = []
+            var operations: [SandhiEngine.Operation] = []
             for (number, operation) in body.operations.enumerated() {
                 let field = "\(where_).operations[\(number)]"
                 guard let account = AccountID(operation.account) else {
@@ -81,6 +112,55 @@ public enum TransferAPI {
             branches.append(Branch(participant: participant, operations: operations))
         }
         return branches
+    }
+
+    /// How long the request waits for its outcome, in milliseconds.
+    static func waitMs(_ request: TransferRequest, default defaultMs: UInt64, max maxMs: UInt64) throws(Refusal) -> UInt64 {
+        guard let timeoutMs = request.timeoutMs else { return defaultMs }
+        guard timeoutMs >= 1, UInt64(timeoutMs) <= maxMs else {
+            throw Refusal(field: "timeoutMs", error: "must be 1 to \(maxMs) milliseconds")
+        }
+        return UInt64(timeoutMs)
+    }
+
+    /// The request in one spelling (sorted keys, no spaces): what a retry under the same
+    /// idempotency key must match.
+    static func canonical(_ request: TransferRequest) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var request = request
+        request.timeoutMs = nil  // how long a client waits is not part of what it asks for
+        return String(decoding: (try? encoder.encode(request)) ?? Data(), as: UTF8.self)
+    }
+
+    /// The JSON path of the field a decoding error is about ("body" when it is the whole).
+    static func field(of error: Error) -> String {
+        guard let error = error as? DecodingError else { return "body" }
+        let path: [CodingKey]
+        switch error {
+        case .keyNotFound(let key, let context): path = context.codingPath + [key]
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context): path = context.codingPath
+        @unknown default: return "body"
+        }
+        guard !path.isEmpty else { return "body" }
+        var field = ""
+        for key in path {
+            if let index = key.intValue { field += "[\(index)]" } else { field += (field.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return field
+    }
+
+    /// One line on what is wrong with the body.
+    static func describe(_ error: Error) -> String {
+        guard let error = error as? DecodingError else { return "not a transfer request: \(error)" }
+        switch error {
+        case .keyNotFound(let key, _): return "'\(key.stringValue)' is missing"
+        case .typeMismatch(let type, _): return "expected \(type == String.self ? "a string" : type == [BranchBody].self || type == [OperationBody].self ? "an array" : "a value of type \(type)")"
+        case .valueNotFound(let type, _): return "expected a value of type \(type), found null"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not JSON: \(context.debugDescription)" : context.debugDescription
+        @unknown default: return "not a transfer request"
+        }
     }
 
     public static func response(_ result: TransferResult) -> TransferResponse {

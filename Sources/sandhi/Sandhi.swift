@@ -8,7 +8,7 @@ struct Sandhi: AsyncParsableCommand {
         abstract: "An embedded distributed-transaction coordinator: one transfer across many databases, all or nothing.",
         subcommands: [
             OperatorConsoleCommand.self, InitCommand.self, TransferCommand.self, CheckCommand.self, CheckHistoryCommand.self, SimulateCommand.self, RecoverCommand.self,
-            ReconcileCommand.self, LogCommand.self, BenchCommand.self, DemoCommand.self, ServeCommand.self,
+            ReconcileCommand.self, LogCommand.self, BenchCommand.self, DemoCommand.self, ServeCommand.self, TokenCommand.self,
         ]
     )
 

@@ -247,7 +247,11 @@ public final class CoordinatorDriver: Sendable {
     /// nowhere.
     /// `observe`: return what every operation saw (`TransferResult.observed`); reads' values are
     /// returned either way.
-    public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished, observe: Bool = false) async throws -> TransferResult {
+    ///
+    /// `reserved`: run it under an id taken earlier from `reserveTransactionID()` (a caller that
+    /// must record the id durably before anything can happen under it: an idempotency key).
+    public func transfer(_ branches: [Branch], answerWhen: AnswerWhen = .finished, observe: Bool = false,
+                         reserved: TransactionID? = nil) async throws -> TransferResult {
         if let imbalance = Coordinator.imbalance(branches) { throw CoordinatorError.unbalanced(imbalance) }
         return try await withCheckedThrowingContinuation { continuation in
             var resume = AfterUnlock()
@@ -260,8 +264,15 @@ public final class CoordinatorDriver: Sendable {
                     continuation.resume(throwing: CoordinatorError.unknownParticipant(branch.participant, transaction: nil))
                     return
                 }
-                let id = TransactionID(epoch: epoch, sequence: state.nextSequence)
-                state.nextSequence += 1
+                let id: TransactionID
+                if let reserved {
+                    precondition(reserved.epoch == epoch && reserved.sequence < state.nextSequence,
+                                 "a reserved id comes from this driver's reserveTransactionID()")
+                    id = reserved
+                } else {
+                    id = TransactionID(epoch: epoch, sequence: state.nextSequence)
+                    state.nextSequence += 1
+                }
                 let now = MonotonicClock.nowUs()
                 state.core.wait(for: id, client: state.register(continuation), answerWhen: answerWhen, nowUs: now)
                 handle(.begin(id, branches: branches, observe: observe), nowUs: now, state: &state, resume: &resume)
@@ -270,6 +281,25 @@ public final class CoordinatorDriver: Sendable {
             finish(resume)
         }
     }
+
+    /// Takes the next transaction id without beginning anything under it, for one later
+    /// `transfer(_:reserved:)`. An id reserved and never used is a gap in the sequence: nothing
+    /// was logged or prepared under it, so presumed abort answers for it like any other.
+    public func reserveTransactionID() -> TransactionID {
+        state.withLock { state in
+            defer { state.nextSequence += 1 }
+            return TransactionID(epoch: epoch, sequence: state.nextSequence)
+        }
+    }
+
+    /// Whether `tx` was ever handed out by this driver, or belongs to an earlier epoch.
+    public func hasIssued(_ tx: TransactionID) -> Bool {
+        tx.epoch < epoch || (tx.epoch == epoch && state.withLock { tx.sequence < $0.nextSequence })
+    }
+
+    /// Shutting down: no new transaction is taken (`shutdown` has begun), though those in
+    /// flight may still be draining.
+    public var isShuttingDown: Bool { state.withLock { $0.shutDown } }
 
     /// Drives recovery as `plan` decided it: every input fed in one step, under the driver's
     /// lock, so that no reply can slip between two of them (a YES reaching a transaction whose

@@ -175,10 +175,11 @@ public final class SandhiNode: Sendable {
         }
     }
 
-    /// Drains and stops every thread, then releases the directory.
-    public func stop() {
+    /// Drains (transactions in flight get up to `drainTimeoutMs` to finish; the rest are left
+    /// to recovery) and stops every thread, then releases the directory.
+    public func stop(drainTimeoutMs: UInt64 = 5_000) {
         guard !stopped.withLock({ let was = $0; $0 = true; return was }) else { return }
-        driver.shutdown()
+        driver.shutdown(drainTimeoutMs: drainTimeoutMs)
         writeDeadlockJournal()
         lock.release()
     }

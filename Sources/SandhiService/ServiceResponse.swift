@@ -1,0 +1,22 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// JSON responses: keys sorted (stable output for clients and golden tests), a refusal always
+/// `{"field": ..., "error": ...}` naming what was wrong.
+enum ServiceResponse {
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Encoding the service's own Codable types cannot fail: no floats, no custom encoders.
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func refusal(_ status: HTTPResponse.Status, field: String, _ error: String, headers: HTTPFields = [:]) -> Response {
+        json(TransferAPI.Refusal(field: field, error: error), status: status, headers: headers)
+    }
+}
