@@ -71,18 +71,10 @@ final class ClientAPI: Sendable {
         }
         defer { inFlight.withLock { $0 -= 1 } }
 
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: SandhiServer.maxBodyBytes)
-        } catch {
-            return ServiceResponse.refusal(.contentTooLarge, field: "body", "larger than \(SandhiServer.maxBodyBytes) bytes")
-        }
         let decoded: TransferAPI.TransferRequest
-        do {
-            decoded = try JSONDecoder().decode(TransferAPI.TransferRequest.self, from: Data(buffer: body))
-        } catch {
-            return ServiceResponse.refusal(.badRequest, field: TransferAPI.field(of: error), TransferAPI.describe(error))
+        switch await RequestBody.decode(request, as: TransferAPI.TransferRequest.self) {
+        case .refused(let response): return response
+        case .value(let value): decoded = value
         }
         let branches: [Branch]
         let waitMs: UInt64

@@ -38,7 +38,7 @@ public enum SandhiServer {
     }
 
     /// The routes, for a listener whose callers `authenticator` names.
-    static func router(node: SandhiNode, client: ClientAPI, listener: Authenticator.Listener) -> Router<ServiceRequestContext> {
+    static func router(node: SandhiNode, client: ClientAPI, operators: OperatorAPI, listener: Authenticator.Listener) -> Router<ServiceRequestContext> {
         let router = Router(context: ServiceRequestContext.self)
         router.add(middleware: Authenticator(listener: listener))
         router.get("openapi.json") { _, _ in OpenAPIDocument.response() }
@@ -51,6 +51,7 @@ public enum SandhiServer {
                                         status: status == "ok" ? .ok : .serviceUnavailable)
         }
         client.register(reads: viewer, writes: router.group().add(middleware: RequireRole(role: .client)))
+        operators.register(reads: viewer, operators: router.group().add(middleware: RequireRole(role: .operator)))
         return router
     }
 
@@ -58,10 +59,13 @@ public enum SandhiServer {
     /// flight get `drainTimeoutMs` to finish (what is left is recovery's on the next start),
     /// the requests waiting on them are answered, and the listeners close. The caller stops
     /// the node afterwards (releasing the data directory).
-    public static func run(node: SandhiNode, options: Options, logger: Logger) async throws {
+    ///
+    /// `hub`: the node's events (`SandhiNode.start(onEvent: hub.append)`), for the stream.
+    public static func run(node: SandhiNode, hub: EventHub, options: Options, logger: Logger) async throws {
         let idempotency = try options.idempotencyPath.map { try IdempotencyStore(path: $0, io: node.directory.io) }
         defer { idempotency?.close() }
         let client = ClientAPI(node: node, idempotency: idempotency, maxInFlight: options.maxInFlight, logger: logger)
+        let operators = OperatorAPI(node: node, hub: hub, allowFaults: options.allowFaults, logger: logger)
         let user = String(cString: getpwuid(geteuid())?.pointee.pw_name ?? strdup("uid \(geteuid())"))
         let unixRole: Role = options.allowFaults ? .chaos : .operator
 
@@ -73,21 +77,21 @@ public enum SandhiServer {
         // Mode 0600 once bound: the process's umask is its owner's to set (`sandhi serve` sets
         // one that creates the socket 0600 from the first instant); this makes sure either way.
         services.append(.init(service: Application(
-            router: router(node: node, client: client, listener: .unix(user: user, role: unixRole)),
+            router: router(node: node, client: client, operators: operators, listener: .unix(user: user, role: unixRole)),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "sandhi"),
             onServerRunning: { _ in _ = chmod(socketPath, 0o600) },
             logger: logger)))
         if let tcp = options.tcp {
             guard let tokens = options.tokens else { throw ServeError.tokensNeeded }
             services.append(.init(service: Application(
-                router: router(node: node, client: client, listener: .tcp(tokens)),
+                router: router(node: node, client: client, operators: operators, listener: .tcp(tokens)),
                 configuration: .init(address: .hostname(tcp.host, port: tcp.port), serverName: "sandhi"),
                 logger: logger)))
         }
         // Last, so that it is the first told to shut down (the group tells services in reverse
         // order and waits for each): the coordinator drains while the listeners still answer
         // the requests that wait on it, and only then do the listeners stop.
-        services.append(.init(service: Drainer(node: node, drainTimeoutMs: options.drainTimeoutMs)))
+        services.append(.init(service: Drainer(node: node, hub: hub, drainTimeoutMs: options.drainTimeoutMs)))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
@@ -110,9 +114,11 @@ public enum SandhiServer {
 }
 
 /// On the group's graceful shutdown, drains the coordinator: refuses new transactions, waits
-/// up to `drainTimeoutMs` for those in flight, then stops it (answering what is left `halted`).
+/// up to `drainTimeoutMs` for those in flight, then stops it (answering what is left `halted`)
+/// and ends the event streams, which would otherwise keep the listeners from stopping.
 private struct Drainer: Service {
     let node: SandhiNode
+    let hub: EventHub
     let drainTimeoutMs: UInt64
 
     func run() async throws {
@@ -121,6 +127,7 @@ private struct Drainer: Service {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {
                 node.driver.shutdown(drainTimeoutMs: drainTimeoutMs)
+                hub.close()
                 done.resume()
             }
         }

@@ -20,3 +20,27 @@ enum ServiceResponse {
         json(TransferAPI.Refusal(field: field, error: error), status: status, headers: headers)
     }
 }
+
+/// A request's JSON body, bounded by `SandhiServer.maxBodyBytes`: the value, or the response
+/// that refuses it (413 for a body too large, 400 naming the field that does not decode).
+enum RequestBody {
+    enum Decoded<T> {
+        case value(T)
+        case refused(Response)
+    }
+
+    static func decode<T: Decodable>(_ request: Request, as type: T.Type) async -> Decoded<T> {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: SandhiServer.maxBodyBytes)
+        } catch {
+            return .refused(ServiceResponse.refusal(.contentTooLarge, field: "body", "larger than \(SandhiServer.maxBodyBytes) bytes"))
+        }
+        do {
+            return .value(try JSONDecoder().decode(type, from: Data(buffer: body)))
+        } catch {
+            return .refused(ServiceResponse.refusal(.badRequest, field: TransferAPI.field(of: error), TransferAPI.describe(error)))
+        }
+    }
+}

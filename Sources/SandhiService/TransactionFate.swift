@@ -30,7 +30,7 @@ struct TransactionFate: Codable, Sendable, Equatable {
         let coordinator = driver.snapshot()
         if let live = coordinator.transactions[tx] {
             return TransactionFate(transaction: "\(tx)", state: live.state.rawValue,
-                                   branches: live.branches.map { BranchView(participant: $0.branch.participant.name, status: label($0.status)) })
+                                   branches: live.branches.map { BranchView(participant: $0.branch.participant.name, status: OperatorSnapshot.label($0.status)) })
         }
         if running.isRunning(tx) {
             return TransactionFate(transaction: "\(tx)", state: "pending", note: "accepted; not yet begun")
@@ -55,18 +55,5 @@ struct TransactionFate: Codable, Sendable, Equatable {
         }
         return TransactionFate(transaction: "\(tx)", state: TransactionState.aborted.rawValue,
                                note: "no participant committed it (aborted, or read-only)")
-    }
-
-    static func label(_ status: Coordinator.BranchStatus) -> String {
-        switch status {
-        case .idle: return "idle"
-        case .awaitingVote: return "awaitingVote"
-        case .voted(.yes): return "votedYes"
-        case .voted(.readOnly): return "votedReadOnly"
-        case .voted(.no): return "votedNo"
-        case .awaitingAck: return "awaitingAck"
-        case .acknowledged: return "acknowledged"
-        case .decidedAlone(let committed): return committed ? "committedAlone" : "rolledBackAlone"
-        }
     }
 }

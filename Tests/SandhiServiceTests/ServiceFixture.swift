@@ -32,16 +32,21 @@ final class ServiceFixture: @unchecked Sendable {
         }
     }
 
+    /// The node's events, as `sandhi serve` wires them.
+    let hub = EventHub(capacity: 4_096)
+
     func start() async throws -> SandhiNode {
-        try await SandhiNode.start(directory: directory, logger: Self.logger)
+        try await SandhiNode.start(directory: directory, logger: Self.logger, onEvent: hub.append)
     }
 
     /// Runs `body` against the routes over `node`, as `listener` would authenticate.
-    func withRoutes<T: Sendable>(node: SandhiNode, store: IdempotencyStore?, maxInFlight: Int = 64,
+    func withRoutes<T: Sendable>(node: SandhiNode, store: IdempotencyStore?, maxInFlight: Int = 64, allowFaults: Bool = false,
                                  listener: Authenticator.Listener = .unix(user: "tester", role: .operator),
                                  _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         let client = ClientAPI(node: node, idempotency: store, maxInFlight: maxInFlight, logger: Self.logger)
-        let app = Application(router: SandhiServer.router(node: node, client: client, listener: listener), logger: Self.logger)
+        let operators = OperatorAPI(node: node, hub: hub, allowFaults: allowFaults, logger: Self.logger)
+        let app = Application(router: SandhiServer.router(node: node, client: client, operators: operators, listener: listener),
+                              logger: Self.logger)
         return try await app.test(.router, body)
     }
 

@@ -87,4 +87,58 @@ public enum RawHTTP {
         }
         return Reply(status: status, headers: replyHeaders, body: String(text[split.upperBound...]))
     }
+
+    /// A response read as it arrives (a server-sent event stream): the request is sent at
+    /// once, and `read(until:)` takes what has come so far.
+    public final class Stream: @unchecked Sendable {
+        private let fd: Int32
+        private var bytes: [UInt8] = []
+        /// Everything received so far (decoded whole: a read may end inside a character).
+        public private(set) var text = ""
+
+        public init(_ path: String, headers: [String: String] = [:], socket socketPath: String) throws {
+            fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let pathBytes = Array(socketPath.utf8CString)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in pathBytes.withUnsafeBytes { raw.copyMemory(from: $0) } }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard connected == 0 else {
+                Glibc.close(fd)
+                throw Failure(description: "connect \(socketPath): \(String(cString: strerror(errno)))")
+            }
+            var head = "GET \(path) HTTP/1.1\r\nHost: sandhi\r\nAccept: text/event-stream\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            let bytes = Array((head + "\r\n").utf8)
+            guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+                Glibc.close(fd)
+                throw Failure(description: "write: \(String(cString: strerror(errno)))")
+            }
+        }
+
+        /// Reads until `done(text so far)` holds, the server closes, or `timeoutMs` passes;
+        /// returns whether `done` held.
+        @discardableResult
+        public func read(timeoutMs: Int = 30_000, until done: (String) -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1_000)
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while !done(text) {
+                let left = Int32(max(0, deadline.timeIntervalSinceNow * 1_000))
+                guard left > 0 else { return false }
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, left) > 0 else { continue }
+                let count = Glibc.read(fd, &buffer, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return done(text) }
+                bytes += buffer[0..<count]
+                text = String(decoding: bytes, as: UTF8.self)
+            }
+            return true
+        }
+
+        public func close() { Glibc.close(fd) }
+    }
 }

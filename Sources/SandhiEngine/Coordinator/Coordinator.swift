@@ -76,7 +76,7 @@ public enum PlantedBug: String, Hashable, Sendable, CaseIterable {
 }
 
 /// The protocol state of one transaction at the coordinator.
-public enum TransactionState: String, Hashable, Sendable, CaseIterable {
+public enum TransactionState: String, Hashable, Sendable, Codable, CaseIterable {
     case active, preparing, prepared, committing, committed, aborting, aborted
     /// A participant decided on its own against the decision: the outcome is mixed, and the
     /// case waits in the reconciliation queue for an operator.

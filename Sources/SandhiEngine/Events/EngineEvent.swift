@@ -1,6 +1,6 @@
 /// One state change anywhere in the engine. The console, the audit record, metrics and tests
 /// all read the same stream; nobody reaches into engine internals.
-public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
+public struct EngineEvent: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Driver time (monotonic microseconds) at which the change happened.
     public var atUs: UInt64
     public var kind: Kind
@@ -12,7 +12,7 @@ public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
 
     /// Cases with large payloads are `indirect` (boxed): every effect the coordinator returns
     /// is as large as the largest event, and the common ones are small.
-    public enum Kind: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable, Codable {
         /// `amount`: what the transfer moves (`Branch.amountMoved`).
         case began(TransactionID, participants: [ParticipantID], amount: Paise)
         case rejected(TransactionID, reason: String)

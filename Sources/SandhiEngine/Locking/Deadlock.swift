@@ -1,7 +1,7 @@
 import DequeModule
 
 /// How the coordinator picks which member of a deadlock to abort.
-public enum VictimPolicy: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+public enum VictimPolicy: String, Hashable, Sendable, Codable, CaseIterable, CustomStringConvertible {
     /// Fewest locks held plus operations: the least work thrown away (the default).
     case leastWork = "least-work"
     /// The most recently begun: the oldest transactions keep their place.
@@ -39,7 +39,7 @@ public enum VictimPolicy: String, Hashable, Sendable, CaseIterable, CustomString
 }
 
 /// One member of a deadlock, with the figures every policy weighs.
-public struct VictimCandidate: Hashable, Sendable {
+public struct VictimCandidate: Hashable, Sendable, Codable {
     public var transaction: TransactionID
     /// The resource it waits for (the edge that puts it in the cycle).
     public var waitsFor: ResourceID?
@@ -62,8 +62,8 @@ public struct VictimCandidate: Hashable, Sendable {
 }
 
 /// A cycle in the wait-for graph, what the engine chose to do about it, and how it ended.
-public struct Deadlock: Hashable, Sendable, Identifiable {
-    public enum Resolution: Hashable, Sendable {
+public struct Deadlock: Hashable, Sendable, Codable, Identifiable {
+    public enum Resolution: Hashable, Sendable, Codable {
         /// The chosen victim was aborted by the engine (at once, or when the grace period ran out).
         case victimAborted(TransactionID, atUs: UInt64)
         /// The operator aborted a member of their choice before the engine did.

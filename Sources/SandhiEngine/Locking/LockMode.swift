@@ -9,7 +9,7 @@ public enum ConcurrencyMode: String, Hashable, Sendable, CaseIterable, CustomStr
 }
 
 /// How a transaction holds a resource: many readers, or one writer.
-public enum LockMode: UInt8, Hashable, Sendable, CustomStringConvertible {
+public enum LockMode: UInt8, Hashable, Sendable, Codable, CustomStringConvertible {
     case shared
     case exclusive
 

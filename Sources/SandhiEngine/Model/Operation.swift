@@ -1,5 +1,5 @@
 /// One step of a transaction's work at one participant.
-public enum Operation: Hashable, Sendable {
+public enum Operation: Hashable, Sendable, Codable {
     /// Take `amount` out of `account`; the participant votes NO if the balance would go negative.
     case debit(account: AccountID, amount: Paise)
     /// Put `amount` into `account`.
@@ -43,7 +43,7 @@ public enum Operation: Hashable, Sendable {
 }
 
 /// A row of the regulator's report ledger.
-public struct Report: Hashable, Sendable {
+public struct Report: Hashable, Sendable, Codable {
     public static let maxTextBytes = 256
 
     public var kind: String
@@ -58,7 +58,7 @@ public struct Report: Hashable, Sendable {
 }
 
 /// The work one transaction asks of one participant.
-public struct Branch: Hashable, Sendable {
+public struct Branch: Hashable, Sendable, Codable {
     public var participant: ParticipantID
     public var operations: [Operation]
 

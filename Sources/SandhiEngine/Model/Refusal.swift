@@ -6,7 +6,7 @@
 ///
 /// Boxed (`indirect`): one pointer wherever it travels inline (votes, replies, staging inputs,
 /// outcomes), paid for by one allocation per NO, as the text it replaces was.
-public indirect enum Refusal: Hashable, Sendable, CustomStringConvertible {
+public indirect enum Refusal: Hashable, Sendable, Codable, CustomStringConvertible {
     // MARK: The data says no: running the same transfer again gets the same answer.
 
     /// A debit larger than the account's balance.

@@ -1,5 +1,5 @@
 /// A participant's answer to PREPARE.
-public enum Vote: Hashable, Sendable {
+public enum Vote: Hashable, Sendable, Codable {
     /// Prepared durably: the write-set is persisted and the touched accounts are locked.
     case yes
     /// Nothing to commit here (only reads): the participant is done and skips phase two.
@@ -19,7 +19,7 @@ public enum Vote: Hashable, Sendable {
 }
 
 /// How a transaction ended, as told to the client that submitted it.
-public enum Outcome: Hashable, Sendable {
+public enum Outcome: Hashable, Sendable, Codable {
     case committed
     /// `reason` is for people; `cause` is for programs (a client retrying deadlock victims, a
     /// benchmark counting aborts by kind); `refusal` is the participant's NO when the cause is
@@ -42,7 +42,7 @@ public enum Outcome: Hashable, Sendable {
 }
 
 /// Why a transaction aborted.
-public enum AbortCause: String, Hashable, Sendable, CaseIterable {
+public enum AbortCause: String, Hashable, Sendable, Codable, CaseIterable {
     /// The client asked.
     case requested
     /// An operator aborted it (`forceAbort`), e.g. as the deadlock victim of their choice.
@@ -70,7 +70,7 @@ public enum AbortCause: String, Hashable, Sendable, CaseIterable {
 }
 
 /// Where a record sits in the decision log: segment number and byte offset within the segment.
-public struct LogPosition: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct LogPosition: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public var segment: UInt64
     public var offset: UInt64
 

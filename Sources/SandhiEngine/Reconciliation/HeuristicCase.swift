@@ -10,7 +10,7 @@
 // an audited action (`ReconcileAction`). Nothing is deleted: settled cases stay queryable.
 
 /// The coordinator's logged decision for a transaction.
-public enum LoggedDecision: UInt8, Hashable, Sendable {
+public enum LoggedDecision: UInt8, Hashable, Sendable, Codable {
     case commit = 1
     /// Presumed abort included: no COMMIT record.
     case abort = 2
@@ -19,7 +19,7 @@ public enum LoggedDecision: UInt8, Hashable, Sendable {
 }
 
 /// What one participant did with its branch, as the coordinator learned it.
-public enum BranchOutcome: UInt8, Hashable, Sendable, CaseIterable {
+public enum BranchOutcome: UInt8, Hashable, Sendable, Codable, CaseIterable {
     /// Followed a COMMIT (or had nothing to commit).
     case committed = 1
     /// Followed a ROLLBACK (or never prepared).
@@ -49,7 +49,7 @@ public enum BranchOutcome: UInt8, Hashable, Sendable, CaseIterable {
 }
 
 /// How an operator settles a heuristic case.
-public enum ReconcileAction: String, Hashable, Sendable, CaseIterable {
+public enum ReconcileAction: String, Hashable, Sendable, Codable, CaseIterable {
     /// Carry the logged COMMIT through where it did not take: re-apply, as a new transaction
     /// linked to the original, the writes of every branch that rolled back on its own. Only for
     /// a COMMIT decision.
@@ -62,8 +62,8 @@ public enum ReconcileAction: String, Hashable, Sendable, CaseIterable {
     case markResolved = "mark-resolved"
 }
 
-public struct HeuristicCase: Hashable, Sendable {
-    public struct Participant: Hashable, Sendable {
+public struct HeuristicCase: Hashable, Sendable, Codable {
+    public struct Participant: Hashable, Sendable, Codable {
         public var participant: ParticipantID
         public var outcome: BranchOutcome
         /// The branch's operations, when the coordinator knows them (it does not for a
@@ -77,7 +77,7 @@ public struct HeuristicCase: Hashable, Sendable {
         }
     }
 
-    public enum Status: Hashable, Sendable {
+    public enum Status: Hashable, Sendable, Codable {
         /// Waiting for an operator.
         case open
         /// An action's linked transaction is running.
@@ -132,8 +132,8 @@ public struct HeuristicCase: Hashable, Sendable {
 /// One operator action on a heuristic case: who, when, why, what it planned to change, and
 /// the case's status before and after. Appended when the action is taken, and again (with
 /// `result`) when its linked transaction ends.
-public struct ReconcileEntry: Hashable, Sendable {
-    public enum Result: Hashable, Sendable {
+public struct ReconcileEntry: Hashable, Sendable, Codable {
+    public enum Result: Hashable, Sendable, Codable {
         /// The linked transaction was started; its end is a later entry.
         case started
         case succeeded

@@ -27,6 +27,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Transfers waiting for their outcome at once, beyond which requests get 429.")
     var maxInFlight: Int = 4_096
 
+    @Option(name: .long, help: "Events kept for stream readers that fall behind or reconnect (GET /v1/events).")
+    var eventBuffer: Int = 65_536
+
     @Flag(name: .long, help: "Take the chaos role's commands (fault injection).")
     var allowFaults = false
 
@@ -47,9 +50,11 @@ struct ServeCommand: AsyncParsableCommand {
             // Everything this process creates is its user's alone, the socket first: no instant
             // in which another user could connect before the server narrows its mode.
             umask(0o077)
-            let node = try await SandhiNode.start(directory: directory, logger: logger)
+            guard (16...16_777_216).contains(eventBuffer) else { throw ValidationError("--event-buffer must be 16 to 16777216 events") }
+            let hub = EventHub(capacity: eventBuffer)
+            let node = try await SandhiNode.start(directory: directory, logger: logger, onEvent: hub.append)
             defer { node.stop(drainTimeoutMs: options.drainTimeoutMs) }
-            try await SandhiServer.run(node: node, options: options, logger: logger)
+            try await SandhiServer.run(node: node, hub: hub, options: options, logger: logger)
             return 0
         }
     }

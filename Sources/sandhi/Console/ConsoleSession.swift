@@ -159,11 +159,16 @@ final class ConsoleSession: @unchecked Sendable {
         switch command {
         case .quit:
             break
+        // Operator commands go through `SandhiNode.perform`: the checks the service's API and
+        // every other client get.
         case .forceAbort(let tx, let note):
-            if let refusal = node.driver.forceAbort(tx, note: note) {
-                post(.commandFinished("abort \(tx) refused: \(refusal)", ok: false))
-            } else {
-                post(.commandFinished("aborted \(tx)", ok: true))
+            Task { [self] in
+                do {
+                    _ = try await node.perform(.abort(tx), actor: operatorName, reason: note)
+                    post(.commandFinished("aborted \(tx)", ok: true))
+                } catch {
+                    post(.commandFinished("abort \(tx) refused: \(error)", ok: false))
+                }
             }
         case .injectFault(let text):
             let fault: LiveFault
@@ -176,7 +181,7 @@ final class ConsoleSession: @unchecked Sendable {
             logger.notice("operator injected a fault", metadata: ["fault": "\(fault)"])
             Task { [self] in
                 do {
-                    try await node.inject(fault)
+                    _ = try await node.perform(.fault(fault), actor: operatorName, reason: "from the console")
                     post(.commandFinished("fault: \(fault)", ok: true))
                 } catch {
                     post(.commandFinished("fault refused: \(error)", ok: false))
@@ -199,9 +204,9 @@ final class ConsoleSession: @unchecked Sendable {
         case .resolveHeuristic(let tx, let action, let note):
             Task { [self] in
                 do {
-                    let settled = try await node.driver.resolveHeuristic(tx, action: action, operatorName: operatorName, note: note)
-                    let result = settled.actions.last?.result.label ?? "recorded"
-                    post(.commandFinished("\(action.rawValue) on \(tx): \(result); \(settled.status.label)", ok: settled.isSettled))
+                    let result = try await node.perform(.reconcile(tx, action), actor: operatorName, reason: note)
+                    let settled = node.driver.reconciliation.all.first { $0.transaction == tx }?.isSettled ?? false
+                    post(.commandFinished("\(action.rawValue) on \(tx): \(result.summary)", ok: settled))
                 } catch {
                     post(.commandFinished("\(action.rawValue) on \(tx) refused: \(error)", ok: false))
                 }
