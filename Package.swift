@@ -58,6 +58,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .systemLibrary(
@@ -137,6 +138,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(name: "SandhiHistory"),
@@ -215,7 +217,8 @@ let package = Package(
         .testTarget(name: "SandhiEngineTests", dependencies: ["SandhiEngine"]),
         .testTarget(name: "SandhiParticipantsTests", dependencies: ["SandhiParticipants", "SandhiIO", "SandhiTestSupport"]),
         .testTarget(name: "SandhiPostgresTests", dependencies: ["SandhiPostgres", "SandhiPostgresLog", "SandhiPostgresTools", "SandhiRuntime", "SandhiTestSupport"]),
-        .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiTestSupport"]),
+        .testTarget(name: "SandhiRuntimeTests", dependencies: ["SandhiRuntime", "SandhiIO", "SandhiTestSupport",
+                                                       .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "SandhiHistoryTests", dependencies: ["SandhiHistory"]),
         .testTarget(name: "SandhiServiceTests", dependencies: [
             "SandhiService", "SandhiRuntime", "SandhiIO", "SandhiParticipants", "SandhiEngine", "SandhiTestSupport",

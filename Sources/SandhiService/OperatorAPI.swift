@@ -190,7 +190,7 @@ final class OperatorAPI: Sendable {
         }
         let mark = hub.lastID
         do {
-            let result = try await node.perform(command, actor: caller.name, reason: reason)
+            let result = try await node.perform(command, actor: caller.name, via: caller.via, reason: reason)
             logger.notice("operator command", metadata: ["actor": "\(caller.name)", "command": "\(command)", "reason": "\(reason)"])
             let caused = hub.read(after: mark, limit: 1_000).events.filter { Self.concerns($0.event, command) }
             return ServiceResponse.json(CommandResponse(command: result.command, dryRun: false, performed: true, summary: result.summary,

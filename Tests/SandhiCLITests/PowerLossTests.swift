@@ -134,7 +134,13 @@ import Testing
             try manager.createDirectory(atPath: image + directory.dropFirst(root.count), withIntermediateDirectories: true)
         }
         for (path, bytes) in files where path.hasPrefix(root + "/") {
-            try Data(bytes).write(to: URL(fileURLWithPath: image + path.dropFirst(root.count)))
+            let copy = image + path.dropFirst(root.count)
+            try Data(bytes).write(to: URL(fileURLWithPath: copy))
+            // The simulated disk keeps bytes, not modes: a file's mode is the real one's (the
+            // audit key is refused unless it is 0600).
+            if let mode = try? manager.attributesOfItem(atPath: path)[.posixPermissions] {
+                try manager.setAttributes([.posixPermissions: mode], ofItemAtPath: copy)
+            }
         }
     }
 }

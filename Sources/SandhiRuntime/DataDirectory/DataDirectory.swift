@@ -47,6 +47,8 @@ public struct DataDirectory: Sendable {
     public var deadlockHistoryPath: String { path + "/deadlocks.json" }
     /// Heuristic cases and every operator action on them (`ReconciliationJournal`).
     public var reconciliationPath: String { path + "/reconciliation.log" }
+    /// Every operator command, signed (`AuditTrail`).
+    public var auditTrailPath: String { path + "/audit.log" }
     public func bankPath(_ participant: ParticipantID) -> String { banksPath + "/\(participant.name).sqlite" }
 
     public init(path: String, bankOpener: BankOpener = BankOpener(), decisionLogOpener: DecisionLogOpener = DecisionLogOpener(),
@@ -102,12 +104,16 @@ public struct DataDirectory: Sendable {
                 if Self.exists(bank) { throw DataDirectoryError.io("\(bank) already exists; refusing to overwrite it") }
             }
             try populate(self)
+            // The audit trail's signing key, before sandhi.toml marks the directory complete.
+            if !Self.exists(AuditKey.privatePath(path)) { try AuditKey.create(in: path) }
             try writeConfiguration(configuration)
         } catch {
             for participant in configuration.participants {
                 for suffix in ["", "-wal", "-shm", "-journal"] { try? manager.removeItem(atPath: bankPath(participant.id) + suffix) }
             }
             try? manager.removeItem(atPath: lockPath)
+            try? manager.removeItem(atPath: AuditKey.privatePath(path))
+            try? manager.removeItem(atPath: AuditKey.publicPath(path))
             for folder in created.reversed() { try? manager.removeItem(atPath: folder) }
             if createdRoot { try? manager.removeItem(atPath: path) }
             throw error

@@ -28,6 +28,8 @@ public final class SandhiNode: Sendable {
     public var driver: CoordinatorDriver { incarnation.withLock { $0.driver } }
     /// What the current incarnation's start found and settled.
     public var recovery: RecoveryReport { incarnation.withLock { $0.recovery } }
+    /// Every operator command, signed and chained (`DIR/audit.log`); `perform` writes it.
+    public let auditTrail: AuditTrail
     /// What the journal on disk reflects (deadlocks found, and how many stand unresolved).
     private let journaled = Lock<(total: Int, unresolved: Int)>((0, 0))
     let stopped = Lock(false)
@@ -42,9 +44,35 @@ public final class SandhiNode: Sendable {
         var configuration = try directory.loadConfiguration()
         adjust(&configuration)
         let lock = try heldLock ?? directory.lock()
+        let auditTrail: AuditTrail
+        do {
+            auditTrail = try openAuditTrail(directory, logger: logger)
+        } catch {
+            if heldLock == nil { lock.release() }
+            throw error
+        }
         let (driver, report) = try await openIncarnation(directory: directory, configuration: configuration, logger: logger, onEvent: onEvent)
         return SandhiNode(directory: directory, configuration: configuration, driver: driver, recovery: report, lock: lock,
-                          logger: logger, onEvent: onEvent)
+                          auditTrail: auditTrail, logger: logger, onEvent: onEvent)
+    }
+
+    /// The audit trail, and its key: a directory made before keys existed gets one now.
+    private static func openAuditTrail(_ directory: DataDirectory, logger: Logger) throws -> AuditTrail {
+        if !DataDirectory.exists(AuditKey.privatePath(directory.path)) {
+            // Never a new key over records the old one signed: they could no longer be verified.
+            let trailBytes = (try? directory.io.fileSystem.readAll(directory.auditTrailPath))?.count ?? 0
+            guard trailBytes == 0 else {
+                throw AuditKey.KeyError.missing(AuditKey.privatePath(directory.path)
+                                                + " (and \(directory.auditTrailPath) holds records it signed: restore the key)")
+            }
+            try AuditKey.create(in: directory.path)
+            logger.notice("made the audit trail's signing key", metadata: ["path": "\(AuditKey.privatePath(directory.path))"])
+        }
+        let key = try AuditKey.loadPrivate(from: directory.path)
+        let (trail, notes) = try AuditTrail.open(path: directory.auditTrailPath, key: key, fileSystem: directory.io.fileSystem,
+                                                 logger: logger)
+        for note in notes { logger.warning("\(note)") }
+        return trail
     }
 
     /// Opens the decision log with a fresh epoch and every bank, and runs recovery: one
@@ -159,8 +187,10 @@ public final class SandhiNode: Sendable {
     static let recoveryWaitMs: UInt64 = 10_000
 
     private init(directory: DataDirectory, configuration: SandhiConfiguration, driver: CoordinatorDriver,
-                 recovery: RecoveryReport, lock: DirectoryLock, logger: Logger, onEvent: (@Sendable (EngineEvent) -> Void)?) {
+                 recovery: RecoveryReport, lock: DirectoryLock, auditTrail: AuditTrail, logger: Logger,
+                 onEvent: (@Sendable (EngineEvent) -> Void)?) {
         self.directory = directory
+        self.auditTrail = auditTrail
         self.configuration = configuration
         self.incarnation = Lock(Incarnation(driver: driver, recovery: recovery))
         self.lock = lock
@@ -181,6 +211,7 @@ public final class SandhiNode: Sendable {
         guard !stopped.withLock({ let was = $0; $0 = true; return was }) else { return }
         driver.shutdown(drainTimeoutMs: drainTimeoutMs)
         writeDeadlockJournal()
+        auditTrail.close()
         lock.release()
     }
 

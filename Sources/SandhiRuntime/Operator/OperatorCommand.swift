@@ -87,12 +87,64 @@ extension SandhiNode {
         }
     }
 
-    /// Carries `command` out for `actor`, with `reason` (required: every manual action says
-    /// why), after the same checks `preview` makes.
-    public func perform(_ command: OperatorCommand, actor: String, reason: String) async throws(OperatorCommandRefusal) -> OperatorCommandResult {
+    /// Carries `command` out for `actor` (who came `via` the console, the unix socket, TCP or
+    /// MCP), with `reason` (required: every manual action says why), after the same checks
+    /// `preview` makes. The audit trail gets the intent (with the state before) durably before
+    /// anything is done, and the outcome (with the state after) before this returns; a command
+    /// whose intent cannot be recorded is refused.
+    public func perform(_ command: OperatorCommand, actor: String, via: String, reason: String) async throws(OperatorCommandRefusal) -> OperatorCommandResult {
         guard !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw OperatorCommandRefusal("a reason is required")
         }
+        let intent: AuditRecord
+        do {
+            intent = try auditTrail.append(AuditRecord(kind: .intent, actor: actor, via: via, command: "\(command)", reason: reason,
+                                                       state: subjectState(command)))
+        } catch {
+            throw OperatorCommandRefusal("the audit trail cannot record it, so it was not done: \(error)")
+        }
+        let outcome: Result<OperatorCommandResult, OperatorCommandRefusal>
+        do {
+            outcome = .success(try await carryOut(command, actor: actor, reason: reason))
+        } catch {
+            outcome = .failure(error)
+        }
+        var record = AuditRecord(kind: .outcome, actor: actor, via: via, command: "\(command)", reason: reason,
+                                 state: subjectState(command), intent: intent.seq)
+        switch outcome {
+        case .success(let result): (record.result, record.ok) = (result.summary, true)
+        case .failure(let refusal): (record.result, record.ok) = ("refused: \(refusal)", false)
+        }
+        do {
+            try auditTrail.append(record)
+        } catch {
+            // Done, and its intent is on record; the outcome line is what is missing.
+            logger.error("the audit trail could not record a command's outcome", metadata: ["command": "\(command)", "error": "\(error)"])
+            if case .success(var result) = outcome {
+                result.summary += " (the audit trail could not record the outcome: \(error))"
+                return result
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// The state a command acts on, in one line: before it (the intent) and after (the outcome).
+    func subjectState(_ command: OperatorCommand) -> String {
+        let coordinator = driver.snapshot()
+        switch command {
+        case .abort(let tx), .chooseVictim(_, let tx):
+            guard let transaction = coordinator.transactions[tx] else { return "\(tx) not in flight" }
+            return "\(tx) \(transaction.state), \(transaction.locksGranted) lock(s) held"
+        case .fault:
+            let faults = activeFaults.map(\.description)
+            return "faults: " + (faults.isEmpty ? "none" : faults.joined(separator: ", "))
+        case .reconcile(let tx, _):
+            guard let heuristicCase = coordinator.reconciliation.all.first(where: { $0.transaction == tx }) else { return "no case \(tx)" }
+            return "case \(tx) \(heuristicCase.status.label)"
+        }
+    }
+
+    private func carryOut(_ command: OperatorCommand, actor: String, reason: String) async throws(OperatorCommandRefusal) -> OperatorCommandResult {
         let preview = try self.preview(command)
         switch command {
         case .abort(let tx), .chooseVictim(_, let tx):

@@ -164,7 +164,7 @@ final class ConsoleSession: @unchecked Sendable {
         case .forceAbort(let tx, let note):
             Task { [self] in
                 do {
-                    _ = try await node.perform(.abort(tx), actor: operatorName, reason: note)
+                    _ = try await node.perform(.abort(tx), actor: operatorName, via: "console", reason: note)
                     post(.commandFinished("aborted \(tx)", ok: true))
                 } catch {
                     post(.commandFinished("abort \(tx) refused: \(error)", ok: false))
@@ -181,7 +181,7 @@ final class ConsoleSession: @unchecked Sendable {
             logger.notice("operator injected a fault", metadata: ["fault": "\(fault)"])
             Task { [self] in
                 do {
-                    _ = try await node.perform(.fault(fault), actor: operatorName, reason: "from the console")
+                    _ = try await node.perform(.fault(fault), actor: operatorName, via: "console", reason: "from the console")
                     post(.commandFinished("fault: \(fault)", ok: true))
                 } catch {
                     post(.commandFinished("fault refused: \(error)", ok: false))
@@ -204,7 +204,7 @@ final class ConsoleSession: @unchecked Sendable {
         case .resolveHeuristic(let tx, let action, let note):
             Task { [self] in
                 do {
-                    let result = try await node.perform(.reconcile(tx, action), actor: operatorName, reason: note)
+                    let result = try await node.perform(.reconcile(tx, action), actor: operatorName, via: "console", reason: note)
                     let settled = node.driver.reconciliation.all.first { $0.transaction == tx }?.isSettled ?? false
                     post(.commandFinished("\(action.rawValue) on \(tx): \(result.summary)", ok: settled))
                 } catch {
