@@ -14,6 +14,7 @@ import ServiceLifecycle
 /// Routes (described in `openapi.json`, served at `/openapi.json`):
 ///   GET  /v1/health      the node is up: its epoch, how many transactions are in flight;
 ///                        503 once the coordinator halted or while it drains
+///   GET  /metrics        Prometheus's text format (ServiceMetrics.swift)
 ///   the client API (ClientAPI.swift): transfers, transaction lookup, accounts
 public enum SandhiServer {
     /// The largest request body taken, in bytes: a transfer is a few hundred.
@@ -38,7 +39,8 @@ public enum SandhiServer {
     }
 
     /// The routes, for a listener whose callers `authenticator` names.
-    static func router(node: SandhiNode, client: ClientAPI, operators: OperatorAPI, listener: Authenticator.Listener) -> Router<ServiceRequestContext> {
+    static func router(node: SandhiNode, client: ClientAPI, operators: OperatorAPI, metrics: MetricsEndpoint,
+                       listener: Authenticator.Listener) -> Router<ServiceRequestContext> {
         let router = Router(context: ServiceRequestContext.self)
         router.add(middleware: Authenticator(listener: listener))
         router.get("openapi.json") { _, _ in OpenAPIDocument.response() }
@@ -50,6 +52,7 @@ public enum SandhiServer {
             return ServiceResponse.json(Health(status: status, epoch: driver.epoch, inFlight: driver.inFlightCount),
                                         status: status == "ok" ? .ok : .serviceUnavailable)
         }
+        viewer.get("metrics") { _, _ in metrics.response() }
         client.register(reads: viewer, writes: router.group().add(middleware: RequireRole(role: .client)))
         operators.register(reads: viewer, operators: router.group().add(middleware: RequireRole(role: .operator)))
         return router
@@ -66,6 +69,9 @@ public enum SandhiServer {
         defer { idempotency?.close() }
         let client = ClientAPI(node: node, idempotency: idempotency, maxInFlight: options.maxInFlight, logger: logger)
         let operators = OperatorAPI(node: node, hub: hub, allowFaults: options.allowFaults, logger: logger)
+        let metrics = MetricsEndpoint(node: node, hub: hub)
+        let following = Task { await metrics.metrics.follow() }
+        defer { following.cancel() }
         let user = String(cString: getpwuid(geteuid())?.pointee.pw_name ?? strdup("uid \(geteuid())"))
         let unixRole: Role = options.allowFaults ? .chaos : .operator
 
@@ -77,14 +83,14 @@ public enum SandhiServer {
         // Mode 0600 once bound: the process's umask is its owner's to set (`sandhi serve` sets
         // one that creates the socket 0600 from the first instant); this makes sure either way.
         services.append(.init(service: Application(
-            router: router(node: node, client: client, operators: operators, listener: .unix(user: user, role: unixRole)),
+            router: router(node: node, client: client, operators: operators, metrics: metrics, listener: .unix(user: user, role: unixRole)),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "sandhi"),
             onServerRunning: { _ in _ = chmod(socketPath, 0o600) },
             logger: logger)))
         if let tcp = options.tcp {
             guard let tokens = options.tokens else { throw ServeError.tokensNeeded }
             services.append(.init(service: Application(
-                router: router(node: node, client: client, operators: operators, listener: .tcp(tokens)),
+                router: router(node: node, client: client, operators: operators, metrics: metrics, listener: .tcp(tokens)),
                 configuration: .init(address: .hostname(tcp.host, port: tcp.port), serverName: "sandhi"),
                 logger: logger)))
         }

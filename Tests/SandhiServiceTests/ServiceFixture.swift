@@ -41,11 +41,13 @@ final class ServiceFixture: @unchecked Sendable {
 
     /// Runs `body` against the routes over `node`, as `listener` would authenticate.
     func withRoutes<T: Sendable>(node: SandhiNode, store: IdempotencyStore?, maxInFlight: Int = 64, allowFaults: Bool = false,
+                                 metrics: MetricsEndpoint? = nil,
                                  listener: Authenticator.Listener = .unix(user: "tester", role: .operator),
                                  _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         let client = ClientAPI(node: node, idempotency: store, maxInFlight: maxInFlight, logger: Self.logger)
         let operators = OperatorAPI(node: node, hub: hub, allowFaults: allowFaults, logger: Self.logger)
-        let app = Application(router: SandhiServer.router(node: node, client: client, operators: operators, listener: listener),
+        let app = Application(router: SandhiServer.router(node: node, client: client, operators: operators,
+                                                          metrics: metrics ?? MetricsEndpoint(node: node, hub: hub), listener: listener),
                               logger: Self.logger)
         return try await app.test(.router, body)
     }
