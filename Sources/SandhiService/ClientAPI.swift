@@ -105,7 +105,7 @@ final class ClientAPI: Sendable {
             let id = driver.reserveTransactionID()
             return (id, Task { try await driver.transfer(branches, reserved: id) })
         }
-        return await respond(to: task, transaction: id, waitMs: waitMs, replayed: false)
+        return await respond(to: task, transaction: id, branches: branches, waitMs: waitMs, replayed: false)
     }
 
     /// The key's transaction: begun here if the key is new, else the one it is bound to (in
@@ -137,14 +137,14 @@ final class ClientAPI: Sendable {
             return ServiceResponse.refusal(.unprocessableContent, field: "Idempotency-Key",
                                            "already used for a different request")
         case .running(let id, let task, let joined):
-            let response = await respond(to: task, transaction: id, waitMs: waitMs, replayed: joined)
+            let response = await respond(to: task, transaction: id, branches: branches, waitMs: waitMs, replayed: joined)
             return response
         }
     }
 
     /// Waits up to `waitMs` for `task`: its outcome (200), or 202 with the transaction's id while
     /// it is still being decided (the client looks it up, or retries with its key).
-    private func respond(to task: Task<TransferResult, Error>, transaction: TransactionID, waitMs: UInt64,
+    private func respond(to task: Task<TransferResult, Error>, transaction: TransactionID, branches: [Branch], waitMs: UInt64,
                          replayed: Bool) async -> Response {
         var headers: HTTPFields = [:]
         if replayed { headers[.idempotentReplayed] = "true" }
@@ -153,7 +153,7 @@ final class ClientAPI: Sendable {
                 return ServiceResponse.json(TransferAPI.TransferResponse(transaction: "\(transaction)", outcome: "pending", latencyUs: 0),
                                             status: .accepted, headers: headers)
             }
-            return ServiceResponse.json(TransferAPI.response(result), headers: headers)
+            return ServiceResponse.json(TransferAPI.response(result, branches: branches), headers: headers)
         } catch let bound as RunningTransfers.Bound {
             return await replay(bound.entry)
         } catch is RunningTransfers.Mismatch {

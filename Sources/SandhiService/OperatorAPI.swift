@@ -42,6 +42,7 @@ final class OperatorAPI: Sendable {
             return ServiceResponse.json(self.node.operatorSnapshot(limit: limit))
         }
         reads.get("v1/events") { request, _ in self.stream(request) }
+        reads.get("v1/check") { _, _ in await self.check() }
         operators.post("v1/commands") { request, context in await self.command(request, caller: context.caller) }
     }
 
@@ -127,6 +128,59 @@ final class OperatorAPI: Sendable {
             try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n"))
             try await writer.finish(nil)
         })
+    }
+
+    // MARK: - The invariants, live
+
+    struct CheckResponse: Codable, Sendable {
+        struct Bank: Codable, Sendable {
+            var name: String
+            var accounts: Int
+            var totalPaise: Int64
+            var mintedPaise: Int64
+            var prepared: Int
+            var locks: Int
+            var committed: Int
+            var reports: Int
+        }
+
+        var ok: Bool
+        var totalPaise: Int64
+        var mintedPaise: Int64
+        /// Money in transactions decided but not yet applied everywhere, at the instant checked.
+        var decidedInFlightPaise: Int64
+        var inFlight: Int
+        var banks: [Bank]
+        var violations: [String]
+        var notes: [String]
+        /// Participants that could not be asked, and why (their checks were skipped, and said so).
+        var unavailable: [String: String]
+        /// Every bank was held at one instant for the cut.
+        var consistent: Bool
+        var heuristicCases: Int
+        var unsettledHeuristicCases: Int
+    }
+
+    /// `sandhi check` on the running node: conservation and atomicity over the banks, asked
+    /// of each bank's worker (`SandhiNode.liveAudit`).
+    private func check() async -> Response {
+        do {
+            let audit = try await node.liveAudit()
+            return ServiceResponse.json(CheckResponse(
+                ok: audit.passed, totalPaise: audit.total.value, mintedPaise: audit.minted.value,
+                decidedInFlightPaise: audit.decidedInFlight.value, inFlight: audit.inFlight,
+                banks: audit.banks.map {
+                    CheckResponse.Bank(name: $0.participant.name, accounts: $0.accounts, totalPaise: $0.total.value, mintedPaise: $0.minted.value,
+                                       prepared: $0.prepared.count, locks: $0.lockedAccounts.count, committed: $0.committedBranches,
+                                       reports: $0.reports)
+                },
+                violations: audit.violations, notes: audit.notes,
+                unavailable: Dictionary(uniqueKeysWithValues: audit.unavailable.map { ($0.key.name, $0.value) }),
+                consistent: audit.consistent, heuristicCases: audit.heuristicCases.count,
+                unsettledHeuristicCases: audit.heuristicCases.filter { !$0.isSettled }.count))
+        } catch {
+            return ServiceResponse.refusal(.serviceUnavailable, field: "", "\(error)", headers: [.retryAfter: "5"])
+        }
     }
 
     // MARK: - Commands

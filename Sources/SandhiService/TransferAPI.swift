@@ -47,6 +47,38 @@ public enum TransferAPI {
         /// `committed` or `aborted`; `pending` (with 202) when the deadline passed first.
         public var outcome: String
         public var latencyUs: UInt64
+        /// Aborted: why, for people.
+        public var reason: String?
+        /// Aborted: the cause, for programs (`AbortCause`: refused, deadlock, lockTimeout...).
+        public var cause: String?
+        /// A NO vote's kind (`Refusal.code`: insufficient-funds, unknown-account...).
+        public var refusal: String?
+        /// Worth running again as it is (a deadlock, a timeout), not refused by the data.
+        public var transient: Bool?
+        /// What each read saw, in request order.
+        public var reads: [ReadView]?
+
+        public init(transaction: String, outcome: String, latencyUs: UInt64, reason: String? = nil, cause: String? = nil,
+                    refusal: String? = nil, transient: Bool? = nil, reads: [ReadView]? = nil) {
+            self.transaction = transaction
+            self.outcome = outcome
+            self.latencyUs = latencyUs
+            self.reason = reason
+            self.cause = cause
+            self.refusal = refusal
+            self.transient = transient
+            self.reads = reads
+        }
+    }
+
+    /// A read's committed value as the transaction saw it under its shared lock.
+    public struct ReadView: Codable, Sendable, Equatable {
+        public var participant: String
+        public var account: String
+        public var balancePaise: Int64
+        public var version: UInt64
+        /// The transaction that wrote it; nil for an opening balance.
+        public var writer: String?
     }
 
     /// One account's committed balance (a prepared transfer's effect shows once it commits).
@@ -163,8 +195,27 @@ public enum TransferAPI {
         }
     }
 
-    public static func response(_ result: TransferResult) -> TransferResponse {
-        TransferResponse(transaction: "\(result.transaction)", outcome: result.outcome.isCommitted ? "committed" : "aborted",
-                         latencyUs: result.latencyUs)
+    public static func response(_ result: TransferResult, branches: [Branch]) -> TransferResponse {
+        var reason: String?
+        if case .aborted(let why, _, _) = result.outcome { reason = why }
+        return TransferResponse(transaction: "\(result.transaction)", outcome: result.outcome.isCommitted ? "committed" : "aborted",
+                                latencyUs: result.latencyUs, reason: reason, cause: result.outcome.abortCause?.rawValue,
+                                refusal: result.outcome.refusal?.code, transient: result.outcome.abortCause?.isTransient,
+                                reads: reads(of: branches, observed: result.observed))
+    }
+
+    /// What each read operation saw, in the order the reads were given (nil: no reads).
+    public static func reads(of branches: [Branch], observed: [ParticipantID: [Observation]]) -> [ReadView]? {
+        var result: [ReadView] = []
+        for branch in branches {
+            guard let seen = observed[branch.participant] else { continue }
+            for (operation, observation) in zip(branch.operations.filter { $0.account != nil }, seen) {
+                if case .read(let account) = operation {
+                    result.append(ReadView(participant: branch.participant.name, account: account.name, balancePaise: observation.balance.value,
+                                           version: observation.version, writer: observation.writer.map { "\($0)" }))
+                }
+            }
+        }
+        return result.isEmpty ? nil : result
     }
 }

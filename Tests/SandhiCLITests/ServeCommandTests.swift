@@ -129,6 +129,33 @@ import Testing
         }
     }
 
+    /// The command line beside a running service: `transfer` and `check` go through it (no
+    /// lock error), `recover` is refused with the reason, and the books balance afterwards.
+    @Test func theCommandLineGoesThroughARunningService() async throws { try await onOwnThread { try Self.commandLine() } }
+
+    static func commandLine() throws {
+        let temporary = TemporaryDirectory(); defer { temporary.remove() }
+        let (data, total) = try Self.makeData(temporary)
+        let server = try Self.serve(data)
+        let moved = try SandhiBinary.run(["transfer", "--data", data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000002",
+                                          "--amount", "150", "--read", "icici/acct-000003"])
+        #expect(moved.status == 0 && moved.stdout.contains("T-1.1 committed"), "\(moved.stdout)\(moved.stderr)")
+        #expect(moved.stdout.contains("read icici/acct-000003 = ₹1,000.00 (version 0, the opening balance)"), "\(moved.stdout)")
+        let refused = try SandhiBinary.run(["transfer", "--data", data, "--from", "hdfc/acct-000001", "--to", "sbi/acct-000002",
+                                            "--amount", "5000", "--json"])
+        #expect(refused.status == 1 && refused.stdout.contains("\"refusal\":\"insufficient-funds\""), "\(refused.stdout)\(refused.stderr)")
+        let checked = try SandhiBinary.run(["check", "--data", data])
+        #expect(checked.status == 0 && checked.stdout.contains(total) && checked.stdout.contains("checked live by the service"),
+                "\(checked.stdout)\(checked.stderr)")
+        let recover = try SandhiBinary.run(["recover", "--data", data])
+        #expect(recover.status != 0 && recover.stderr.contains("a service holds this data directory")
+                && recover.stderr.split(separator: "\n").count == 1, "\(recover.stderr)")
+        server.signal(SIGTERM)
+        #expect(server.wait() == 0)
+        let atRest = try SandhiBinary.run(["check", "--data", data])
+        #expect(atRest.status == 0 && atRest.stdout.contains(total), "\(atRest.stdout)")
+    }
+
     /// A keyed request, the service killed (SIGKILL, no drain), the same request again to the
     /// next run of the service: the first transaction's answer, and the money moved once.
     @Test func anIdempotencyKeySurvivesAKillOfTheService() async throws { try await onOwnThread { try Self.anIdempotencyKeySurvivesAKillOfTheService() } }

@@ -20,6 +20,10 @@ struct CheckCommand: AsyncParsableCommand {
         try await reportingErrors {
             let directory = common.directory
             let configuration = try directory.loadConfiguration()
+            if let service = ThroughService.client(for: directory) {
+                if deadlocks { throw UsageFailure("--deadlocks reads the coordinator's journal at rest; with a service running, see GET /v1/snapshot") }
+                return try ThroughService.check(client: service, json: json)
+            }
             let lock = try directory.lock()
             defer { lock.release() }
             let audit = try InvariantAudit.run(directory: directory, configuration: configuration, logger: common.makeLogger())

@@ -79,6 +79,10 @@ struct ReconcileCommand: AsyncParsableCommand {
                 let queue = try readQueue(directory)
                 guard queue[tx] != nil else { throw UsageFailure("\(tx) is not a heuristic case (see `sandhi reconcile list --all`)") }
                 if case .failure(let refusal) = queue.plan(chosen, for: tx) { throw UsageFailure("\(refusal)") }
+                if let service = ThroughService.client(for: directory) {
+                    let reason = operatorName.map { "\(note) (operator \($0))" } ?? note
+                    return try ThroughService.resolve(tx, action: chosen, note: reason, dryRun: dryRun, client: service)
+                }
                 if dryRun {
                     switch queue.plan(chosen, for: tx) {
                     case .success(let planned?): print("dry run: \(chosen.rawValue) would run a new transaction: " + HeuristicCaseText.plan(planned))

@@ -21,6 +21,7 @@ struct RecoverCommand: AsyncParsableCommand {
         try await reportingErrors {
             let directory = common.directory, logger = common.makeLogger()
             let configuration = try directory.loadConfiguration()
+            if let service = ThroughService.client(for: directory) { throw ThroughService.refuseRecover(service) }
             // What each PostgreSQL participant holds before recovery settles it, under
             // PostgreSQL's names: the prepared transaction holding a branch (alone, or with other
             // branches of its batch), or (nil) a vote held by a write-set alone.

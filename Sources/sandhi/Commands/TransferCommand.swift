@@ -53,6 +53,9 @@ struct TransferCommand: AsyncParsableCommand {
             let directory = common.directory
             let configuration = try directory.loadConfiguration()
             let branches = try Self.branches(for: legs, configuration: configuration)
+            if let service = ThroughService.client(for: directory) {
+                return try ThroughService.transfer(branches, client: service, json: json)
+            }
             let node = try await SandhiNode.start(directory: directory, logger: common.makeLogger())
             defer { node.stop() }
             let result = try await node.driver.transfer(branches)
