@@ -25,6 +25,7 @@ final class ClientAPI: Sendable {
     let logger: Logger
     private let inFlight = Lock(0)
     private let running = RunningTransfers()
+    private let wheel = DeadlineWheel()
     /// Where blocking storage calls run (the idempotency store's fsyncs), off the event loops.
     private let storage = DispatchQueue(label: "sandhi-idempotency")
 
@@ -78,9 +79,11 @@ final class ClientAPI: Sendable {
         }
         let branches: [Branch]
         let waitMs: UInt64
+        let answerWhen: CoordinatorDriver.AnswerWhen
         do {
             branches = try TransferAPI.branches(decoded, participants: Set(node.driver.participants))
             waitMs = try TransferAPI.waitMs(decoded, default: Self.defaultWaitMs, max: Self.maxWaitMs)
+            answerWhen = try TransferAPI.answerWhen(decoded)
         } catch let refusal {
             return ServiceResponse.json(refusal, status: .badRequest)
         }
@@ -98,24 +101,32 @@ final class ClientAPI: Sendable {
                 return ServiceResponse.refusal(.badRequest, field: "Idempotency-Key", "this service keeps no idempotency keys")
             }
             return await submitIdempotent(key: key, request: TransferAPI.canonical(decoded), branches: branches,
-                                          waitMs: waitMs, store: idempotency)
+                                          waitMs: waitMs, answerWhen: answerWhen, store: idempotency)
         }
         let driver = node.driver
-        let (id, task) = running.start {
+        let (id, pending) = running.start {
             let id = driver.reserveTransactionID()
-            return (id, Task { try await driver.transfer(branches, reserved: id) })
+            let pending = PendingTransfer(wheel: wheel)
+            Task {
+                let result: Result<TransferResult, Error>
+                do { result = .success(try await driver.transfer(branches, answerWhen: answerWhen, reserved: id)) } catch { result = .failure(error) }
+                running.finished(id, key: nil)
+                pending.complete(result)
+            }
+            return (id, pending)
         }
-        return await respond(to: task, transaction: id, branches: branches, waitMs: waitMs, replayed: false)
+        return await respond(to: pending, transaction: id, branches: branches, waitMs: waitMs, replayed: false)
     }
 
     /// The key's transaction: begun here if the key is new, else the one it is bound to (in
     /// flight in this process, or decided, or left by an earlier run of the service).
     private func submitIdempotent(key: String, request: String, branches: [Branch], waitMs: UInt64,
-                                  store: IdempotencyStore) async -> Response {
+                                  answerWhen: CoordinatorDriver.AnswerWhen, store: IdempotencyStore) async -> Response {
         let driver = node.driver
-        let started = running.startOrJoin(key: key, request: request) { () -> (TransactionID, Task<TransferResult, Error>) in
+        let started = running.startOrJoin(key: key, request: request) { () -> (TransactionID, PendingTransfer) in
             let id = driver.reserveTransactionID()
-            let task = Task { () throws -> TransferResult in
+            let pending = PendingTransfer(wheel: wheel)
+            let run = { @Sendable () async throws -> TransferResult in
                 // Durable before anything begins under `id`: a crash from here on leaves the key
                 // bound, and a retry asks about `id` instead of starting a second transfer.
                 let claim = try await self.onStorage { try store.claim(key: key, request: request, transaction: id) }
@@ -124,32 +135,39 @@ final class ClientAPI: Sendable {
                     guard entry.request == request else { throw RunningTransfers.Mismatch() }
                     throw RunningTransfers.Bound(entry: entry)
                 case .claimed:
-                    let result = try await driver.transfer(branches, reserved: id)
+                    let result = try await driver.transfer(branches, answerWhen: answerWhen, reserved: id)
                     let outcome: IdempotencyStore.Outcome = result.outcome.isCommitted ? .committed : .aborted
                     try? await self.onStorage { try store.record(key: key, outcome: outcome, latencyUs: result.latencyUs) }
                     return result
                 }
             }
-            return (id, task)
+            Task {
+                let result: Result<TransferResult, Error>
+                do { result = .success(try await run()) } catch { result = .failure(error) }
+                // The key is forgotten here only once its outcome is in the store: a retry from
+                // then on finds it there.
+                self.running.finished(id, key: key)
+                pending.complete(result)
+            }
+            return (id, pending)
         }
         switch started {
         case .mismatch:
             return ServiceResponse.refusal(.unprocessableContent, field: "Idempotency-Key",
                                            "already used for a different request")
-        case .running(let id, let task, let joined):
-            let response = await respond(to: task, transaction: id, branches: branches, waitMs: waitMs, replayed: joined)
-            return response
+        case .running(let id, let pending, let joined):
+            return await respond(to: pending, transaction: id, branches: branches, waitMs: waitMs, replayed: joined)
         }
     }
 
-    /// Waits up to `waitMs` for `task`: its outcome (200), or 202 with the transaction's id while
-    /// it is still being decided (the client looks it up, or retries with its key).
-    private func respond(to task: Task<TransferResult, Error>, transaction: TransactionID, branches: [Branch], waitMs: UInt64,
+    /// Waits up to `waitMs` for `pending`: its outcome (200), or 202 with the transaction's id
+    /// while it is still being decided (the client looks it up, or retries with its key).
+    private func respond(to pending: PendingTransfer, transaction: TransactionID, branches: [Branch], waitMs: UInt64,
                          replayed: Bool) async -> Response {
         var headers: HTTPFields = [:]
         if replayed { headers[.idempotentReplayed] = "true" }
         do {
-            guard let result = try await Deadline.wait(for: task, upToMs: waitMs) else {
+            guard let result = try await pending.wait(upToMs: waitMs) else {
                 return ServiceResponse.json(TransferAPI.TransferResponse(transaction: "\(transaction)", outcome: "pending", latencyUs: 0),
                                             status: .accepted, headers: headers)
             }

@@ -17,13 +17,13 @@ final class RunningTransfers: Sendable {
     enum Started {
         case mismatch
         /// `joined`: another request with the same key started it.
-        case running(TransactionID, Task<TransferResult, Error>, joined: Bool)
+        case running(TransactionID, PendingTransfer, joined: Bool)
     }
 
     private struct Keyed {
         var request: String
         var transaction: TransactionID
-        var task: Task<TransferResult, Error>
+        var pending: PendingTransfer
     }
 
     private struct State {
@@ -33,79 +33,140 @@ final class RunningTransfers: Sendable {
 
     private let state = Lock(State())
 
-    /// Starts `body`'s transfer (without a key), tracked until it ends.
-    func start(_ body: () -> (TransactionID, Task<TransferResult, Error>)) -> (TransactionID, Task<TransferResult, Error>) {
+    /// Tracks the transfer `body` starts (without a key) until `finished`.
+    func start(_ body: () -> (TransactionID, PendingTransfer)) -> (TransactionID, PendingTransfer) {
         state.withLock { state in
-            let (id, task) = body()
+            let (id, pending) = body()
             state.transactions.insert(id)
-            forget(id, key: nil, after: task)
-            return (id, task)
+            return (id, pending)
         }
     }
 
-    /// The running transfer under `key`, or `body`'s, started now and tracked until it ends.
-    func startOrJoin(key: String, request: String,
-                     _ body: () -> (TransactionID, Task<TransferResult, Error>)) -> Started {
+    /// The running transfer under `key`, or the one `body` starts now, tracked until `finished`.
+    func startOrJoin(key: String, request: String, _ body: () -> (TransactionID, PendingTransfer)) -> Started {
         state.withLock { state in
             if let running = state.byKey[key] {
-                return running.request == request ? .running(running.transaction, running.task, joined: true) : .mismatch
+                return running.request == request ? .running(running.transaction, running.pending, joined: true) : .mismatch
             }
-            let (id, task) = body()
-            state.byKey[key] = Keyed(request: request, transaction: id, task: task)
+            let (id, pending) = body()
+            state.byKey[key] = Keyed(request: request, transaction: id, pending: pending)
             state.transactions.insert(id)
-            forget(id, key: key, after: task)
-            return .running(id, task, joined: false)
+            return .running(id, pending, joined: false)
+        }
+    }
+
+    /// The transfer ended (its outcome recorded where it is kept).
+    func finished(_ id: TransactionID, key: String?) {
+        state.withLock { state in
+            state.transactions.remove(id)
+            if let key { state.byKey[key] = nil }
         }
     }
 
     func isRunning(_ tx: TransactionID) -> Bool { state.withLock { $0.transactions.contains(tx) } }
+}
 
-    private func forget(_ id: TransactionID, key: String?, after task: Task<TransferResult, Error>) {
-        Task {
-            _ = try? await task.value
-            state.withLock { state in
-                state.transactions.remove(id)
-                if let key { state.byKey[key] = nil }
+/// A transfer a request started: its outcome once known, awaited by any number of requests (a
+/// retry under the same key joins the first), each up to its own deadline. The transfer goes on
+/// after a request stops waiting (it was answered 202).
+///
+/// No task per waiter and no timer per request: the transfer's own task completes it, and one
+/// `DeadlineWheel` answers the waiters whose deadline came first.
+final class PendingTransfer: Sendable {
+    private struct Waiter {
+        var continuation: CheckedContinuation<TransferResult?, Error>
+        var deadline: UInt64
+    }
+
+    private struct State {
+        var result: Result<TransferResult, Error>?
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Lock(State())
+    private let wheel: DeadlineWheel
+
+    init(wheel: DeadlineWheel) { self.wheel = wheel }
+
+    func complete(_ result: Result<TransferResult, Error>) {
+        let waiters = state.withLock { state -> [Waiter] in
+            state.result = result
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters {
+            wheel.cancel(waiter.deadline)
+            waiter.continuation.resume(with: result.map { $0 })
+        }
+    }
+
+    /// The outcome, or nil once `upToMs` has passed first.
+    func wait(upToMs: UInt64) async throws -> TransferResult? {
+        try await withCheckedThrowingContinuation { continuation in
+            let id = state.withLock { state -> UInt64 in
+                state.nextWaiter += 1
+                return state.nextWaiter
+            }
+            let deadline = wheel.expire(after: upToMs) { [self] in
+                let expired = state.withLock { $0.waiters.removeValue(forKey: id) }
+                expired?.continuation.resume(returning: nil)
+            }
+            let finished = state.withLock { state -> Result<TransferResult, Error>? in
+                if let result = state.result { return result }
+                state.waiters[id] = Waiter(continuation: continuation, deadline: deadline)
+                return nil
+            }
+            if let finished {
+                wheel.cancel(deadline)
+                continuation.resume(with: finished.map { $0 })
             }
         }
     }
 }
 
-/// Waiting for a task with a deadline, without cancelling it: the transfer goes on after the
-/// caller stops waiting (a 202), and `Task.value` itself does not return on cancellation.
-enum Deadline {
-    /// `task`'s value, or nil once `upToMs` has passed first.
-    static func wait<T: Sendable>(for task: Task<T, Error>, upToMs: UInt64) async throws -> T? {
-        let once = Once<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            once.arm(continuation)
-            let timer = Task {
-                // Cancelled: the outcome came first (and has been handed over already).
-                guard (try? await Task.sleep(nanoseconds: upToMs * 1_000_000)) != nil else { return }
-                once.resume(with: .success(nil))
-            }
-            Task {
-                let result: Result<T?, Error>
-                do { result = .success(try await task.value) } catch { result = .failure(error) }
-                // The outcome first, then the timer's cancellation: the other way round, the
-                // cancelled timer could wake first and answer "pending" for a decided transfer.
-                once.resume(with: result)
-                timer.cancel()
-            }
-        }
+/// Deadlines for many waiters on one timer: `expire(after:)` registers an action and returns
+/// its token, `cancel` drops it (the waiter was answered first), and a single task wakes every
+/// `tickMs`, while anything is registered, to run what is due. Precision: one tick.
+final class DeadlineWheel: Sendable {
+    private struct State {
+        var due: [UInt64: (atUs: UInt64, action: @Sendable () -> Void)] = [:]
+        var nextToken: UInt64 = 0
+        var ticking = false
     }
 
-    private final class Once<T: Sendable>: Sendable {
-        private let continuation = Lock<CheckedContinuation<T?, Error>?>(nil)
+    static let tickMs: UInt64 = 10
+    private let state = Lock(State())
 
-        func arm(_ continuation: CheckedContinuation<T?, Error>) { self.continuation.withLock { $0 = continuation } }
+    func expire(after ms: UInt64, _ action: @escaping @Sendable () -> Void) -> UInt64 {
+        let (token, startTicking) = state.withLock { state -> (UInt64, Bool) in
+            state.nextToken += 1
+            state.due[state.nextToken] = (MonotonicClock.nowUs() + ms * 1_000, action)
+            defer { state.ticking = true }
+            return (state.nextToken, !state.ticking)
+        }
+        if startTicking { Task { await tick() } }
+        return token
+    }
 
-        func resume(with result: Result<T?, Error>) {
-            let waiting = continuation.withLock { stored -> CheckedContinuation<T?, Error>? in
-                defer { stored = nil }
-                return stored
+    func cancel(_ token: UInt64) {
+        _ = state.withLock { $0.due.removeValue(forKey: token) }
+    }
+
+    /// Runs while anything is registered; stops, and the next registration starts it again,
+    /// when nothing is.
+    private func tick() async {
+        while true {
+            try? await Task.sleep(nanoseconds: Self.tickMs * 1_000_000)
+            let nowUs = MonotonicClock.nowUs()
+            let (ready, stop) = state.withLock { state -> ([@Sendable () -> Void], Bool) in
+                let ready = state.due.filter { $0.value.atUs <= nowUs }
+                for token in ready.keys { state.due[token] = nil }
+                if state.due.isEmpty { state.ticking = false }
+                return (ready.values.map(\.action), state.due.isEmpty)
             }
-            waiting?.resume(with: result)
+            for action in ready { action() }
+            if stop { return }
         }
     }
 }

@@ -64,7 +64,10 @@ public enum SandhiServer {
     /// the node afterwards (releasing the data directory).
     ///
     /// `hub`: the node's events (`SandhiNode.start(onEvent: hub.append)`), for the stream.
-    public static func run(node: SandhiNode, hub: EventHub, options: Options, logger: Logger) async throws {
+    ///
+    /// `until`: also shut down gracefully once it returns (a bench stopping its service).
+    public static func run(node: SandhiNode, hub: EventHub, options: Options, logger: Logger,
+                           until: (@Sendable () async -> Void)? = nil) async throws {
         let idempotency = try options.idempotencyPath.map { try IdempotencyStore(path: $0, io: node.directory.io) }
         defer { idempotency?.close() }
         let client = ClientAPI(node: node, idempotency: idempotency, maxInFlight: options.maxInFlight, logger: logger)
@@ -99,6 +102,13 @@ public enum SandhiServer {
         // the requests that wait on it, and only then do the listeners stop.
         services.append(.init(service: Drainer(node: node, hub: hub, drainTimeoutMs: options.drainTimeoutMs)))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let stopping = until.map { until in
+            Task {
+                await until()
+                await group.triggerGracefulShutdown()
+            }
+        }
+        defer { stopping?.cancel() }
         do {
             try await group.run()
         } catch {

@@ -35,10 +35,15 @@ public enum TransferAPI {
         /// How long to wait for the outcome before answering 202 with the transaction's id
         /// (the transfer goes on); 30 s when absent, at most 300 s.
         public var timeoutMs: Int64?
+        /// When to answer: `finished` (the default: every participant acknowledged phase two)
+        /// or `decided` (at the commit point: the COMMIT record durable, phase two under way,
+        /// completed by recovery after any crash).
+        public var answer: String?
 
-        public init(branches: [BranchBody], timeoutMs: Int64? = nil) {
+        public init(branches: [BranchBody], timeoutMs: Int64? = nil, answer: String? = nil) {
             self.branches = branches
             self.timeoutMs = timeoutMs
+            self.answer = answer
         }
     }
 
@@ -155,13 +160,22 @@ public enum TransferAPI {
         return UInt64(timeoutMs)
     }
 
+    static func answerWhen(_ request: TransferRequest) throws(Refusal) -> CoordinatorDriver.AnswerWhen {
+        switch request.answer {
+        case nil, "finished": return .finished
+        case "decided": return .decided
+        case let other?: throw Refusal(field: "answer", error: "'\(other)' is not finished or decided")
+        }
+    }
+
     /// The request in one spelling (sorted keys, no spaces): what a retry under the same
     /// idempotency key must match.
     static func canonical(_ request: TransferRequest) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var request = request
-        request.timeoutMs = nil  // how long a client waits is not part of what it asks for
+        request.timeoutMs = nil  // how long a client waits, and when it is answered, are not
+        request.answer = nil     // part of what it asks for
         return String(decoding: (try? encoder.encode(request)) ?? Data(), as: UTF8.self)
     }
 

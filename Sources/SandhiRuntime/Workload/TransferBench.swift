@@ -57,6 +57,10 @@ public enum TransferBench {
         /// Called as each client is told its transfer committed, with the banks it wrote: a
         /// power-loss test's record of what must survive any later crash.
         public var onCommitted: (@Sendable (TransactionID, [ParticipantID]) -> Void)?
+        /// How a client submits a transfer; nil: `driver.transfer` in-process. (`sandhi bench
+        /// --via api` submits over the service's HTTP API instead; the result's `latencyUs` is
+        /// then the client's own round trip.)
+        public var submit: (@Sendable (_ branches: [Branch], _ answerWhen: CoordinatorDriver.AnswerWhen, _ observe: Bool) async throws -> TransferResult)?
         public init() {}
     }
 
@@ -268,7 +272,12 @@ public enum TransferBench {
                 let outcome: Outcome
                 do {
                     let submittedUs = MonotonicClock.nowUs()
-                    let result = try await driver.transfer(branches, answerWhen: options.answerWhen, observe: options.history != nil)
+                    let result: TransferResult
+                    if let submit = options.submit {
+                        result = try await submit(branches, options.answerWhen, options.history != nil)
+                    } else {
+                        result = try await driver.transfer(branches, answerWhen: options.answerWhen, observe: options.history != nil)
+                    }
                     outcome = result.outcome
                     answeredUs = submittedUs + result.latencyUs
                     if outcome == .committed, let onCommitted = options.onCommitted {

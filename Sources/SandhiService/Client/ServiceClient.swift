@@ -70,42 +70,50 @@ public struct ServiceClient: Sendable {
     private func connect() throws -> Int32 {
         switch endpoint {
         case .unix(let path):
-            let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw ServiceClientError.unreachable("socket: \(String(cString: strerror(errno)))") }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8CString)
-            guard bytes.count <= MemoryLayout.size(ofValue: address.sun_path) else {
-                Glibc.close(fd)
-                throw ServiceClientError.unreachable("\(path): the socket's path is too long")
-            }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in bytes.withUnsafeBytes { raw.copyMemory(from: $0) } }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard connected == 0 else {
-                let why = String(cString: strerror(errno))
-                Glibc.close(fd)
-                throw ServiceClientError.unreachable("\(path): \(why)")
-            }
-            return fd
+            return try Self.connectUnix(path)
         case .tcp(let port, _):
-            let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw ServiceClientError.unreachable("socket: \(String(cString: strerror(errno)))") }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else {
-                let why = String(cString: strerror(errno))
-                Glibc.close(fd)
-                throw ServiceClientError.unreachable("127.0.0.1:\(port): \(why)")
-            }
-            return fd
+            return try Self.connectLoopback(port)
         }
+    }
+
+    static func connectUnix(_ path: String) throws -> Int32 {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ServiceClientError.unreachable("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8CString)
+        guard bytes.count <= MemoryLayout.size(ofValue: address.sun_path) else {
+            Glibc.close(fd)
+            throw ServiceClientError.unreachable("\(path): the socket's path is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in bytes.withUnsafeBytes { raw.copyMemory(from: $0) } }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let why = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw ServiceClientError.unreachable("\(path): \(why)")
+        }
+        return fd
+    }
+
+    static func connectLoopback(_ port: Int) throws -> Int32 {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ServiceClientError.unreachable("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let why = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw ServiceClientError.unreachable("127.0.0.1:\(port): \(why)")
+        }
+        return fd
     }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) throws {

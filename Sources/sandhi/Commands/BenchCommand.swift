@@ -6,6 +6,7 @@ import SandhiParticipants
 import SandhiPostgres
 import SandhiPostgresTools
 import SandhiRuntime
+import SandhiService
 import SandhiTerminalUI
 
 struct BenchCommand: AsyncParsableCommand {
@@ -73,6 +74,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "With --participants postgres: the hand-written client's worker counts, each measured for --duration seconds. Default: 1,2,4.")
     var baselineWorkers: String?
+
+    @Option(help: "`direct` (clients call the coordinator in-process), or `api`: measure in-process first, then the same workload through the service's HTTP API on a unix socket (one kept-alive connection per client), and print both and the ratio.")
+    var via: String = "direct"
 
     @Option(help: "Seed of the workload's random choices.")
     var seed: UInt64 = 1
@@ -196,12 +200,18 @@ struct BenchCommand: AsyncParsableCommand {
                 recorder = try HistoryRecorder(path: history, totalPaise: total.value, baseline: baseline)
                 options.history = recorder
             }
+            guard via == "direct" || via == "api" else { throw UsageFailure("--via must be `direct` or `api`, got \(via)") }
+            guard via == "direct" || (!console && history == nil && participants == "sqlite") else {
+                throw UsageFailure("--via api measures the SQLite banks without --console or --history")
+            }
             let phases = PhaseLatencies()
             let attached = console ? try AttachedConsole(logger: logger) : nil
+            let hub = via == "api" ? EventHub() : nil
             let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger,
                                                   onEvent: { event in
                 phases.observe(event)
                 attached?.observe(event)
+                hub?.append(event)
             }, adjust: { configuration in
                 if let detection { configuration.detectDeadlocks = detection }
                 if let lockTimeoutMs { configuration.lockTimeoutMs = lockTimeoutMs }
@@ -221,6 +231,31 @@ struct BenchCommand: AsyncParsableCommand {
                 return comparison.haltedReason == nil ? 0 : 1
             }
             var report = await TransferBench.run(driver: node.driver, accounts: accountMap, options: options)
+            if let hub {
+                let inProcess = report
+                let viaAPI: TransferBench.Report
+                do {
+                    viaAPI = try await APIBench.run(node: node, hub: hub, socketPath: directory.path + "/bench-api.sock",
+                                                    accounts: accountMap, options: options, logger: logger)
+                } catch {
+                    node.stop()
+                    throw error
+                }
+                node.stop()
+                let ratio = viaAPI.transfersPerSecond / max(1, inProcess.transfersPerSecond)
+                if json {
+                    struct Comparison: Encodable { var inProcess: TransferBench.Report; var viaAPI: TransferBench.Report; var ratio: Double }
+                    print(jsonLine(Comparison(inProcess: inProcess, viaAPI: viaAPI, ratio: ratio)))
+                } else {
+                    print("sandhi bench: \(accountMap.count) banks, uniform, \(clients) clients, \(String(format: "%.1f", duration))s each, answer when \(answer)")
+                    for (name, run) in [("in-process ", inProcess), ("via the API", viaAPI)] {
+                        print("\(name)   \(String(format: "%.0f", run.transfersPerSecond)) transfers/s  p50 \(formatMicros(run.latencyP50Us))  "
+                              + "p99 \(formatMicros(run.latencyP99Us))  p99.9 \(formatMicros(run.latencyP999Us))  (\(run.committed) committed, \(run.aborted) aborted)")
+                    }
+                    print("ratio         \(String(format: "%.2f", ratio)) of the in-process rate through HTTP on the unix socket (keep-alive)")
+                }
+                return inProcess.haltedReason == nil && viaAPI.haltedReason == nil ? 0 : 1
+            }
             node.stop()
             report.phases = phases.summary
             if let failure = recorder?.close() { throw UsageFailure(failure) }
