@@ -34,6 +34,8 @@ public enum SandhiServer {
         public var idempotencyPath: String?
         /// Whether the `chaos` role's commands (faults) are taken at all.
         public var allowFaults = false
+        /// Run first on SIGTERM or SIGINT, before the drain (a synthetic workload stopping).
+        public var beforeDrain: (@Sendable () async -> Void)?
 
         public init(socketPath: String) { self.socketPath = socketPath }
     }
@@ -100,7 +102,7 @@ public enum SandhiServer {
         // Last, so that it is the first told to shut down (the group tells services in reverse
         // order and waits for each): the coordinator drains while the listeners still answer
         // the requests that wait on it, and only then do the listeners stop.
-        services.append(.init(service: Drainer(node: node, hub: hub, drainTimeoutMs: options.drainTimeoutMs)))
+        services.append(.init(service: Drainer(node: node, hub: hub, drainTimeoutMs: options.drainTimeoutMs, beforeDrain: options.beforeDrain)))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let stopping = until.map { until in
             Task {
@@ -136,9 +138,11 @@ private struct Drainer: Service {
     let node: SandhiNode
     let hub: EventHub
     let drainTimeoutMs: UInt64
+    let beforeDrain: (@Sendable () async -> Void)?
 
     func run() async throws {
         try? await gracefulShutdown()
+        await beforeDrain?()
         // `shutdown` blocks (it polls the driver until it is empty): off the cooperative pool.
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {

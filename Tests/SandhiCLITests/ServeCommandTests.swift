@@ -156,6 +156,40 @@ import Testing
         #expect(atRest.status == 0 && atRest.stdout.contains(total), "\(atRest.stdout)")
     }
 
+    /// `--workload` runs a synthetic workload on the served node (none runs without it): its
+    /// transfers show in the metrics, and a SIGTERM stops it before the drain.
+    @Test func aSyntheticWorkloadRunsOnlyWhenAskedFor() async throws { try await onOwnThread { try Self.workload() } }
+
+    static func workload() throws {
+        let temporary = TemporaryDirectory(); defer { temporary.remove() }
+        let (data, total) = try Self.makeData(temporary)
+        let socket = data + "/sandhi.sock"
+        let bad = try SandhiBinary.run(["serve", "--data", data, "--workload", "chaos-monkey"])
+        #expect(bad.status != 0 && bad.stderr.contains("--workload must be one of"), "\(bad.stderr)")
+        do {
+            let quiet = try Self.serve(data)
+            usleep(300_000)
+            let metrics = try RawHTTP.request("GET", "/metrics", socket: socket)
+            #expect(!metrics.body.contains(#"sandhi_transactions_total{outcome="committed"}"#) || metrics.body.contains(#"sandhi_transactions_total{outcome="committed"} 0"#),
+                    "nothing runs unless asked: \(metrics.body.prefix(400))")
+            quiet.signal(SIGTERM)
+            #expect(quiet.wait() == 0)
+        }
+        let server = try Self.serve(data, ["--workload", "random", "--rate", "200"])
+        var committed = 0
+        for _ in 0..<300 where committed < 20 {
+            let metrics = try RawHTTP.request("GET", "/metrics", socket: socket).body
+            committed = metrics.split(separator: "\n").first { $0.hasPrefix(#"sandhi_transactions_total{outcome="committed"} "#) }
+                .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            usleep(50_000)
+        }
+        #expect(committed >= 20, "the workload's transfers commit: \(committed)")
+        server.signal(SIGTERM)
+        #expect(server.wait() == 0, "the workload stops, the drain finishes")
+        let checked = try SandhiBinary.run(["check", "--data", data])
+        #expect(checked.status == 0 && checked.stdout.contains(total), "\(checked.stdout)")
+    }
+
     /// A keyed request, the service killed (SIGKILL, no drain), the same request again to the
     /// next run of the service: the first transaction's answer, and the money moved once.
     @Test func anIdempotencyKeySurvivesAKillOfTheService() async throws { try await onOwnThread { try Self.anIdempotencyKeySurvivesAKillOfTheService() } }

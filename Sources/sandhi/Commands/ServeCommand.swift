@@ -10,7 +10,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Listens on DIR/sandhi.sock (mode 0600) until SIGTERM or SIGINT, then takes no new
             transaction, gives those in flight --drain-timeout to finish, answers the requests
-            waiting on them, and exits. The API is described by GET /openapi.json.
+            waiting on them, and exits. No synthetic workload runs unless --workload asks. The API is described by GET /openapi.json.
               curl --unix-socket sandhi-data/sandhi.sock http://sandhi/v1/health
             With --listen, also on TCP (loopback only), for callers with a token from DIR/tokens
             (`sandhi token add`).
@@ -29,6 +29,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Events kept for stream readers that fall behind or reconnect (GET /v1/events).")
     var eventBuffer: Int = 65_536
+
+    @Option(name: .long, help: "Also run a synthetic workload on the node: mumbai, random or contention (none by default).")
+    var workload: String?
+
+    @Option(name: .long, help: "With --workload: transfers begun per second.")
+    var rate: Int = 20
 
     @Flag(name: .long, help: "Take the chaos role's commands (fault injection).")
     var allowFaults = false
@@ -52,8 +58,26 @@ struct ServeCommand: AsyncParsableCommand {
             umask(0o077)
             guard (16...16_777_216).contains(eventBuffer) else { throw ValidationError("--event-buffer must be 16 to 16777216 events") }
             let hub = EventHub(capacity: eventBuffer)
-            let node = try await SandhiNode.start(directory: directory, logger: logger, onEvent: hub.append)
+            var kind: LiveWorkload.Kind?
+            if let workload {
+                guard let chosen = LiveWorkload.Kind(rawValue: workload) else {
+                    throw ValidationError("--workload must be one of " + LiveWorkload.Kind.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                guard rate >= 1 else { throw ValidationError("--rate must be at least 1") }
+                kind = chosen
+            }
+            // The workload's accounts are read before the node opens the banks for itself.
+            let lock = try directory.lock()
+            let accounts = try kind.map { _ in try LiveWorkload.readAccounts(directory: directory, configuration: directory.loadConfiguration(), logger: logger) }
+            let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger, onEvent: hub.append)
             defer { node.stop(drainTimeoutMs: options.drainTimeoutMs) }
+            if let kind, let accounts {
+                var settings = LiveWorkload.Options()
+                settings.kind = kind
+                settings.ratePerSecond = rate
+                let live = try LiveWorkload.start(node: node, accounts: accounts, options: settings)
+                options.beforeDrain = { await live.stop() }
+            }
             try await SandhiServer.run(node: node, hub: hub, options: options, logger: logger)
             return 0
         }
