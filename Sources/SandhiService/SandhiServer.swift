@@ -80,9 +80,7 @@ public enum SandhiServer {
         let user = String(cString: getpwuid(geteuid())?.pointee.pw_name ?? strdup("uid \(geteuid())"))
         let unixRole: Role = options.allowFaults ? .chaos : .operator
 
-        // A socket left by a process that died is in the way; one that a live service holds is
-        // not reachable here (the data directory's lock refused us first).
-        if FileManager.default.fileExists(atPath: options.socketPath) { try FileManager.default.removeItem(atPath: options.socketPath) }
+        try clearStaleSocket(options.socketPath)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let socketPath = options.socketPath
         // Mode 0600 once bound: the process's umask is its owner's to set (`sandhi serve` sets
@@ -120,12 +118,30 @@ public enum SandhiServer {
         try? FileManager.default.removeItem(atPath: socketPath)
     }
 
+    /// A socket left by a service of ours that died (mode 0600) is in the way and removed; one
+    /// that a live service holds is not reachable here (call this holding the data directory's
+    /// lock, which refuses a second service). Anything else at that path is not ours to delete: a file that is not a socket, or
+    /// a socket of another mode (made by something else, or opened up to other users).
+    public static func clearStaleSocket(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else { throw ServeError.notASocket(path) }
+        let mode = UInt32(info.st_mode) & 0o777
+        guard mode == 0o600 else { throw ServeError.socketMode(path, mode: mode) }
+        try FileManager.default.removeItem(atPath: path)
+    }
+
     public enum ServeError: Error, CustomStringConvertible {
         case tokensNeeded
+        case notASocket(String)
+        case socketMode(String, mode: UInt32)
 
         public var description: String {
             switch self {
             case .tokensNeeded: return "a TCP listener needs a tokens file"
+            case .notASocket(let path): return "\(path) exists and is not a socket; it is not removed: move it away to serve"
+            case .socketMode(let path, let mode):
+                return "\(path) is a socket of mode \(String(mode, radix: 8)), not one this service left (0600); remove it yourself if it is stale"
             }
         }
     }

@@ -190,6 +190,45 @@ import Testing
         #expect(checked.status == 0 && checked.stdout.contains(total), "\(checked.stdout)")
     }
 
+    /// What lies at DIR/sandhi.sock before a start: a socket this service would have left
+    /// (0600) is removed; a socket of another mode, or a file that is not a socket, is refused
+    /// in one line and left where it is.
+    @Test func aSocketOfTheWrongModeIsRefusedAtStart() async throws { try await onOwnThread { try Self.wrongSocket() } }
+
+    static func wrongSocket() throws {
+        let temporary = TemporaryDirectory(); defer { temporary.remove() }
+        let (data, _) = try Self.makeData(temporary)
+        let socket = data + "/sandhi.sock"
+        try Self.leaveSocket(at: socket, mode: 0o666)
+        let open = try SandhiBinary.run(["serve", "--data", data])
+        #expect(open.status != 0 && open.stderr.contains("a socket of mode 666") && open.stderr.split(separator: "\n").count == 1, "\(open.stderr)")
+        #expect(access(socket, F_OK) == 0, "left where it was")
+        unlink(socket)
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: socket))
+        let file = try SandhiBinary.run(["serve", "--data", data])
+        #expect(file.status != 0 && file.stderr.contains("is not a socket"), "\(file.stderr)")
+        #expect(try String(contentsOfFile: socket, encoding: .utf8) == "notes", "not deleted")
+        unlink(socket)
+        try Self.leaveSocket(at: socket, mode: 0o600)
+        let server = try Self.serve(data)
+        server.signal(SIGTERM)
+        #expect(server.wait() == 0, "a stale 0600 socket is this service's own, and replaced")
+    }
+
+    /// A unix socket file at `path`, bound and closed (as a dead process leaves it), of `mode`.
+    static func leaveSocket(at path: String, mode: mode_t) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8CString)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in bytes.withUnsafeBytes { raw.copyMemory(from: $0) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, mode) == 0 else { throw RawHTTP.Failure(description: "bind \(path): \(String(cString: strerror(errno)))") }
+    }
+
     /// A keyed request, the service killed (SIGKILL, no drain), the same request again to the
     /// next run of the service: the first transaction's answer, and the money moved once.
     @Test func anIdempotencyKeySurvivesAKillOfTheService() async throws { try await onOwnThread { try Self.anIdempotencyKeySurvivesAKillOfTheService() } }

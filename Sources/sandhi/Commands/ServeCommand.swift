@@ -68,6 +68,8 @@ struct ServeCommand: AsyncParsableCommand {
             }
             // The workload's accounts are read before the node opens the banks for itself.
             let lock = try directory.lock()
+            // Before anything starts: what lies at the socket's path is refused, or removed if it is ours.
+            try SandhiServer.clearStaleSocket(options.socketPath)
             let accounts = try kind.map { _ in try LiveWorkload.readAccounts(directory: directory, configuration: directory.loadConfiguration(), logger: logger) }
             let node = try await SandhiNode.start(directory: directory, lock: lock, logger: logger, onEvent: hub.append)
             defer { node.stop(drainTimeoutMs: options.drainTimeoutMs) }
