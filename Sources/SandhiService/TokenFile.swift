@@ -116,11 +116,20 @@ public struct TokenFile: Sendable {
             }
             existing.entries.append(entry)
         }
+        let created = !FileManager.default.fileExists(atPath: path)
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LoadError.unreadable(path, why: String(cString: strerror(errno))) }
         defer { close(fd) }
         let line = Array("\(entry.role.rawValue) \(entry.name) \(entry.token)\n".utf8)
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        // The token is printed once, after this: it must be on disk (and, in a new file, its
+        // name in the directory) before anyone is told it. SyncSyscallTests watches both.
         guard written == line.count, fsync(fd) == 0 else { throw LoadError.unreadable(path, why: String(cString: strerror(errno))) }
+        if created {
+            let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard directory >= 0 else { throw LoadError.unreadable(path, why: String(cString: strerror(errno))) }
+            defer { close(directory) }
+            guard fsync(directory) == 0 else { throw LoadError.unreadable(path, why: "fsync of its directory: \(String(cString: strerror(errno)))") }
+        }
     }
 }

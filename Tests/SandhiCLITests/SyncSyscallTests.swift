@@ -66,6 +66,30 @@ struct SyncSyscallTests {
     }
 }
 
+extension SyncSyscallTests {
+    /// The files written with POSIX calls, outside the `FileSystem` interface (they need a mode
+    /// of 0600 it cannot ask for): the audit trail's key pair and the tokens file. Each is
+    /// fsynced, and then its directory, before anything else is synced: the next sync after
+    /// the last file's is its directory's.
+    @Test func theAuditKeyAndTheTokensFileAreSyncedWithTheirNames() throws {
+        let temporary = TemporaryDirectory("sandhi-strace"); defer { temporary.remove() }
+        let data = Strace.realPath(temporary.path) + "/data"
+        let initialised = try Strace.syncs(of: ["init", "--data", data, "--banks", "hdfc,sbi", "--accounts", "3"],
+                                           environment: [:], output: temporary.appending("strace-init.out"))
+        let key = initialised.firstIndex(of: Call(name: "fsync", path: data + "/audit.key"))
+        let pub = initialised.firstIndex(of: Call(name: "fsync", path: data + "/audit.pub"))
+        #expect(key != nil && pub != nil, "the key files are fsynced: \(initialised)")
+        if let key, let pub {
+            #expect(key < pub && initialised.indices.contains(pub + 1) && initialised[pub + 1] == Call(name: "fsync", path: data),
+                    "the directory next, before anything else: \(initialised[key...].prefix(4))")
+        }
+        let added = try Strace.syncs(of: ["token", "add", "grafana", "--role", "viewer", "--data", data],
+                                     environment: [:], output: temporary.appending("strace-token.out"))
+        #expect(added == [Call(name: "fsync", path: data + "/tokens"), Call(name: "fsync", path: data)],
+                "the new tokens file, then its directory: \(added)")
+    }
+}
+
 /// strace, when the machine has it and lets it trace.
 enum Strace {
     static let path: String? = {
