@@ -77,7 +77,7 @@ public enum SandhiServer {
         let metrics = MetricsEndpoint(node: node, hub: hub)
         let following = Task { await metrics.metrics.follow() }
         defer { following.cancel() }
-        let user = String(cString: getpwuid(geteuid())?.pointee.pw_name ?? strdup("uid \(geteuid())"))
+        let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
         let unixRole: Role = options.allowFaults ? .chaos : .operator
 
         try clearStaleSocket(options.socketPath)

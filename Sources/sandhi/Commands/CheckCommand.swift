@@ -44,13 +44,9 @@ struct CheckCommand: AsyncParsableCommand {
                     notes: audit.notes,
                     deadlocks: deadlocks ? journal ?? DeadlockJournal(deadlocks: [], total: 0) : nil)))
             } else {
-                print(pad("participant", 12) + pad("accounts", 10, right: true) + pad("total", 22, right: true)
-                      + pad("prepared", 10, right: true) + pad("locks", 7, right: true) + pad("committed", 11, right: true) + pad("reports", 9, right: true))
-                for bank in audit.banks {
-                    print(pad(bank.participant.name, 12) + pad(String(bank.accounts), 10, right: true) + pad(bank.total.description, 22, right: true)
-                          + pad(String(bank.prepared.count), 10, right: true) + pad(String(bank.lockedAccounts.count), 7, right: true)
-                          + pad(String(bank.committedBranches), 11, right: true) + pad(String(bank.reports), 9, right: true))
-                }
+                Self.printBanks(audit.banks.map {
+                    ($0.participant.name, $0.accounts, $0.total, $0.prepared.count, $0.lockedAccounts.count, $0.committedBranches, $0.reports)
+                })
                 print("minted: \(audit.minted.value)")
                 print("total: \(audit.total.value)")
                 switch audit.logSource {
@@ -68,6 +64,17 @@ struct CheckCommand: AsyncParsableCommand {
                 if deadlocks { printDeadlocks(journal) }
             }
             return audit.passed ? 0 : 1
+        }
+    }
+
+    /// The per-bank table, at rest or from a service's live check.
+    static func printBanks(_ banks: [(name: String, accounts: Int, total: Paise, prepared: Int, locks: Int, committed: Int, reports: Int)]) {
+        print(pad("participant", 12) + pad("accounts", 10, right: true) + pad("total", 22, right: true)
+              + pad("prepared", 10, right: true) + pad("locks", 7, right: true) + pad("committed", 11, right: true) + pad("reports", 9, right: true))
+        for bank in banks {
+            print(pad(bank.name, 12) + pad(String(bank.accounts), 10, right: true) + pad(bank.total.description, 22, right: true)
+                  + pad(String(bank.prepared), 10, right: true) + pad(String(bank.locks), 7, right: true)
+                  + pad(String(bank.committed), 11, right: true) + pad(String(bank.reports), 9, right: true))
         }
     }
 

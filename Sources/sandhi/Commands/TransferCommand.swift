@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SandhiEngine
 import SandhiRuntime
+import SandhiService
 
 struct TransferCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,7 +60,7 @@ struct TransferCommand: AsyncParsableCommand {
             let node = try await SandhiNode.start(directory: directory, logger: common.makeLogger())
             defer { node.stop() }
             let result = try await node.driver.transfer(branches)
-            let readsSeen = Self.reads(of: branches, observed: result.observed)
+            let readsSeen = TransferAPI.reads(of: branches, observed: result.observed) ?? []
             if json {
                 struct Read: Encodable { var account: String; var balance_paise: Int64; var version: UInt64; var writer: String? }
                 // `reason` is for people; `cause` (an abort cause), `refusal` (a NO vote's kind)
@@ -75,14 +76,11 @@ struct TransferCommand: AsyncParsableCommand {
                     cause: result.outcome.abortCause?.rawValue, refusal: result.outcome.refusal?.code,
                     transient: result.outcome.abortCause?.isTransient,
                     latency_us: result.latencyUs,
-                    reads: readsSeen.map { Read(account: $0.resource.description, balance_paise: $0.seen.balance.value,
-                                                version: $0.seen.version, writer: $0.seen.writer?.description) })))
+                    reads: readsSeen.map { Read(account: "\($0.participant)/\($0.account)", balance_paise: $0.balancePaise,
+                                                version: $0.version, writer: $0.writer) })))
             } else {
                 print("\(result.transaction) \(result.outcome.label) in \(formatMicros(result.latencyUs))")
-                for read in readsSeen {
-                    print("read \(read.resource) = \(read.seen.balance) (version \(read.seen.version), "
-                          + (read.seen.writer.map { "written by \($0)" } ?? "the opening balance") + ")")
-                }
+                for read in readsSeen { print(Self.line(read)) }
             }
             if case .aborted(let reason, _, _) = result.outcome {
                 if !json { printError("sandhi: transfer aborted: \(reason)") }
@@ -165,15 +163,9 @@ struct TransferCommand: AsyncParsableCommand {
         return branches
     }
 
-    /// What each read operation saw, in the order the reads were given.
-    static func reads(of branches: [Branch], observed: [ParticipantID: [Observation]]) -> [(resource: ResourceID, seen: Observation)] {
-        var result: [(ResourceID, Observation)] = []
-        for branch in branches {
-            guard let seen = observed[branch.participant] else { continue }
-            for (operation, observation) in zip(branch.operations.filter { $0.account != nil }, seen) {
-                if case .read(let account) = operation { result.append((ResourceID(participant: branch.participant, account: account), observation)) }
-            }
-        }
-        return result
+    /// One read as `sandhi transfer` prints it, in-process or through a service.
+    static func line(_ read: TransferAPI.ReadView) -> String {
+        "read \(read.participant)/\(read.account) = \(Paise(read.balancePaise)) (version \(read.version), "
+            + (read.writer.map { "written by \($0)" } ?? "the opening balance") + ")"
     }
 }

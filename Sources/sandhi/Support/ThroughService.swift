@@ -31,10 +31,7 @@ enum ThroughService {
             print(String(decoding: reply.body, as: UTF8.self))
         } else {
             print("\(result.transaction) \(result.outcome == "aborted" ? "aborted (\(result.reason ?? ""))" : result.outcome) in \(formatMicros(result.latencyUs))")
-            for read in result.reads ?? [] {
-                print("read \(read.participant)/\(read.account) = \(Paise(read.balancePaise)) (version \(read.version), "
-                      + (read.writer.map { "written by \($0)" } ?? "the opening balance") + ")")
-            }
+            for read in result.reads ?? [] { print(TransferCommand.line(read)) }
         }
         switch result.outcome {
         case "committed": return 0
@@ -60,13 +57,7 @@ enum ThroughService {
             print(String(decoding: reply.body, as: UTF8.self))
             return check.ok ? 0 : 1
         }
-        print(pad("participant", 12) + pad("accounts", 10, right: true) + pad("total", 22, right: true)
-              + pad("prepared", 10, right: true) + pad("locks", 7, right: true) + pad("committed", 11, right: true) + pad("reports", 9, right: true))
-        for bank in check.banks {
-            print(pad(bank.name, 12) + pad(String(bank.accounts), 10, right: true) + pad(Paise(bank.totalPaise).description, 22, right: true)
-                  + pad(String(bank.prepared), 10, right: true) + pad(String(bank.locks), 7, right: true)
-                  + pad(String(bank.committed), 11, right: true) + pad(String(bank.reports), 9, right: true))
-        }
+        CheckCommand.printBanks(check.banks.map { ($0.name, $0.accounts, Paise($0.totalPaise), $0.prepared, $0.locks, $0.committed, $0.reports) })
         print("minted: \(check.mintedPaise)")
         print("total: \(check.totalPaise)")
         print("checked live by the service on \(client.description): \(check.inFlight) transaction(s) in flight, "

@@ -7,7 +7,7 @@ import Testing
 /// outcome, never "pending" (an earlier version could answer 202 for a committed transfer: its
 /// cancelled timer woke first; the SIGTERM test of `sandhi serve` caught it under load); one
 /// still running at its deadline is nil, and goes on.
-@Suite struct DeadlineTests {
+@Suite struct PendingTransferTests {
     static func result(_ n: Int) -> TransferResult {
         TransferResult(transaction: TransactionID(epoch: 1, sequence: UInt64(n)), outcome: .committed, latencyUs: 1)
     }
